@@ -1,0 +1,596 @@
+"""Configuration: embedded defaults, a TOML file layered over them, environment and flags.
+
+Everything is validated once, at start-up, into frozen dataclasses. A bad value raises
+`ConfigError` naming the setting (`listeners.mrap.stall_timeout: ...`); the CLI turns it into one
+line on stderr and exit code 2.
+
+Layering rules: tables merge key by key; `[[buckets]]` merge by `name` and `[[mraps]]` by
+`alias` (so a file can add a bucket without repeating the seeded one); every other array
+(routes, credentials, alpn, faults) replaces the default wholesale.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import tomli_w
+
+from mrapsim.names import normalize_name
+from mrapsim.outcomes import DropAction
+
+DEFAULT_TOML = """\
+log_format = "text"
+workers = 1
+certs_dir = "./certs"
+
+[admin]
+address = "127.0.0.1:9901"
+
+[tls]
+key_type = "ecdsa"
+
+[listeners.mrap]
+address = "0.0.0.0:8443"
+sni = "required"
+on_missing_sni = "stall"
+on_unknown_sni = "stall"
+alpn = ["h2", "http/1.1"]
+stall_timeout = "60s"
+client_hello_timeout = "10s"
+max_client_hello = 16384
+
+[[listeners.mrap.routes]]
+match = "*.mrap.accesspoint.s3-global.amazonaws.com"
+target = "builtin"
+
+[listeners.s3]
+address = "0.0.0.0:8444"
+sni = "optional"
+on_missing_sni = "stall"
+on_unknown_sni = "stall"
+alpn = ["http/1.1"]
+stall_timeout = "60s"
+client_hello_timeout = "10s"
+max_client_hello = 16384
+
+[[listeners.s3.routes]]
+match = "s3.amazonaws.com"
+target = "builtin"
+
+[[listeners.s3.routes]]
+match = "*.s3.amazonaws.com"
+target = "builtin"
+
+[[listeners.s3.routes]]
+match = "s3.*.amazonaws.com"
+target = "builtin"
+
+[[listeners.s3.routes]]
+match = "*.s3.*.amazonaws.com"
+target = "builtin"
+
+[[listeners.s3.routes]]
+match = "localhost"
+target = "builtin"
+
+[[listeners.s3.routes]]
+match = "*.localhost"
+target = "builtin"
+
+[auth]
+mode = "sigv4"
+
+[[auth.credentials]]
+access_key = "AKIAIOSFODNN7EXAMPLE"
+secret_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+[[mraps]]
+alias = "mfzwi23gnjvgw.mrap"
+account = "123456789012"
+buckets = ["mraps3sample"]
+
+[[buckets]]
+name = "mraps3sample"
+
+[buckets.objects]
+"hello.txt" = "hello from mrapsim\\n"
+"README.md" = "This bucket sits behind the MRAP mfzwi23gnjvgw.mrap.\\n"
+"data/one.csv" = "id,name\\n1,one\\n"
+"data/two.csv" = "id,name\\n2,two\\n"
+
+[store]
+kind = "memory"
+path = "./data"
+"""
+
+REDACTED = "<redacted>"
+
+BUILTIN = "builtin"
+
+
+class ConfigError(ValueError):
+    """A configuration value that cannot be used; `setting` names it in dotted form."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Route:
+    match: str
+    target: str  # "builtin" or "tcp://host:port"
+    upstream: Address | None  # parsed from a tcp:// target, None for builtin
+
+    @property
+    def is_builtin(self) -> bool:
+        return self.upstream is None
+
+
+@dataclass(frozen=True)
+class ListenerConfig:
+    name: str
+    address: Address
+    sni_required: bool
+    on_missing_sni: DropAction
+    on_unknown_sni: DropAction
+    alpn: tuple[str, ...]
+    stall_timeout: float
+    client_hello_timeout: float
+    max_client_hello: int
+    routes: tuple[Route, ...]
+
+
+@dataclass(frozen=True)
+class Credential:
+    access_key: str
+    secret_key: str
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    mode: Literal["sigv4", "none"]
+    credentials: tuple[Credential, ...]
+
+    def secret_for(self, access_key: str) -> str | None:
+        for credential in self.credentials:
+            if credential.access_key == access_key:
+                return credential.secret_key
+        return None
+
+
+@dataclass(frozen=True)
+class MrapConfig:
+    alias: str
+    account: str
+    buckets: tuple[str, ...]
+
+    @property
+    def host(self) -> str:
+        return f"{self.alias}.accesspoint.s3-global.amazonaws.com"
+
+
+@dataclass(frozen=True)
+class SyntheticSpec:
+    keys: int
+    key_format: str
+    size: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class BucketConfig:
+    name: str
+    objects: tuple[tuple[str, bytes], ...] = ()
+    synthetic: SyntheticSpec | None = None
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    kind: Literal["memory", "sqlite"]
+    path: Path
+
+
+@dataclass(frozen=True)
+class Config:
+    admin: Address
+    listeners: tuple[ListenerConfig, ...]
+    auth: AuthConfig
+    mraps: tuple[MrapConfig, ...]
+    buckets: tuple[BucketConfig, ...]
+    store: StoreConfig
+    certs_dir: Path
+    key_type: Literal["ecdsa", "rsa"]
+    log_format: Literal["text", "json"]
+    workers: int
+    faults: tuple[Mapping[str, Any], ...] = ()
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def listener(self, name: str) -> ListenerConfig:
+        for listener in self.listeners:
+            if listener.name == name:
+                return listener
+        raise KeyError(name)
+
+
+# ---------------------------------------------------------------------------------------------
+# Layering
+
+
+def default_document() -> dict[str, Any]:
+    return tomllib.loads(DEFAULT_TOML)
+
+
+def merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
+    """Layer `overlay` over `base` (see the module comment for the rules); returns a new dict."""
+    merged = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if key in ("buckets", "mraps") and isinstance(value, list):
+            merged[key] = _merge_by(merged.get(key, []), value, "name" if key == "buckets" else "alias")
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _merge_by(base: list[Any], overlay: list[Any], key: str) -> list[Any]:
+    result = list(base)
+    for item in overlay:
+        ident = item.get(key) if isinstance(item, Mapping) else None
+        at = next((i for i, old in enumerate(result) if isinstance(old, Mapping) and old.get(key) == ident), None)
+        if at is None:
+            result.append(copy.deepcopy(item))
+        else:
+            result[at] = copy.deepcopy(item)
+    return result
+
+
+def read_toml_file(path: Path) -> dict[str, Any]:
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError("--config", f"cannot read {path}: {exc.strerror or exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from exc
+
+
+def load_config(
+    file: Path | None = None, overrides: Mapping[str, Any] | None = None
+) -> Config:
+    """Defaults, then `file`, then `overrides` (already shaped like the TOML document)."""
+    document = default_document()
+    if file is not None:
+        document = merge(document, read_toml_file(file))
+    if overrides:
+        document = merge(document, overrides)
+    return parse_config(document)
+
+
+def listen_override(spec: str) -> dict[str, Any]:
+    """`NAME=HOST:PORT` (the `--listen` flag) as a document fragment."""
+    name, sep, address = spec.partition("=")
+    if not sep or not name:
+        raise ConfigError("--listen", f"{spec!r} is not NAME=HOST:PORT")
+    parse_address(address, f"--listen {name}")
+    return {"listeners": {name: {"address": address}}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation into dataclasses
+
+
+def parse_config(document: Mapping[str, Any]) -> Config:
+    known = {
+        "admin", "listeners", "auth", "mraps", "buckets", "store", "certs_dir", "tls",
+        "log_format", "workers", "faults",
+    }
+    _reject_unknown(document, known, "")
+    listeners_doc = _table(document, "listeners", "listeners")
+    if not listeners_doc:
+        raise ConfigError("listeners", "at least one listener is needed")
+    listeners = tuple(
+        parse_listener(name, _as_table(value, f"listeners.{name}"))
+        for name, value in listeners_doc.items()
+    )
+    _reject_shared_addresses(listeners)
+    buckets = tuple(
+        parse_bucket(_as_table(b, f"buckets[{i}]"), f"buckets[{i}]")
+        for i, b in enumerate(_array(document, "buckets", "buckets"))
+    )
+    _reject_duplicates([b.name for b in buckets], "buckets", "bucket name")
+    mraps = tuple(
+        parse_mrap(_as_table(m, f"mraps[{i}]"), f"mraps[{i}]")
+        for i, m in enumerate(_array(document, "mraps", "mraps"))
+    )
+    _reject_duplicates([m.alias for m in mraps], "mraps", "alias")
+    tls_doc = _table(document, "tls", "tls")
+    _reject_unknown(tls_doc, {"key_type"}, "tls")
+    return Config(
+        admin=parse_address(_str(_table(document, "admin", "admin"), "address", "admin.address"), "admin.address"),
+        listeners=listeners,
+        auth=parse_auth(_table(document, "auth", "auth")),
+        mraps=mraps,
+        buckets=buckets,
+        store=parse_store(_table(document, "store", "store")),
+        certs_dir=Path(_str(document, "certs_dir", "certs_dir")),
+        key_type=cast(Literal["ecdsa", "rsa"], _choice(tls_doc, "key_type", "tls.key_type", ("ecdsa", "rsa"))),
+        log_format=cast(Literal["text", "json"], _choice(document, "log_format", "log_format", ("text", "json"))),
+        workers=_int(document, "workers", "workers", minimum=1, maximum=256),
+        faults=tuple(
+            _as_table(f, f"faults[{i}]") for i, f in enumerate(_array(document, "faults", "faults", required=False))
+        ),
+        raw=copy.deepcopy(dict(document)),
+    )
+
+
+LISTENER_KEYS = {
+    "address", "sni", "on_missing_sni", "on_unknown_sni", "alpn", "stall_timeout",
+    "client_hello_timeout", "max_client_hello", "routes",
+}
+
+KNOWN_ALPN = ("h2", "http/1.1")
+
+
+def parse_listener(name: str, doc: Mapping[str, Any]) -> ListenerConfig:
+    where = f"listeners.{name}"
+    if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", name):
+        raise ConfigError(where, "listener names are lower-case letters, digits, '-' and '_'")
+    _reject_unknown(doc, LISTENER_KEYS, where)
+    alpn = tuple(_str_list(doc, "alpn", f"{where}.alpn"))
+    for proto in alpn:
+        if proto not in KNOWN_ALPN:
+            raise ConfigError(f"{where}.alpn", f"{proto!r} is not served; use {' and/or '.join(KNOWN_ALPN)}")
+    if not alpn:
+        raise ConfigError(f"{where}.alpn", "offer at least one of h2, http/1.1")
+    routes = tuple(
+        parse_route(_as_table(r, f"{where}.routes[{i}]"), f"{where}.routes[{i}]")
+        for i, r in enumerate(_array(doc, "routes", f"{where}.routes"))
+    )
+    return ListenerConfig(
+        name=name,
+        address=parse_address(_str(doc, "address", f"{where}.address"), f"{where}.address"),
+        sni_required=_choice(doc, "sni", f"{where}.sni", ("required", "optional")) == "required",
+        on_missing_sni=_action(doc, "on_missing_sni", f"{where}.on_missing_sni"),
+        on_unknown_sni=_action(doc, "on_unknown_sni", f"{where}.on_unknown_sni"),
+        alpn=alpn,
+        stall_timeout=parse_duration(doc.get("stall_timeout"), f"{where}.stall_timeout"),
+        client_hello_timeout=parse_duration(doc.get("client_hello_timeout"), f"{where}.client_hello_timeout"),
+        max_client_hello=_int(doc, "max_client_hello", f"{where}.max_client_hello", minimum=512, maximum=1 << 20),
+        routes=routes,
+    )
+
+
+def parse_route(doc: Mapping[str, Any], where: str) -> Route:
+    _reject_unknown(doc, {"match", "target"}, where)
+    match = normalize_name(_str(doc, "match", f"{where}.match"))
+    labels = match.split(".")
+    if not all(re.fullmatch(r"\*|[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?", label) for label in labels):
+        raise ConfigError(f"{where}.match", f"{match!r} is not a DNS name pattern ('*' stands for one label)")
+    target = _str(doc, "target", f"{where}.target")
+    if target == BUILTIN:
+        return Route(match, target, None)
+    if target.startswith("tcp://"):
+        return Route(match, target, parse_address(target.removeprefix("tcp://"), f"{where}.target"))
+    raise ConfigError(f"{where}.target", f"{target!r} is neither 'builtin' nor 'tcp://host:port'")
+
+
+def parse_auth(doc: Mapping[str, Any]) -> AuthConfig:
+    _reject_unknown(doc, {"mode", "credentials"}, "auth")
+    credentials = []
+    for i, item in enumerate(_array(doc, "credentials", "auth.credentials", required=False)):
+        where = f"auth.credentials[{i}]"
+        table = _as_table(item, where)
+        _reject_unknown(table, {"access_key", "secret_key"}, where)
+        credentials.append(Credential(_str(table, "access_key", f"{where}.access_key"), _str(table, "secret_key", f"{where}.secret_key")))
+    mode = _choice(doc, "mode", "auth.mode", ("sigv4", "none"))
+    if mode == "sigv4" and not credentials:
+        raise ConfigError("auth.credentials", "auth mode sigv4 needs at least one key pair")
+    return AuthConfig(cast(Literal["sigv4", "none"], mode), tuple(credentials))
+
+
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+
+
+def parse_bucket(doc: Mapping[str, Any], where: str) -> BucketConfig:
+    _reject_unknown(doc, {"name", "objects", "synthetic"}, where)
+    name = _str(doc, "name", f"{where}.name")
+    if not BUCKET_NAME.fullmatch(name):
+        raise ConfigError(f"{where}.name", f"{name!r} is not a valid S3 bucket name")
+    objects_doc = doc.get("objects", {})
+    if not isinstance(objects_doc, Mapping):
+        raise ConfigError(f"{where}.objects", "must be a table of key = content")
+    objects = []
+    for key, content in objects_doc.items():
+        if not isinstance(content, str):
+            raise ConfigError(f"{where}.objects.{key}", "content must be a string")
+        objects.append((key, content.encode("utf-8")))
+    synthetic = None
+    if "synthetic" in doc:
+        spec = _as_table(doc["synthetic"], f"{where}.synthetic")
+        _reject_unknown(spec, {"keys", "key_format", "size", "seed"}, f"{where}.synthetic")
+        key_format = str(spec.get("key_format", "obj/{i:07d}"))
+        try:
+            key_format.format(i=0)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(f"{where}.synthetic.key_format", f"must format with {{i}}: {exc}") from exc
+        synthetic = SyntheticSpec(
+            keys=_int(spec, "keys", f"{where}.synthetic.keys", minimum=0, maximum=10**10),
+            key_format=key_format,
+            size=_int(spec, "size", f"{where}.synthetic.size", minimum=0, maximum=5 * 1024**4),
+            seed=_int({"seed": spec.get("seed", 0)}, "seed", f"{where}.synthetic.seed", minimum=0, maximum=2**63),
+        )
+    return BucketConfig(name, tuple(objects), synthetic)
+
+
+def parse_mrap(doc: Mapping[str, Any], where: str) -> MrapConfig:
+    _reject_unknown(doc, {"alias", "account", "buckets"}, where)
+    alias = _str(doc, "alias", f"{where}.alias")
+    if not re.fullmatch(r"[a-z0-9]{1,63}\.mrap", alias):
+        raise ConfigError(f"{where}.alias", f"{alias!r} is not an MRAP alias like 'mfzwi23gnjvgw.mrap'")
+    account = _str(doc, "account", f"{where}.account")
+    if not re.fullmatch(r"\d{12}", account):
+        raise ConfigError(f"{where}.account", "an AWS account id is 12 digits")
+    buckets = tuple(_str_list(doc, "buckets", f"{where}.buckets"))
+    if not buckets:
+        raise ConfigError(f"{where}.buckets", "an MRAP serves at least one bucket")
+    return MrapConfig(alias, account, buckets)
+
+
+def parse_store(doc: Mapping[str, Any]) -> StoreConfig:
+    _reject_unknown(doc, {"kind", "path"}, "store")
+    kind = _choice(doc, "kind", "store.kind", ("memory", "sqlite"))
+    return StoreConfig(cast(Literal["memory", "sqlite"], kind), Path(_str(doc, "path", "store.path")))
+
+
+# ---------------------------------------------------------------------------------------------
+# Scalars
+
+
+DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)?")
+DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(value: Any, where: str) -> float:
+    """`"60s"`, `"500ms"`, `"2m"` or a number of seconds, as seconds (> 0)."""
+    if isinstance(value, bool) or value is None:
+        raise ConfigError(where, "a duration such as '10s' or '500ms' is needed")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        m = DURATION.fullmatch(str(value).strip())
+        if not m:
+            raise ConfigError(where, f"{value!r} is not a duration such as '10s' or '500ms'")
+        seconds = float(m.group(1)) * DURATION_UNITS[m.group(2)]
+    if not 0 < seconds <= 7 * 86400:
+        raise ConfigError(where, f"{value!r} must be more than 0 and at most a week")
+    return seconds
+
+
+def parse_address(text: str, where: str) -> Address:
+    """`HOST:PORT` or `[IPv6]:PORT`."""
+    m = re.fullmatch(r"\[([0-9a-fA-F:.]+)\]:(\d+)|([^\s:\[\]]+):(\d+)", text.strip())
+    if not m:
+        raise ConfigError(where, f"{text!r} is not HOST:PORT")
+    host = m.group(1) or m.group(3)
+    port = int(m.group(2) or m.group(4))
+    if not 0 <= port <= 65535:
+        raise ConfigError(where, f"port {port} is out of range")
+    return Address(host, port)
+
+
+def _action(doc: Mapping[str, Any], key: str, where: str) -> DropAction:
+    try:
+        return DropAction.parse(_str(doc, key, where))
+    except ValueError as exc:
+        raise ConfigError(where, str(exc)) from exc
+
+
+def _reject_unknown(doc: Mapping[str, Any], known: set[str], where: str) -> None:
+    for key in doc:
+        if key not in known:
+            setting = f"{where}.{key}" if where else key
+            raise ConfigError(setting, f"unknown setting; known here: {', '.join(sorted(known))}")
+
+
+def _reject_duplicates(values: list[str], where: str, what: str) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ConfigError(where, f"{what} {value!r} is declared twice")
+        seen.add(value)
+
+
+def _reject_shared_addresses(listeners: tuple[ListenerConfig, ...]) -> None:
+    seen: dict[tuple[str, int], str] = {}
+    for listener in listeners:
+        key = (listener.address.host, listener.address.port)
+        if listener.address.port and key in seen:
+            raise ConfigError(f"listeners.{listener.name}.address", f"{listener.address} is also listener {seen[key]!r}'s")
+        seen[key] = listener.name
+
+
+def _as_table(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ConfigError(where, "must be a table")
+    return value
+
+
+def _table(doc: Mapping[str, Any], key: str, where: str) -> Mapping[str, Any]:
+    return _as_table(doc.get(key, {}), where)
+
+
+def _array(doc: Mapping[str, Any], key: str, where: str, required: bool = False) -> list[Any]:
+    value = doc.get(key, [])
+    if not isinstance(value, list):
+        raise ConfigError(where, "must be an array")
+    return value
+
+
+def _str(doc: Mapping[str, Any], key: str, where: str) -> str:
+    value = doc.get(key)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(where, "a non-empty string is needed")
+    return value
+
+
+def _str_list(doc: Mapping[str, Any], key: str, where: str) -> list[str]:
+    value = doc.get(key, [])
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise ConfigError(where, "must be a list of non-empty strings")
+    return list(value)
+
+
+def _choice(doc: Mapping[str, Any], key: str, where: str, allowed: tuple[str, ...]) -> str:
+    value = doc.get(key)
+    if value not in allowed:
+        raise ConfigError(where, f"{value!r} is not one of {', '.join(allowed)}")
+    return cast(str, value)
+
+
+def _int(doc: Mapping[str, Any], key: str, where: str, *, minimum: int, maximum: int) -> int:
+    value = doc.get(key)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(where, f"{value!r} is not an integer")
+    if not minimum <= value <= maximum:
+        raise ConfigError(where, f"{value} is not between {minimum} and {maximum}")
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Printing
+
+
+SECRET_KEYS = ("secret_key",)
+
+
+def redact(document: Any) -> Any:
+    """A copy of `document` with every secret replaced by REDACTED."""
+    if isinstance(document, Mapping):
+        return {k: REDACTED if k in SECRET_KEYS else redact(v) for k, v in document.items()}
+    if isinstance(document, list):
+        return [redact(v) for v in document]
+    return document
+
+
+def dump_toml(config: Config, *, show_secrets: bool = False) -> str:
+    document = dict(config.raw) if show_secrets else redact(config.raw)
+    return tomli_w.dumps(document)

@@ -1,0 +1,1 @@
+"""TLS as bytes: the sans-IO ClientHello reader, fingerprints, alerts and certificates."""
