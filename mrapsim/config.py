@@ -271,9 +271,7 @@ def read_toml_file(path: Path) -> dict[str, Any]:
         raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from exc
 
 
-def load_config(
-    file: Path | None = None, overrides: Mapping[str, Any] | None = None
-) -> Config:
+def load_config(file: Path | None = None, overrides: Mapping[str, Any] | None = None) -> Config:
     """Defaults, then `file`, then `overrides` (already shaped like the TOML document)."""
     document = default_document()
     if file is not None:
@@ -298,16 +296,24 @@ def listen_override(spec: str) -> dict[str, Any]:
 
 def parse_config(document: Mapping[str, Any]) -> Config:
     known = {
-        "admin", "listeners", "auth", "mraps", "buckets", "store", "certs_dir", "tls",
-        "log_format", "workers", "faults",
+        "admin",
+        "listeners",
+        "auth",
+        "mraps",
+        "buckets",
+        "store",
+        "certs_dir",
+        "tls",
+        "log_format",
+        "workers",
+        "faults",
     }
     _reject_unknown(document, known, "")
     listeners_doc = _table(document, "listeners", "listeners")
     if not listeners_doc:
         raise ConfigError("listeners", "at least one listener is needed")
     listeners = tuple(
-        parse_listener(name, _as_table(value, f"listeners.{name}"))
-        for name, value in listeners_doc.items()
+        parse_listener(name, _as_table(value, f"listeners.{name}")) for name, value in listeners_doc.items()
     )
     _reject_shared_addresses(listeners)
     buckets = tuple(
@@ -316,8 +322,7 @@ def parse_config(document: Mapping[str, Any]) -> Config:
     )
     _reject_duplicates([b.name for b in buckets], "buckets", "bucket name")
     mraps = tuple(
-        parse_mrap(_as_table(m, f"mraps[{i}]"), f"mraps[{i}]")
-        for i, m in enumerate(_array(document, "mraps", "mraps"))
+        parse_mrap(_as_table(m, f"mraps[{i}]"), f"mraps[{i}]") for i, m in enumerate(_array(document, "mraps", "mraps"))
     )
     _reject_duplicates([m.alias for m in mraps], "mraps", "alias")
     tls_doc = _table(document, "tls", "tls")
@@ -341,8 +346,15 @@ def parse_config(document: Mapping[str, Any]) -> Config:
 
 
 LISTENER_KEYS = {
-    "address", "sni", "on_missing_sni", "on_unknown_sni", "alpn", "stall_timeout",
-    "client_hello_timeout", "max_client_hello", "routes",
+    "address",
+    "sni",
+    "on_missing_sni",
+    "on_unknown_sni",
+    "alpn",
+    "stall_timeout",
+    "client_hello_timeout",
+    "max_client_hello",
+    "routes",
 }
 
 KNOWN_ALPN = ("h2", "http/1.1")
@@ -398,7 +410,11 @@ def parse_auth(doc: Mapping[str, Any]) -> AuthConfig:
         where = f"auth.credentials[{i}]"
         table = _as_table(item, where)
         _reject_unknown(table, {"access_key", "secret_key"}, where)
-        credentials.append(Credential(_str(table, "access_key", f"{where}.access_key"), _str(table, "secret_key", f"{where}.secret_key")))
+        credentials.append(
+            Credential(
+                _str(table, "access_key", f"{where}.access_key"), _str(table, "secret_key", f"{where}.secret_key")
+            )
+        )
     mode = _choice(doc, "mode", "auth.mode", ("sigv4", "none"))
     if mode == "sigv4" and not credentials:
         raise ConfigError("auth.credentials", "auth mode sigv4 needs at least one key pair")
@@ -522,7 +538,9 @@ def _reject_shared_addresses(listeners: tuple[ListenerConfig, ...]) -> None:
     for listener in listeners:
         key = (listener.address.host, listener.address.port)
         if listener.address.port and key in seen:
-            raise ConfigError(f"listeners.{listener.name}.address", f"{listener.address} is also listener {seen[key]!r}'s")
+            raise ConfigError(
+                f"listeners.{listener.name}.address", f"{listener.address} is also listener {seen[key]!r}'s"
+            )
         seen[key] = listener.name
 
 

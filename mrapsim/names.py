@@ -32,7 +32,7 @@ def name_matches(pattern: str, name: str) -> bool:
     got = name.split(".")
     if len(want) != len(got):
         return False
-    return all(w == "*" and g != "" or w == g for w, g in zip(want, got, strict=True))
+    return all((w == "*" and g != "") or w == g for w, g in zip(want, got, strict=True))
 
 
 def is_san_expressible(pattern: str) -> bool:

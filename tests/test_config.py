@@ -30,8 +30,12 @@ def test_defaults_match_the_spec() -> None:
     assert mrap.stall_timeout == 60 and mrap.client_hello_timeout == 10 and mrap.max_client_hello == 16384
     assert [r.match for r in mrap.routes] == ["*.mrap.accesspoint.s3-global.amazonaws.com"]
     assert [r.match for r in s3.routes] == [
-        "s3.amazonaws.com", "*.s3.amazonaws.com", "s3.*.amazonaws.com", "*.s3.*.amazonaws.com",
-        "localhost", "*.localhost",
+        "s3.amazonaws.com",
+        "*.s3.amazonaws.com",
+        "s3.*.amazonaws.com",
+        "*.s3.*.amazonaws.com",
+        "localhost",
+        "*.localhost",
     ]
     assert str(config.admin) == "127.0.0.1:9901"
     assert config.auth.mode == "sigv4"
@@ -56,7 +60,9 @@ def test_file_layers_over_defaults(tmp_path: Path) -> None:
 
 
 def test_routes_replace_wholesale() -> None:
-    doc = merge(default_document(), {"listeners": {"mrap": {"routes": [{"match": "a.example", "target": "tcp://127.0.0.1:1"}]}}})
+    doc = merge(
+        default_document(), {"listeners": {"mrap": {"routes": [{"match": "a.example", "target": "tcp://127.0.0.1:1"}]}}}
+    )
     route = parse_config(doc).listener("mrap").routes
     assert len(route) == 1 and route[0].upstream is not None and route[0].upstream.port == 1
 
@@ -71,8 +77,14 @@ def test_routes_replace_wholesale() -> None:
         ({"listeners": {"mrap": {"max_client_hello": 10}}}, "listeners.mrap.max_client_hello"),
         ({"listeners": {"mrap": {"address": "nowhere"}}}, "listeners.mrap.address"),
         ({"listeners": {"mrap": {"typo": 1}}}, "listeners.mrap.typo"),
-        ({"listeners": {"mrap": {"routes": [{"match": "a..b", "target": "builtin"}]}}}, "listeners.mrap.routes[0].match"),
-        ({"listeners": {"mrap": {"routes": [{"match": "a.b", "target": "udp://x:1"}]}}}, "listeners.mrap.routes[0].target"),
+        (
+            {"listeners": {"mrap": {"routes": [{"match": "a..b", "target": "builtin"}]}}},
+            "listeners.mrap.routes[0].match",
+        ),
+        (
+            {"listeners": {"mrap": {"routes": [{"match": "a.b", "target": "udp://x:1"}]}}},
+            "listeners.mrap.routes[0].target",
+        ),
         ({"listeners": {"s3": {"address": "0.0.0.0:8443"}}}, "listeners.s3.address"),
         ({"auth": {"mode": "basic"}}, "auth.mode"),
         ({"mraps": [{"alias": "nope", "account": "1", "buckets": ["x"]}]}, "mraps[1].alias"),
@@ -119,7 +131,9 @@ def test_printed_config_redacts_secrets_and_round_trips(tmp_path: Path) -> None:
     assert load_config(full) == config
 
 
-@pytest.mark.parametrize("text", ["stall", "reset", "close", "alert:unrecognized_name", "alert:missing_extension", "alert:handshake_failure"])
+@pytest.mark.parametrize(
+    "text", ["stall", "reset", "close", "alert:unrecognized_name", "alert:missing_extension", "alert:handshake_failure"]
+)
 def test_drop_actions_round_trip(text: str) -> None:
     assert str(DropAction.parse(text)) == text
 

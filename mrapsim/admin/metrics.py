@@ -1,0 +1,123 @@
+"""Prometheus metrics. Names start with `mrapsim_`, values are in base units (seconds, bytes) and
+every label has a bounded set of values (listener and route names come from configuration,
+operations and outcomes from fixed vocabularies)."""
+
+from __future__ import annotations
+
+import platform
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from mrapsim import __version__
+from mrapsim.edge.records import ConnectionRecord
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+SIZE_BUCKETS = (256, 512, 1024, 1536, 2048, 4096, 8192, 16384, 65536)
+
+
+class Metrics:
+    """All of mrapsim's metrics in one registry of their own (no global state)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.connections = Counter(
+            "mrapsim_connections",
+            "Connections on edge listeners, by how they ended.",
+            ["listener", "outcome"],
+            registry=r,
+        )
+        self.actions = Counter(
+            "mrapsim_connection_actions",
+            "What the edge did with each connection.",
+            ["listener", "action"],
+            registry=r,
+        )
+        self.active = Gauge(
+            "mrapsim_connections_active",
+            "Edge connections open now.",
+            ["listener"],
+            registry=r,
+        )
+        self.hello_size = Histogram(
+            "mrapsim_client_hello_size_bytes",
+            "Size of complete ClientHellos, record headers included.",
+            ["listener"],
+            buckets=SIZE_BUCKETS,
+            registry=r,
+        )
+        self.hello_first_byte = Histogram(
+            "mrapsim_client_hello_first_byte_seconds",
+            "Time from accept to the first ClientHello byte.",
+            ["listener"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.hello_duration = Histogram(
+            "mrapsim_client_hello_duration_seconds",
+            "Time from accept to a complete ClientHello.",
+            ["listener"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.handshake_duration = Histogram(
+            "mrapsim_tls_handshake_duration_seconds",
+            "TLS handshake time on builtin routes.",
+            ["listener"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.handshakes = Counter(
+            "mrapsim_tls_handshakes",
+            "Completed TLS handshakes by negotiated version and ALPN.",
+            ["listener", "version", "alpn"],
+            registry=r,
+        )
+        self.connection_bytes = Counter(
+            "mrapsim_connection_bytes",
+            "Bytes on edge connections, by direction.",
+            ["listener", "direction"],
+            registry=r,
+        )
+        self.connection_duration = Histogram(
+            "mrapsim_connection_duration_seconds",
+            "How long edge connections lasted.",
+            ["listener", "outcome"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.requests = Counter(
+            "mrapsim_s3_requests",
+            "S3 requests by operation and HTTP status.",
+            ["operation", "status"],
+            registry=r,
+        )
+        self.request_duration = Histogram(
+            "mrapsim_s3_request_duration_seconds",
+            "S3 request duration, headers in to response sent.",
+            ["operation"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.request_bytes = Counter(
+            "mrapsim_s3_request_bytes",
+            "S3 body bytes by direction.",
+            ["direction"],
+            registry=r,
+        )
+        Gauge(
+            "mrapsim_build_info",
+            "Build information; the value is always 1.",
+            ["version", "python"],
+            registry=r,
+        ).labels(__version__, platform.python_version()).set(1)
+
+    def connection_closed(self, record: ConnectionRecord) -> None:
+        self.connections.labels(record.listener, record.outcome.value).inc()
+        self.actions.labels(record.listener, record.action).inc()
+        self.connection_bytes.labels(record.listener, "received").inc(record.bytes_in)
+        self.connection_bytes.labels(record.listener, "sent").inc(record.bytes_out)
+        self.connection_duration.labels(record.listener, record.outcome.value).observe(record.duration)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,203 @@
+"""One connection on an edge listener, from accept to its record.
+
+read the ClientHello (deadline, size cap) → decide → drop or forward → record. This is the one
+place where a connection's error must not reach the listener: it is caught here, logged with its
+traceback and kept in the record, and the listener goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import trio
+
+from mrapsim.config import ListenerConfig, Route
+from mrapsim.edge.decide import Decision, PeekResult, PeekTimedOut, PeerClosed, decide
+from mrapsim.edge.drop import carry_out_drop
+from mrapsim.edge.forward import BackendError, BuiltinBackend, BuiltinSession, splice
+from mrapsim.edge.records import ConnectionRecord, tls_version_name
+from mrapsim.edge.routing import route_label
+from mrapsim.edge.streams import EdgeStream
+from mrapsim.outcomes import Outcome
+from mrapsim.tls.clienthello import ClientHello, ClientHelloReader
+from mrapsim.tls.fingerprint import ja3, ja4
+
+log = logging.getLogger("mrapsim.edge")
+
+PEEK_CHUNK = 16384
+
+
+class EdgeObserver(Protocol):
+    """Who hears about connections: metrics, logs, the record ring."""
+
+    def connection_opened(self, listener: str) -> None: ...
+
+    def hello_read(
+        self, listener: str, hello_bytes: int, first_byte_seconds: float | None, hello_seconds: float
+    ) -> None: ...
+
+    def handshake_done(self, listener: str, tls_version: str, alpn: str, seconds: float) -> None: ...
+
+    def connection_closed(self, record: ConnectionRecord) -> None: ...
+
+
+@dataclass(frozen=True)
+class Peek:
+    result: PeekResult
+    first_byte_seconds: float | None
+    seconds: float
+
+
+async def read_client_hello(stream: EdgeStream, listener: ListenerConfig) -> tuple[Peek, bytes]:
+    """Read until the reader has a verdict, the client leaves, or the deadline passes.
+
+    Returns the verdict and the exact bytes read, to be replayed to a backend.
+    """
+    reader = ClientHelloReader(max_size=listener.max_client_hello)
+    received = bytearray()
+    started = time.perf_counter()
+    first_byte: float | None = None
+    result: PeekResult | None = None
+    with trio.move_on_after(listener.client_hello_timeout):
+        while result is None:
+            try:
+                data = await stream.receive_some(PEEK_CHUNK)
+            except trio.BrokenResourceError:
+                data = b""
+            if not data:
+                result = PeerClosed(len(received))
+                break
+            if first_byte is None:
+                first_byte = time.perf_counter() - started
+            received += data
+            result = reader.feed(data)
+    if result is None:
+        result = PeekTimedOut(listener.client_hello_timeout)
+    return Peek(result, first_byte, time.perf_counter() - started), bytes(received)
+
+
+@dataclass(frozen=True)
+class ListenerRuntime:
+    """A listener's configuration with what it needs at run time."""
+
+    config: ListenerConfig
+    builtin: BuiltinBackend
+    observer: EdgeObserver
+
+
+def new_connection_id() -> str:
+    return secrets.token_hex(6)
+
+
+async def handle_connection(transport: trio.SocketStream, runtime: ListenerRuntime) -> None:
+    listener = runtime.config
+    stream = EdgeStream(transport)
+    connection_id = new_connection_id()
+    started_wall, started = time.time(), time.perf_counter()
+    peer = _peer_of(transport)
+    runtime.observer.connection_opened(listener.name)
+    session = BuiltinSession(extensions={"connection_id": connection_id, "listener": listener.name, "peer": peer})
+    hello: ClientHello | None = None
+    decision: Decision | None = None
+    error: str | None = None
+    try:
+        peek, peeked = await read_client_hello(stream, listener)
+        if isinstance(peek.result, ClientHello):
+            hello = peek.result
+            runtime.observer.hello_read(listener.name, hello.size, peek.first_byte_seconds, peek.seconds)
+        decision = decide(listener, peek.result)
+        if decision.route is not None:
+            stream.unread(peeked)
+            try:
+                await _forward(stream, decision.route, runtime, session)
+            except BackendError as exc:
+                decision = Decision(Outcome.BACKEND_ERROR, route=decision.route, reason=str(exc))
+                await stream.aclose()
+        else:
+            assert decision.drop is not None
+            await carry_out_drop(stream, decision.drop, listener.stall_timeout)
+    except Exception as exc:
+        error = f"internal error: {exc!r}"
+        log.exception("connection %s on listener %s failed", connection_id, listener.name)
+    finally:
+        with trio.CancelScope(shield=True):
+            await stream.aclose()
+        record = _record(
+            connection_id,
+            started_wall,
+            peer,
+            listener.name,
+            hello,
+            decision,
+            session,
+            stream,
+            time.perf_counter() - started,
+            error,
+        )
+        runtime.observer.connection_closed(record)
+
+
+async def _forward(stream: EdgeStream, route: Route, runtime: ListenerRuntime, session: BuiltinSession) -> None:
+    if route.upstream is not None:
+        await splice(stream, route.upstream)
+        return
+    await runtime.builtin.serve(stream, session)
+    if session.tls_version is not None and session.handshake_seconds is not None:
+        runtime.observer.handshake_done(
+            runtime.config.name, session.tls_version, session.alpn or "", session.handshake_seconds
+        )
+
+
+def _peer_of(transport: trio.SocketStream) -> str:
+    try:
+        host, port, *_ = transport.socket.getpeername()
+    except OSError:
+        return "unknown"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _record(
+    connection_id: str,
+    started_wall: float,
+    peer: str,
+    listener: str,
+    hello: ClientHello | None,
+    decision: Decision | None,
+    session: BuiltinSession,
+    stream: EdgeStream,
+    duration: float,
+    error: str | None,
+) -> ConnectionRecord:
+    if decision is None:  # cancelled while peeking: the server is shutting down
+        decision = Decision(Outcome.CLIENT_CLOSED, reason="the server shut down during the peek")
+    if decision.route is not None:
+        action = route_label(decision.route)
+    else:
+        action = str(decision.drop) if decision.drop is not None else "close"
+    reason = error or decision.reason or session.handshake_error
+    return ConnectionRecord(
+        id=connection_id,
+        start=started_wall,
+        peer=peer,
+        listener=listener,
+        sni=hello.server_name if hello else None,
+        alpn_offered=hello.alpn_names if hello else (),
+        tls_versions_offered=tuple(tls_version_name(v) for v in hello.versions_offered) if hello else (),
+        ech_offered=hello.ech_offered if hello else False,
+        ja4=ja4(hello) if hello else None,
+        ja3=ja3(hello) if hello else None,
+        client_hello_bytes=hello.size if hello else 0,
+        outcome=decision.outcome,
+        action=action,
+        reason=reason,
+        tls_version=session.tls_version,
+        alpn=session.alpn,
+        requests=session.requests,
+        bytes_in=stream.bytes_in,
+        bytes_out=stream.bytes_out,
+        duration=duration,
+    )

@@ -1,0 +1,159 @@
+"""Logs a person reads first: one line per connection, one per request, and for a dropped
+connection an explanation in words of what happened and what usually causes it.
+
+Text by default, one JSON object per line with `--log-format json`. Explanations are limited to
+one per (peer address, listener, outcome) per minute, so that a flood of identical connections
+does not flood the log.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections import OrderedDict
+from typing import Any
+
+from mrapsim.edge.records import ConnectionRecord
+from mrapsim.outcomes import Outcome
+
+EXPLAIN_INTERVAL_SECONDS = 60.0
+EXPLAIN_MEMORY = 4096  # distinct (peer, listener, outcome) keys remembered for the rate limit
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            document.update(fields)
+        if record.exc_info:
+            document["exception"] = self.formatException(record.exc_info)
+        return json.dumps(document, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
+        self.converter = time.gmtime
+
+
+def configure_logging(log_format: str, level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    root = logging.getLogger("mrapsim")
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    root.propagate = False
+
+
+def _peer_host(peer: str) -> str:
+    return peer.rsplit(":", 1)[0]
+
+
+LIKELY_CAUSES_NO_SNI = (
+    "usually a TLS-originating proxy that does not send SNI: Envoy without `auto_sni` or an "
+    "upstream `sni` (Cilium L7 TLS interception, Istio egress), nginx without "
+    "`proxy_ssl_server_name on`, HAProxy `server ... ssl` without `sni`, squid bumping at step 1, "
+    "or a client connecting to an IP literal"
+)
+
+
+def explain(record: ConnectionRecord, stall_timeout: float) -> str | None:
+    """Why a connection was not forwarded and what usually causes it, or None if it was."""
+    done = _what_was_done(record.action, stall_timeout)
+    match record.outcome:
+        case Outcome.NO_SNI:
+            return (
+                f"a ClientHello arrived on listener {record.listener!r} from {record.peer} without "
+                f"server_name (SNI); {done}. This is {LIKELY_CAUSES_NO_SNI}."
+            )
+        case Outcome.UNKNOWN_SNI:
+            return (
+                f"a ClientHello on listener {record.listener!r} from {record.peer} asked for "
+                f"{record.sni!r}, which matches no route; {done}. Check the name the client or proxy "
+                "sends (Envoy `sni`, nginx `proxy_ssl_name`, HAProxy `sni`) and the listener's routes."
+            )
+        case Outcome.NOT_TLS:
+            return (
+                f"listener {record.listener!r} got bytes from {record.peer} that are not TLS "
+                f"({record.reason}); closed. Is the client speaking plain HTTP to a TLS port?"
+            )
+        case Outcome.MALFORMED | Outcome.TOO_LARGE:
+            return f"listener {record.listener!r}: {record.reason} from {record.peer}; closed."
+        case Outcome.PEEK_TIMEOUT:
+            return (
+                f"listener {record.listener!r}: {record.peer} connected but sent {record.reason}; closed. "
+                "A health check that only opens TCP, or a client waiting for the server to speak first?"
+            )
+        case Outcome.BACKEND_ERROR:
+            return f"listener {record.listener!r}: {record.reason}."
+    return None
+
+
+def _what_was_done(action: str, stall_timeout: float) -> str:
+    if action == "stall":
+        return (
+            f"mrapsim stalled it like the MRAP edge does: no ServerHello, the connection left open "
+            f"until the client gives up (or {stall_timeout:g} s pass), so the client or proxy reports "
+            "a connect timeout (Envoy: `upstream connect error ... connection failure`, a 503)"
+        )
+    if action == "reset":
+        return "mrapsim reset the TCP connection (RST)"
+    if action == "close":
+        return "mrapsim closed the connection (FIN) without answering"
+    if action.startswith("alert:"):
+        return f"mrapsim answered with the fatal TLS alert {action.removeprefix('alert:')}"
+    return f"action {action}"
+
+
+class ExplanationLimiter:
+    """Admits one explanation per key per interval; remembers a bounded number of keys."""
+
+    def __init__(self, interval: float = EXPLAIN_INTERVAL_SECONDS, memory: int = EXPLAIN_MEMORY) -> None:
+        self.interval = interval
+        self.memory = memory
+        self._last: OrderedDict[tuple[str, ...], float] = OrderedDict()
+
+    def admit(self, key: tuple[str, ...], now: float) -> bool:
+        last = self._last.get(key)
+        if last is not None and now - last < self.interval:
+            return False
+        self._last[key] = now
+        self._last.move_to_end(key)
+        while len(self._last) > self.memory:
+            self._last.popitem(last=False)
+        return True
+
+
+def connection_line(record: ConnectionRecord) -> tuple[str, dict[str, Any]]:
+    """The per-connection log line, as text and as JSON fields."""
+    text = (
+        f"conn={record.id} listener={record.listener} peer={record.peer} "
+        f"sni={record.sni or '-'} alpn={','.join(record.alpn_offered) or '-'} "
+        f"outcome={record.outcome.value} action={record.action} "
+        f"bytes_in={record.bytes_in} bytes_out={record.bytes_out} "
+        f"duration={record.duration:.3f}s ja4={record.ja4 or '-'}"
+    )
+    return text, {"event": "connection", **record.to_json()}
+
+
+def log_connection(
+    logger: logging.Logger, limiter: ExplanationLimiter, record: ConnectionRecord, stall_timeout: float
+) -> None:
+    text, fields = connection_line(record)
+    logger.info(text, extra={"fields": fields})
+    explanation = explain(record, stall_timeout)
+    if explanation and limiter.admit(
+        (_peer_host(record.peer), record.listener, record.outcome.value), time.monotonic()
+    ):
+        logger.warning(
+            explanation,
+            extra={"fields": {"event": "explanation", "connection_id": record.id, "outcome": record.outcome.value}},
+        )

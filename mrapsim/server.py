@@ -1,0 +1,155 @@
+"""`mrapsim serve`: the edge listeners, the S3 app and the admin API in one trio process.
+
+Task tree: the root nursery holds the admin server and the connection-handler nursery; the
+accept loops live in a nursery of their own so that a shutdown can stop accepting while open
+connections drain (readiness answers 503 meanwhile), then cancel what is left.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+from hypercorn.trio.worker_context import WorkerContext
+
+from mrapsim.admin.app import ServerState, create_admin_app
+from mrapsim.config import Config, ConfigError, ListenerConfig
+from mrapsim.edge.connection import ListenerRuntime, handle_connection
+from mrapsim.edge.forward import BuiltinBackend, hypercorn_config
+from mrapsim.names import name_matches
+from mrapsim.s3.app import create_app
+from mrapsim.store.memory import MemoryStore
+from mrapsim.store.seed import seed_store
+from mrapsim.telemetry import Telemetry
+from mrapsim.tls.certs import CertificateSet, ensure_certificates
+
+log = logging.getLogger("mrapsim")
+
+DRAIN_SECONDS = 5.0
+
+
+def certificate_names(config: Config) -> list[str]:
+    """Every name a builtin route answers for: the leaf covers what a SAN can express."""
+    names: list[str] = []
+    for listener in config.listeners:
+        for route in listener.routes:
+            if route.is_builtin and route.match not in names:
+                names.append(route.match)
+    return names
+
+
+def _mint_predicate(listener: ListenerConfig) -> Callable[[str], bool]:
+    patterns = [route.match for route in listener.routes if route.is_builtin]
+    return lambda name: any(name_matches(pattern, name) for pattern in patterns)
+
+
+async def serve(
+    config: Config,
+    certificates: CertificateSet | None = None,
+    shutdown: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    certificates = certificates or ensure_certificates(config.certs_dir, certificate_names(config), config.key_type)
+    telemetry = Telemetry(config)
+    store = MemoryStore()
+    seed_store(store, config)
+    s3_app = create_app(config, store, on_request=telemetry.request_finished)
+    http = hypercorn_config()
+    worker = WorkerContext(None)
+    state = ServerState()
+    runtimes = [
+        ListenerRuntime(
+            config=listener,
+            builtin=BuiltinBackend(
+                ssl_context=certificates.server_context(listener.alpn, _mint_predicate(listener)),
+                app=s3_app,
+                http=http,
+                worker=worker,
+                handshake_timeout=listener.client_hello_timeout,
+            ),
+            observer=telemetry,
+        )
+        for listener in config.listeners
+    ]
+    async with trio.open_nursery() as root:
+        admin_stop = trio.Event()
+        state.admin = await root.start(_serve_admin, config, state, telemetry, admin_stop)
+        async with trio.open_nursery() as handlers:
+            async with trio.open_nursery() as acceptors:
+                for runtime in runtimes:
+                    state.listeners[runtime.config.name] = await acceptors.start(_serve_listener, runtime, handlers)
+                state.ready = True
+                _announce(state)
+                await (shutdown or wait_for_signal)()
+                log.info("shutting down: no new connections; draining for up to %g s", DRAIN_SECONDS)
+                state.draining = True
+                acceptors.cancel_scope.cancel()
+            await worker.terminated.set()  # idle keep-alive connections close now
+            with trio.move_on_after(DRAIN_SECONDS):
+                while telemetry.active_total:
+                    await trio.sleep(0.05)
+            handlers.cancel_scope.cancel()
+        admin_stop.set()
+
+
+async def wait_for_signal() -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("received %s", signal.Signals(signum).name)
+            return
+
+
+def _announce(state: ServerState) -> None:
+    listeners = " ".join(f"{name}={address}" for name, address in state.listeners.items())
+    log.info(
+        "mrapsim listening: %s admin=%s",
+        listeners,
+        state.admin,
+        extra={"fields": {"event": "listening", "listeners": state.listeners, "admin": state.admin}},
+    )
+
+
+async def _serve_listener(
+    runtime: ListenerRuntime, handlers: trio.Nursery, *, task_status: trio.TaskStatus[str]
+) -> None:
+    address = runtime.config.address
+    try:
+        listeners = await trio.open_tcp_listeners(address.port, host=address.host)
+    except OSError as exc:
+        raise ConfigError(
+            f"listeners.{runtime.config.name}.address", f"cannot listen on {address}: {exc.strerror or exc}"
+        ) from exc
+    host, port, *_ = listeners[0].socket.getsockname()
+    task_status.started(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    handler = functools.partial(handle_connection, runtime=runtime)
+    await trio.serve_listeners(handler, listeners, handler_nursery=handlers)
+
+
+async def _serve_admin(
+    config: Config,
+    state: ServerState,
+    telemetry: Telemetry,
+    stop: trio.Event,
+    *,
+    task_status: trio.TaskStatus[str],
+) -> None:
+    http = HypercornConfig()
+    http.bind = [str(config.admin)]
+    http.accesslog = None
+    http.errorlog = logging.getLogger("mrapsim.admin.http")
+    http.errorlog.setLevel(logging.WARNING)  # mrapsim announces its own addresses
+    app = create_admin_app(state, telemetry)
+
+    class _Status:
+        def started(self, binds: list[str] | None = None) -> None:
+            bound = (binds or [str(config.admin)])[0].removeprefix("http://")
+            task_status.started(bound)
+
+    try:
+        await hypercorn_serve(app, http, shutdown_trigger=stop.wait, task_status=_Status())  # type: ignore[arg-type]
+    except OSError as exc:
+        raise ConfigError("admin.address", f"cannot listen on {config.admin}: {exc.strerror or exc}") from exc

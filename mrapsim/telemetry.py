@@ -1,0 +1,69 @@
+"""Where connection and request events go: the record ring, the metrics and the log."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+from mrapsim.admin.metrics import Metrics
+from mrapsim.config import Config
+from mrapsim.edge.records import ConnectionRecord, RecordRing
+from mrapsim.logs import ExplanationLimiter, log_connection
+from mrapsim.s3.records import RequestRecord
+
+edge_log = logging.getLogger("mrapsim.edge")
+s3_log = logging.getLogger("mrapsim.s3")
+
+
+@dataclass
+class Telemetry:
+    config: Config
+    metrics: Metrics = field(default_factory=Metrics)
+    ring: RecordRing = field(default_factory=RecordRing)
+    limiter: ExplanationLimiter = field(default_factory=ExplanationLimiter)
+    active: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def active_total(self) -> int:
+        return sum(self.active.values())
+
+    # EdgeObserver
+
+    def connection_opened(self, listener: str) -> None:
+        self.active[listener] += 1
+        self.metrics.active.labels(listener).inc()
+
+    def hello_read(
+        self, listener: str, hello_bytes: int, first_byte_seconds: float | None, hello_seconds: float
+    ) -> None:
+        self.metrics.hello_size.labels(listener).observe(hello_bytes)
+        if first_byte_seconds is not None:
+            self.metrics.hello_first_byte.labels(listener).observe(first_byte_seconds)
+        self.metrics.hello_duration.labels(listener).observe(hello_seconds)
+
+    def handshake_done(self, listener: str, tls_version: str, alpn: str, seconds: float) -> None:
+        self.metrics.handshake_duration.labels(listener).observe(seconds)
+        self.metrics.handshakes.labels(listener, tls_version, alpn).inc()
+
+    def connection_closed(self, record: ConnectionRecord) -> None:
+        self.active[record.listener] -= 1
+        self.metrics.active.labels(record.listener).dec()
+        self.ring.add(record)
+        self.metrics.connection_closed(record)
+        stall = self.config.listener(record.listener).stall_timeout
+        log_connection(edge_log, self.limiter, record, stall)
+
+    # S3 requests
+
+    def request_finished(self, record: RequestRecord) -> None:
+        self.metrics.requests.labels(record.operation, str(record.status)).inc()
+        self.metrics.request_duration.labels(record.operation).observe(record.duration)
+        self.metrics.request_bytes.labels("received").inc(record.bytes_in)
+        self.metrics.request_bytes.labels("sent").inc(record.bytes_out)
+        text = (
+            f"conn={record.connection_id or '-'} req={record.request_id} {record.method} "
+            f"op={record.operation} bucket={record.bucket or '-'} key={record.key or '-'} "
+            f"status={record.status} error={record.error_code or '-'} duration={record.duration:.4f}s"
+        )
+        s3_log.info(text, extra={"fields": {"event": "request", **asdict(record)}})
