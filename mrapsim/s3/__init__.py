@@ -1,0 +1,12 @@
+"""The S3 data plane (SPEC §6): an ASGI app that speaks S3's REST API over a `Store`.
+
+Modules: `app` (the ASGI callable), `routing` (the dispatch table), `addressing` (host and path →
+bucket and key), `auth` (SigV4/SigV4A, sans-IO), one module per operation family (`service`,
+`bucket`, `listing`, `object`), `xml` and `errors` (rendering), `tokens` (continuation tokens).
+"""
+
+from mrapsim.s3.app import RequestHook, S3App, create_app
+from mrapsim.s3.errors import S3Error
+from mrapsim.s3.records import RequestRecord
+
+__all__ = ["RequestHook", "RequestRecord", "S3App", "S3Error", "create_app"]

@@ -1,0 +1,60 @@
+"""Everything a handler may use, passed as one value so that handler signatures stay uniform."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from mrapsim.config import Config
+from mrapsim.s3.request import RequestBody, S3Request
+from mrapsim.s3.tokens import ContinuationTokens
+from mrapsim.store import Store
+
+# The data plane reports one region; everything that names it imports it from here.
+REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class Owner:
+    id: str
+    display_name: str
+
+    @classmethod
+    def for_access_key(cls, access_key: str | None) -> Owner:
+        """A stable canonical-user-like id (64 hex digits, as S3's) per access key."""
+        seed = access_key or "anonymous"
+        return cls(hashlib.sha256(f"mrapsim owner {seed}".encode()).hexdigest(), "mrapsim")
+
+
+@dataclass(frozen=True)
+class Context:
+    request: S3Request
+    body: RequestBody
+    store: Store
+    config: Config
+    tokens: ContinuationTokens
+    now: Callable[[], dt.datetime]
+
+    @property
+    def owner(self) -> Owner:
+        access_key = self.request.auth.access_key
+        if access_key is None and self.config.auth.credentials:
+            access_key = self.config.auth.credentials[0].access_key
+        return Owner.for_access_key(access_key)
+
+    @property
+    def bucket(self) -> str:
+        """The addressed bucket; only called by bucket- and object-level handlers."""
+        bucket = self.request.target.bucket
+        if bucket is None:
+            raise RuntimeError("a bucket-level handler was routed a service-level request")
+        return bucket
+
+    @property
+    def key(self) -> str:
+        key = self.request.target.key
+        if key is None:
+            raise RuntimeError("an object-level handler was routed a bucket-level request")
+        return key

@@ -1,0 +1,176 @@
+"""ListObjectsV2 and ListObjects (v1).
+
+Both are one `Store.list_page` call (O(log n + page)) plus rendering. Wire rules, from
+research/s3-api.md §1: `Prefix`, `Name`, `MaxKeys`, `IsTruncated` always present; `Delimiter`
+and `EncodingType` only when sent; `KeyCount` counts keys and common prefixes; V2 echoes
+`StartAfter` only without a continuation token and sends `NextContinuationToken` only when
+truncated; V1 always has `Marker` and has `NextMarker` only with a delimiter and truncation.
+With `encoding-type=url` every key-like element is `quote(s, safe='/')` (so `+` → `%2B`, which
+botocore's unquote_plus decoding needs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from mrapsim.s3.context import Context
+from mrapsim.s3.errors import invalid_argument
+from mrapsim.s3.responses import S3Response, xml_response
+from mrapsim.s3.xml import document, iso_timestamp, leaf, node
+from mrapsim.store import ListPage, ObjectInfo
+
+MAX_KEYS_PER_PAGE = 1000
+MAX_KEYS_ARGUMENT = 2**31 - 1
+
+CHECKSUM_NAMES = {
+    "crc32": "CRC32",
+    "crc32c": "CRC32C",
+    "crc64nvme": "CRC64NVME",
+    "sha1": "SHA1",
+    "sha256": "SHA256",
+}
+
+
+@dataclass(frozen=True)
+class ListingParams:
+    """The parameters both list versions share, validated."""
+
+    prefix: str
+    delimiter: str
+    max_keys: int  # as requested (echoed); the page holds at most MAX_KEYS_PER_PAGE
+    url_encoded: bool
+
+    def encode(self, text: str) -> str:
+        return quote(text, safe="/") if self.url_encoded else text
+
+    @classmethod
+    def parse(cls, query: Mapping[str, str]) -> ListingParams:
+        encoding = query.get("encoding-type")
+        if encoding is not None and encoding != "url":
+            raise invalid_argument("Invalid Encoding Method specified in Request", "encoding-type", encoding)
+        return cls(
+            prefix=query.get("prefix", ""),
+            delimiter=query.get("delimiter", ""),
+            max_keys=_max_keys(query.get("max-keys")),
+            url_encoded=encoding == "url",
+        )
+
+    @property
+    def page_size(self) -> int:
+        return min(self.max_keys, MAX_KEYS_PER_PAGE)
+
+
+def _max_keys(text: str | None) -> int:
+    if text is None:
+        return MAX_KEYS_PER_PAGE
+    try:
+        value = int(text)
+    except ValueError:
+        raise invalid_argument("Provided max-keys not an integer or within integer range", "max-keys", text) from None
+    if not 0 <= value <= MAX_KEYS_ARGUMENT:
+        raise invalid_argument(
+            f"Argument maxKeys must be an integer between 0 and {MAX_KEYS_ARGUMENT}",
+            "max-keys",
+            text,
+        )
+    return value
+
+
+async def list_objects_v2(ctx: Context) -> S3Response:
+    query = ctx.request.query
+    params = ListingParams.parse(query)
+    token = query.get("continuation-token")
+    start_after = query.get("start-after", "")
+    if token is not None:
+        position = ctx.tokens.decode(ctx.bucket, token) if token else None
+        if position is None:
+            raise invalid_argument("The continuation token provided is incorrect", "continuation-token", token)
+        start_after = position
+    page = ctx.store.list_page(
+        ctx.bucket,
+        prefix=params.prefix,
+        delimiter=params.delimiter,
+        start_after=start_after,
+        max_keys=params.page_size,
+    )
+    fetch_owner = query.get("fetch-owner", "").lower() == "true"
+    children = [leaf("Name", ctx.bucket), leaf("Prefix", params.encode(params.prefix))]
+    if token is None and "start-after" in query:
+        children.append(leaf("StartAfter", params.encode(query["start-after"])))
+    if token is not None:
+        children.append(leaf("ContinuationToken", token))
+    if page.is_truncated and page.next_after is not None:
+        children.append(leaf("NextContinuationToken", ctx.tokens.encode(ctx.bucket, page.next_after)))
+    children.append(leaf("KeyCount", len(page.entries) + len(page.common_prefixes)))
+    children += _common_tail(ctx, params, page, with_owner=fetch_owner)
+    return xml_response(document("ListBucketResult", *children))
+
+
+async def list_objects_v1(ctx: Context) -> S3Response:
+    query = ctx.request.query
+    params = ListingParams.parse(query)
+    marker = query.get("marker", "")
+    page = ctx.store.list_page(
+        ctx.bucket,
+        prefix=params.prefix,
+        delimiter=params.delimiter,
+        start_after=marker,
+        max_keys=params.page_size,
+    )
+    children = [
+        leaf("Name", ctx.bucket),
+        leaf("Prefix", params.encode(params.prefix)),
+        leaf("Marker", params.encode(marker)),
+    ]
+    if params.delimiter and page.is_truncated and page.next_after is not None:
+        children.append(leaf("NextMarker", params.encode(page.next_after)))
+    children += _common_tail(ctx, params, page, with_owner=True)
+    return xml_response(document("ListBucketResult", *children))
+
+
+def _common_tail(ctx: Context, params: ListingParams, page: ListPage, *, with_owner: bool) -> list[str]:
+    children = [leaf("MaxKeys", params.max_keys)]
+    if params.delimiter:
+        children.append(leaf("Delimiter", params.encode(params.delimiter)))
+    if params.url_encoded:
+        children.append(leaf("EncodingType", "url"))
+    children.append(leaf("IsTruncated", page.is_truncated))
+    owner_xml = ""
+    if with_owner:
+        owner = ctx.owner
+        owner_xml = node("Owner", leaf("ID", owner.id), leaf("DisplayName", owner.display_name))
+    render = _contents_renderer(params.encode, owner_xml)
+    children += [render(info) for info in page.entries]
+    children += [node("CommonPrefixes", leaf("Prefix", params.encode(p))) for p in page.common_prefixes]
+    return children
+
+
+def _contents_renderer(encode: Callable[[str], str], owner_xml: str) -> Callable[[ObjectInfo], str]:
+    # Objects written in the same second share a timestamp; formatting each once per page saves
+    # a strftime per entry on bulk-loaded buckets.
+    timestamps: dict[dt.datetime, str] = {}
+
+    def render(info: ObjectInfo) -> str:
+        modified = timestamps.get(info.last_modified)
+        if modified is None:
+            modified = timestamps[info.last_modified] = iso_timestamp(info.last_modified)
+        checksums = "".join(
+            leaf("ChecksumAlgorithm", CHECKSUM_NAMES.get(name, name.upper())) for name in info.checksums
+        )
+        if checksums:
+            checksums += leaf("ChecksumType", "FULL_OBJECT")
+        return node(
+            "Contents",
+            leaf("Key", encode(info.key)),
+            leaf("LastModified", modified),
+            leaf("ETag", info.etag),
+            checksums,
+            leaf("Size", info.size),
+            owner_xml,
+            leaf("StorageClass", info.storage_class),
+        )
+
+    return render

@@ -1,0 +1,29 @@
+"""What handlers return: status, headers and a body that is either bytes or a stream of chunks.
+
+The app adds the headers every response carries (`x-amz-request-id`, `x-amz-id-2`) and sends
+it; handlers never touch ASGI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+XML_CONTENT_TYPE = "application/xml"
+
+
+@dataclass(frozen=True)
+class S3Response:
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes | Iterable[bytes] = b""
+    # For a streamed body, its length (sent as Content-Length); bytes bodies are measured.
+    content_length: int | None = None
+
+
+def xml_response(body: bytes, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> S3Response:
+    return S3Response(status, (("content-type", XML_CONTENT_TYPE), *headers), body)
+
+
+def empty_response(status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> S3Response:
+    return S3Response(status, headers, b"")

@@ -1,0 +1,127 @@
+"""The store interface and the values that cross it.
+
+Every value is a frozen dataclass: a listing page or an object's description can be handed to
+the S3 layer, logged or cached without anyone mutating it underneath.
+
+Listing is the operation that must scale (SPEC §6): `list_page` costs O(log n + page size) in
+every implementation, delimiter roll-ups included — never a scan or sort of the bucket. Its
+resume position is a plain string (`start_after`) so that stateless continuation tokens can
+carry it across restarts and replicas.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mrapsim.store.content import ContentSource
+
+
+@dataclass(frozen=True)
+class BucketInfo:
+    name: str
+    created: dt.datetime  # UTC, whole seconds
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """Everything about an object except its body: what listings and HEAD return."""
+
+    key: str
+    size: int
+    etag: str  # quoted, as on the wire: '"<md5 hex>"' (multipart: '"<hex>-<parts>"')
+    last_modified: dt.datetime  # UTC, whole seconds (HTTP dates have no finer resolution)
+    content_type: str = "binary/octet-stream"
+    metadata: Mapping[str, str] = field(default_factory=dict)  # x-amz-meta-* without the prefix
+    # Headers S3 stores with the object and returns on GET/HEAD: cache-control,
+    # content-disposition, content-encoding, content-language, expires.
+    stored_headers: Mapping[str, str] = field(default_factory=dict)
+    # Lower-case algorithm name ("crc32", "crc64nvme", "sha256", ...) → base64 value.
+    checksums: Mapping[str, str] = field(default_factory=dict)
+    storage_class: str = "STANDARD"
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    info: ObjectInfo
+    content: ContentSource
+
+
+@dataclass(frozen=True)
+class ObjectWrite:
+    """What a writer supplies; the store computes size, ETag and modification time."""
+
+    content: ContentSource
+    content_type: str = "binary/octet-stream"
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    stored_headers: Mapping[str, str] = field(default_factory=dict)
+    checksums: Mapping[str, str] = field(default_factory=dict)
+    etag: str | None = None  # given by multipart completion; else md5 of the content
+
+
+@dataclass(frozen=True)
+class ListPage:
+    """One page of a listing in key order.
+
+    `next_after` is the position to resume from (pass it back as `start_after`): the last key or
+    common prefix on the page. A common prefix as `start_after` resumes after every key under it.
+    """
+
+    entries: Sequence[ObjectInfo]
+    common_prefixes: Sequence[str]
+    is_truncated: bool
+    next_after: str | None  # None when the page is empty
+
+
+class Store(Protocol):
+    """Buckets and objects. Implementations are used from one event loop; they are synchronous
+    because the in-memory store never blocks (a database-backed store may push work to a thread
+    behind the same methods)."""
+
+    def list_buckets(self) -> Sequence[BucketInfo]:
+        """All buckets, by name."""
+        ...
+
+    def get_bucket(self, bucket: str) -> BucketInfo:
+        """Raises NoSuchBucketError."""
+        ...
+
+    def create_bucket(self, bucket: str) -> BucketInfo:
+        """Raises BucketAlreadyExistsError."""
+        ...
+
+    def delete_bucket(self, bucket: str) -> None:
+        """Raises NoSuchBucketError, BucketNotEmptyError."""
+        ...
+
+    def head_object(self, bucket: str, key: str) -> ObjectInfo:
+        """Raises NoSuchBucketError, NoSuchKeyError."""
+        ...
+
+    def get_object(self, bucket: str, key: str) -> StoredObject:
+        """Raises NoSuchBucketError, NoSuchKeyError."""
+        ...
+
+    def put_object(self, bucket: str, key: str, write: ObjectWrite) -> ObjectInfo:
+        """Creates or replaces; raises NoSuchBucketError."""
+        ...
+
+    def delete_object(self, bucket: str, key: str) -> bool:
+        """True when the key existed; raises NoSuchBucketError."""
+        ...
+
+    def list_page(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        start_after: str = "",
+        max_keys: int = 1000,
+    ) -> ListPage:
+        """Keys under `prefix` strictly after `start_after`, keys sharing a prefix up to the next
+        `delimiter` rolled up into one common prefix; at most `max_keys` entries and prefixes
+        together. Raises NoSuchBucketError."""
+        ...

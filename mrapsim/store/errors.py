@@ -1,0 +1,29 @@
+"""What a store refuses to do. The S3 layer maps each to its S3 error code in one place
+(`mrapsim.s3.errors.from_store_error`), so stores stay free of HTTP and XML."""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base class; `bucket` and `key` name what the error is about."""
+
+    def __init__(self, bucket: str, key: str | None = None) -> None:
+        super().__init__(bucket if key is None else f"{bucket}/{key}")
+        self.bucket = bucket
+        self.key = key
+
+
+class NoSuchBucketError(StoreError):
+    pass
+
+
+class NoSuchKeyError(StoreError):
+    pass
+
+
+class BucketAlreadyExistsError(StoreError):
+    pass
+
+
+class BucketNotEmptyError(StoreError):
+    pass

@@ -1,0 +1,40 @@
+"""Building the configured store and filling it from `Config.buckets` and `Config.mraps`."""
+
+from __future__ import annotations
+
+import contextlib
+
+from mrapsim.config import Config
+from mrapsim.store.base import ObjectWrite, Store
+from mrapsim.store.content import BytesContent
+from mrapsim.store.errors import BucketAlreadyExistsError
+from mrapsim.store.memory import MemoryStore
+
+
+def create_store(config: Config) -> MemoryStore:
+    """The store `config.store` asks for, seeded. Only `memory` exists so far."""
+    if config.store.kind != "memory":
+        raise NotImplementedError(f"store kind {config.store.kind!r} is not built yet")
+    store = MemoryStore()
+    seed_store(store, config)
+    return store
+
+
+def seed_store(store: Store, config: Config) -> None:
+    """Create every declared bucket with its objects, then every bucket an MRAP names but no
+    `[[buckets]]` entry declares (empty). Existing buckets are kept, so seeding is idempotent."""
+    # Synthetic buckets (`BucketConfig.synthetic`) are not generated yet; they get an empty bucket
+    # here and will get a generated ContentSource and key space later.
+    for bucket in config.buckets:
+        _ensure_bucket(store, bucket.name)
+        for key, data in bucket.objects:
+            content_type = "text/plain" if key.endswith((".txt", ".md", ".csv")) else "binary/octet-stream"
+            store.put_object(bucket.name, key, ObjectWrite(BytesContent(data), content_type=content_type))
+    for mrap in config.mraps:
+        for name in mrap.buckets:
+            _ensure_bucket(store, name)
+
+
+def _ensure_bucket(store: Store, name: str) -> None:
+    with contextlib.suppress(BucketAlreadyExistsError):
+        store.create_bucket(name)
