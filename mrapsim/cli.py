@@ -118,7 +118,20 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         document["tls"] = {"key_type": args.key_type}
     for spec in args.listen:
         document = merge(document, listen_override(spec))
+    if credentials := _env("CREDENTIALS"):
+        document = merge(document, credentials_override(credentials))
     return document
+
+
+def credentials_override(text: str) -> dict[str, Any]:
+    """`MRAPSIM_CREDENTIALS=ACCESS:SECRET[,ACCESS:SECRET]` (kept out of argv: it holds secrets)."""
+    pairs = []
+    for item in text.split(","):
+        access, sep, secret = item.strip().partition(":")
+        if not sep or not access or not secret:
+            raise ConfigError("MRAPSIM_CREDENTIALS", "must be ACCESS_KEY:SECRET_KEY pairs separated by commas")
+        pairs.append({"access_key": access, "secret_key": secret})
+    return {"auth": {"credentials": pairs}}
 
 
 def config_from(args: argparse.Namespace) -> Config:

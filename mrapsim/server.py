@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import random
 import signal
 from collections.abc import Awaitable, Callable
 
@@ -21,6 +22,7 @@ from mrapsim.admin.app import ServerState, create_admin_app
 from mrapsim.config import Config, ConfigError, ListenerConfig
 from mrapsim.edge.connection import ListenerRuntime, handle_connection
 from mrapsim.edge.forward import BuiltinBackend, hypercorn_config
+from mrapsim.faults import FaultError, FaultSet
 from mrapsim.names import name_matches
 from mrapsim.s3.app import create_app
 from mrapsim.store.memory import MemoryStore
@@ -55,6 +57,10 @@ async def serve(
 ) -> None:
     certificates = certificates or ensure_certificates(config.certs_dir, certificate_names(config), config.key_type)
     telemetry = Telemetry(config)
+    try:
+        faults = FaultSet.from_documents(config.faults)
+    except FaultError as exc:
+        raise ConfigError("faults", str(exc)) from exc
     store = MemoryStore()
     seed_store(store, config)
     s3_app = create_app(config, store, on_request=telemetry.request_finished)
@@ -72,12 +78,14 @@ async def serve(
                 handshake_timeout=listener.client_hello_timeout,
             ),
             observer=telemetry,
+            faults=faults,
+            rng=random.Random(),
         )
         for listener in config.listeners
     ]
     async with trio.open_nursery() as root:
         admin_stop = trio.Event()
-        state.admin = await root.start(_serve_admin, config, state, telemetry, admin_stop)
+        state.admin = await root.start(_serve_admin, config, state, telemetry, faults, admin_stop)
         async with trio.open_nursery() as handlers:
             async with trio.open_nursery() as acceptors:
                 for runtime in runtimes:
@@ -133,6 +141,7 @@ async def _serve_admin(
     config: Config,
     state: ServerState,
     telemetry: Telemetry,
+    faults: FaultSet,
     stop: trio.Event,
     *,
     task_status: trio.TaskStatus[str],
@@ -142,7 +151,7 @@ async def _serve_admin(
     http.accesslog = None
     http.errorlog = logging.getLogger("mrapsim.admin.http")
     http.errorlog.setLevel(logging.WARNING)  # mrapsim announces its own addresses
-    app = create_admin_app(state, telemetry)
+    app = create_admin_app(state, telemetry, faults)
 
     class _Status:
         def started(self, binds: list[str] | None = None) -> None:

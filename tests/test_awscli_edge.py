@@ -24,7 +24,10 @@ def aws(server: MrapsimProcess, *args: str, secret: str = SECRET_KEY) -> subproc
     }
     return subprocess.run(
         ["aws", "--endpoint-url", f"https://localhost:{server.port('s3')}", "--ca-bundle", str(server.ca), *args],
-        capture_output=True, text=True, timeout=60, env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
 
 

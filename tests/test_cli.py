@@ -104,3 +104,12 @@ def test_certs_creates_and_reuses(tmp_path: Path) -> None:
     ca = (tmp_path / "certs" / "ca.pem").read_bytes()
     again = mrapsim("certs", "--certs-dir", str(tmp_path / "certs"))
     assert again.returncode == 0 and (tmp_path / "certs" / "ca.pem").read_bytes() == ca
+
+
+def test_credentials_from_the_environment() -> None:
+    shown = mrapsim("config", "--show-secrets", env={"MRAPSIM_CREDENTIALS": "AKIAEXAMPLE2:secret/two+x"})
+    assert shown.returncode == 0, shown.stderr
+    assert tomllib.loads(shown.stdout)["auth"]["credentials"] == [
+        {"access_key": "AKIAEXAMPLE2", "secret_key": "secret/two+x"}
+    ]
+    assert_one_line_error(mrapsim("config", env={"MRAPSIM_CREDENTIALS": "nocolon"}), "MRAPSIM_CREDENTIALS")

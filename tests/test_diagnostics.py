@@ -48,7 +48,9 @@ def test_missing_sni_is_explained_once_per_peer_per_minute(start_server: Any) ->
     server = start_server()
     s_client = subprocess.Popen(
         ["openssl", "s_client", "-connect", f"127.0.0.1:{server.port('mrap')}", "-noservername"],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     time.sleep(0.5)
     s_client.kill()
@@ -95,7 +97,12 @@ def test_metrics_parse_and_agree_with_connections(start_server: Any) -> None:
         sock.recv(10)
     wait_until(lambda: len(server.connections(limit=1000)) == 6)
     records = Counter((r["listener"], r["outcome"]) for r in server.connections(limit=1000))
-    assert records == {("mrap", "forwarded"): 3, ("mrap", "no_sni"): 1, ("mrap", "unknown_sni"): 1, ("s3", "not_tls"): 1}
+    assert records == {
+        ("mrap", "forwarded"): 3,
+        ("mrap", "no_sni"): 1,
+        ("mrap", "unknown_sni"): 1,
+        ("s3", "not_tls"): 1,
+    }
     metrics = {
         (dict(labels)["listener"], dict(labels)["outcome"]): value
         for labels, value in counter_values(server, "mrapsim_connections_total").items()
@@ -111,7 +118,9 @@ def probe(*args: str, timeout: float = 20) -> tuple[int, dict[str, Any], float]:
     started = time.monotonic()
     result = subprocess.run(
         [sys.executable, "-m", "mrapsim.cli", "probe", *args, "--json"],
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     return result.returncode, json.loads(result.stdout), time.monotonic() - started
 
@@ -134,7 +143,9 @@ def test_probe_reports_a_verified_handshake(mrapsim: MrapsimProcess) -> None:
 
 
 def test_probe_says_when_the_certificate_is_not_trusted(mrapsim: MrapsimProcess) -> None:
-    code, report, _ = probe("https://localhost", "--connect", f"127.0.0.1:{mrapsim.port('s3')}", "--sni", "other.example")
+    code, report, _ = probe(
+        "https://localhost", "--connect", f"127.0.0.1:{mrapsim.port('s3')}", "--sni", "other.example"
+    )
     assert code == 9 and report["outcome"] == "untrusted" and report["verify_error"]
 
 

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from mrapsim.config import redact
+from mrapsim.faults import FaultError, FaultSet, parse_fault
 from mrapsim.edge.records import RecordQuery
 from mrapsim.outcomes import Outcome
 from mrapsim.telemetry import Telemetry
@@ -34,7 +35,7 @@ class BadQuery(ValueError):
     pass
 
 
-def create_admin_app(state: ServerState, telemetry: Telemetry) -> Starlette:
+def create_admin_app(state: ServerState, telemetry: Telemetry, faults: FaultSet) -> Starlette:
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")
 
@@ -59,8 +60,38 @@ def create_admin_app(state: ServerState, telemetry: Telemetry) -> Starlette:
             media_type="application/json",
         )
 
+    def fault_list() -> Response:
+        return JSONResponse([fault.to_json() for fault in faults.all()])
+
+    async def read_json(request: Request) -> object:
+        try:
+            return json.loads(await request.body())
+        except ValueError as exc:
+            raise FaultError(f"the body is not JSON: {exc}") from exc
+
+    async def faults_endpoint(request: Request) -> Response:
+        try:
+            if request.method == "PUT":
+                documents = await read_json(request)
+                if not isinstance(documents, list):
+                    raise FaultError("PUT /faults takes a JSON list of faults")
+                faults.replace([parse_fault(d, f"faults[{i}]") for i, d in enumerate(documents)])
+            elif request.method == "POST":
+                fault_id = faults.add(parse_fault(await read_json(request)))
+                return JSONResponse({"id": fault_id}, status_code=201)
+        except FaultError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return fault_list()
+
+    async def fault_endpoint(request: Request) -> Response:
+        if faults.remove(request.path_params["fault_id"]):
+            return Response(status_code=204)
+        return JSONResponse({"error": "no such fault"}, status_code=404)
+
     return Starlette(
         routes=[
+            Route("/faults", faults_endpoint, methods=["GET", "PUT", "POST"]),
+            Route("/faults/{fault_id}", fault_endpoint, methods=["DELETE"]),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", metrics),

@@ -8,6 +8,7 @@ traceback and kept in the record, and the listener goes on.
 from __future__ import annotations
 
 import logging
+import random
 import secrets
 import time
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from mrapsim.edge.forward import BackendError, BuiltinBackend, BuiltinSession, s
 from mrapsim.edge.records import ConnectionRecord, tls_version_name
 from mrapsim.edge.routing import route_label
 from mrapsim.edge.streams import EdgeStream
+from mrapsim.edge.toxics import ToxicStream
+from mrapsim.faults import FaultSet
 from mrapsim.outcomes import Outcome
 from mrapsim.tls.clienthello import ClientHello, ClientHelloReader
 from mrapsim.tls.fingerprint import ja3, ja4
@@ -87,6 +90,8 @@ class ListenerRuntime:
     config: ListenerConfig
     builtin: BuiltinBackend
     observer: EdgeObserver
+    faults: FaultSet
+    rng: random.Random
 
 
 def new_connection_id() -> str:
@@ -142,10 +147,12 @@ async def handle_connection(transport: trio.SocketStream, runtime: ListenerRunti
 
 
 async def _forward(stream: EdgeStream, route: Route, runtime: ListenerRuntime, session: BuiltinSession) -> None:
+    toxics = runtime.faults.toxics_for(runtime.config.name, route.match, runtime.rng)
+    client: trio.abc.HalfCloseableStream = ToxicStream(stream, toxics, runtime.rng) if toxics else stream
     if route.upstream is not None:
-        await splice(stream, route.upstream)
+        await splice(client, route.upstream)
         return
-    await runtime.builtin.serve(stream, session)
+    await runtime.builtin.serve(client, session)
     if session.tls_version is not None and session.handshake_seconds is not None:
         runtime.observer.handshake_done(
             runtime.config.name, session.tls_version, session.alpn or "", session.handshake_seconds

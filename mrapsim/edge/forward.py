@@ -108,6 +108,7 @@ def hypercorn_config() -> HypercornConfig:
     config.keep_alive_max_requests = 10_000_000
     config.keep_alive_timeout = 20
     config.include_server_header = False  # the S3 app says `Server: AmazonS3`
+    config.read_timeout = 120  # a client that stops sending mid-request costs one connection, for a while
     return config
 
 
