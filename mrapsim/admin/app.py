@@ -12,8 +12,8 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 from mrapsim.config import redact
-from mrapsim.faults import FaultError, FaultSet, parse_fault
 from mrapsim.edge.records import RecordQuery
+from mrapsim.faults import FaultError, FaultSet, parse_fault
 from mrapsim.outcomes import Outcome
 from mrapsim.telemetry import Telemetry
 
