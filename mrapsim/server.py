@@ -160,5 +160,12 @@ async def _serve_admin(
 
     try:
         await hypercorn_serve(app, http, shutdown_trigger=stop.wait, task_status=_Status())  # type: ignore[arg-type]
-    except OSError as exc:
-        raise ConfigError("admin.address", f"cannot listen on {config.admin}: {exc.strerror or exc}") from exc
+    except* OSError as group:
+        raise ConfigError("admin.address", f"cannot listen on {config.admin}: {_first_reason(group)}") from None
+
+
+def _first_reason(group: BaseExceptionGroup[OSError]) -> str:
+    error: BaseException = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return (error.strerror if isinstance(error, OSError) else None) or str(error)

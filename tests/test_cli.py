@@ -113,3 +113,15 @@ def test_credentials_from_the_environment() -> None:
         {"access_key": "AKIAEXAMPLE2", "secret_key": "secret/two+x"}
     ]
     assert_one_line_error(mrapsim("config", env={"MRAPSIM_CREDENTIALS": "nocolon"}), "MRAPSIM_CREDENTIALS")
+
+
+def test_admin_port_in_use(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = mrapsim(
+            "serve", "--certs-dir", str(tmp_path / "c"), "--admin", f"127.0.0.1:{port}",
+            "--listen", "mrap=127.0.0.1:0", "--listen", "s3=127.0.0.1:0",
+        )
+    assert_one_line_error(result, "admin.address", str(port), "in use")
