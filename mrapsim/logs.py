@@ -15,7 +15,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from mrapsim.edge.records import ConnectionRecord
+from mrapsim.edge.records import ConnectionRecord, Refusal
 from mrapsim.outcomes import Outcome
 
 EXPLAIN_INTERVAL_SECONDS = 60.0
@@ -65,9 +65,9 @@ LIKELY_CAUSES_NO_SNI = (
 )
 
 
-def explain(record: ConnectionRecord, stall_timeout: float) -> str | None:
-    """Why a connection was not forwarded and what usually causes it, or None if it was."""
-    done = _what_was_done(record.action, stall_timeout)
+def explain(record: Refusal, stall_timeout: float) -> str | None:
+    """Why a connection is not forwarded and what usually causes it, in words."""
+    done = _what_is_done(record.action, stall_timeout)
     match record.outcome:
         case Outcome.NO_SNI:
             return (
@@ -83,13 +83,13 @@ def explain(record: ConnectionRecord, stall_timeout: float) -> str | None:
         case Outcome.NOT_TLS:
             return (
                 f"listener {record.listener!r} got bytes from {record.peer} that are not TLS "
-                f"({record.reason}); closed. Is the client speaking plain HTTP to a TLS port?"
+                f"({record.reason}); {done}. Is the client speaking plain HTTP to a TLS port?"
             )
         case Outcome.MALFORMED | Outcome.TOO_LARGE:
-            return f"listener {record.listener!r}: {record.reason} from {record.peer}; closed."
+            return f"listener {record.listener!r}: {record.reason} from {record.peer}; {done}."
         case Outcome.PEEK_TIMEOUT:
             return (
-                f"listener {record.listener!r}: {record.peer} connected but sent {record.reason}; closed. "
+                f"listener {record.listener!r}: {record.peer} connected but sent {record.reason}; {done}. "
                 "A health check that only opens TCP, or a client waiting for the server to speak first?"
             )
         case Outcome.BACKEND_ERROR:
@@ -97,19 +97,19 @@ def explain(record: ConnectionRecord, stall_timeout: float) -> str | None:
     return None
 
 
-def _what_was_done(action: str, stall_timeout: float) -> str:
+def _what_is_done(action: str, stall_timeout: float) -> str:
     if action == "stall":
         return (
-            f"mrapsim stalled it like the MRAP edge does: no ServerHello, the connection left open "
+            f"mrapsim stalls it like the MRAP edge does: no ServerHello, the connection left open "
             f"until the client gives up (or {stall_timeout:g} s pass), so the client or proxy reports "
             "a connect timeout (Envoy: `upstream connect error ... connection failure`, a 503)"
         )
     if action == "reset":
-        return "mrapsim reset the TCP connection (RST)"
+        return "mrapsim resets the TCP connection (RST)"
     if action == "close":
-        return "mrapsim closed the connection (FIN) without answering"
+        return "mrapsim closes the connection (FIN) without answering"
     if action.startswith("alert:"):
-        return f"mrapsim answered with the fatal TLS alert {action.removeprefix('alert:')}"
+        return f"mrapsim answers with the fatal TLS alert {action.removeprefix('alert:')}"
     return f"action {action}"
 
 
@@ -144,16 +144,24 @@ def connection_line(record: ConnectionRecord) -> tuple[str, dict[str, Any]]:
     return text, {"event": "connection", **record.to_json()}
 
 
-def log_connection(
-    logger: logging.Logger, limiter: ExplanationLimiter, record: ConnectionRecord, stall_timeout: float
-) -> None:
+def log_connection(logger: logging.Logger, record: ConnectionRecord) -> None:
     text, fields = connection_line(record)
     logger.info(text, extra={"fields": fields})
-    explanation = explain(record, stall_timeout)
-    if explanation and limiter.admit(
-        (_peer_host(record.peer), record.listener, record.outcome.value), time.monotonic()
-    ):
+
+
+def log_refusal(logger: logging.Logger, limiter: ExplanationLimiter, refusal: Refusal, stall_timeout: float) -> None:
+    """The explanation of a refused connection, once per (peer address, listener, outcome) per minute."""
+    explanation = explain(refusal, stall_timeout)
+    key = (_peer_host(refusal.peer), refusal.listener, refusal.outcome.value)
+    if explanation and limiter.admit(key, time.monotonic()):
         logger.warning(
             explanation,
-            extra={"fields": {"event": "explanation", "connection_id": record.id, "outcome": record.outcome.value}},
+            extra={
+                "fields": {
+                    "event": "explanation",
+                    "connection_id": refusal.connection_id,
+                    "outcome": refusal.outcome.value,
+                    "action": refusal.action,
+                }
+            },
         )

@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass, field
 
 from mrapsim.admin.metrics import Metrics
 from mrapsim.config import Config
-from mrapsim.edge.records import ConnectionRecord, RecordRing
-from mrapsim.logs import ExplanationLimiter, log_connection
+from mrapsim.edge.records import ConnectionRecord, RecordRing, Refusal
+from mrapsim.logs import ExplanationLimiter, log_connection, log_refusal
 from mrapsim.s3.records import RequestRecord
 
 edge_log = logging.getLogger("mrapsim.edge")
@@ -46,13 +46,15 @@ class Telemetry:
         self.metrics.handshake_duration.labels(listener).observe(seconds)
         self.metrics.handshakes.labels(listener, tls_version, alpn).inc()
 
+    def connection_refused(self, refusal: Refusal) -> None:
+        log_refusal(edge_log, self.limiter, refusal, self.config.listener(refusal.listener).stall_timeout)
+
     def connection_closed(self, record: ConnectionRecord) -> None:
         self.active[record.listener] -= 1
         self.metrics.active.labels(record.listener).dec()
         self.ring.add(record)
         self.metrics.connection_closed(record)
-        stall = self.config.listener(record.listener).stall_timeout
-        log_connection(edge_log, self.limiter, record, stall)
+        log_connection(edge_log, record)
 
     # S3 requests
 

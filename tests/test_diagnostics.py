@@ -62,7 +62,7 @@ def test_missing_sni_is_explained_once_per_peer_per_minute(start_server: Any) ->
     wait_until(lambda: connections_total(server, "mrap", "no_sni") == 1)
     wait_until(lambda: len(explanations(server)) == 1)
     explanation = explanations(server)[0]
-    for words in ("server_name", "mrap", "stalled", "auto_sni", "proxy_ssl_server_name", "HAProxy", "IP literal"):
+    for words in ("server_name", "mrap", "stalls", "auto_sni", "proxy_ssl_server_name", "HAProxy", "IP literal"):
         assert words in explanation["message"], words
     connection_lines = [line for line in server.logs() if line.get("event") == "connection"]
     assert connection_lines[-1]["outcome"] == "no_sni" and connection_lines[-1]["action"] == "stall"

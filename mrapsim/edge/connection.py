@@ -20,7 +20,7 @@ from mrapsim.config import ListenerConfig, Route
 from mrapsim.edge.decide import Decision, PeekResult, PeekTimedOut, PeerClosed, decide
 from mrapsim.edge.drop import carry_out_drop
 from mrapsim.edge.forward import BackendError, BuiltinBackend, BuiltinSession, splice
-from mrapsim.edge.records import ConnectionRecord, tls_version_name
+from mrapsim.edge.records import ConnectionRecord, Refusal, tls_version_name
 from mrapsim.edge.routing import route_label
 from mrapsim.edge.streams import EdgeStream
 from mrapsim.edge.toxics import ToxicStream
@@ -44,6 +44,8 @@ class EdgeObserver(Protocol):
     ) -> None: ...
 
     def handshake_done(self, listener: str, tls_version: str, alpn: str, seconds: float) -> None: ...
+
+    def connection_refused(self, refusal: Refusal) -> None: ...
 
     def connection_closed(self, record: ConnectionRecord) -> None: ...
 
@@ -121,9 +123,11 @@ async def handle_connection(transport: trio.SocketStream, runtime: ListenerRunti
                 await _forward(stream, decision.route, runtime, session)
             except BackendError as exc:
                 decision = Decision(Outcome.BACKEND_ERROR, route=decision.route, reason=str(exc))
+                runtime.observer.connection_refused(_refusal(connection_id, listener.name, peer, hello, decision))
                 await stream.aclose()
         else:
             assert decision.drop is not None
+            runtime.observer.connection_refused(_refusal(connection_id, listener.name, peer, hello, decision))
             await carry_out_drop(stream, decision.drop, listener.stall_timeout)
     except Exception as exc:
         error = f"internal error: {exc!r}"
@@ -167,6 +171,24 @@ def _peer_of(transport: trio.SocketStream) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def _action(decision: Decision) -> str:
+    if decision.route is not None:
+        return route_label(decision.route)
+    return str(decision.drop) if decision.drop is not None else "close"
+
+
+def _refusal(connection_id: str, listener: str, peer: str, hello: ClientHello | None, decision: Decision) -> Refusal:
+    return Refusal(
+        connection_id=connection_id,
+        listener=listener,
+        peer=peer,
+        sni=hello.server_name if hello else None,
+        outcome=decision.outcome,
+        action=_action(decision),
+        reason=decision.reason,
+    )
+
+
 def _record(
     connection_id: str,
     started_wall: float,
@@ -181,10 +203,7 @@ def _record(
 ) -> ConnectionRecord:
     if decision is None:  # cancelled while peeking: the server is shutting down
         decision = Decision(Outcome.CLIENT_CLOSED, reason="the server shut down during the peek")
-    if decision.route is not None:
-        action = route_label(decision.route)
-    else:
-        action = str(decision.drop) if decision.drop is not None else "close"
+    action = _action(decision)
     reason = error or decision.reason or session.handshake_error
     return ConnectionRecord(
         id=connection_id,

@@ -60,6 +60,19 @@ class ConnectionRecord:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """A connection the edge decided not to forward, known as soon as the decision is made."""
+
+    connection_id: str
+    listener: str
+    peer: str
+    sni: str | None
+    outcome: Outcome
+    action: str
+    reason: str | None
+
+
+@dataclass(frozen=True)
 class RecordQuery:
     limit: int = 100
     outcome: Outcome | None = None
