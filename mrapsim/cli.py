@@ -115,7 +115,9 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     if args.auth:
         document["auth"] = {"mode": args.auth}
     if getattr(args, "key_type", None):
-        document["tls"] = {"key_type": args.key_type}
+        document = merge(document, {"tls": {"key_type": args.key_type}})
+    if minted_dir := _env("MINTED_DIR"):
+        document = merge(document, {"tls": {"minted_dir": minted_dir}})
     for spec in args.listen:
         document = merge(document, listen_override(spec))
     if credentials := _env("CREDENTIALS"):
@@ -158,7 +160,9 @@ def run_serve(args: argparse.Namespace) -> int:
     from mrapsim.tls.certs import ensure_certificates
 
     configure_logging(config.log_format)
-    certificates = ensure_certificates(config.certs_dir, certificate_names(config), config.key_type)
+    certificates = ensure_certificates(
+        config.certs_dir, certificate_names(config), config.key_type, minted_dir=config.minted_dir
+    )
     for warning in certificates.warnings:
         logging.getLogger("mrapsim").warning("certificates: %s", warning)
     trio.run(serve, config, certificates)
@@ -177,9 +181,9 @@ def run_certs(args: argparse.Namespace) -> int:
     config = config_from(args)
     names = certificate_names(config)
     if args.renew:
-        certificates = renew_certificates(config.certs_dir, names, config.key_type)
+        certificates = renew_certificates(config.certs_dir, names, config.key_type, minted_dir=config.minted_dir)
     else:
-        certificates = ensure_certificates(config.certs_dir, names, config.key_type)
+        certificates = ensure_certificates(config.certs_dir, names, config.key_type, minted_dir=config.minted_dir)
     sys.stdout.write(certificates.describe())
     return 0
 

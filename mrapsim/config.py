@@ -217,6 +217,7 @@ class Config:
     store: StoreConfig
     certs_dir: Path
     key_type: Literal["ecdsa", "rsa"]
+    minted_dir: Path | None
     log_format: Literal["text", "json"]
     workers: int
     faults: tuple[Mapping[str, Any], ...] = ()
@@ -312,9 +313,13 @@ def parse_config(document: Mapping[str, Any]) -> Config:
     listeners_doc = _table(document, "listeners", "listeners")
     if not listeners_doc:
         raise ConfigError("listeners", "at least one listener is needed")
-    listeners = tuple(
-        parse_listener(name, _as_table(value, f"listeners.{name}")) for name, value in listeners_doc.items()
-    )
+    parsed = [
+        (parse_listener(name, {**LISTENER_DEFAULTS, **_as_table(value, f"listeners.{name}")}), value)
+        for name, value in listeners_doc.items()
+    ]
+    listeners = tuple(listener for listener, value in parsed if value.get("enabled", True) is not False)
+    if not listeners:
+        raise ConfigError("listeners", "every listener is disabled; enable at least one")
     _reject_shared_addresses(listeners)
     buckets = tuple(
         parse_bucket(_as_table(b, f"buckets[{i}]"), f"buckets[{i}]")
@@ -326,7 +331,7 @@ def parse_config(document: Mapping[str, Any]) -> Config:
     )
     _reject_duplicates([m.alias for m in mraps], "mraps", "alias")
     tls_doc = _table(document, "tls", "tls")
-    _reject_unknown(tls_doc, {"key_type"}, "tls")
+    _reject_unknown(tls_doc, {"key_type", "minted_dir"}, "tls")
     return Config(
         admin=parse_address(_str(_table(document, "admin", "admin"), "address", "admin.address"), "admin.address"),
         listeners=listeners,
@@ -336,6 +341,7 @@ def parse_config(document: Mapping[str, Any]) -> Config:
         store=parse_store(_table(document, "store", "store")),
         certs_dir=Path(_str(document, "certs_dir", "certs_dir")),
         key_type=cast(Literal["ecdsa", "rsa"], _choice(tls_doc, "key_type", "tls.key_type", ("ecdsa", "rsa"))),
+        minted_dir=Path(_str(tls_doc, "minted_dir", "tls.minted_dir")) if "minted_dir" in tls_doc else None,
         log_format=cast(Literal["text", "json"], _choice(document, "log_format", "log_format", ("text", "json"))),
         workers=_int(document, "workers", "workers", minimum=1, maximum=256),
         faults=tuple(
@@ -345,7 +351,21 @@ def parse_config(document: Mapping[str, Any]) -> Config:
     )
 
 
+# What a listener added by a file gets for the keys it leaves out: the MRAP edge's behaviour.
+LISTENER_DEFAULTS: dict[str, Any] = {
+    "enabled": True,
+    "sni": "required",
+    "on_missing_sni": "stall",
+    "on_unknown_sni": "stall",
+    "alpn": ["h2", "http/1.1"],
+    "stall_timeout": "60s",
+    "client_hello_timeout": "10s",
+    "max_client_hello": 16384,
+    "routes": [],
+}
+
 LISTENER_KEYS = {
+    "enabled",
     "address",
     "sni",
     "on_missing_sni",
@@ -365,6 +385,8 @@ def parse_listener(name: str, doc: Mapping[str, Any]) -> ListenerConfig:
     if not re.fullmatch(r"[a-z][a-z0-9_-]{0,31}", name):
         raise ConfigError(where, "listener names are lower-case letters, digits, '-' and '_'")
     _reject_unknown(doc, LISTENER_KEYS, where)
+    if not isinstance(doc.get("enabled", True), bool):
+        raise ConfigError(f"{where}.enabled", "must be true or false")
     alpn = tuple(_str_list(doc, "alpn", f"{where}.alpn"))
     for proto in alpn:
         if proto not in KNOWN_ALPN:

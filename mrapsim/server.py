@@ -55,7 +55,9 @@ async def serve(
     certificates: CertificateSet | None = None,
     shutdown: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    certificates = certificates or ensure_certificates(config.certs_dir, certificate_names(config), config.key_type)
+    certificates = certificates or ensure_certificates(
+        config.certs_dir, certificate_names(config), config.key_type, minted_dir=config.minted_dir
+    )
     telemetry = Telemetry(config)
     try:
         faults = FaultSet.from_documents(config.faults)

@@ -532,3 +532,9 @@ def test_asking_for_rsa_over_an_ecdsa_set_warns(tmp_path: Path) -> None:
     certs = ensure_certificates(tmp_path / "certs", ROUTES, key_type="rsa")
     assert certs.key_type == "ecdsa"
     assert any("--renew" in warning and "rsa" in warning for warning in certs.warnings)
+
+
+def test_minted_leaves_can_live_in_their_own_directory(tmp_path: Path) -> None:
+    minted = tmp_path / "cache" / "minted"
+    certs = ensure_certificates(tmp_path / "certs", ["s3.*.amazonaws.com"], minted_dir=minted)
+    assert certs.paths.minted == minted

@@ -142,3 +142,26 @@ def test_drop_actions_round_trip(text: str) -> None:
 def test_bad_drop_actions(text: str) -> None:
     with pytest.raises(ValueError):
         DropAction.parse(text)
+
+
+def test_a_new_listener_gets_the_edge_defaults() -> None:
+    doc = merge(default_document(), {"listeners": {"edge2": {"address": "127.0.0.1:0"}}})
+    listener = parse_config(doc).listener("edge2")
+    assert listener.sni_required and listener.alpn == ("h2", "http/1.1") and listener.stall_timeout == 60
+    assert listener.routes == ()
+
+
+def test_a_listener_can_be_disabled() -> None:
+    config = parse_config(merge(default_document(), {"listeners": {"s3": {"enabled": False}}}))
+    assert [listener.name for listener in config.listeners] == ["mrap"]
+    with pytest.raises(ConfigError) as caught:
+        parse_config(merge(default_document(), {"listeners": {"s3": {"enabled": "no"}}}))
+    assert caught.value.setting == "listeners.s3.enabled"
+    with pytest.raises(ConfigError):
+        parse_config(merge(default_document(), {"listeners": {"s3": {"enabled": False}, "mrap": {"enabled": False}}}))
+
+
+def test_minted_dir(tmp_path: Path) -> None:
+    assert load_config().minted_dir is None
+    config = parse_config(merge(default_document(), {"tls": {"minted_dir": str(tmp_path / "m")}}))
+    assert config.minted_dir == tmp_path / "m"

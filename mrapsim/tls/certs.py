@@ -115,9 +115,14 @@ def _is_san_pattern(name: str) -> bool:
 
 @dataclass(frozen=True)
 class CertificatePaths:
-    """Where each file of a certificate set lives inside the certificates directory."""
+    """Where each file of a certificate set lives inside the certificates directory.
+
+    Minted leaves go to `minted_dir` when one is given: in a container the certificates may be
+    a read-only Secret while the minted cache needs a writable volume.
+    """
 
     directory: Path
+    minted_dir: Path | None = None
 
     @property
     def ca_certificate(self) -> Path:
@@ -137,7 +142,7 @@ class CertificatePaths:
 
     @property
     def minted(self) -> Path:
-        return self.directory / "minted"
+        return self.minted_dir or self.directory / "minted"
 
     @property
     def lock(self) -> Path:
@@ -792,7 +797,7 @@ class _Minter:
     def _store_on_disk(self, name: str, chain_pem: bytes, key_pem: bytes) -> bool:
         chain_path = self._paths.minted_chain(name)
         try:
-            self._paths.minted.mkdir(exist_ok=True)
+            self._paths.minted.mkdir(parents=True, exist_ok=True)
             if self._files_on_disk is None:
                 self._files_on_disk = sum(1 for _ in self._paths.minted.glob("*.pem"))
             is_new = not chain_path.exists()
@@ -931,10 +936,11 @@ def _load_set(
     *,
     renew: bool,
     max_minted: int,
+    minted_dir: Path | None = None,
 ) -> CertificateSet:
     if key_type not in ("ecdsa", "rsa"):
         raise CertificateError(f"key type {key_type!r} is not supported; use ecdsa or rsa")
-    paths = CertificatePaths(Path(certs_dir))
+    paths = CertificatePaths(Path(certs_dir), Path(minted_dir) if minted_dir else None)
     wanted = _wanted_names(names)
     _make_directory(paths.directory)
     with _directory_lock(paths):
@@ -966,13 +972,14 @@ def ensure_certificates(
     key_type: KeyType = "ecdsa",
     *,
     max_minted: int = DEFAULT_MAX_MINTED,
+    minted_dir: Path | None = None,
 ) -> CertificateSet:
     """Load the certificate set in `certs_dir`, creating whatever is absent.
 
     Existing files are reused, never overwritten; a broken one raises `CertificateError`.
     `names` are the route patterns; those no SAN can express are minted on demand.
     """
-    return _load_set(certs_dir, names, key_type, renew=False, max_minted=max_minted)
+    return _load_set(certs_dir, names, key_type, renew=False, max_minted=max_minted, minted_dir=minted_dir)
 
 
 def renew_certificates(
@@ -981,6 +988,7 @@ def renew_certificates(
     key_type: KeyType = "ecdsa",
     *,
     max_minted: int = DEFAULT_MAX_MINTED,
+    minted_dir: Path | None = None,
 ) -> CertificateSet:
     """Re-issue the default leaf for `names`; keep the CA unless it has expired."""
-    return _load_set(certs_dir, names, key_type, renew=True, max_minted=max_minted)
+    return _load_set(certs_dir, names, key_type, renew=True, max_minted=max_minted, minted_dir=minted_dir)
