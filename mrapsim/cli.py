@@ -96,9 +96,11 @@ def build_parser() -> OneLineParser:
         help="key type for new certificates [MRAPSIM_KEY_TYPE]",
     )
 
+    from mrapsim.load.cli import add_load_parser
     from mrapsim.probe import add_probe_parser
 
     add_probe_parser(commands)
+    add_load_parser(commands)
     return parser
 
 
@@ -203,6 +205,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mrapsim.probe import run_probe
 
             return run_probe(args)
+        if args.command == "load":
+            from mrapsim.load.cli import run_load
+
+            return run_load(args)
         raise UsageError(f"unknown command {args.command!r}")
     except UsageError as exc:
         print(f"mrapsim: error: {exc}", file=sys.stderr)

@@ -1,0 +1,103 @@
+"""The server's view of the same run: mrapsim's `/metrics` read before and after, set beside the
+harness's counts (`mrapsim load --server-metrics http://127.0.0.1:9901`).
+
+Rows compared: connections whose handshake completed (harness) vs `forwarded` connections
+(server); handshakes classed `stalled` vs connections that ended `no_sni` or `unknown_sni`; and
+for each S3 operation the harness's requests vs `mrapsim_s3_requests_total`. The objects the
+harness writes before the run (setup) are added to the harness side, since the server saw them.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from mrapsim.load import failures
+from mrapsim.load.stats import RunStats
+from mrapsim.outcomes import Outcome
+
+# Metric names as registered in mrapsim/admin/metrics.py.
+CONNECTIONS = "mrapsim_connections_total"
+S3_REQUESTS = "mrapsim_s3_requests_total"
+OPERATIONS = {"list": "ListObjectsV2", "get": "GetObject", "put": "PutObject", "head": "HeadObject"}
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+([^\s]+)')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def parse_prometheus(text: str) -> Samples:
+    samples: Samples = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        match = _SAMPLE.match(line)
+        if match is None:
+            continue
+        labels = frozenset(_LABEL.findall(match.group(2) or ""))
+        try:
+            samples[(match.group(1), labels)] = float(match.group(3))
+        except ValueError:
+            continue
+    return samples
+
+
+def fetch(admin_url: str, timeout: float = 5.0) -> Samples:
+    url = admin_url.rstrip("/")
+    if "://" not in url:
+        url = f"http://{url}"
+    with urllib.request.urlopen(f"{url}/metrics", timeout=timeout) as response:
+        return parse_prometheus(response.read().decode())
+
+
+def total(samples: Samples, name: str, **labels: str) -> float:
+    wanted = set(labels.items())
+    return sum(v for (n, ls), v in samples.items() if n == name and wanted <= ls)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    what: str
+    harness: int
+    server: int
+
+    @property
+    def difference(self) -> float:
+        """Relative difference, as a fraction of the larger count."""
+        larger = max(self.harness, self.server)
+        return abs(self.harness - self.server) / larger if larger else 0.0
+
+
+def compare(before: Samples, after: Samples, stats: RunStats) -> list[Comparison]:
+    def delta(name: str, **labels: str) -> int:
+        return round(total(after, name, **labels) - total(before, name, **labels))
+
+    setup = stats.meta.get("setup", {})
+    kinds: Mapping[str, str] = stats.meta.get("task_kinds", {})
+    rows = [
+        Comparison("connections: handshake ok / forwarded",
+                   stats.handshakes.get(failures.OK, 0) + int(setup.get("connections", 0)),
+                   delta(CONNECTIONS, outcome=Outcome.FORWARDED.value)),
+        Comparison("connections: stalled / no_sni+unknown_sni",
+                   stats.handshakes.get(failures.STALLED, 0),
+                   delta(CONNECTIONS, outcome=Outcome.NO_SNI.value)
+                   + delta(CONNECTIONS, outcome=Outcome.UNKNOWN_SNI.value)),
+    ]
+    for kind, operation in OPERATIONS.items():
+        requests = sum(t.requests for name, t in stats.tasks.items() if kinds.get(name) == kind)
+        if kind == "put":
+            requests += int(setup.get("puts", 0))
+        server = delta(S3_REQUESTS, operation=operation)
+        if requests or server:
+            rows.append(Comparison(f"requests: {operation}", requests, server))
+    return rows
+
+
+def render(rows: list[Comparison]) -> str:
+    lines = ["mrapsim /metrics over the same interval", f"  {'':<44} {'harness':>9} {'server':>9}  diff"]
+    for row in rows:
+        lines.append(f"  {row.what:<44} {row.harness:>9} {row.server:>9}  {100 * row.difference:.2f}%")
+    return "\n".join(lines) + "\n"
