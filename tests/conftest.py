@@ -31,3 +31,14 @@ def start_server(tmp_path: Path) -> Iterator[object]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def start_server_once(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MrapsimProcess]:
+    """A module's own server with short timeouts, for tests that hammer it with bad input."""
+    server = start_mrapsim(
+        tmp_path_factory.mktemp("mrapsim-once"),
+        '[listeners.mrap]\nclient_hello_timeout = "1s"\nstall_timeout = "1s"\n',
+    )
+    yield server
+    server.stop()

@@ -44,6 +44,19 @@ class BuiltinSession:
     extensions: dict[str, Any] = field(default_factory=dict)
 
 
+class EdgeTCPServer(TCPServer):
+    """hypercorn's connection driver, ending as soon as the client has gone.
+
+    Upstream keeps the connection's task group open until its idle timer (keep_alive_timeout)
+    fires even after the peer closed; the edge records a connection when it ends, so stop the
+    timer once reading is over.
+    """
+
+    async def _read_data(self) -> None:
+        await super()._read_data()
+        await self.idle_task.stop()
+
+
 @dataclass(frozen=True)
 class BuiltinBackend:
     ssl_context: ssl.SSLContext
@@ -60,7 +73,7 @@ class BuiltinBackend:
                 await tls.do_handshake()
         except trio.TooSlowError:
             session.handshake_error = f"TLS handshake not finished within {self.handshake_timeout:g} s"
-            await tls.aclose()
+            await stream.aclose()
             return
         except trio.BrokenResourceError as exc:
             session.handshake_error = f"TLS handshake failed: {exc.__cause__ or exc}"
@@ -72,19 +85,6 @@ class BuiltinBackend:
         app = _traced_app(self.app, session)
         # TCPServer calls do_handshake() again; on a finished handshake that returns at once.
         await EdgeTCPServer(wrap_app(app, self.http.wsgi_max_body_size, "asgi"), self.http, self.worker, {}, tls).run()  # type: ignore[arg-type]
-
-
-class EdgeTCPServer(TCPServer):
-    """hypercorn's connection driver, ending as soon as the client has gone.
-
-    Upstream keeps the connection's task group open until its idle timer (keep_alive_timeout)
-    fires even after the peer closed; the edge records a connection when it ends, so stop the
-    timer once reading is over.
-    """
-
-    async def _read_data(self) -> None:
-        await super()._read_data()
-        await self.idle_task.stop()
 
 
 def _traced_app(app: ASGIApp, session: BuiltinSession) -> ASGIApp:
