@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -147,8 +148,6 @@ def config_from(args: argparse.Namespace) -> Config:
             if (name := spec.partition("=")[0]) not in known:
                 raise ConfigError("--listen", f"there is no listener named {name!r}")
     config = load_config(file, overrides)
-    if config.workers > 1:
-        raise ConfigError("workers", "more than one worker process is not supported yet; use 1")
     return config
 
 
@@ -167,7 +166,13 @@ def run_serve(args: argparse.Namespace) -> int:
     )
     for warning in certificates.warnings:
         logging.getLogger("mrapsim").warning("certificates: %s", warning)
-    trio.run(serve, config, certificates)
+    if config.workers > 1:
+        from mrapsim.supervisor import supervise
+
+        return trio.run(supervise, config)
+    from mrapsim.supervisor import WorkerHandoff
+
+    trio.run(partial(serve, config, certificates, handoff=WorkerHandoff.from_environment(os.environ)))
     return 0
 
 

@@ -332,7 +332,7 @@ def parse_config(document: Mapping[str, Any]) -> Config:
     _reject_duplicates([m.alias for m in mraps], "mraps", "alias")
     tls_doc = _table(document, "tls", "tls")
     _reject_unknown(tls_doc, {"key_type", "minted_dir"}, "tls")
-    return Config(
+    config = Config(
         admin=parse_address(_str(_table(document, "admin", "admin"), "address", "admin.address"), "admin.address"),
         listeners=listeners,
         auth=parse_auth(_table(document, "auth", "auth")),
@@ -349,6 +349,11 @@ def parse_config(document: Mapping[str, Any]) -> Config:
         ),
         raw=copy.deepcopy(dict(document)),
     )
+    if config.workers > 1 and config.store.kind != "sqlite":
+        raise ConfigError(
+            "workers", f'{config.workers} worker processes share objects only through store.kind = "sqlite"'
+        )
+    return config
 
 
 # What a listener added by a file gets for the keys it leaves out: the MRAP edge's behaviour.

@@ -11,14 +11,14 @@ import functools
 import logging
 import random
 import signal
+import socket
 from collections.abc import Awaitable, Callable
 
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.trio import serve as hypercorn_serve
 from hypercorn.trio.worker_context import WorkerContext
 
 from mrapsim.admin.app import ServerState, create_admin_app
+from mrapsim.admin.http import serve_admin_app
 from mrapsim.config import Config, ConfigError, ListenerConfig
 from mrapsim.edge.connection import ListenerRuntime, handle_connection
 from mrapsim.edge.forward import BuiltinBackend, hypercorn_config
@@ -27,6 +27,7 @@ from mrapsim.names import name_matches
 from mrapsim.s3.app import create_app
 from mrapsim.store.memory import MemoryStore
 from mrapsim.store.seed import seed_store
+from mrapsim.supervisor import WorkerHandoff
 from mrapsim.telemetry import Telemetry
 from mrapsim.tls.certs import CertificateSet, ensure_certificates
 
@@ -54,6 +55,7 @@ async def serve(
     config: Config,
     certificates: CertificateSet | None = None,
     shutdown: Callable[[], Awaitable[None]] | None = None,
+    handoff: WorkerHandoff | None = None,
 ) -> None:
     certificates = certificates or ensure_certificates(
         config.certs_dir, certificate_names(config), config.key_type, minted_dir=config.minted_dir
@@ -87,13 +89,18 @@ async def serve(
     ]
     async with trio.open_nursery() as root:
         admin_stop = trio.Event()
-        state.admin = await root.start(_serve_admin, config, state, telemetry, faults, admin_stop)
+        admin_app = create_admin_app(state, telemetry, faults)
+        state.admin = await root.start(serve_admin_app, admin_app, config.admin, admin_stop)
         async with trio.open_nursery() as handlers:
             async with trio.open_nursery() as acceptors:
                 for runtime in runtimes:
-                    state.listeners[runtime.config.name] = await acceptors.start(_serve_listener, runtime, handlers)
+                    fd = handoff.listener_fds.get(runtime.config.name) if handoff else None
+                    state.listeners[runtime.config.name] = await acceptors.start(_serve_listener, runtime, handlers, fd)
                 state.ready = True
-                _announce(state)
+                if handoff:
+                    handoff.report_ready(state.admin)
+                else:
+                    _announce(state)
                 await (shutdown or wait_for_signal)()
                 log.info("shutting down: no new connections; draining for up to %g s", DRAIN_SECONDS)
                 state.draining = True
@@ -124,50 +131,20 @@ def _announce(state: ServerState) -> None:
 
 
 async def _serve_listener(
-    runtime: ListenerRuntime, handlers: trio.Nursery, *, task_status: trio.TaskStatus[str]
+    runtime: ListenerRuntime, handlers: trio.Nursery, inherited_fd: int | None, *, task_status: trio.TaskStatus[str]
 ) -> None:
+    """Accept on the listener's address, or on a socket inherited from a supervisor."""
     address = runtime.config.address
-    try:
-        listeners = await trio.open_tcp_listeners(address.port, host=address.host)
-    except OSError as exc:
-        raise ConfigError(
-            f"listeners.{runtime.config.name}.address", f"cannot listen on {address}: {exc.strerror or exc}"
-        ) from exc
+    if inherited_fd is not None:
+        listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(socket.socket(fileno=inherited_fd)))]
+    else:
+        try:
+            listeners = await trio.open_tcp_listeners(address.port, host=address.host)
+        except OSError as exc:
+            raise ConfigError(
+                f"listeners.{runtime.config.name}.address", f"cannot listen on {address}: {exc.strerror or exc}"
+            ) from exc
     host, port, *_ = listeners[0].socket.getsockname()
     task_status.started(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
     handler = functools.partial(handle_connection, runtime=runtime)
     await trio.serve_listeners(handler, listeners, handler_nursery=handlers)
-
-
-async def _serve_admin(
-    config: Config,
-    state: ServerState,
-    telemetry: Telemetry,
-    faults: FaultSet,
-    stop: trio.Event,
-    *,
-    task_status: trio.TaskStatus[str],
-) -> None:
-    http = HypercornConfig()
-    http.bind = [str(config.admin)]
-    http.accesslog = None
-    http.errorlog = logging.getLogger("mrapsim.admin.http")
-    http.errorlog.setLevel(logging.WARNING)  # mrapsim announces its own addresses
-    app = create_admin_app(state, telemetry, faults)
-
-    class _Status:
-        def started(self, binds: list[str] | None = None) -> None:
-            bound = (binds or [str(config.admin)])[0].removeprefix("http://")
-            task_status.started(bound)
-
-    try:
-        await hypercorn_serve(app, http, shutdown_trigger=stop.wait, task_status=_Status())  # type: ignore[arg-type]
-    except* OSError as group:
-        raise ConfigError("admin.address", f"cannot listen on {config.admin}: {_first_reason(group)}") from None
-
-
-def _first_reason(group: BaseExceptionGroup[OSError]) -> str:
-    error: BaseException = group
-    while isinstance(error, BaseExceptionGroup):
-        error = error.exceptions[0]
-    return (error.strerror if isinstance(error, OSError) else None) or str(error)

@@ -1,0 +1,344 @@
+"""`mrapsim serve --workers N`: N worker processes behind one set of listening sockets.
+
+The supervisor binds every listener once and hands the sockets to N `mrapsim serve` worker
+processes, which all accept on them (the kernel spreads the connections). Workers share objects
+through the sqlite store, so they need `store.kind = "sqlite"`. The supervisor serves the admin
+API for the whole server: `/connections` and `/metrics` merge what every worker reports, `/faults`
+changes go to every worker, readiness is every worker's. A worker that dies takes the server down
+(exit 1): a half-served test run is worse than a failed one. SIGTERM drains every worker.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import trio
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from mrapsim.admin.http import serve_admin_app
+from mrapsim.config import Address, Config, ConfigError, dump_toml, redact
+
+log = logging.getLogger("mrapsim")
+
+ENV_LISTEN_FDS = "MRAPSIM_WORKER_LISTEN_FDS"  # name=fd,name=fd (internal: supervisor → worker)
+ENV_READY_FD = "MRAPSIM_WORKER_READY_FD"
+WORKER_START_SECONDS = 30.0
+WORKER_STOP_SECONDS = 15.0
+ADMIN_FETCH_SECONDS = 5.0
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class WorkerHandoff:
+    """What a worker gets from its supervisor: listening sockets, and where to say it is ready."""
+
+    listener_fds: Mapping[str, int]
+    ready_fd: int
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> WorkerHandoff | None:
+        if ENV_LISTEN_FDS not in environ:
+            return None
+        fds = dict(item.split("=", 1) for item in environ[ENV_LISTEN_FDS].split(",") if item)
+        return cls({name: int(fd) for name, fd in fds.items()}, int(environ[ENV_READY_FD]))
+
+    def report_ready(self, admin: str) -> None:
+        os.write(self.ready_fd, json.dumps({"admin": admin}).encode() + b"\n")
+        os.close(self.ready_fd)
+
+
+def bind_listener(address: Address, name: str) -> socket.socket:
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((address.host, address.port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(f"listeners.{name}.address", f"cannot listen on {address}: {exc.strerror or exc}") from exc
+    sock.listen(4096)
+    sock.set_inheritable(True)
+    return sock
+
+
+@dataclass
+class Worker:
+    index: int
+    process: trio.Process
+    admin: str | None = None
+    ready: trio.Event = field(default_factory=trio.Event)
+
+
+@dataclass
+class Supervision:
+    config: Config
+    listeners: dict[str, str]
+    workers: list[Worker] = field(default_factory=list)
+    stopping: bool = False
+
+    @property
+    def ready(self) -> bool:
+        return not self.stopping and all(w.admin is not None for w in self.workers)
+
+    def worker_admins(self) -> list[str]:
+        return [w.admin for w in self.workers if w.admin is not None]
+
+
+async def supervise(config: Config) -> int:
+    sockets = {listener.name: bind_listener(listener.address, listener.name) for listener in config.listeners}
+    listeners = {name: _address_of(sock) for name, sock in sockets.items()}
+    with tempfile.TemporaryDirectory(prefix="mrapsim-") as scratch:
+        config_file = Path(scratch) / "effective.toml"
+        config_file.write_text(dump_toml(config, show_secrets=True))
+        config_file.chmod(0o600)
+        supervision = Supervision(config, listeners)
+        async with trio.open_nursery() as nursery:
+            admin_stop = trio.Event()
+            admin = await nursery.start(
+                serve_admin_app, create_supervisor_admin_app(supervision), config.admin, admin_stop
+            )
+            for index in range(config.workers):
+                await nursery.start(_run_worker, supervision, index, config_file, sockets)
+            with trio.fail_after(WORKER_START_SECONDS):
+                for worker in supervision.workers:
+                    await worker.ready.wait()
+            log.info(
+                "mrapsim listening: %s admin=%s workers=%d",
+                " ".join(f"{n}={a}" for n, a in listeners.items()),
+                admin,
+                config.workers,
+                extra={
+                    "fields": {"event": "listening", "listeners": listeners, "admin": admin, "workers": config.workers}
+                },
+            )
+            failed = await _wait_for_signal_or_death(supervision)
+            supervision.stopping = True
+            await _stop_workers(supervision)
+            admin_stop.set()
+    for sock in sockets.values():
+        sock.close()
+    return 1 if failed else 0
+
+
+def _address_of(sock: socket.socket) -> str:
+    host, port, *_ = sock.getsockname()
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def _run_worker(
+    supervision: Supervision,
+    index: int,
+    config_file: Path,
+    sockets: Mapping[str, socket.socket],
+    *,
+    task_status: trio.TaskStatus[None],
+) -> None:
+    ready_read, ready_write = os.pipe()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MRAPSIM_")}
+    env[ENV_LISTEN_FDS] = ",".join(f"{name}={sock.fileno()}" for name, sock in sockets.items())
+    env[ENV_READY_FD] = str(ready_write)
+    command = [
+        sys.executable,
+        "-m",
+        "mrapsim.cli",
+        "serve",
+        "--config",
+        str(config_file),
+        "--workers",
+        "1",
+        "--admin",
+        "127.0.0.1:0",
+    ]
+    process = await trio.lowlevel.open_process(
+        command, env=env, pass_fds=(ready_write, *(s.fileno() for s in sockets.values()))
+    )
+    os.close(ready_write)
+    worker = Worker(index, process)
+    supervision.workers.append(worker)
+    task_status.started()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_read_ready, worker, ready_read)
+        await process.wait()
+        nursery.cancel_scope.cancel()
+    if not supervision.stopping:
+        log.error("worker %d (pid %d) exited with code %s; stopping the server", index, process.pid, process.returncode)
+
+
+async def _read_ready(worker: Worker, fd: int) -> None:
+    stream = trio.lowlevel.FdStream(fd)
+    data = b""
+    async with stream:
+        while chunk := await stream.receive_some(4096):
+            data += chunk
+    if data:
+        worker.admin = json.loads(data)["admin"]
+        worker.ready.set()
+
+
+async def _wait_for_signal_or_death(supervision: Supervision) -> bool:
+    """Returns True when a worker died, False on SIGTERM/SIGINT."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async with trio.open_nursery() as nursery:
+            died = False
+
+            async def on_signal() -> None:
+                async for signum in signals:
+                    log.info("received %s: stopping %d workers", signal.Signals(signum).name, len(supervision.workers))
+                    nursery.cancel_scope.cancel()
+                    return
+
+            async def on_death(worker: Worker) -> None:
+                nonlocal died
+                await worker.process.wait()
+                died = True
+                nursery.cancel_scope.cancel()
+
+            nursery.start_soon(on_signal)
+            for worker in supervision.workers:
+                nursery.start_soon(on_death, worker)
+    return died
+
+
+async def _stop_workers(supervision: Supervision) -> None:
+    for worker in supervision.workers:
+        if worker.process.returncode is None:
+            worker.process.send_signal(signal.SIGTERM)
+    with trio.move_on_after(WORKER_STOP_SECONDS):
+        for worker in supervision.workers:
+            await worker.process.wait()
+    for worker in supervision.workers:
+        if worker.process.returncode is None:
+            worker.process.kill()
+            await worker.process.wait()
+
+
+# -- the admin API of the whole server ---------------------------------------------------------------
+
+
+def _fetch(admin: str, path: str, method: str = "GET", body: bytes | None = None) -> tuple[int, bytes]:
+    request = urllib.request.Request(f"http://{admin}{path}", method=method, data=body)
+    try:
+        with urllib.request.urlopen(request, timeout=ADMIN_FETCH_SECONDS) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+async def _fetch_all(
+    admins: Sequence[str], path: str, method: str = "GET", body: bytes | None = None
+) -> list[tuple[int, bytes]]:
+    results: list[tuple[int, bytes]] = [(0, b"")] * len(admins)
+
+    async def one(i: int, admin: str) -> None:
+        results[i] = await trio.to_thread.run_sync(_fetch, admin, path, method, body)
+
+    async with trio.open_nursery() as nursery:
+        for i, admin in enumerate(admins):
+            nursery.start_soon(one, i, admin)
+    return results
+
+
+def merge_connections(documents: Sequence[list[dict[str, Any]]], limit: int) -> list[dict[str, Any]]:
+    merged = [record for document in documents for record in document]
+    merged.sort(key=lambda record: record["start"], reverse=True)
+    return merged[:limit]
+
+
+def merge_metrics(texts: Sequence[str]) -> str:
+    """Sum samples with the same name and labels across workers; `_created` takes the earliest,
+    build info and other gauges that are facts rather than amounts take the largest."""
+    families: dict[str, tuple[str, str]] = {}
+    values: dict[tuple[str, str, tuple[tuple[str, str], ...]], float] = {}
+    for text in texts:
+        for family in text_string_to_metric_families(text):
+            families.setdefault(family.name, (family.type, family.documentation))
+            for sample in family.samples:
+                key = (family.name, sample.name, tuple(sorted(sample.labels.items())))
+                if key not in values:
+                    values[key] = sample.value
+                elif sample.name.endswith("_created"):
+                    values[key] = min(values[key], sample.value)
+                elif family.name == "mrapsim_build_info":
+                    values[key] = max(values[key], sample.value)
+                else:
+                    values[key] += sample.value
+    lines: list[str] = []
+    for name, (kind, documentation) in families.items():
+        lines.append(f"# HELP {name} {documentation}")
+        lines.append(f"# TYPE {name} {kind}")
+        for (family_name, sample_name, labels), value in values.items():
+            if family_name == name:
+                rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
+                lines.append(f"{sample_name}{{{rendered}}} {value!r}" if labels else f"{sample_name} {value!r}")
+    return "\n".join(lines) + "\n"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def create_supervisor_admin_app(supervision: Supervision) -> Starlette:
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(request: Request) -> Response:
+        body = {
+            "ready": supervision.ready,
+            "draining": supervision.stopping,
+            "listeners": supervision.listeners,
+            "workers": len(supervision.workers),
+        }
+        return JSONResponse(body, status_code=200 if supervision.ready else 503)
+
+    async def connections(request: Request) -> Response:
+        results = await _fetch_all(supervision.worker_admins(), f"/connections?{request.url.query}")
+        for status, body in results:
+            if status != 200:
+                return Response(body, status_code=status, media_type="application/json")
+        limit = int(request.query_params.get("limit", "100"))
+        return JSONResponse(merge_connections([json.loads(body) for _, body in results], limit))
+
+    async def metrics(request: Request) -> Response:
+        results = await _fetch_all(supervision.worker_admins(), "/metrics")
+        return Response(merge_metrics([body.decode() for _, body in results]), media_type=PROMETHEUS_CONTENT_TYPE)
+
+    async def config(request: Request) -> Response:
+        return Response(
+            json.dumps(redact(supervision.config.raw), indent=2, default=str), media_type="application/json"
+        )
+
+    async def faults(request: Request) -> Response:
+        """Every worker holds the same faults: changes go to all of them, in the same order, so
+        their ids agree; the first worker's answer is the answer."""
+        body = await request.body()
+        results = await _fetch_all(supervision.worker_admins(), request.url.path, request.method, body or None)
+        status, first = results[0]
+        return Response(first, status_code=status, media_type="application/json")
+
+    return Starlette(
+        routes=[
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/connections", connections),
+            Route("/metrics", metrics),
+            Route("/config", config),
+            Route("/faults", faults, methods=["GET", "PUT", "POST"]),
+            Route("/faults/{fault_id}", faults, methods=["DELETE"]),
+        ]
+    )
