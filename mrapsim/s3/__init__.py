@@ -2,7 +2,10 @@
 
 Modules: `app` (the ASGI callable), `routing` (the dispatch table), `addressing` (host and path →
 bucket and key), `auth` (SigV4/SigV4A, sans-IO), one module per operation family (`service`,
-`bucket`, `listing`, `object`), `xml` and `errors` (rendering), `tokens` (continuation tokens).
+`bucket`, `listing`, `object`, `multipart`, `copying`), `xml` and `errors` (rendering),
+`documents` (XML request bodies), `tokens` (continuation tokens). Bodies: `chunked` (the sans-IO
+aws-chunked decoder), `payload` (streaming receive: decode, verify signatures and checksums,
+store), `checksums` and `crc` (flexible checksums, CRC arithmetic).
 """
 
 from mrapsim.s3.app import RequestHook, S3App, create_app

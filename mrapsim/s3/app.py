@@ -45,6 +45,10 @@ logger = logging.getLogger("mrapsim.s3")
 
 RequestHook = Callable[[RequestRecord], None]
 NO_CONTENT_LENGTH = (204, 304)
+# How much of an unread request body is read and dropped before an error response, so that the
+# client (which sends the whole body before it reads: Expect: 100-continue is answered at once by
+# hypercorn) gets the error rather than a reset. Larger bodies cost the connection instead.
+MAX_DISCARD = 128 * 1024 * 1024
 
 
 def utc_now() -> dt.datetime:
@@ -140,6 +144,10 @@ class S3App:
             error = caught if isinstance(caught, S3Error) else from_store_error(caught)
             response = _error_response(error, raw_path, request_id, host_id, head=is_head)
             tally.error_code = error.code
+            if tally.body is None:
+                tally.body = RequestBody(receive, None)
+            if not tally.body.complete and not await tally.body.discard(MAX_DISCARD):
+                response = response.closing()
         except ClientDisconnected:
             raise
         except Exception:

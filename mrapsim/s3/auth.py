@@ -39,13 +39,15 @@ SIGV4A = "AWS4-ECDSA-P256-SHA256"
 ALGORITHMS = (SIGV4, SIGV4A)
 
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
-STREAMING_PAYLOADS = (
-    "STREAMING-UNSIGNED-PAYLOAD-TRAILER",
-    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
-    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER",
-    "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD",
-    "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER",
-)
+STREAMING_UNSIGNED_TRAILER = "STREAMING-UNSIGNED-PAYLOAD-TRAILER"
+# The signed streaming forms and the signature algorithm each one requires.
+SIGNED_STREAMING = {
+    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD": "AWS4-HMAC-SHA256",
+    "STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER": "AWS4-HMAC-SHA256",
+    "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD": "AWS4-ECDSA-P256-SHA256",
+    "STREAMING-AWS4-ECDSA-P256-SHA256-PAYLOAD-TRAILER": "AWS4-ECDSA-P256-SHA256",
+}
+STREAMING_PAYLOADS = (STREAMING_UNSIGNED_TRAILER, *SIGNED_STREAMING)
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 
 MAX_SKEW = dt.timedelta(minutes=15)
@@ -87,6 +89,45 @@ class SignedRequest:
 
 
 @dataclass(frozen=True)
+class StreamingKey:
+    """What verifying a signed aws-chunked body needs: each chunk's signature chains from the
+    previous one, starting at the request's own ("seed") signature.
+
+    Chunk string to sign: `<ALG>-PAYLOAD\\n<date>\\n<scope>\\n<previous>\\n<sha256("")>\\n<sha256(data)>`;
+    trailer: `<ALG>-TRAILER\\n<date>\\n<scope>\\n<previous>\\n<sha256(canonical trailer fields)>`
+    (aws-c-auth `aws_signing.c`). SigV4A chunk signatures travel right-padded with "*" to 144
+    characters; the padding is not part of the chain.
+    """
+
+    algorithm: str  # SIGV4 or SIGV4A
+    amz_date: str
+    scope: str
+    seed_signature: str
+    hmac_key: bytes | None  # SigV4
+    public_key: ec.EllipticCurvePublicKey | None  # SigV4A
+
+    def chunk_string_to_sign(self, previous: str, data_sha256: str) -> str:
+        return "\n".join((f"{self.algorithm}-PAYLOAD", self.amz_date, self.scope, previous, EMPTY_SHA256, data_sha256))
+
+    def trailer_string_to_sign(self, previous: str, canonical_trailer: str) -> str:
+        digest = hashlib.sha256(canonical_trailer.encode("utf-8")).hexdigest()
+        return "\n".join((f"{self.algorithm}-TRAILER", self.amz_date, self.scope, previous, digest))
+
+    def verify(self, to_sign: str, signature: str) -> bool:
+        signature = signature.rstrip("*")
+        if self.hmac_key is not None:
+            expected = hmac.new(self.hmac_key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
+            return hmac.compare_digest(expected, signature.lower())
+        if self.public_key is None:
+            return False
+        try:
+            self.public_key.verify(bytes.fromhex(signature), to_sign.encode("utf-8"), ec.ECDSA(hashes.SHA256()))
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
+@dataclass(frozen=True)
 class Authorized:
     access_key: str | None  # None: anonymous request admitted by auth mode "none"
     algorithm: str | None  # SIGV4, SIGV4A, or None when nothing was verified
@@ -95,6 +136,8 @@ class Authorized:
     # (UNSIGNED-PAYLOAD, streaming forms, auth mode "none").
     payload_sha256: str | None
     content_sha256: str | None  # the x-amz-content-sha256 header as sent
+    # For the signed streaming forms (STREAMING-AWS4-*): how to check the chunk signatures.
+    streaming_key: StreamingKey | None = None
 
 
 @dataclass(frozen=True)
@@ -401,6 +444,25 @@ class Verifier:
             presigned=signature.presigned,
             payload_sha256=payload if HEX_SHA256.fullmatch(payload) else None,
             content_sha256=request.header("x-amz-content-sha256"),
+            streaming_key=self._streaming_key(signature, secret, payload),
+        )
+
+    def _streaming_key(self, signature: Signature, secret: str, payload: str) -> StreamingKey | None:
+        if payload not in SIGNED_STREAMING:
+            return None
+        credential = signature.credential
+        if signature.algorithm == SIGV4:
+            hmac_key: bytes | None = self._sigv4_key(credential, secret)
+            public_key = None
+        else:
+            hmac_key, public_key = None, self._sigv4a_public_key(credential.access_key, secret)
+        return StreamingKey(
+            signature.algorithm,
+            signature.amz_date,
+            credential.scope,
+            signature.signature.rstrip("*"),
+            hmac_key,
+            public_key,
         )
 
     def _parse(self, request: SignedRequest, header: str | None) -> Signature | Rejected:
@@ -429,6 +491,14 @@ class Verifier:
                 "InvalidRequest",
                 "Missing required header for this request: x-amz-content-sha256",
                 400,
+            )
+        required = SIGNED_STREAMING.get(content_sha256)
+        if required is not None and required != signature.algorithm:
+            return Rejected(
+                "InvalidArgument",
+                f"x-amz-content-sha256 {content_sha256} needs an {required} signature",
+                400,
+                (("ArgumentName", "x-amz-content-sha256"), ("ArgumentValue", content_sha256)),
             )
         if content_sha256 in (UNSIGNED_PAYLOAD, *STREAMING_PAYLOADS) or HEX_SHA256.fullmatch(content_sha256):
             return content_sha256
@@ -491,15 +561,19 @@ class Verifier:
             der = bytes.fromhex(signature.signature)
         except ValueError:
             return False
-        public_key = self._sigv4a_keys.get(credential.access_key)
-        if public_key is None:
-            public_key = sigv4a_private_key(credential.access_key, secret).public_key()
-            self._sigv4a_keys[credential.access_key] = public_key
+        public_key = self._sigv4a_public_key(credential.access_key, secret)
         try:
             public_key.verify(der, to_sign.encode("utf-8"), ec.ECDSA(hashes.SHA256()))
         except (InvalidSignature, ValueError):
             return False
         return True
+
+    def _sigv4a_public_key(self, access_key: str, secret: str) -> ec.EllipticCurvePublicKey:
+        public_key = self._sigv4a_keys.get(access_key)
+        if public_key is None:
+            public_key = sigv4a_private_key(access_key, secret).public_key()
+            self._sigv4a_keys[access_key] = public_key
+        return public_key
 
     def _sigv4_key(self, credential: Credential, secret: str) -> bytes:
         cache_key = (

@@ -3,7 +3,11 @@ DeleteBucket."""
 
 from __future__ import annotations
 
+import re
+
 from mrapsim.s3.context import REGION, Context
+from mrapsim.s3.documents import parse_request_document
+from mrapsim.s3.errors import S3Error
 from mrapsim.s3.responses import S3Response, empty_response, xml_response
 from mrapsim.s3.xml import document
 
@@ -22,10 +26,20 @@ async def get_bucket_location(ctx: Context) -> S3Response:
     return xml_response(document("LocationConstraint", constraint))
 
 
+BUCKET_NAME = re.compile(r"(?!xn--)(?!.*-s3alias$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+IP_ADDRESS = re.compile(r"\d+\.\d+\.\d+\.\d+")
+
+
 async def create_bucket(ctx: Context) -> S3Response:
-    # The optional CreateBucketConfiguration body names a region; one region is served.
-    await ctx.body.read_all()
-    ctx.store.create_bucket(ctx.bucket)
+    name = ctx.bucket
+    if not BUCKET_NAME.fullmatch(name) or ".." in name or IP_ADDRESS.fullmatch(name):
+        raise S3Error("InvalidBucketName", "The specified bucket is not valid.", 400, BucketName=name)
+    # The optional CreateBucketConfiguration body names a region; one region is served, so it is
+    # only checked for being well-formed.
+    body = await ctx.body.read_all()
+    if body.strip():
+        parse_request_document(body, "CreateBucketConfiguration")
+    ctx.store.create_bucket(name)
     return empty_response(headers=(("location", f"/{ctx.bucket}"),))
 
 

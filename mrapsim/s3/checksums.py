@@ -1,57 +1,195 @@
-"""Flexible checksums (`x-amz-checksum-<algorithm>`): which algorithms exist and how to compute
-them. Values are base64 of the big-endian digest, as S3 sends them.
+"""Flexible checksums (`x-amz-checksum-<algorithm>`): the algorithms, incremental computers, and
+the CRC arithmetic that multipart composite and full-object checksums need.
 
-CRC32, SHA1 and SHA256 come from the standard library. CRC32C and CRC64NVME need table-driven
-code (or awscrt) and are not computed yet: a value the client sends for them is stored and
-echoed unverified (stage 2 adds the computation; aws-chunked trailers will share this module).
+Values on the wire are base64 of the big-endian digest. CRC32 is zlib's; SHA1/SHA256 are
+hashlib's; CRC32C (Castagnoli) and CRC64NVME come from `awscrt.checksums` when awscrt is
+importable (it is C, and aws-cli/boto3 users usually have it) and otherwise from the table-driven
+pure-Python code in `mrapsim.s3.crc` (slicing-by-8, correct but ~10 MB/s, so big bodies with
+those algorithms want awscrt).
+
+Computers are fed the body as it streams in; nothing here holds a body.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
+import importlib
 import zlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Protocol
 
+from mrapsim.s3 import crc
 from mrapsim.s3.errors import S3Error
 
 ALGORITHMS = ("crc32", "crc32c", "crc64nvme", "sha1", "sha256")
+CRC_ALGORITHMS = ("crc32", "crc32c", "crc64nvme")
 HEADER_PREFIX = "x-amz-checksum-"
+WIRE_NAMES = {name: name.upper() for name in ALGORITHMS}  # "crc64nvme" → "CRC64NVME"
+DIGEST_SIZES = {"crc32": 4, "crc32c": 4, "crc64nvme": 8, "sha1": 20, "sha256": 32}
 
 
-def _crc32(data: bytes) -> bytes:
-    return zlib.crc32(data).to_bytes(4, "big")
+class Computer(Protocol):
+    def update(self, data: bytes) -> None: ...
+
+    def digest(self) -> bytes: ...
 
 
-COMPUTERS: Mapping[str, Callable[[bytes], bytes]] = {
-    "crc32": _crc32,
-    "sha1": lambda data: hashlib.sha1(data, usedforsecurity=False).digest(),
-    "sha256": lambda data: hashlib.sha256(data).digest(),
-}
+CrcFunction = Callable[[bytes, int], int]
 
 
-def checksum(algorithm: str, data: bytes) -> str | None:
-    """base64 checksum of `data`, or None when `algorithm` is not computed here."""
-    compute = COMPUTERS.get(algorithm)
-    return base64.b64encode(compute(data)).decode("ascii") if compute else None
+def _crt_function(name: str) -> CrcFunction | None:
+    try:
+        crt = importlib.import_module("awscrt.checksums")
+    except ImportError:  # awscrt is optional at run time
+        return None
+    found: CrcFunction | None = getattr(crt, name, None)
+    return found
 
 
-def checksums_from_headers(headers: Mapping[str, str], data: bytes) -> dict[str, str]:
-    """The checksums a request declares in headers, each verified where it can be.
-    A mismatch is S3's BadDigest; more than one algorithm is InvalidRequest."""
-    declared = {name: headers[HEADER_PREFIX + name] for name in ALGORITHMS if HEADER_PREFIX + name in headers}
+def _zlib_crc32(data: bytes, previous: int) -> int:
+    return zlib.crc32(data, previous)
+
+
+def crc_function(algorithm: str) -> CrcFunction:
+    """`f(data, previous) -> crc` for a CRC algorithm, the fastest implementation available."""
+    if algorithm == "crc32":
+        return _zlib_crc32
+    native = _crt_function(algorithm)
+    if native is not None:
+        return native
+    return crc.PARAMETERS[algorithm].update
+
+
+class _Crc:
+    def __init__(self, algorithm: str) -> None:
+        self._function = crc_function(algorithm)
+        self._size = DIGEST_SIZES[algorithm]
+        self.value = 0
+
+    def update(self, data: bytes) -> None:
+        self.value = self._function(data, self.value)
+
+    def digest(self) -> bytes:
+        return self.value.to_bytes(self._size, "big")
+
+
+def new_computer(algorithm: str) -> Computer:
+    if algorithm in CRC_ALGORITHMS:
+        return _Crc(algorithm)
+    if algorithm == "sha1":
+        return hashlib.sha1(usedforsecurity=False)
+    if algorithm == "sha256":
+        return hashlib.sha256()
+    raise ValueError(f"unknown checksum algorithm {algorithm!r}")
+
+
+def encode(digest: bytes) -> str:
+    return base64.b64encode(digest).decode("ascii")
+
+
+def checksum(algorithm: str, data: bytes) -> str:
+    """base64 checksum of `data`."""
+    computer = new_computer(algorithm)
+    computer.update(data)
+    return encode(computer.digest())
+
+
+def decode_value(algorithm: str, value: str) -> bytes | None:
+    """The raw digest a base64 value carries, or None when it is not one of this algorithm's."""
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if len(raw) == DIGEST_SIZES[algorithm] else None
+
+
+def algorithm_of(name: str) -> str | None:
+    """Algorithm name of "CRC32", "x-amz-checksum-crc32" or "crc32" ("crc32"); None when not a checksum."""
+    lowered = name.strip().lower().removeprefix(HEADER_PREFIX)
+    return lowered if lowered in ALGORITHMS else None
+
+
+def invalid_checksum_value(algorithm: str) -> S3Error:
+    return S3Error(
+        "InvalidRequest",
+        f"Value for x-amz-checksum-{algorithm} header is invalid.",
+        400,
+    )
+
+
+def bad_digest(algorithm: str) -> S3Error:
+    return S3Error(
+        "BadDigest",
+        f"The {WIRE_NAMES[algorithm]} you specified did not match the calculated checksum.",
+        400,
+    )
+
+
+@dataclass(frozen=True)
+class DeclaredChecksum:
+    """A checksum a request promises: its algorithm and, unless it comes in a trailer, its value."""
+
+    algorithm: str
+    value: str | None  # None: announced by `x-amz-trailer`, arrives after the body
+
+
+def declared_in_headers(headers: Mapping[str, str]) -> DeclaredChecksum | None:
+    """The one `x-amz-checksum-<alg>` header a request carries (more than one is InvalidRequest)."""
+    declared = [(name, headers[HEADER_PREFIX + name]) for name in ALGORITHMS if HEADER_PREFIX + name in headers]
     if len(declared) > 1:
         raise S3Error(
             "InvalidRequest",
             "Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed.",
             400,
         )
-    for name, value in declared.items():
-        computed = checksum(name, data)
-        if computed is not None and computed != value:
-            raise S3Error(
-                "BadDigest",
-                f"The {name.upper()} you specified did not match the calculated checksum.",
-                400,
-            )
-    return declared
+    if not declared:
+        return None
+    name, value = declared[0]
+    if decode_value(name, value) is None:
+        raise invalid_checksum_value(name)
+    return DeclaredChecksum(name, value)
+
+
+def verify(algorithm: str, declared: str, computed: str) -> None:
+    if declared != computed:
+        raise bad_digest(algorithm)
+
+
+def checksums_from_headers(headers: Mapping[str, str], data: bytes) -> dict[str, str]:
+    """The checksum a whole-body request declares in a header, verified (BadDigest)."""
+    declared = declared_in_headers(headers)
+    if declared is None or declared.value is None:
+        return {}
+    verify(declared.algorithm, declared.value, checksum(declared.algorithm, data))
+    return {declared.algorithm: declared.value}
+
+
+# -- multipart -----------------------------------------------------------------------------------
+
+
+def composite(algorithm: str, part_values: list[str]) -> str:
+    """S3's COMPOSITE checksum: the checksum of the concatenated raw part checksums, `-N`."""
+    computer = new_computer(algorithm)
+    for value in part_values:
+        raw = decode_value(algorithm, value)
+        if raw is None:
+            raise invalid_checksum_value(algorithm)
+        computer.update(raw)
+    return f"{encode(computer.digest())}-{len(part_values)}"
+
+
+def full_object_crc(algorithm: str, parts: list[tuple[str, int]]) -> str:
+    """S3's FULL_OBJECT checksum of a multipart object, combined from the parts' CRCs and sizes
+    (no pass over the data: CRC(A‖B) follows from CRC(A), CRC(B) and len(B))."""
+    params = crc.PARAMETERS[algorithm]
+    total = 0
+    for index, (value, size) in enumerate(parts):
+        raw = decode_value(algorithm, value)
+        if raw is None:
+            raise invalid_checksum_value(algorithm)
+        part = int.from_bytes(raw, "big")
+        total = part if index == 0 else params.combine(total, part, size)
+    return encode(total.to_bytes(DIGEST_SIZES[algorithm], "big"))

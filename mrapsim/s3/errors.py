@@ -13,6 +13,7 @@ from mrapsim.store import (
     BucketNotEmptyError,
     NoSuchBucketError,
     NoSuchKeyError,
+    NoSuchUploadError,
     StoreError,
 )
 
@@ -78,6 +79,14 @@ def internal_error() -> S3Error:
 
 def from_store_error(error: StoreError) -> S3Error:
     """The S3 error for a store refusal: the single mapping between the two vocabularies."""
+    if isinstance(error, NoSuchUploadError):
+        return S3Error(
+            "NoSuchUpload",
+            "The specified upload does not exist. The upload ID may be invalid, or the upload may have been "
+            "aborted or completed.",
+            404,
+            UploadId=error.upload_id,
+        )
     if isinstance(error, NoSuchKeyError):
         return no_such_key(error.key or "")
     if isinstance(error, NoSuchBucketError):

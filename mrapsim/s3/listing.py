@@ -161,7 +161,7 @@ def _contents_renderer(encode: Callable[[str], str], owner_xml: str) -> Callable
             leaf("ChecksumAlgorithm", CHECKSUM_NAMES.get(name, name.upper())) for name in info.checksums
         )
         if checksums:
-            checksums += leaf("ChecksumType", "FULL_OBJECT")
+            checksums += leaf("ChecksumType", info.checksum_type)
         return node(
             "Contents",
             leaf("Key", encode(info.key)),

@@ -1,4 +1,4 @@
-"""Object operations: GetObject, HeadObject, PutObject (plain bodies), DeleteObject.
+"""Object operations: GetObject, HeadObject, PutObject, DeleteObject, DeleteObjects.
 
 GET and HEAD share one path: look up, evaluate conditions (RFC 9110 §13.2.2 order, which is
 also S3's: If-Match, else If-Unmodified-Since → 412; If-None-Match, else If-Modified-Since →
@@ -9,18 +9,19 @@ unsatisfiable one is 416 InvalidRange). Full-object checksum headers are sent on
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from email.utils import format_datetime, parsedate_to_datetime
 
-from mrapsim.s3.checksums import HEADER_PREFIX, checksums_from_headers
+from mrapsim.s3.checksums import HEADER_PREFIX
 from mrapsim.s3.context import Context
-from mrapsim.s3.errors import S3Error, not_implemented
-from mrapsim.s3.responses import S3Response, empty_response
-from mrapsim.store import BytesContent, ObjectInfo, ObjectWrite
+from mrapsim.s3.documents import child_text, malformed_xml, parse_request_document
+from mrapsim.s3.errors import S3Error
+from mrapsim.s3.payload import check_put_size, receive_body, stored_content_encoding
+from mrapsim.s3.responses import S3Response, empty_response, xml_response
+from mrapsim.s3.xml import document, leaf, node
+from mrapsim.store import ObjectInfo, ObjectWrite
 
 STORED_HEADERS = (
     "cache-control",
@@ -72,9 +73,8 @@ def _read(ctx: Context, *, with_body: bool) -> S3Response:
     byte_range = _parse_range(ctx.request.header("range"), info.size)
     if byte_range is None:
         start, stop, status = 0, info.size, 200
-        if (ctx.request.header("x-amz-checksum-mode") or "").upper() == "ENABLED" and info.checksums:
-            headers += [(HEADER_PREFIX + name, value) for name, value in info.checksums.items()]
-            headers.append(("x-amz-checksum-type", "FULL_OBJECT"))
+        if (ctx.request.header("x-amz-checksum-mode") or "").upper() == "ENABLED":
+            headers += checksum_headers(info.checksums, info.checksum_type)
     else:
         start, stop, status = byte_range.start, byte_range.stop, 206
         headers.append(("content-range", f"bytes {start}-{stop - 1}/{info.size}"))
@@ -89,7 +89,7 @@ def _evaluate_conditions(ctx: Context, info: ObjectInfo) -> bool:
     header = ctx.request.header
     if_match = header("if-match")
     if if_match is not None:
-        if not _etag_matches(if_match, info.etag):
+        if not etag_matches(if_match, info.etag):
             raise S3Error(
                 "PreconditionFailed",
                 "At least one of the pre-conditions you specified did not hold",
@@ -97,7 +97,7 @@ def _evaluate_conditions(ctx: Context, info: ObjectInfo) -> bool:
                 Condition="If-Match",
             )
     else:
-        since = _parse_http_date(header("if-unmodified-since"))
+        since = parse_http_date(header("if-unmodified-since"))
         if since is not None and info.last_modified > since:
             raise S3Error(
                 "PreconditionFailed",
@@ -107,17 +107,17 @@ def _evaluate_conditions(ctx: Context, info: ObjectInfo) -> bool:
             )
     if_none_match = header("if-none-match")
     if if_none_match is not None:
-        return _etag_matches(if_none_match, info.etag)
-    since = _parse_http_date(header("if-modified-since"))
+        return etag_matches(if_none_match, info.etag)
+    since = parse_http_date(header("if-modified-since"))
     return since is not None and info.last_modified <= since
 
 
-def _etag_matches(condition: str, etag: str) -> bool:
+def etag_matches(condition: str, etag: str) -> bool:
     wanted = {tag.strip().removeprefix("W/") for tag in condition.split(",")}
     return "*" in wanted or etag in wanted or etag.strip('"') in wanted
 
 
-def _parse_http_date(text: str | None) -> dt.datetime | None:
+def parse_http_date(text: str | None) -> dt.datetime | None:
     if not text:
         return None
     try:
@@ -174,66 +174,79 @@ def _invalid_range(text: str, size: int) -> S3Error:
 
 async def put_object(ctx: Context) -> S3Response:
     request = ctx.request
-    encoding = request.header("content-encoding") or ""
-    content_sha256 = request.auth.content_sha256 or ""
-    if "aws-chunked" in encoding.lower() or content_sha256.startswith("STREAMING-"):
-        raise not_implemented("aws-chunked request bodies (Content-Encoding: aws-chunked)")
-    if len(ctx.key.encode("utf-8")) > MAX_KEY_BYTES:
+    check_key_length(ctx.key)
+    headers = dict(request.headers)
+    check_put_size(headers, request.auth.content_sha256)
+    ctx.store.get_bucket(ctx.bucket)  # fail before reading a body we would throw away
+    received = await receive_body(ctx)
+    write = ObjectWrite(
+        content=received.content,
+        content_type=headers.get("content-type", "binary/octet-stream"),
+        metadata=request_metadata(request.headers),
+        stored_headers=request_stored_headers(headers),
+        checksums=received.checksums,
+        etag=received.etag,
+    )
+    info = ctx.store.put_object(ctx.bucket, ctx.key, write)
+    return empty_response(headers=(("etag", info.etag), *checksum_headers(received.checksums)))
+
+
+def checksum_headers(checksums: Mapping[str, str], checksum_type: str = "FULL_OBJECT") -> tuple[tuple[str, str], ...]:
+    if not checksums:
+        return ()
+    values = tuple((HEADER_PREFIX + name, value) for name, value in checksums.items())
+    return (*values, ("x-amz-checksum-type", checksum_type))
+
+
+def check_key_length(key: str) -> None:
+    if len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise S3Error(
             "KeyTooLongError",
             "Your key is too long",
             400,
             MaxSizeAllowed=MAX_KEY_BYTES,
-            Size=len(ctx.key.encode("utf-8")),
+            Size=len(key.encode("utf-8")),
         )
-    if request.header("content-length") is None and request.header("transfer-encoding") is None:
-        raise S3Error("MissingContentLength", "You must provide the Content-Length HTTP header.", 411)
-    ctx.store.get_bucket(ctx.bucket)  # fail before reading a body we would throw away
-    data = await ctx.body.read_all()
-    _check_content_md5(request.header("content-md5"), data)
-    headers = dict(request.headers)
-    checksums = checksums_from_headers(headers, data)
-    write = ObjectWrite(
-        content=BytesContent(data),
-        content_type=headers.get("content-type", "binary/octet-stream"),
-        metadata={
-            name[len(METADATA_PREFIX) :]: value for name, value in request.headers if name.startswith(METADATA_PREFIX)
-        },
-        stored_headers={name: headers[name] for name in STORED_HEADERS if name in headers},
-        checksums=checksums,
-    )
-    info = ctx.store.put_object(ctx.bucket, ctx.key, write)
-    response_headers = [("etag", info.etag)]
-    response_headers += [(HEADER_PREFIX + name, value) for name, value in checksums.items()]
-    if checksums:
-        response_headers.append(("x-amz-checksum-type", "FULL_OBJECT"))
-    return empty_response(headers=tuple(response_headers))
 
 
-def _check_content_md5(value: str | None, data: bytes) -> None:
-    if value is None:
-        return
-    try:
-        declared = base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError):
-        declared = b""
-    if len(declared) != 16:
-        raise S3Error(
-            "InvalidDigest",
-            "The Content-MD5 you specified was invalid.",
-            400,
-            **{"Content-MD5": value},
-        )
-    if declared != hashlib.md5(data, usedforsecurity=False).digest():
-        raise S3Error(
-            "BadDigest",
-            "The Content-MD5 you specified did not match what we received.",
-            400,
-            ExpectedDigest=declared.hex(),
-            CalculatedDigest=hashlib.md5(data, usedforsecurity=False).hexdigest(),
-        )
+def request_metadata(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
+    return {name[len(METADATA_PREFIX) :]: value for name, value in headers if name.startswith(METADATA_PREFIX)}
+
+
+def request_stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    stored = {name: headers[name] for name in STORED_HEADERS if name in headers}
+    encoding = stored_content_encoding(stored.pop("content-encoding", None))
+    if encoding is not None:
+        stored["content-encoding"] = encoding
+    return stored
 
 
 async def delete_object(ctx: Context) -> S3Response:
     ctx.store.delete_object(ctx.bucket, ctx.key)
     return empty_response(204)
+
+
+# -- DeleteObjects -------------------------------------------------------------------------------
+
+MAX_DELETE_KEYS = 1000
+
+
+async def delete_objects(ctx: Context) -> S3Response:
+    """POST ?delete. The body's integrity is checked like any body: Content-MD5 if sent, the
+    x-amz-checksum-* header botocore ≥ 1.36 sends instead (CRC32) — neither is demanded."""
+    ctx.store.get_bucket(ctx.bucket)
+    received = await receive_body(ctx)
+    root = parse_request_document(received.content.read(0, received.content.size), "Delete")
+    quiet = (child_text(root, "Quiet") or "").strip().lower() == "true"
+    objects = root.findall("Object")
+    if not objects or len(objects) > MAX_DELETE_KEYS:
+        raise malformed_xml()
+    results = []
+    for item in objects:
+        key = child_text(item, "Key")
+        if key is None:
+            raise malformed_xml()
+        ctx.store.delete_object(ctx.bucket, key)
+        if not quiet:
+            results.append(node("Deleted", leaf("Key", key)))
+    return xml_response(document("DeleteResult", *results))

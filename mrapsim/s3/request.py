@@ -90,6 +90,7 @@ class RequestBody:
         self._receive = receive
         self._expected_sha256 = expected_sha256
         self._consumed = False
+        self.complete = False  # the last body message has been received
         self.bytes_received = 0
 
     async def chunks(self) -> AsyncIterator[bytes]:
@@ -107,12 +108,33 @@ class RequestBody:
                 if digest is not None:
                     digest.update(chunk)
             more = bool(message.get("more_body", False))
+            self.complete = not more
             if digest is not None and not more:
                 self._check_digest(digest.hexdigest())
             if chunk:
                 yield chunk
             if not more:
                 return
+
+    async def discard(self, limit: int) -> bool:
+        """Read and drop what is left of the body, up to `limit` bytes; True when it all came.
+
+        An error answered before the body is read (a refused signature, a missing bucket) would
+        otherwise leave the client writing into a connection nobody reads: hypercorn closes it,
+        and the client reports a broken connection instead of the S3 error."""
+        self._consumed = True
+        dropped = 0
+        while not self.complete:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                return False
+            chunk: bytes = message.get("body", b"")
+            self.bytes_received += len(chunk)
+            dropped += len(chunk)
+            self.complete = not message.get("more_body", False)
+            if dropped > limit:
+                return self.complete
+        return True
 
     async def read_all(self) -> bytes:
         return b"".join([chunk async for chunk in self.chunks()])

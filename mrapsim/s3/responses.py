@@ -20,6 +20,10 @@ class S3Response:
     # For a streamed body, its length (sent as Content-Length); bytes bodies are measured.
     content_length: int | None = None
 
+    def closing(self) -> S3Response:
+        """This response with `Connection: close` (the request body was not read to its end)."""
+        return S3Response(self.status, (*self.headers, ("connection", "close")), self.body, self.content_length)
+
 
 def xml_response(body: bytes, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> S3Response:
     return S3Response(status, (("content-type", XML_CONTENT_TYPE), *headers), body)

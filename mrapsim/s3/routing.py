@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from mrapsim.s3 import bucket, listing, service
+from mrapsim.s3 import bucket, copying, listing, multipart, service
 from mrapsim.s3 import object as object_ops
 from mrapsim.s3.context import Context
 from mrapsim.s3.request import Level
@@ -73,23 +73,24 @@ ROUTES: tuple[Route, ...] = (
     # bucket level
     Route("GET", BUCKET, "ListObjectsV2", listing.list_objects_v2, q("list-type", "2")),
     Route("GET", BUCKET, "GetBucketLocation", bucket.get_bucket_location, q("location")),
-    Route("GET", BUCKET, "ListMultipartUploads", None, q("uploads")),
+    Route("GET", BUCKET, "ListMultipartUploads", multipart.list_multipart_uploads, q("uploads")),
     Route("GET", BUCKET, "ListObjects", listing.list_objects_v1),
     Route("HEAD", BUCKET, "HeadBucket", bucket.head_bucket),
     Route("PUT", BUCKET, "CreateBucket", bucket.create_bucket),
     Route("DELETE", BUCKET, "DeleteBucket", bucket.delete_bucket),
-    Route("POST", BUCKET, "DeleteObjects", None, q("delete")),
+    Route("POST", BUCKET, "DeleteObjects", object_ops.delete_objects, q("delete")),
     # object level
-    Route("GET", OBJECT, "ListParts", None, q("uploadId")),
+    Route("GET", OBJECT, "ListParts", multipart.list_parts, q("uploadId")),
     Route("GET", OBJECT, "GetObject", object_ops.get_object),
     Route("HEAD", OBJECT, "HeadObject", object_ops.head_object),
-    Route("PUT", OBJECT, "UploadPart", None, q("partNumber")),
-    Route("PUT", OBJECT, "CopyObject", None, Marker(header="x-amz-copy-source")),
+    Route("PUT", OBJECT, "UploadPartCopy", multipart.upload_part_copy, Marker("partNumber", None, "x-amz-copy-source")),
+    Route("PUT", OBJECT, "UploadPart", multipart.upload_part, q("partNumber")),
+    Route("PUT", OBJECT, "CopyObject", copying.copy_object, Marker(header="x-amz-copy-source")),
     Route("PUT", OBJECT, "PutObject", object_ops.put_object),
-    Route("DELETE", OBJECT, "AbortMultipartUpload", None, q("uploadId")),
+    Route("DELETE", OBJECT, "AbortMultipartUpload", multipart.abort_multipart_upload, q("uploadId")),
     Route("DELETE", OBJECT, "DeleteObject", object_ops.delete_object),
-    Route("POST", OBJECT, "CreateMultipartUpload", None, q("uploads")),
-    Route("POST", OBJECT, "CompleteMultipartUpload", None, q("uploadId")),
+    Route("POST", OBJECT, "CreateMultipartUpload", multipart.create_multipart_upload, q("uploads")),
+    Route("POST", OBJECT, "CompleteMultipartUpload", multipart.complete_multipart_upload, q("uploadId")),
 )
 
 UNKNOWN_OPERATION = "Unknown"

@@ -8,15 +8,25 @@ from mrapsim.store.base import (
     ListPage,
     ObjectInfo,
     ObjectWrite,
+    PartInfo,
     Store,
     StoredObject,
+    UploadInfo,
 )
-from mrapsim.store.content import BytesContent, ContentSource
+from mrapsim.store.content import (
+    BytesContent,
+    ConcatContent,
+    ContentBuilder,
+    ContentSource,
+    MemoryContentBuilder,
+    SliceContent,
+)
 from mrapsim.store.errors import (
     BucketAlreadyExistsError,
     BucketNotEmptyError,
     NoSuchBucketError,
     NoSuchKeyError,
+    NoSuchUploadError,
     StoreError,
 )
 from mrapsim.store.memory import MemoryStore
@@ -27,16 +37,23 @@ __all__ = [
     "BucketInfo",
     "BucketNotEmptyError",
     "BytesContent",
+    "ConcatContent",
+    "ContentBuilder",
     "ContentSource",
     "ListPage",
+    "MemoryContentBuilder",
     "MemoryStore",
     "NoSuchBucketError",
     "NoSuchKeyError",
+    "NoSuchUploadError",
     "ObjectInfo",
     "ObjectWrite",
+    "PartInfo",
+    "SliceContent",
     "Store",
     "StoreError",
     "StoredObject",
+    "UploadInfo",
     "create_store",
     "seed_store",
 ]

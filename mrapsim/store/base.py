@@ -16,7 +16,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from mrapsim.store.content import ContentSource
+from mrapsim.config import SyntheticSpec
+from mrapsim.store.content import ContentBuilder, ContentSource
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class ObjectInfo:
     stored_headers: Mapping[str, str] = field(default_factory=dict)
     # Lower-case algorithm name ("crc32", "crc64nvme", "sha256", ...) → base64 value.
     checksums: Mapping[str, str] = field(default_factory=dict)
+    checksum_type: str = "FULL_OBJECT"  # or "COMPOSITE" (multipart, per-part checksums combined)
     storage_class: str = "STANDARD"
 
 
@@ -58,7 +60,31 @@ class ObjectWrite:
     metadata: Mapping[str, str] = field(default_factory=dict)
     stored_headers: Mapping[str, str] = field(default_factory=dict)
     checksums: Mapping[str, str] = field(default_factory=dict)
-    etag: str | None = None  # given by multipart completion; else md5 of the content
+    checksum_type: str = "FULL_OBJECT"
+    etag: str | None = None  # given by the S3 layer (it hashes while streaming); else md5 of the content
+
+
+@dataclass(frozen=True)
+class UploadInfo:
+    """A multipart upload in progress, with what CreateMultipartUpload said about the object."""
+
+    upload_id: str
+    key: str
+    initiated: dt.datetime
+    content_type: str = "binary/octet-stream"
+    metadata: Mapping[str, str] = field(default_factory=dict)
+    stored_headers: Mapping[str, str] = field(default_factory=dict)
+    checksum_algorithm: str | None = None  # lower-case, as ObjectInfo.checksums keys
+    checksum_type: str | None = None  # "COMPOSITE" or "FULL_OBJECT" when an algorithm is set
+
+
+@dataclass(frozen=True)
+class PartInfo:
+    number: int
+    etag: str  # quoted md5 of the part
+    size: int
+    last_modified: dt.datetime
+    checksums: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -124,4 +150,46 @@ class Store(Protocol):
         """Keys under `prefix` strictly after `start_after`, keys sharing a prefix up to the next
         `delimiter` rolled up into one common prefix; at most `max_keys` entries and prefixes
         together. Raises NoSuchBucketError."""
+        ...
+
+    def add_synthetic(self, bucket: str, spec: SyntheticSpec) -> None:
+        """Give `bucket` a synthetic key space (store/synthetic.py) beneath its real objects.
+        Raises NoSuchBucketError, SyntheticFormatError."""
+        ...
+
+    def new_content(self) -> ContentBuilder:
+        """Where a streamed body goes while it arrives (memory blocks, a spool file, ...)."""
+        ...
+
+    # -- multipart uploads -------------------------------------------------------------------------
+
+    def create_upload(self, bucket: str, upload: UploadInfo) -> UploadInfo:
+        """Registers `upload` (its upload_id chosen by the caller). Raises NoSuchBucketError."""
+        ...
+
+    def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
+        """Raises NoSuchBucketError, NoSuchUploadError."""
+        ...
+
+    def put_part(self, bucket: str, key: str, upload_id: str, part: PartInfo, content: ContentSource) -> PartInfo:
+        """Creates or replaces part `part.number`. Raises NoSuchBucketError, NoSuchUploadError."""
+        ...
+
+    def list_parts(self, bucket: str, key: str, upload_id: str) -> Sequence[PartInfo]:
+        """The parts uploaded so far, by part number. Raises NoSuchBucketError, NoSuchUploadError."""
+        ...
+
+    def complete_upload(
+        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int], write: ObjectWrite
+    ) -> ObjectInfo:
+        """Writes the object made of `part_numbers` (validated by the caller) in that order, with
+        `write`'s attributes (its content is ignored), and forgets the upload."""
+        ...
+
+    def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        """Raises NoSuchBucketError, NoSuchUploadError."""
+        ...
+
+    def list_uploads(self, bucket: str) -> Sequence[UploadInfo]:
+        """Uploads in progress, by key then initiation time. Raises NoSuchBucketError."""
         ...

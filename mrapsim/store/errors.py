@@ -27,3 +27,9 @@ class BucketAlreadyExistsError(StoreError):
 
 class BucketNotEmptyError(StoreError):
     pass
+
+
+class NoSuchUploadError(StoreError):
+    def __init__(self, bucket: str, key: str, upload_id: str) -> None:
+        super().__init__(bucket, key)
+        self.upload_id = upload_id

@@ -10,6 +10,13 @@ pointer array, which stays well under a millisecond at a million keys. A write-h
 multi-million-key workload would want a B-tree-like list (sortedcontainers.SortedList) behind
 the same `_SortedKeys` surface.
 
+A bucket may also carry a synthetic key space (store/synthetic.py): listing merges it with the
+real keys through `_MergedCursor` (two bisections per seek, a real key shadowing an equal synthetic
+one, deleted synthetic keys remembered in a set and skipped), so the page cost stays
+O(log n + page) for a million synthetic keys.
+
+Multipart uploads live with their bucket; completing one joins the parts' content sources.
+
 Python compares str by code point, which is the same order as S3's UTF-8 byte order for every
 valid (surrogate-free) key; the S3 layer only admits keys that decode as UTF-8.
 """
@@ -20,16 +27,20 @@ import bisect
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
-from mrapsim.store.base import BucketInfo, ListPage, ObjectInfo, ObjectWrite, StoredObject
-from mrapsim.store.content import BytesContent, ContentSource
+from mrapsim.config import SyntheticSpec
+from mrapsim.store.base import BucketInfo, ListPage, ObjectInfo, ObjectWrite, PartInfo, StoredObject, UploadInfo
+from mrapsim.store.content import BytesContent, ConcatContent, ContentBuilder, ContentSource, MemoryContentBuilder
 from mrapsim.store.errors import (
     BucketAlreadyExistsError,
     BucketNotEmptyError,
     NoSuchBucketError,
     NoSuchKeyError,
+    NoSuchUploadError,
 )
+from mrapsim.store.synthetic import SyntheticKeys, synthetic_content, synthetic_info
 
 MAX_CODE_POINT = 0x10FFFF
 
@@ -81,12 +92,50 @@ class _SortedKeys:
     def index_after(self, key: str, lo: int = 0) -> int:
         return bisect.bisect_right(self.keys, key, lo)
 
+    def key_at(self, index: int) -> str:
+        return self.keys[index]
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class _KeyIndex(Protocol):
+    """What listing needs from an ordered key space: real keys or a synthetic range."""
+
+    def index_at_or_after(self, key: str | None, lo: int = 0) -> int: ...
+
+    def index_after(self, key: str, lo: int = 0) -> int: ...
+
+    def key_at(self, index: int) -> str: ...
+
+    def __len__(self) -> int: ...
+
+
+@dataclass
+class _Upload:
+    info: UploadInfo
+    parts: dict[int, tuple[PartInfo, ContentSource]] = field(default_factory=dict)
+
 
 @dataclass
 class _Bucket:
     info: BucketInfo
     objects: dict[str, StoredObject] = field(default_factory=dict)
     order: _SortedKeys = field(default_factory=_SortedKeys)
+    uploads: dict[str, _Upload] = field(default_factory=dict)
+    synthetic: SyntheticKeys | None = None
+    spec: SyntheticSpec | None = None
+    deleted: set[str] = field(default_factory=set)  # synthetic keys deleted (or overwritten and deleted)
+
+    def synthetic_object(self, key: str) -> StoredObject | None:
+        if self.synthetic is None or self.spec is None or key in self.deleted:
+            return None
+        if self.synthetic.index_of(key) is None:
+            return None
+        return StoredObject(synthetic_info(self.spec, key), synthetic_content(self.spec, key))
+
+    def is_empty(self) -> bool:
+        return not self.objects and (self.synthetic is None or len(self.deleted) >= len(self.synthetic))
 
 
 class MemoryStore:
@@ -112,7 +161,7 @@ class MemoryStore:
         return info
 
     def delete_bucket(self, bucket: str) -> None:
-        if self._bucket(bucket).objects:
+        if not self._bucket(bucket).is_empty():
             raise BucketNotEmptyError(bucket)
         del self._buckets[bucket]
 
@@ -122,7 +171,8 @@ class MemoryStore:
         return self.get_object(bucket, key).info
 
     def get_object(self, bucket: str, key: str) -> StoredObject:
-        stored = self._bucket(bucket).objects.get(key)
+        target = self._bucket(bucket)
+        stored = target.objects.get(key) or target.synthetic_object(key)
         if stored is None:
             raise NoSuchKeyError(bucket, key)
         return stored
@@ -138,6 +188,7 @@ class MemoryStore:
             metadata=dict(write.metadata),
             stored_headers=dict(write.stored_headers),
             checksums=dict(write.checksums),
+            checksum_type=write.checksum_type,
         )
         if key not in target.objects:
             target.order.add(key)
@@ -150,10 +201,20 @@ class MemoryStore:
 
     def delete_object(self, bucket: str, key: str) -> bool:
         target = self._bucket(bucket)
+        synthetic = target.synthetic_object(key) is not None
+        if synthetic:
+            target.deleted.add(key)
         if target.objects.pop(key, None) is None:
-            return False
+            return synthetic
         target.order.remove(key)
         return True
+
+    def add_synthetic(self, bucket: str, spec: SyntheticSpec) -> None:
+        """Give `bucket` the synthetic key space `spec` describes, under its real objects
+        (a real object with a synthetic key shadows it). Raises SyntheticFormatError."""
+        target = self._bucket(bucket)
+        target.synthetic = SyntheticKeys.from_format(spec.key_format, spec.keys)
+        target.spec = spec
 
     # -- listing -------------------------------------------------------------------------------
 
@@ -169,47 +230,152 @@ class MemoryStore:
         target = self._bucket(bucket)
         if max_keys <= 0:
             return ListPage((), (), False, None)
-        order = target.order
-        keys = order.keys
-        at = self._resume_index(order, prefix, delimiter, start_after)
+        cursor = _MergedCursor(target)
+        cursor.seek_resume(prefix, delimiter, start_after)
         entries: list[ObjectInfo] = []
         common_prefixes: list[str] = []
         last: str | None = None
-        while at < len(keys) and len(entries) + len(common_prefixes) < max_keys:
-            key = keys[at]
-            if not key.startswith(prefix):
+        while len(entries) + len(common_prefixes) < max_keys:
+            key = cursor.peek()
+            if key is None or not key.startswith(prefix):
                 break
             cut = key.find(delimiter, len(prefix)) if delimiter else -1
             if cut >= 0:
                 common = key[: cut + len(delimiter)]
                 common_prefixes.append(common)
                 last = common
-                at = order.index_at_or_after(prefix_successor(common), at)
+                cursor.seek_at_or_after(prefix_successor(common))
             else:
-                entries.append(target.objects[key].info)
+                entries.append(cursor.take())
                 last = key
-                at += 1
-        is_truncated = at < len(keys) and keys[at].startswith(prefix)
+        following = cursor.peek()
+        is_truncated = following is not None and following.startswith(prefix)
         return ListPage(entries, common_prefixes, is_truncated, last)
 
-    @staticmethod
-    def _resume_index(order: _SortedKeys, prefix: str, delimiter: str, start_after: str) -> int:
-        at = order.index_at_or_after(prefix)
-        if not start_after:
-            return at
-        # A start position inside a common prefix (the prefix itself, as a previous page's
-        # next_after, or a key under it) means that prefix was already returned: skip all of it.
-        if delimiter and start_after.startswith(prefix):
-            cut = start_after.find(delimiter, len(prefix))
-            if cut >= 0:
-                common = start_after[: cut + len(delimiter)]
-                return max(at, order.index_at_or_after(prefix_successor(common)))
-        return max(at, order.index_after(start_after))
+    def new_content(self) -> ContentBuilder:
+        return MemoryContentBuilder()
+
+    # -- multipart uploads -----------------------------------------------------------------------
+
+    def create_upload(self, bucket: str, upload: UploadInfo) -> UploadInfo:
+        self._bucket(bucket).uploads[upload.upload_id] = _Upload(upload)
+        return upload
+
+    def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
+        return self._upload(bucket, key, upload_id).info
+
+    def put_part(self, bucket: str, key: str, upload_id: str, part: PartInfo, content: ContentSource) -> PartInfo:
+        self._upload(bucket, key, upload_id).parts[part.number] = (part, content)
+        return part
+
+    def list_parts(self, bucket: str, key: str, upload_id: str) -> Sequence[PartInfo]:
+        parts = self._upload(bucket, key, upload_id).parts
+        return [parts[number][0] for number in sorted(parts)]
+
+    def complete_upload(
+        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int], write: ObjectWrite
+    ) -> ObjectInfo:
+        upload = self._upload(bucket, key, upload_id)
+        content = ConcatContent.of([upload.parts[number][1] for number in part_numbers])
+        info = self.put_object(bucket, key, replace(write, content=content))
+        del self._bucket(bucket).uploads[upload_id]
+        return info
+
+    def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        self._upload(bucket, key, upload_id)
+        del self._bucket(bucket).uploads[upload_id]
+
+    def list_uploads(self, bucket: str) -> Sequence[UploadInfo]:
+        uploads = [u.info for u in self._bucket(bucket).uploads.values()]
+        return sorted(uploads, key=lambda u: (u.key, u.initiated, u.upload_id))
 
     # -- internals -----------------------------------------------------------------------------
+
+    def _upload(self, bucket: str, key: str, upload_id: str) -> _Upload:
+        upload = self._bucket(bucket).uploads.get(upload_id)
+        if upload is None or upload.info.key != key:
+            raise NoSuchUploadError(bucket, key, upload_id)
+        return upload
 
     def _bucket(self, bucket: str) -> _Bucket:
         found = self._buckets.get(bucket)
         if found is None:
             raise NoSuchBucketError(bucket)
         return found
+
+
+class _MergedCursor:
+    """A position in a bucket's merged key order: its real keys and its synthetic key space
+    (deleted synthetic keys skipped, a real key shadowing an equal synthetic one). Each seek is
+    a bisection in each space; each step looks at one key per space (cached until it moves)."""
+
+    def __init__(self, bucket: _Bucket) -> None:
+        self._bucket = bucket
+        self._spaces: list[_KeyIndex | None] = [bucket.order if bucket.objects else None, bucket.synthetic]
+        self._at = [0, 0]
+        self._keys: list[str | None] = [None, None]  # the key at _at, once looked up
+        self._known = [False, False]
+
+    def _move(self, which: int, at: int) -> None:
+        if at != self._at[which]:
+            self._at[which] = at
+            self._known[which] = False
+
+    def seek_at_or_after(self, key: str | None) -> None:
+        for which, space in enumerate(self._spaces):
+            if space is not None:
+                at = self._at[which]
+                self._move(which, max(at, space.index_at_or_after(key, at)))
+
+    def seek_after(self, key: str) -> None:
+        for which, space in enumerate(self._spaces):
+            if space is not None:
+                at = self._at[which]
+                self._move(which, max(at, space.index_after(key, at)))
+
+    def seek_resume(self, prefix: str, delimiter: str, start_after: str) -> None:
+        self.seek_at_or_after(prefix)
+        if not start_after:
+            return
+        # A start position inside a common prefix (the prefix itself, as a previous page's
+        # next_after, or a key under it) means that prefix was already returned: skip all of it.
+        if delimiter and start_after.startswith(prefix):
+            cut = start_after.find(delimiter, len(prefix))
+            if cut >= 0:
+                self.seek_at_or_after(prefix_successor(start_after[: cut + len(delimiter)]))
+                return
+        self.seek_after(start_after)
+
+    def _current(self, which: int) -> str | None:
+        if self._known[which]:
+            return self._keys[which]
+        space = self._spaces[which]
+        key = None
+        if space is not None:
+            deleted = self._bucket.deleted if which else ()
+            while self._at[which] < len(space):
+                candidate = space.key_at(self._at[which])
+                if candidate not in deleted:
+                    key = candidate
+                    break
+                self._at[which] += 1
+        self._keys[which], self._known[which] = key, True
+        return key
+
+    def peek(self) -> str | None:
+        real, synthetic = self._current(0), self._current(1)
+        if real is None or (synthetic is not None and synthetic < real):
+            return synthetic
+        return real
+
+    def take(self) -> ObjectInfo:
+        """The object at the current position (peek() returned its key); advances past it."""
+        real, synthetic = self._current(0), self._current(1)
+        if real is not None and (synthetic is None or real <= synthetic):
+            self._move(0, self._at[0] + 1)
+            if synthetic == real:
+                self._move(1, self._at[1] + 1)
+            return self._bucket.objects[real].info
+        assert synthetic is not None and self._bucket.spec is not None
+        self._move(1, self._at[1] + 1)
+        return synthetic_info(self._bucket.spec, synthetic)

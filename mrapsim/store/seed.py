@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 
-from mrapsim.config import Config
+from mrapsim.config import Config, ConfigError
 from mrapsim.store.base import ObjectWrite, Store
 from mrapsim.store.content import BytesContent
 from mrapsim.store.errors import BucketAlreadyExistsError
 from mrapsim.store.memory import MemoryStore
+from mrapsim.store.synthetic import SyntheticFormatError
 
 
 def create_store(config: Config) -> MemoryStore:
@@ -23,10 +24,13 @@ def create_store(config: Config) -> MemoryStore:
 def seed_store(store: Store, config: Config) -> None:
     """Create every declared bucket with its objects, then every bucket an MRAP names but no
     `[[buckets]]` entry declares (empty). Existing buckets are kept, so seeding is idempotent."""
-    # Synthetic buckets (`BucketConfig.synthetic`) are not generated yet; they get an empty bucket
-    # here and will get a generated ContentSource and key space later.
     for bucket in config.buckets:
         _ensure_bucket(store, bucket.name)
+        if bucket.synthetic is not None:
+            try:
+                store.add_synthetic(bucket.name, bucket.synthetic)
+            except SyntheticFormatError as exc:
+                raise ConfigError(f"buckets.{bucket.name}.synthetic.key_format", str(exc)) from exc
         for key, data in bucket.objects:
             content_type = "text/plain" if key.endswith((".txt", ".md", ".csv")) else "binary/octet-stream"
             store.put_object(bucket.name, key, ObjectWrite(BytesContent(data), content_type=content_type))

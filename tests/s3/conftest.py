@@ -35,6 +35,7 @@ MRAP_HOST = "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com"
 BULK_BUCKET = "bulk"
 BULK_KEYS = 2500
 NAMES_BUCKET = "names"
+WRITE_BUCKET = "writes"  # for tests that write: the other buckets' contents are asserted exactly
 ODD_KEYS = (
     "dir/a b.txt",
     "dir/plus+sign.txt",
@@ -92,7 +93,7 @@ def serving(app: ASGIApp) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def live() -> Iterator[LiveServer]:
-    config = load_config(overrides={"buckets": [{"name": BULK_BUCKET}, {"name": NAMES_BUCKET}]})
+    config = load_config(overrides={"buckets": [{"name": BULK_BUCKET}, {"name": NAMES_BUCKET}, {"name": WRITE_BUCKET}]})
     store = create_store(config)
     for i in range(BULK_KEYS):
         store.put_bytes(BULK_BUCKET, f"k/{i:05d}", b"x")

@@ -1,0 +1,192 @@
+"""Synthetic objects (SPEC §7): N keys of a given size whose content derives from key and seed,
+costing no memory per key or per byte — a million keys or a 50 GiB object for load tests.
+
+Keys: key i is `key_format.format(i=i)`. Listing needs key order to equal index order, so the
+format must zero-pad `{i}` to a fixed width (`obj/{i:07d}`, `{i:08x}`): then every key has the
+same length and the digits, the only part that varies, compare like the numbers. Under that rule
+"the first key ≥ k" is a binary search over indices (O(log n) formats) and "is k a key" is a
+parse, so a bucket of 10^10 keys is as cheap as one of ten.
+
+Content: 64 KiB blocks. A per-object base block comes from SHAKE-256 of (seed, key); block b is
+the base block with its first 16 bytes replaced by BLAKE2b(seed, key, b). So any byte range is
+computable on its own (range reads, parallel downloads), every block differs (misplaced ranges
+are caught by a spot check), and generating costs one 16-byte hash and a copy per block.
+
+ETag: a hash of (seed, key, size) shaped like an MD5 — not the MD5 of the content (computing
+that for 2 GiB per listing would defeat the purpose; no client verifies a GET against the ETag).
+No checksums are declared, so clients have nothing to validate against either.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import string
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from types import MappingProxyType
+
+from mrapsim.config import SyntheticSpec
+from mrapsim.store.base import ObjectInfo
+from mrapsim.store.content import DEFAULT_CHUNK_SIZE
+
+BLOCK_SIZE = 64 * 1024
+BLOCK_HEADER = 16
+SYNTHETIC_LAST_MODIFIED = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+ZERO_PADDED = re.compile(r"0(?:>)?(\d+)([dxXob]?)")
+BASES = {"": 10, "d": 10, "x": 16, "X": 16, "o": 8, "b": 2}
+
+
+class SyntheticFormatError(ValueError):
+    """A key format whose key order would not be its index order."""
+
+
+@dataclass(frozen=True)
+class SyntheticKeys:
+    """The sorted key space `key_format.format(i=i)` for i in [0, count)."""
+
+    count: int
+    key_format: str
+    prefix: str
+    suffix: str
+    width: int
+    base: int
+
+    @classmethod
+    def from_format(cls, key_format: str, count: int) -> SyntheticKeys:
+        fields = list(string.Formatter().parse(key_format))
+        named = [(literal, name, spec, conversion) for literal, name, spec, conversion in fields if name is not None]
+        if len(named) != 1 or named[0][1] != "i" or named[0][3] is not None:
+            raise SyntheticFormatError(f"{key_format!r} must contain {{i}} exactly once, without a conversion")
+        spec = named[0][2] or ""
+        padded = ZERO_PADDED.fullmatch(spec)
+        first, last = key_format.format(i=0), key_format.format(i=max(count - 1, 0))
+        if count > 1 and (padded is None or len(first) != len(last)):
+            raise SyntheticFormatError(
+                f"{key_format!r} must zero-pad {{i}} to a fixed width wide enough for {count} keys "
+                f"(e.g. 'obj/{{i:0{len(str(count - 1))}d}}') so that key order is index order; "
+                f"it gives {first!r} … {last!r}"
+            )
+        at = fields.index(next(f for f in fields if f[1] is not None))
+        prefix = "".join(f[0] for f in fields[: at + 1])
+        suffix = "".join(f[0] for f in fields[at + 1 :])
+        width = len(first) - len(prefix) - len(suffix)
+        return cls(count, key_format, prefix, suffix, width, BASES[padded.group(2) if padded else ""])
+
+    def __len__(self) -> int:
+        return self.count
+
+    def key_at(self, index: int) -> str:
+        return self.key_format.format(i=index)
+
+    def index_of(self, key: str) -> int | None:
+        """The index of `key` in this space, or None when it is not one of its keys."""
+        if not key.startswith(self.prefix) or not key.endswith(self.suffix):
+            return None
+        digits = key[len(self.prefix) : len(key) - len(self.suffix)]
+        if len(digits) != self.width or not digits.isalnum():
+            return None
+        try:
+            index = int(digits, self.base)
+        except ValueError:
+            return None
+        if index >= self.count or self.key_at(index) != key:
+            return None
+        return index
+
+    def index_at_or_after(self, key: str | None, lo: int = 0) -> int:
+        if key is None:
+            return self.count
+        return self._search(key, lo, inclusive=True)
+
+    def index_after(self, key: str, lo: int = 0) -> int:
+        return self._search(key, lo, inclusive=False)
+
+    def _search(self, key: str, lo: int, *, inclusive: bool) -> int:
+        hi = self.count
+        while lo < hi:
+            mid = (lo + hi) // 2
+            probe = self.key_at(mid)
+            if probe < key or (not inclusive and probe == key):
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
+
+NO_ENTRIES: Mapping[str, str] = MappingProxyType({})
+
+
+def synthetic_seed(seed: int, key: str) -> bytes:
+    return f"mrapsim synthetic\x00{seed}\x00{key}".encode()
+
+
+def synthetic_etag(seed: int, key: str, size: int) -> str:
+    digest = hashlib.md5(b"mrapsim etag\x00%d\x00%d\x00" % (seed, size) + key.encode(), usedforsecurity=False)
+    return f'"{digest.hexdigest()}"'
+
+
+def synthetic_info(spec: SyntheticSpec, key: str) -> ObjectInfo:
+    # A listing page builds one of these per synthetic entry. Filling the instance dict directly
+    # skips the frozen dataclass __init__ (one object.__setattr__ per field), which was a third
+    # of a synthetic page's cost; tests check the result equals the constructor's.
+    info: ObjectInfo = object.__new__(ObjectInfo)
+    info.__dict__.update(
+        key=key,
+        size=spec.size,
+        etag=synthetic_etag(spec.seed, key, spec.size),
+        last_modified=SYNTHETIC_LAST_MODIFIED,
+        content_type="binary/octet-stream",
+        metadata=NO_ENTRIES,
+        stored_headers=NO_ENTRIES,
+        checksums=NO_ENTRIES,
+        checksum_type="FULL_OBJECT",
+        storage_class="STANDARD",
+    )
+    return info
+
+
+@dataclass(frozen=True)
+class SyntheticContent:
+    """The generated body of one synthetic object (see the module comment)."""
+
+    seed: bytes  # synthetic_seed(seed, key)
+    length: int
+
+    @property
+    def size(self) -> int:
+        return self.length
+
+    @cached_property
+    def _base(self) -> bytes:
+        return hashlib.shake_256(self.seed).digest(BLOCK_SIZE)
+
+    def block(self, index: int) -> bytes:
+        header = hashlib.blake2b(self.seed + index.to_bytes(8, "big"), digest_size=BLOCK_HEADER).digest()
+        return header + self._base[BLOCK_HEADER:]
+
+    def read(self, start: int, stop: int) -> bytes:
+        return b"".join(self.chunks(start, stop, max(1, stop - start)))
+
+    def chunks(self, start: int, stop: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
+        stop = min(stop, self.length)
+        pending: list[bytes] = []
+        pending_size = 0
+        while start < stop:
+            index, offset = divmod(start, BLOCK_SIZE)
+            take = min(BLOCK_SIZE - offset, stop - start, chunk_size - pending_size)
+            block = self.block(index)
+            pending.append(block[offset : offset + take] if (offset, take) != (0, BLOCK_SIZE) else block)
+            pending_size += take
+            start += take
+            if pending_size >= chunk_size:
+                yield b"".join(pending)
+                pending, pending_size = [], 0
+        if pending:
+            yield b"".join(pending)
+
+
+def synthetic_content(spec: SyntheticSpec, key: str) -> SyntheticContent:
+    return SyntheticContent(synthetic_seed(spec.seed, key), spec.size)

@@ -1,0 +1,127 @@
+"""Synthetic buckets: key spaces that list like real ones (checked against a materialised model),
+merge with real writes and deletes, and generate range-consistent content."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mrapsim.config import ConfigError, SyntheticSpec, load_config
+from mrapsim.store import BytesContent, MemoryStore, ObjectInfo, ObjectWrite, create_store
+from mrapsim.store.synthetic import (
+    BLOCK_SIZE,
+    SYNTHETIC_LAST_MODIFIED,
+    SyntheticFormatError,
+    SyntheticKeys,
+    synthetic_content,
+    synthetic_info,
+)
+
+SPEC = SyntheticSpec(keys=300, key_format="k{i:03d}/x", size=10, seed=7)
+
+
+def test_key_space_search_and_parse() -> None:
+    keys = SyntheticKeys.from_format("obj/{i:07d}.bin", 1_000_000)
+    assert keys.key_at(42) == "obj/0000042.bin" and len(keys) == 1_000_000
+    assert keys.index_of("obj/0000042.bin") == 42
+    assert keys.index_of("obj/1000000.bin") is None and keys.index_of("obj/000004.bin") is None
+    assert keys.index_of("obj/00000-1.bin") is None and keys.index_of("other") is None
+    assert keys.index_at_or_after("obj/0000042") == 42 and keys.index_after("obj/0000042.bin") == 43
+    assert keys.index_at_or_after("a") == 0 and keys.index_at_or_after("z") == 1_000_000
+    assert SyntheticKeys.from_format("{i:08x}", 1000).index_of("000003e7") == 999
+
+
+@pytest.mark.parametrize("key_format", ["obj/{i}", "obj/{i:3d}", "obj/{i:02d}", "{i:03d}/{i}", "{j}", "{i!r:05}"])
+def test_formats_whose_order_is_not_index_order_are_refused(key_format: str) -> None:
+    with pytest.raises(SyntheticFormatError):
+        SyntheticKeys.from_format(key_format, 1000)
+
+
+def test_bad_format_is_a_config_error() -> None:
+    config = load_config(
+        overrides={"buckets": [{"name": "syn", "synthetic": {"keys": 100, "key_format": "k{i}", "size": 1}}]}
+    )
+    with pytest.raises(ConfigError, match=r"buckets\.syn\.synthetic\.key_format"):
+        create_store(config)
+
+
+def materialised(store: MemoryStore) -> MemoryStore:
+    """The same bucket with every key a real object: the model listing must agree with."""
+    model = MemoryStore()
+    model.create_bucket("b")
+    page = store.list_page("b", max_keys=10**9)
+    for info in page.entries:
+        model.put_object("b", info.key, ObjectWrite(BytesContent(b"x" * info.size)))
+    return model
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    real=st.lists(st.sampled_from(["k005/x", "k005/y", "a", "k299/zz", "e/1", "k100/x", "k010/"]), max_size=5),
+    deleted=st.lists(st.integers(0, 299), max_size=20),
+    prefix=st.sampled_from(["", "k", "k00", "k005/", "k1", "e", "zz"]),
+    delimiter=st.sampled_from(["", "/", "0"]),
+    page=st.integers(1, 40),
+)
+def test_listing_matches_a_materialised_model(
+    real: list[str], deleted: list[int], prefix: str, delimiter: str, page: int
+) -> None:
+    store = MemoryStore()
+    store.create_bucket("b")
+    store.add_synthetic("b", SPEC)
+    for key in real:
+        store.put_object("b", key, ObjectWrite(BytesContent(b"real")))
+    for i in deleted:
+        store.delete_object("b", f"k{i:03d}/x")
+    model = materialised(store)
+
+    def walk(source: MemoryStore) -> list[tuple[list[str], list[str]]]:
+        pages, after = [], ""
+        while True:
+            got = source.list_page("b", prefix=prefix, delimiter=delimiter, start_after=after, max_keys=page)
+            pages.append(([e.key for e in got.entries], list(got.common_prefixes)))
+            if not got.is_truncated:
+                return pages
+            assert got.next_after is not None and got.next_after > after
+            after = got.next_after
+
+    assert walk(store) == walk(model)
+
+
+def test_objects_merge_shadow_and_delete() -> None:
+    store = MemoryStore()
+    store.create_bucket("b")
+    store.add_synthetic("b", SPEC)
+    synthetic = store.get_object("b", "k001/x")
+    assert synthetic.info.size == 10 and synthetic.info.etag.startswith('"') and len(synthetic.info.etag) == 34
+    assert synthetic.content.read(0, 10) == synthetic_content(SPEC, "k001/x").read(0, 10)
+    store.put_object("b", "k001/x", ObjectWrite(BytesContent(b"real")))
+    assert store.get_object("b", "k001/x").content.read(0, 10) == b"real"
+    assert store.delete_object("b", "k001/x")
+    assert not store.delete_object("b", "k001/x")
+    with pytest.raises(Exception, match="k001/x"):
+        store.get_object("b", "k001/x")
+    assert store.list_page("b", prefix="k001/").entries == []
+
+
+def test_synthetic_info_equals_the_constructed_value() -> None:
+    info = synthetic_info(SPEC, "k001/x")
+    assert info == ObjectInfo("k001/x", SPEC.size, info.etag, SYNTHETIC_LAST_MODIFIED)
+    assert set(vars(info)) == {f.name for f in dataclasses.fields(ObjectInfo)}
+    assert synthetic_info(SPEC, "k001/x").etag == info.etag != synthetic_info(SPEC, "k002/x").etag
+
+
+def test_content_is_range_consistent_and_distinct_per_block() -> None:
+    content = synthetic_content(SyntheticSpec(1, "k{i:01d}", 5 * BLOCK_SIZE + 123, 1), "k0")
+    whole = content.read(0, content.size)
+    assert len(whole) == content.size
+    for start, stop in [(0, 1), (BLOCK_SIZE - 3, BLOCK_SIZE + 5), (100, 4 * BLOCK_SIZE + 7), (content.size - 9, 10**9)]:
+        assert content.read(start, stop) == whole[start:stop]
+        assert b"".join(content.chunks(start, stop, 1000)) == whole[start:stop]
+    blocks = {whole[i : i + BLOCK_SIZE] for i in range(0, 5 * BLOCK_SIZE, BLOCK_SIZE)}
+    assert len(blocks) == 5
+    other = synthetic_content(SyntheticSpec(1, "k{i:01d}", 100, 2), "k0")
+    assert other.read(0, 100) != whole[:100]
