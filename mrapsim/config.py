@@ -473,6 +473,7 @@ def parse_bucket(doc: Mapping[str, Any], where: str) -> BucketConfig:
             key_format.format(i=0)
         except (KeyError, IndexError, ValueError) as exc:
             raise ConfigError(f"{where}.synthetic.key_format", f"must format with {{i}}: {exc}") from exc
+        _check_synthetic_format(key_format, spec.get("keys"), f"{where}.synthetic.key_format")
         synthetic = SyntheticSpec(
             keys=_int(spec, "keys", f"{where}.synthetic.keys", minimum=0, maximum=10**10),
             key_format=key_format,
@@ -480,6 +481,17 @@ def parse_bucket(doc: Mapping[str, Any], where: str) -> BucketConfig:
             seed=_int({"seed": spec.get("seed", 0)}, "seed", f"{where}.synthetic.seed", minimum=0, maximum=2**63),
         )
     return BucketConfig(name, tuple(objects), synthetic)
+
+
+def _check_synthetic_format(key_format: str, keys: Any, where: str) -> None:
+    """Key order must be index order for a synthetic key space (store/synthetic.py says why)."""
+    from mrapsim.store.synthetic import SyntheticFormatError, SyntheticKeys  # the store imports config
+
+    if isinstance(keys, int) and not isinstance(keys, bool) and keys >= 0:
+        try:
+            SyntheticKeys.from_format(key_format, keys)
+        except SyntheticFormatError as exc:
+            raise ConfigError(where, str(exc)) from exc
 
 
 def parse_mrap(doc: Mapping[str, Any], where: str) -> MrapConfig:

@@ -165,3 +165,12 @@ def test_minted_dir(tmp_path: Path) -> None:
     assert load_config().minted_dir is None
     config = parse_config(merge(default_document(), {"tls": {"minted_dir": str(tmp_path / "m")}}))
     assert config.minted_dir == tmp_path / "m"
+
+
+def test_synthetic_key_format_must_keep_key_order() -> None:
+    bad = {"buckets": [{"name": "syn", "synthetic": {"keys": 1000, "key_format": "obj/{i}", "size": 1}}]}
+    with pytest.raises(ConfigError) as caught:
+        parse_config(merge(default_document(), bad))
+    assert caught.value.setting == "buckets[1].synthetic.key_format"
+    good = {"buckets": [{"name": "syn", "synthetic": {"keys": 1000, "key_format": "obj/{i:04d}", "size": 1}}]}
+    assert parse_config(merge(default_document(), good)).buckets[1].synthetic is not None
