@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mrapsim.config import ConfigError, SyntheticSpec, load_config
-from mrapsim.store import BytesContent, MemoryStore, ObjectInfo, ObjectWrite, create_store
+from mrapsim.store import BytesContent, MemoryStore, ObjectInfo, ObjectWrite
 from mrapsim.store.synthetic import (
     BLOCK_SIZE,
     SYNTHETIC_LAST_MODIFIED,
@@ -41,11 +41,9 @@ def test_formats_whose_order_is_not_index_order_are_refused(key_format: str) -> 
 
 
 def test_bad_format_is_a_config_error() -> None:
-    config = load_config(
-        overrides={"buckets": [{"name": "syn", "synthetic": {"keys": 100, "key_format": "k{i}", "size": 1}}]}
-    )
-    with pytest.raises(ConfigError, match=r"buckets\.syn\.synthetic\.key_format"):
-        create_store(config)
+    with pytest.raises(ConfigError, match=r"buckets\[1\]\.synthetic\.key_format"):
+        bucket = {"name": "syn", "synthetic": {"keys": 100, "key_format": "k{i}", "size": 1}}
+        load_config(overrides={"buckets": [bucket]})
 
 
 def materialised(store: MemoryStore) -> MemoryStore:
