@@ -25,8 +25,7 @@ from mrapsim.edge.forward import BuiltinBackend, hypercorn_config
 from mrapsim.faults import FaultError, FaultSet
 from mrapsim.names import name_matches
 from mrapsim.s3.app import create_app
-from mrapsim.store.memory import MemoryStore
-from mrapsim.store.seed import seed_store
+from mrapsim.store.seed import create_store
 from mrapsim.supervisor import WorkerHandoff
 from mrapsim.telemetry import Telemetry
 from mrapsim.tls.certs import CertificateSet, ensure_certificates
@@ -65,8 +64,7 @@ async def serve(
         faults = FaultSet.from_documents(config.faults)
     except FaultError as exc:
         raise ConfigError("faults", str(exc)) from exc
-    store = MemoryStore()
-    seed_store(store, config)
+    store = create_store(config)
     s3_app = create_app(config, store, on_request=telemetry.request_finished)
     http = hypercorn_config()
     worker = WorkerContext(None)

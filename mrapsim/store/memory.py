@@ -11,7 +11,7 @@ multi-million-key workload would want a B-tree-like list (sortedcontainers.Sorte
 the same `_SortedKeys` surface.
 
 A bucket may also carry a synthetic key space (store/synthetic.py): listing merges it with the
-real keys through `_MergedCursor` (two bisections per seek, a real key shadowing an equal synthetic
+real keys through store/merge.py's cursors (two bisections per seek, a real key shadowing an equal synthetic
 one, deleted synthetic keys remembered in a set and skipped), so the page cost stays
 O(log n + page) for a million synthetic keys.
 
@@ -28,7 +28,6 @@ import datetime as dt
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
 
 from mrapsim.config import SyntheticSpec
 from mrapsim.store.base import BucketInfo, ListPage, ObjectInfo, ObjectWrite, PartInfo, StoredObject, UploadInfo
@@ -40,24 +39,12 @@ from mrapsim.store.errors import (
     NoSuchKeyError,
     NoSuchUploadError,
 )
+from mrapsim.store.merge import IndexCursor, KeyCursor, MergedCursor, list_merged
 from mrapsim.store.synthetic import SyntheticKeys, synthetic_content, synthetic_info
-
-MAX_CODE_POINT = 0x10FFFF
 
 
 def utc_now_seconds() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
-
-
-def prefix_successor(prefix: str) -> str | None:
-    """The smallest string greater than every string that starts with `prefix`
-    (None: no such string, every string from `prefix` on starts with it)."""
-    while prefix:
-        last = ord(prefix[-1])
-        if last < MAX_CODE_POINT:
-            return prefix[:-1] + chr(last + 1)
-        prefix = prefix[:-1]
-    return None
 
 
 def content_etag(content: ContentSource) -> str:
@@ -97,18 +84,6 @@ class _SortedKeys:
 
     def __len__(self) -> int:
         return len(self.keys)
-
-
-class _KeyIndex(Protocol):
-    """What listing needs from an ordered key space: real keys or a synthetic range."""
-
-    def index_at_or_after(self, key: str | None, lo: int = 0) -> int: ...
-
-    def index_after(self, key: str, lo: int = 0) -> int: ...
-
-    def key_at(self, index: int) -> str: ...
-
-    def __len__(self) -> int: ...
 
 
 @dataclass
@@ -230,27 +205,22 @@ class MemoryStore:
         target = self._bucket(bucket)
         if max_keys <= 0:
             return ListPage((), (), False, None)
-        cursor = _MergedCursor(target)
-        cursor.seek_resume(prefix, delimiter, start_after)
-        entries: list[ObjectInfo] = []
-        common_prefixes: list[str] = []
-        last: str | None = None
-        while len(entries) + len(common_prefixes) < max_keys:
+        sources: list[KeyCursor] = [IndexCursor(target.order)]
+        if target.synthetic is not None:
+            sources.append(IndexCursor(target.synthetic, target.deleted.__contains__))
+        cursor = MergedCursor(sources)
+
+        def take() -> ObjectInfo:
             key = cursor.peek()
-            if key is None or not key.startswith(prefix):
-                break
-            cut = key.find(delimiter, len(prefix)) if delimiter else -1
-            if cut >= 0:
-                common = key[: cut + len(delimiter)]
-                common_prefixes.append(common)
-                last = common
-                cursor.seek_at_or_after(prefix_successor(common))
-            else:
-                entries.append(cursor.take())
-                last = key
-        following = cursor.peek()
-        is_truncated = following is not None and following.startswith(prefix)
-        return ListPage(entries, common_prefixes, is_truncated, last)
+            assert key is not None
+            real = cursor.source() == 0
+            cursor.advance()
+            if real:
+                return target.objects[key].info
+            assert target.spec is not None
+            return synthetic_info(target.spec, key)
+
+        return list_merged(cursor, take, prefix=prefix, delimiter=delimiter, start_after=start_after, max_keys=max_keys)
 
     def new_content(self) -> ContentBuilder:
         return MemoryContentBuilder()
@@ -302,80 +272,3 @@ class MemoryStore:
         if found is None:
             raise NoSuchBucketError(bucket)
         return found
-
-
-class _MergedCursor:
-    """A position in a bucket's merged key order: its real keys and its synthetic key space
-    (deleted synthetic keys skipped, a real key shadowing an equal synthetic one). Each seek is
-    a bisection in each space; each step looks at one key per space (cached until it moves)."""
-
-    def __init__(self, bucket: _Bucket) -> None:
-        self._bucket = bucket
-        self._spaces: list[_KeyIndex | None] = [bucket.order if bucket.objects else None, bucket.synthetic]
-        self._at = [0, 0]
-        self._keys: list[str | None] = [None, None]  # the key at _at, once looked up
-        self._known = [False, False]
-
-    def _move(self, which: int, at: int) -> None:
-        if at != self._at[which]:
-            self._at[which] = at
-            self._known[which] = False
-
-    def seek_at_or_after(self, key: str | None) -> None:
-        for which, space in enumerate(self._spaces):
-            if space is not None:
-                at = self._at[which]
-                self._move(which, max(at, space.index_at_or_after(key, at)))
-
-    def seek_after(self, key: str) -> None:
-        for which, space in enumerate(self._spaces):
-            if space is not None:
-                at = self._at[which]
-                self._move(which, max(at, space.index_after(key, at)))
-
-    def seek_resume(self, prefix: str, delimiter: str, start_after: str) -> None:
-        self.seek_at_or_after(prefix)
-        if not start_after:
-            return
-        # A start position inside a common prefix (the prefix itself, as a previous page's
-        # next_after, or a key under it) means that prefix was already returned: skip all of it.
-        if delimiter and start_after.startswith(prefix):
-            cut = start_after.find(delimiter, len(prefix))
-            if cut >= 0:
-                self.seek_at_or_after(prefix_successor(start_after[: cut + len(delimiter)]))
-                return
-        self.seek_after(start_after)
-
-    def _current(self, which: int) -> str | None:
-        if self._known[which]:
-            return self._keys[which]
-        space = self._spaces[which]
-        key = None
-        if space is not None:
-            deleted = self._bucket.deleted if which else ()
-            while self._at[which] < len(space):
-                candidate = space.key_at(self._at[which])
-                if candidate not in deleted:
-                    key = candidate
-                    break
-                self._at[which] += 1
-        self._keys[which], self._known[which] = key, True
-        return key
-
-    def peek(self) -> str | None:
-        real, synthetic = self._current(0), self._current(1)
-        if real is None or (synthetic is not None and synthetic < real):
-            return synthetic
-        return real
-
-    def take(self) -> ObjectInfo:
-        """The object at the current position (peek() returned its key); advances past it."""
-        real, synthetic = self._current(0), self._current(1)
-        if real is not None and (synthetic is None or real <= synthetic):
-            self._move(0, self._at[0] + 1)
-            if synthetic == real:
-                self._move(1, self._at[1] + 1)
-            return self._bucket.objects[real].info
-        assert synthetic is not None and self._bucket.spec is not None
-        self._move(1, self._at[1] + 1)
-        return synthetic_info(self._bucket.spec, synthetic)

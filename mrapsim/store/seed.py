@@ -12,13 +12,29 @@ from mrapsim.store.memory import MemoryStore
 from mrapsim.store.synthetic import SyntheticFormatError
 
 
-def create_store(config: Config) -> MemoryStore:
-    """The store `config.store` asks for, seeded. Only `memory` exists so far."""
-    if config.store.kind != "memory":
-        raise NotImplementedError(f"store kind {config.store.kind!r} is not built yet")
+def create_store(config: Config) -> Store:
+    """The store `config.store` asks for, seeded.
+
+    The sqlite store is shared by worker processes and outlives restarts, so it seeds itself:
+    once per (bucket, key), never overwriting what a user changed since.
+    """
+    if config.store.kind == "sqlite":
+        from mrapsim.store.sqlite import SqliteStore, StoreOpenError  # sqlite imports this module
+
+        try:
+            sqlite = SqliteStore.open(config.store.path)
+        except StoreOpenError as exc:
+            raise ConfigError("store.path", str(exc)) from exc
+        sqlite.seed(config)
+        return sqlite
     store = MemoryStore()
     seed_store(store, config)
     return store
+
+
+def seed_content_type(key: str) -> str:
+    """The content type of an object declared in the configuration."""
+    return "text/plain" if key.endswith((".txt", ".md", ".csv")) else "binary/octet-stream"
 
 
 def seed_store(store: Store, config: Config) -> None:
@@ -32,8 +48,7 @@ def seed_store(store: Store, config: Config) -> None:
             except SyntheticFormatError as exc:
                 raise ConfigError(f"buckets.{bucket.name}.synthetic.key_format", str(exc)) from exc
         for key, data in bucket.objects:
-            content_type = "text/plain" if key.endswith((".txt", ".md", ".csv")) else "binary/octet-stream"
-            store.put_object(bucket.name, key, ObjectWrite(BytesContent(data), content_type=content_type))
+            store.put_object(bucket.name, key, ObjectWrite(BytesContent(data), content_type=seed_content_type(key)))
     for mrap in config.mraps:
         for name in mrap.buckets:
             _ensure_bucket(store, name)

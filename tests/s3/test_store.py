@@ -14,7 +14,7 @@ from mrapsim.store import (
     NoSuchKeyError,
     create_store,
 )
-from mrapsim.store.memory import prefix_successor
+from mrapsim.store.merge import prefix_successor
 
 
 def model_listing(keys: set[str], prefix: str, delimiter: str) -> list[tuple[str, bool]]:

@@ -1,0 +1,1155 @@
+"""The persistent store (SPEC §7): SQLite for the catalogue, plain files for large bodies, one
+directory shared by every `mrapsim serve --workers N` process on a machine.
+
+Layout of the directory (`store.path`):
+
+    mrapsim.sqlite3   buckets, objects, small bodies, uploads, parts, blob reference counts
+    blobs/ab/<name>   large bodies and multipart parts, one immutable file per blob
+    tmp/              bodies while they stream in (`spool-<pid>-*`), copies being written
+
+Sharing between processes: the database is in WAL mode (readers never block the writer), every
+connection waits up to BUSY_TIMEOUT for the write lock, and every write is one short
+`BEGIN IMMEDIATE` transaction that only touches rows and renames files — bodies are written
+before it starts. Each process has its own connection (reopened after a fork); the store is used
+from one thread, so each method runs synchronously and briefly.
+
+Bodies: up to INLINE_MAX bytes live in the database (`bodies`). Larger ones stream into a spool
+file under tmp/ (`new_content()`), never into memory, and storing the object renames that file
+into blobs/ inside the write transaction. An object or part refers to its bytes as a list of
+segments (blob, offset, length) and every blob counts its references, so completing a multipart
+upload joins its parts without copying a byte, CopyObject and UploadPartCopy share the source's
+blobs, and a blob's file is deleted (after the commit) when the last object or part using it is
+replaced, deleted or aborted. Readers open a blob's file when they fetch the row and read through
+that descriptor, so a concurrent delete cannot pull the bytes from under a response; a reader
+that finds a file already gone re-reads the row. Files orphaned by a crash (a rename whose
+transaction never committed, an unlink that never ran, a dead process's spool) are swept when a
+store opens: blobs/ under the write lock (renames happen under it too, so no live write is
+mistaken for an orphan), tmp/ by the owner's pid.
+
+Listing: objects are a WITHOUT ROWID table clustered on (bucket, key), so "the next keys after k"
+is one indexed range query. `_ObjectRows` reads a page in batches and, for a delimiter roll-up,
+seeks past the whole common prefix with a new query from the prefix's successor; merge.py
+merges that cursor with a synthetic key space exactly as the in-memory store does. Keys compare
+by SQLite's BINARY collation of UTF-8 text — byte order, the same as S3's and as Python's code
+point order. Each page runs in one read transaction: one consistent snapshot.
+
+Seeding (`seed`) runs in one transaction and is idempotent across restarts and across workers
+starting at once: buckets are created if absent, each configured object is written once (a key
+the user has since overwritten or deleted is left alone).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+import threading
+import uuid
+from bisect import bisect_left, bisect_right
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from mrapsim.config import Config, ConfigError, SyntheticSpec
+from mrapsim.store.base import BucketInfo, ListPage, ObjectInfo, ObjectWrite, PartInfo, StoredObject, UploadInfo
+from mrapsim.store.content import (
+    DEFAULT_CHUNK_SIZE,
+    BytesContent,
+    ConcatContent,
+    ContentBuilder,
+    ContentSource,
+    SliceContent,
+)
+from mrapsim.store.errors import (
+    BucketAlreadyExistsError,
+    BucketNotEmptyError,
+    NoSuchBucketError,
+    NoSuchKeyError,
+    NoSuchUploadError,
+)
+from mrapsim.store.memory import content_etag, utc_now_seconds
+from mrapsim.store.merge import IndexCursor, KeyCursor, MergedCursor, list_merged, prefix_successor
+from mrapsim.store.seed import seed_content_type
+from mrapsim.store.synthetic import SyntheticFormatError, SyntheticKeys, synthetic_content, synthetic_info
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+DATABASE_NAME = "mrapsim.sqlite3"
+INLINE_MAX = 64 * 1024  # bodies up to this size live in the database
+BUSY_TIMEOUT = 30.0  # seconds a connection waits for another process's write transaction
+SEEK_BATCH = 16  # rows read after a seek: a roll-up usually needs one
+MAX_BATCH = 1000  # rows read at most per query while walking a page
+DELETED_BATCH = 64  # deleted synthetic keys read per query
+READ_RETRIES = 5  # re-reads of an object whose blob file vanished (replaced meanwhile)
+COPY_CHUNK = 1024 * 1024
+
+SCHEMA = (
+    """CREATE TABLE buckets (
+        name TEXT PRIMARY KEY,
+        created TEXT NOT NULL,
+        synthetic TEXT                      -- SyntheticSpec as JSON, or NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE objects (
+        bucket TEXT NOT NULL,
+        key TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        etag TEXT NOT NULL,
+        last_modified TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        metadata TEXT NOT NULL,             -- JSON objects
+        stored_headers TEXT NOT NULL,
+        checksums TEXT NOT NULL,
+        checksum_type TEXT NOT NULL,
+        storage_class TEXT NOT NULL,
+        body_id INTEGER,                    -- bodies.id of a small body, or NULL
+        segments TEXT,                      -- else JSON [[blob, offset, length], ...]
+        PRIMARY KEY (bucket, key)
+    ) WITHOUT ROWID""",
+    "CREATE TABLE bodies (id INTEGER PRIMARY KEY, data BLOB NOT NULL)",
+    "CREATE TABLE blobs (name TEXT PRIMARY KEY, size INTEGER NOT NULL, refs INTEGER NOT NULL) WITHOUT ROWID",
+    """CREATE TABLE synthetic_deleted (
+        bucket TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (bucket, key)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE seeded (
+        bucket TEXT NOT NULL, key TEXT NOT NULL, PRIMARY KEY (bucket, key)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE uploads (
+        bucket TEXT NOT NULL,
+        upload_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        info TEXT NOT NULL,                 -- the rest of UploadInfo as JSON
+        PRIMARY KEY (bucket, upload_id)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE parts (
+        bucket TEXT NOT NULL,
+        upload_id TEXT NOT NULL,
+        number INTEGER NOT NULL,
+        etag TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        last_modified TEXT NOT NULL,
+        checksums TEXT NOT NULL,
+        segments TEXT NOT NULL,
+        PRIMARY KEY (bucket, upload_id, number)
+    ) WITHOUT ROWID""",
+)
+
+INFO_COLUMNS = (
+    "key, size, etag, last_modified, content_type, metadata, stored_headers, checksums, checksum_type, storage_class"
+)
+
+Segment = tuple[str, int, int]  # blob name, offset, length
+Row = tuple[Any, ...]
+
+
+class StoreOpenError(Exception):
+    """The store directory or database cannot be used (unwritable, a newer schema, no WAL)."""
+
+
+# -- bodies in files ------------------------------------------------------------------------------
+
+
+class _OpenFile:
+    """An open blob or spool file. A spool (`blob` None) that no object adopted is removed when
+    its last holder lets go of it: an upload that failed or was never stored leaves nothing."""
+
+    def __init__(self, fd: int, path: Path, owner: Path, blob: str | None, size: int) -> None:
+        self.fd = fd
+        self.path = path
+        self.owner = owner  # the store directory, so that one store never adopts another's files
+        self.blob = blob
+        self.size = size
+
+    def close(self) -> None:
+        if self.fd < 0:
+            return
+        os.close(self.fd)
+        self.fd = -1
+        if self.blob is None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # at interpreter exit `os` may already be gone; the OS closes the fd
+            pass
+
+
+def _pread(fd: int, size: int, offset: int) -> bytes:
+    data = os.pread(fd, size, offset)
+    if len(data) == size:
+        return data
+    pieces = [data]
+    got = len(data)
+    while got < size:
+        more = os.pread(fd, size - got, offset + got)
+        if not more:
+            raise OSError(f"blob file ends {size - got} bytes early")
+        pieces.append(more)
+        got += len(more)
+    return b"".join(pieces)
+
+
+@dataclass(frozen=True)
+class FileContent:
+    """Bytes [offset, offset + length) of an open file, read with pread (no shared position)."""
+
+    file: _OpenFile
+    offset: int
+    length: int
+
+    @property
+    def size(self) -> int:
+        return self.length
+
+    def read(self, start: int, stop: int) -> bytes:
+        stop = min(stop, self.length)
+        return _pread(self.file.fd, stop - start, self.offset + start) if start < stop else b""
+
+    def chunks(self, start: int, stop: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
+        stop = min(stop, self.length)
+        for at in range(start, stop, chunk_size):
+            yield self.read(at, min(at + chunk_size, stop))
+
+
+def _write_all(fd: int, data: bytes | bytearray) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _temp_file(directory: Path, kind: str) -> tuple[int, Path]:
+    fd, name = tempfile.mkstemp(prefix=f"{kind}-{os.getpid()}-", dir=directory)
+    return fd, Path(name)
+
+
+class SpoolBuilder:
+    """A ContentBuilder that keeps a small body in memory and spools a larger one to a file
+    under tmp/: memory use stays at INLINE_MAX whatever the body's size."""
+
+    def __init__(self, spool_dir: Path, owner: Path, inline_max: int = INLINE_MAX) -> None:
+        self._dir = spool_dir
+        self._owner = owner
+        self._inline_max = inline_max
+        self._buffer = bytearray()
+        self._file: _OpenFile | None = None
+        self._size = 0
+
+    def append(self, data: bytes) -> None:
+        if self._file is None:
+            if len(self._buffer) + len(data) <= self._inline_max:
+                self._buffer += data
+                return
+            fd, path = _temp_file(self._dir, "spool")
+            self._file = _OpenFile(fd, path, self._owner, None, 0)
+            _write_all(fd, self._buffer)
+            self._size = len(self._buffer)
+            self._buffer = bytearray()
+        _write_all(self._file.fd, data)
+        self._size += len(data)
+
+    def finish(self) -> ContentSource:
+        if self._file is None:
+            return BytesContent(bytes(self._buffer))
+        self._file.size = self._size
+        return FileContent(self._file, 0, self._size)
+
+
+# -- preparing a body for a write -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _FilePiece:
+    file: _OpenFile
+    offset: int
+    length: int
+
+
+@dataclass(frozen=True)
+class _SourcePiece:
+    source: ContentSource
+    start: int
+    stop: int
+
+
+@dataclass
+class _NewBlob:
+    """A file to move into blobs/ when the write commits: an adopted spool or a fresh copy."""
+
+    name: str
+    source_path: Path
+    size: int
+    spool: _OpenFile | None  # the spool that becomes this blob (else a copy nobody else holds)
+
+
+@dataclass
+class _Body:
+    """An object's or part's bytes, ready to be recorded: inline, or segments of blobs."""
+
+    size: int
+    inline: bytes | None = None
+    segments: list[Segment] = field(default_factory=list)
+    new_blobs: list[_NewBlob] = field(default_factory=list)
+    installed: list[_NewBlob] = field(default_factory=list)
+
+
+class _BlobGoneError(Exception):
+    """Blobs a write meant to share were deleted meanwhile (their last object went away)."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        super().__init__(", ".join(names))
+        self.names = set(names)
+
+
+# -- listing cursors ------------------------------------------------------------------------------
+
+
+class _ObjectRows:
+    """A KeyCursor over one bucket's object rows (under a prefix), read in batches of indexed
+    range queries. Sequential reading doubles the batch; a seek beyond the batch starts a new
+    small one, so a page of roll-ups costs one short query per common prefix."""
+
+    def __init__(self, db: sqlite3.Connection, bucket: str, prefix: str, first_batch: int, max_batch: int) -> None:
+        self._db = db
+        self._bucket = bucket
+        self._upper = prefix_successor(prefix) if prefix else None
+        self._rows: list[Row] = []
+        self._keys: list[str] = []
+        self._at = 0
+        self._bound: tuple[str, bool] | None = ("", True)  # where the next query starts; None: the end
+        self._batch = first_batch
+        self._max_batch = max(first_batch, max_batch)
+        self._filled = False
+
+    def _fill(self, start: str, inclusive: bool) -> None:
+        sql = f"SELECT {INFO_COLUMNS} FROM objects WHERE bucket = ? AND key {'>=' if inclusive else '>'} ?"
+        args: list[object] = [self._bucket, start]
+        if self._upper is not None:
+            sql += " AND key < ?"
+            args.append(self._upper)
+        sql += " ORDER BY key LIMIT ?"
+        args.append(self._batch)
+        self._rows = self._db.execute(sql, args).fetchall()
+        self._keys = [row[0] for row in self._rows]
+        self._at = 0
+        self._bound = (self._keys[-1], False) if len(self._rows) == self._batch else None
+        self._batch = min(self._batch * 2, self._max_batch)
+        self._filled = True
+
+    def peek(self) -> str | None:
+        if self._at >= len(self._keys):
+            if self._bound is None:
+                return None
+            self._fill(*self._bound)
+            if not self._keys:
+                return None
+        return self._keys[self._at]
+
+    def info(self) -> ObjectInfo:
+        return _object_info(self._rows[self._at])
+
+    def advance(self) -> None:
+        if self.peek() is not None:
+            self._at += 1
+
+    def _end(self) -> None:
+        self._rows, self._keys, self._at, self._bound = [], [], 0, None
+
+    def seek(self, key: str | None, *, inclusive: bool = True) -> None:
+        if key is None or (self._upper is not None and key >= self._upper):
+            self._end()
+            return
+        if self._at < len(self._keys):
+            current = self._keys[self._at]
+            if current > key or (inclusive and current == key):
+                return
+            at = (bisect_left if inclusive else bisect_right)(self._keys, key, self._at)
+            if at < len(self._keys):
+                self._at = at
+                return
+            if self._bound is None:
+                self._at = len(self._keys)
+                return
+        elif self._bound is None:
+            return
+        else:
+            start, start_inclusive = self._bound
+            if key < start or (key == start and (inclusive or not start_inclusive)):
+                return  # the pending query already starts at or beyond `key`
+        self._rows, self._keys, self._at = [], [], 0
+        self._bound = (key, inclusive)
+        if self._filled:  # a jump: the next query starts small (the first keeps its size)
+            self._batch = min(SEEK_BATCH, self._max_batch)
+
+
+class _DeletedKeys:
+    """Membership in a bucket's deleted synthetic keys for keys asked about in ascending order:
+    one indexed query per DELETED_BATCH deleted keys passed, not one per key."""
+
+    def __init__(self, db: sqlite3.Connection, bucket: str) -> None:
+        self._db = db
+        self._bucket = bucket
+        self._keys: list[str] = []
+        self._low: str | None = None  # the loaded keys are every deleted key in [low, high]
+        self._high: str | None = None  # None: no upper end
+
+    def __call__(self, key: str) -> bool:
+        if self._low is None or key < self._low or (self._high is not None and key > self._high):
+            rows = self._db.execute(
+                "SELECT key FROM synthetic_deleted WHERE bucket = ? AND key >= ? ORDER BY key LIMIT ?",
+                (self._bucket, key, DELETED_BATCH),
+            ).fetchall()
+            self._keys = [row[0] for row in rows]
+            self._low = key
+            self._high = self._keys[-1] if len(self._keys) == DELETED_BATCH else None
+        at = bisect_left(self._keys, key)
+        return at < len(self._keys) and self._keys[at] == key
+
+
+# -- rows and values ------------------------------------------------------------------------------
+
+
+def _time(value: dt.datetime) -> str:
+    return value.isoformat()
+
+
+def _parse_time(text: str) -> dt.datetime:
+    return dt.datetime.fromisoformat(text)
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _object_info(row: Row) -> ObjectInfo:
+    key, size, etag, modified, content_type, metadata, headers, checksums, checksum_type, storage_class = row[:10]
+    return ObjectInfo(
+        key=key,
+        size=size,
+        etag=etag,
+        last_modified=_parse_time(modified),
+        content_type=content_type,
+        metadata=json.loads(metadata),
+        stored_headers=json.loads(headers),
+        checksums=json.loads(checksums),
+        checksum_type=checksum_type,
+        storage_class=storage_class,
+    )
+
+
+def _object_values(bucket: str, info: ObjectInfo, body_id: int | None, segments: Sequence[Segment] | None) -> Row:
+    return (
+        bucket,
+        info.key,
+        info.size,
+        info.etag,
+        _time(info.last_modified),
+        info.content_type,
+        _json(dict(info.metadata)),
+        _json(dict(info.stored_headers)),
+        _json(dict(info.checksums)),
+        info.checksum_type,
+        info.storage_class,
+        body_id,
+        None if segments is None else _json([list(s) for s in segments]),
+    )
+
+
+def _segments(text: str) -> list[Segment]:
+    return [(name, offset, length) for name, offset, length in json.loads(text)]
+
+
+def _upload_info(upload_id: str, key: str, text: str) -> UploadInfo:
+    fields = json.loads(text)
+    return UploadInfo(
+        upload_id=upload_id,
+        key=key,
+        initiated=_parse_time(fields["initiated"]),
+        content_type=fields["content_type"],
+        metadata=fields["metadata"],
+        stored_headers=fields["stored_headers"],
+        checksum_algorithm=fields["checksum_algorithm"],
+        checksum_type=fields["checksum_type"],
+    )
+
+
+def _upload_json(upload: UploadInfo) -> str:
+    return _json(
+        {
+            "initiated": _time(upload.initiated),
+            "content_type": upload.content_type,
+            "metadata": dict(upload.metadata),
+            "stored_headers": dict(upload.stored_headers),
+            "checksum_algorithm": upload.checksum_algorithm,
+            "checksum_type": upload.checksum_type,
+        }
+    )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# -- the store ------------------------------------------------------------------------------------
+
+
+class SqliteStore:
+    """The persistent Store; see the module comment. Construct with `SqliteStore.open(path)`."""
+
+    def __init__(self, root: Path, clock: Callable[[], dt.datetime] = utc_now_seconds) -> None:
+        self._root = root
+        self._blobs = root / "blobs"
+        self._tmp = root / "tmp"
+        self._clock = clock
+        self._db: sqlite3.Connection | None = None
+        self._pid = -1
+        self._lock = threading.RLock()  # one transaction at a time, should a caller use threads
+        self._synthetic: dict[str, tuple[SyntheticSpec, SyntheticKeys]] = {}
+
+    @classmethod
+    def open(cls, path: Path, *, clock: Callable[[], dt.datetime] = utc_now_seconds) -> SqliteStore:
+        """Open (creating if need be) the store in directory `path`; safe to call from several
+        processes at once. Raises StoreOpenError."""
+        root = Path(path).absolute()
+        try:
+            for directory in (root, root / "blobs", root / "tmp"):
+                directory.mkdir(parents=True, exist_ok=True)
+            store = cls(root, clock)
+            store._create_schema()
+            store._sweep()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreOpenError(f"{root}: {exc}") from exc
+        return store
+
+    @property
+    def path(self) -> Path:
+        return self._root
+
+    def close(self) -> None:
+        if self._db is not None and self._pid == os.getpid():
+            self._db.close()
+        self._db = None
+
+    def __enter__(self) -> SqliteStore:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    # -- connection and transactions ---------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None or self._pid != os.getpid():  # a forked child never uses its parent's
+            db = sqlite3.connect(
+                self._root / DATABASE_NAME, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+            )
+            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                db.close()
+                raise StoreOpenError(f"{self._root}: SQLite cannot use WAL mode here (got {mode!r})")
+            db.execute("PRAGMA synchronous = NORMAL")
+            self._db, self._pid = db, os.getpid()
+        return self._db
+
+    @contextlib.contextmanager
+    def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            db = self._connection()
+            db.execute(begin)
+            try:
+                yield db
+                db.execute("COMMIT")
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+
+    def _read(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """One consistent snapshot; never blocks nor is blocked by writers (WAL)."""
+        return self._transaction("BEGIN")
+
+    def _write(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """Takes the write lock at once (waiting up to BUSY_TIMEOUT): a deferred transaction that
+        upgrades later can fail with SQLITE_BUSY without waiting."""
+        return self._transaction("BEGIN IMMEDIATE")
+
+    def _create_schema(self) -> None:
+        with self._write() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version == 0:
+                for statement in SCHEMA:
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version != SCHEMA_VERSION:
+                raise StoreOpenError(
+                    f"{self._root / DATABASE_NAME}: schema version {version}, this mrapsim knows {SCHEMA_VERSION}"
+                )
+
+    def _sweep(self) -> None:
+        """Remove files a crashed process left behind (see the module comment)."""
+        with self._write() as db:
+            for directory in self._blobs.iterdir():
+                low = directory.name
+                high = prefix_successor(low) or "\U0010ffff"
+                rows = db.execute("SELECT name FROM blobs WHERE name >= ? AND name < ?", (low, high)).fetchall()
+                known = {name for (name,) in rows}
+                for path in directory.iterdir():
+                    if path.name not in known:
+                        path.unlink(missing_ok=True)
+        for path in self._tmp.iterdir():
+            _, _, rest = path.name.partition("-")
+            pid = rest.partition("-")[0]
+            if not pid.isdigit() or not _pid_alive(int(pid)):
+                path.unlink(missing_ok=True)
+
+    # -- buckets -----------------------------------------------------------------------------------
+
+    def list_buckets(self) -> Sequence[BucketInfo]:
+        with self._read() as db:
+            rows = db.execute("SELECT name, created FROM buckets ORDER BY name").fetchall()
+        return [BucketInfo(name, _parse_time(created)) for name, created in rows]
+
+    def get_bucket(self, bucket: str) -> BucketInfo:
+        with self._read() as db:
+            row = self._bucket_row(db, bucket)
+        return BucketInfo(bucket, _parse_time(row[0]))
+
+    def create_bucket(self, bucket: str) -> BucketInfo:
+        info = BucketInfo(bucket, self._clock())
+        with self._write() as db:
+            if db.execute("SELECT 1 FROM buckets WHERE name = ?", (bucket,)).fetchone() is not None:
+                raise BucketAlreadyExistsError(bucket)
+            db.execute("INSERT INTO buckets (name, created) VALUES (?, ?)", (bucket, _time(info.created)))
+        return info
+
+    def delete_bucket(self, bucket: str) -> None:
+        with self._write() as db:
+            synthetic = self._synthetic_of(self._bucket_row(db, bucket))
+            if db.execute("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1", (bucket,)).fetchone() is not None:
+                raise BucketNotEmptyError(bucket)
+            if synthetic is not None:
+                (deleted,) = db.execute("SELECT count(*) FROM synthetic_deleted WHERE bucket = ?", (bucket,)).fetchone()
+                if deleted < len(synthetic[1]):
+                    raise BucketNotEmptyError(bucket)
+            dead: list[str] = []
+            for (upload_id,) in db.execute("SELECT upload_id FROM uploads WHERE bucket = ?", (bucket,)).fetchall():
+                dead += self._drop_upload(db, bucket, upload_id)
+            for table in ("synthetic_deleted", "seeded"):
+                db.execute(f"DELETE FROM {table} WHERE bucket = ?", (bucket,))
+            db.execute("DELETE FROM buckets WHERE name = ?", (bucket,))
+        self._unlink(dead)
+
+    def add_synthetic(self, bucket: str, spec: SyntheticSpec) -> None:
+        """Give `bucket` the synthetic key space `spec` describes, beneath its real objects.
+        Raises NoSuchBucketError, SyntheticFormatError."""
+        SyntheticKeys.from_format(spec.key_format, spec.keys)
+        with self._write() as db:
+            self._bucket_row(db, bucket)
+            db.execute("UPDATE buckets SET synthetic = ? WHERE name = ?", (_json(dataclasses.asdict(spec)), bucket))
+
+    # -- objects -----------------------------------------------------------------------------------
+
+    def head_object(self, bucket: str, key: str) -> ObjectInfo:
+        with self._read() as db:
+            synthetic = self._synthetic_of(self._bucket_row(db, bucket))
+            row = db.execute(
+                f"SELECT {INFO_COLUMNS} FROM objects WHERE bucket = ? AND key = ?", (bucket, key)
+            ).fetchone()
+            if row is not None:
+                return _object_info(row)
+            if synthetic is not None and self._synthetic_exists(db, bucket, key, synthetic[1]):
+                return synthetic_info(synthetic[0], key)
+        raise NoSuchKeyError(bucket, key)
+
+    def get_object(self, bucket: str, key: str) -> StoredObject:
+        for _ in range(READ_RETRIES):
+            with self._read() as db:
+                synthetic = self._synthetic_of(self._bucket_row(db, bucket))
+                row = db.execute(
+                    f"SELECT {INFO_COLUMNS}, body_id, segments FROM objects WHERE bucket = ? AND key = ?",
+                    (bucket, key),
+                ).fetchone()
+                if row is None:
+                    if synthetic is not None and self._synthetic_exists(db, bucket, key, synthetic[1]):
+                        return StoredObject(synthetic_info(synthetic[0], key), synthetic_content(synthetic[0], key))
+                    raise NoSuchKeyError(bucket, key)
+                info = _object_info(row)
+                body_id, segments = row[10], row[11]
+                if body_id is not None:
+                    (data,) = db.execute("SELECT data FROM bodies WHERE id = ?", (body_id,)).fetchone()
+                    return StoredObject(info, BytesContent(data))
+            try:
+                return StoredObject(info, self._open_segments(_segments(segments)))
+            except FileNotFoundError:
+                continue  # replaced or deleted since the row was read: read it again
+        raise NoSuchKeyError(bucket, key)
+
+    def put_object(self, bucket: str, key: str, write: ObjectWrite) -> ObjectInfo:
+        etag = write.etag or content_etag(write.content)
+        modified = self._clock()
+
+        def record(db: sqlite3.Connection, body: _Body) -> tuple[ObjectInfo, list[str]]:
+            self._bucket_row(db, bucket)
+            info = ObjectInfo(
+                key=key,
+                size=body.size,
+                etag=etag,
+                last_modified=modified,
+                content_type=write.content_type,
+                metadata=dict(write.metadata),
+                stored_headers=dict(write.stored_headers),
+                checksums=dict(write.checksums),
+                checksum_type=write.checksum_type,
+            )
+            dead = self._drop_object(db, bucket, key)
+            self._insert_object(db, bucket, info, body)
+            return info, dead
+
+        return self._write_body(write.content, inline=True, record=record)
+
+    def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str = "binary/octet-stream") -> ObjectInfo:
+        """Convenience for seeding and tests (as MemoryStore.put_bytes)."""
+        return self.put_object(bucket, key, ObjectWrite(BytesContent(data), content_type=content_type))
+
+    def delete_object(self, bucket: str, key: str) -> bool:
+        with self._write() as db:
+            synthetic = self._synthetic_of(self._bucket_row(db, bucket))
+            hidden = False
+            if synthetic is not None and synthetic[1].index_of(key) is not None:
+                cursor = db.execute("INSERT OR IGNORE INTO synthetic_deleted VALUES (?, ?)", (bucket, key))
+                hidden = cursor.rowcount == 1
+            existed = db.execute("SELECT 1 FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
+            dead = self._drop_object(db, bucket, key)
+        self._unlink(dead)
+        return existed is not None or hidden
+
+    # -- listing -----------------------------------------------------------------------------------
+
+    def list_page(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        start_after: str = "",
+        max_keys: int = 1000,
+    ) -> ListPage:
+        with self._read() as db:
+            synthetic = self._synthetic_of(self._bucket_row(db, bucket))
+            wanted = max(1, min(max_keys, MAX_BATCH)) + 1
+            rows = _ObjectRows(db, bucket, prefix, min(wanted, SEEK_BATCH) if delimiter else wanted, wanted)
+            sources: list[KeyCursor] = [rows]
+            if synthetic is not None:
+                sources.append(IndexCursor(synthetic[1], _DeletedKeys(db, bucket)))
+            cursor = MergedCursor(sources)
+
+            def take() -> ObjectInfo:
+                if cursor.source() == 0:
+                    info = rows.info()
+                else:
+                    assert synthetic is not None
+                    key = cursor.peek()
+                    assert key is not None
+                    info = synthetic_info(synthetic[0], key)
+                cursor.advance()
+                return info
+
+            return list_merged(
+                cursor, take, prefix=prefix, delimiter=delimiter, start_after=start_after, max_keys=max_keys
+            )
+
+    def new_content(self) -> ContentBuilder:
+        return SpoolBuilder(self._tmp, self._root)
+
+    # -- multipart uploads -------------------------------------------------------------------------
+
+    def create_upload(self, bucket: str, upload: UploadInfo) -> UploadInfo:
+        with self._write() as db:
+            self._bucket_row(db, bucket)
+            db.execute(
+                "INSERT OR REPLACE INTO uploads VALUES (?, ?, ?, ?)",
+                (bucket, upload.upload_id, upload.key, _upload_json(upload)),
+            )
+        return upload
+
+    def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
+        with self._read() as db:
+            return self._upload(db, bucket, key, upload_id)
+
+    def put_part(self, bucket: str, key: str, upload_id: str, part: PartInfo, content: ContentSource) -> PartInfo:
+        def record(db: sqlite3.Connection, body: _Body) -> tuple[PartInfo, list[str]]:
+            self._upload(db, bucket, key, upload_id)
+            old = db.execute(
+                "SELECT segments FROM parts WHERE bucket = ? AND upload_id = ? AND number = ?",
+                (bucket, upload_id, part.number),
+            ).fetchone()
+            dead = self._unref(db, _segments(old[0])) if old is not None else []
+            db.execute(
+                "INSERT OR REPLACE INTO parts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    bucket,
+                    upload_id,
+                    part.number,
+                    part.etag,
+                    body.size,
+                    _time(part.last_modified),
+                    _json(dict(part.checksums)),
+                    _json([list(s) for s in body.segments]),
+                ),
+            )
+            return part, dead
+
+        return self._write_body(content, inline=False, record=record)
+
+    def list_parts(self, bucket: str, key: str, upload_id: str) -> Sequence[PartInfo]:
+        with self._read() as db:
+            self._upload(db, bucket, key, upload_id)
+            rows = db.execute(
+                "SELECT number, etag, size, last_modified, checksums FROM parts"
+                " WHERE bucket = ? AND upload_id = ? ORDER BY number",
+                (bucket, upload_id),
+            ).fetchall()
+        return [
+            PartInfo(n, etag, size, _parse_time(modified), json.loads(sums)) for n, etag, size, modified, sums in rows
+        ]
+
+    def complete_upload(
+        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int], write: ObjectWrite
+    ) -> ObjectInfo:
+        etag = write.etag or content_etag(self._parts_content(bucket, key, upload_id, part_numbers))
+        modified = self._clock()
+        with self._write() as db:
+            self._upload(db, bucket, key, upload_id)
+            segments = self._part_segments(db, bucket, upload_id, part_numbers)
+            for name, count in Counter(name for name, _, _ in segments).items():
+                db.execute("UPDATE blobs SET refs = refs + ? WHERE name = ?", (count, name))
+            info = ObjectInfo(
+                key=key,
+                size=sum(length for _, _, length in segments),
+                etag=etag,
+                last_modified=modified,
+                content_type=write.content_type,
+                metadata=dict(write.metadata),
+                stored_headers=dict(write.stored_headers),
+                checksums=dict(write.checksums),
+                checksum_type=write.checksum_type,
+            )
+            dead = self._drop_object(db, bucket, key)
+            dead += self._drop_upload(db, bucket, upload_id)
+            self._insert_object(db, bucket, info, _Body(info.size, segments=segments))
+        self._unlink(dead)
+        return info
+
+    def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        with self._write() as db:
+            self._upload(db, bucket, key, upload_id)
+            dead = self._drop_upload(db, bucket, upload_id)
+        self._unlink(dead)
+
+    def list_uploads(self, bucket: str) -> Sequence[UploadInfo]:
+        with self._read() as db:
+            self._bucket_row(db, bucket)
+            rows = db.execute("SELECT upload_id, key, info FROM uploads WHERE bucket = ?", (bucket,)).fetchall()
+        uploads = [_upload_info(upload_id, key, text) for upload_id, key, text in rows]
+        return sorted(uploads, key=lambda u: (u.key, u.initiated, u.upload_id))
+
+    # -- seeding -----------------------------------------------------------------------------------
+
+    def seed(self, config: Config) -> None:
+        """Create `config`'s buckets and objects (see the module comment): one transaction,
+        idempotent, never overwriting what a user changed. Declared buckets get exactly the
+        synthetic key space the configuration gives them. Raises ConfigError."""
+        for bucket in config.buckets:
+            if bucket.synthetic is not None:
+                try:
+                    SyntheticKeys.from_format(bucket.synthetic.key_format, bucket.synthetic.keys)
+                except SyntheticFormatError as exc:
+                    raise ConfigError(f"buckets.{bucket.name}.synthetic.key_format", str(exc)) from exc
+        now = self._clock()
+        with self._write() as db:
+            names = [bucket.name for bucket in config.buckets]
+            names += [name for mrap in config.mraps for name in mrap.buckets]
+            for name in names:
+                db.execute("INSERT OR IGNORE INTO buckets (name, created) VALUES (?, ?)", (name, _time(now)))
+            for bucket in config.buckets:
+                spec = None if bucket.synthetic is None else _json(dataclasses.asdict(bucket.synthetic))
+                db.execute("UPDATE buckets SET synthetic = ? WHERE name = ?", (spec, bucket.name))
+                for key, data in bucket.objects:
+                    if db.execute("INSERT OR IGNORE INTO seeded VALUES (?, ?)", (bucket.name, key)).rowcount == 0:
+                        continue  # seeded before: the user may have changed or deleted it since
+                    if db.execute("SELECT 1 FROM objects WHERE bucket = ? AND key = ?", (bucket.name, key)).fetchone():
+                        continue
+                    info = ObjectInfo(
+                        key=key,
+                        size=len(data),
+                        etag=f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"',
+                        last_modified=now,
+                        content_type=seed_content_type(key),
+                    )
+                    self._insert_object(db, bucket.name, info, _Body(len(data), inline=data))
+
+    # -- internals: rows ---------------------------------------------------------------------------
+
+    def _bucket_row(self, db: sqlite3.Connection, bucket: str) -> Row:
+        row = db.execute("SELECT created, synthetic FROM buckets WHERE name = ?", (bucket,)).fetchone()
+        if row is None:
+            raise NoSuchBucketError(bucket)
+        return tuple(row)
+
+    def _synthetic_of(self, bucket_row: Row) -> tuple[SyntheticSpec, SyntheticKeys] | None:
+        text = bucket_row[1]
+        if text is None:
+            return None
+        found = self._synthetic.get(text)
+        if found is None:
+            spec = SyntheticSpec(**json.loads(text))
+            found = self._synthetic[text] = (spec, SyntheticKeys.from_format(spec.key_format, spec.keys))
+        return found
+
+    def _synthetic_exists(self, db: sqlite3.Connection, bucket: str, key: str, keys: SyntheticKeys) -> bool:
+        if keys.index_of(key) is None:
+            return False
+        deleted = db.execute("SELECT 1 FROM synthetic_deleted WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
+        return deleted is None
+
+    def _upload(self, db: sqlite3.Connection, bucket: str, key: str, upload_id: str) -> UploadInfo:
+        self._bucket_row(db, bucket)
+        row = db.execute(
+            "SELECT key, info FROM uploads WHERE bucket = ? AND upload_id = ?", (bucket, upload_id)
+        ).fetchone()
+        if row is None or row[0] != key:
+            raise NoSuchUploadError(bucket, key, upload_id)
+        return _upload_info(upload_id, row[0], row[1])
+
+    def _part_segments(
+        self, db: sqlite3.Connection, bucket: str, upload_id: str, part_numbers: Sequence[int]
+    ) -> list[Segment]:
+        segments: list[Segment] = []
+        for number in part_numbers:
+            row = db.execute(
+                "SELECT segments FROM parts WHERE bucket = ? AND upload_id = ? AND number = ?",
+                (bucket, upload_id, number),
+            ).fetchone()
+            if row is None:
+                raise ValueError(f"upload {upload_id} has no part {number}")
+            segments += _segments(row[0])
+        return segments
+
+    def _parts_content(self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int]) -> ContentSource:
+        with self._read() as db:
+            self._upload(db, bucket, key, upload_id)
+            segments = self._part_segments(db, bucket, upload_id, part_numbers)
+            return self._open_segments(segments)
+
+    def _insert_object(self, db: sqlite3.Connection, bucket: str, info: ObjectInfo, body: _Body) -> None:
+        if body.inline is not None:
+            body_id = db.execute("INSERT INTO bodies (data) VALUES (?)", (body.inline,)).lastrowid
+            values = _object_values(bucket, info, body_id, None)
+        else:
+            values = _object_values(bucket, info, None, body.segments)
+        db.execute(f"INSERT INTO objects VALUES ({', '.join('?' * len(values))})", values)
+
+    def _drop_object(self, db: sqlite3.Connection, bucket: str, key: str) -> list[str]:
+        """Delete the object's row and body; the blobs no longer used, to unlink after commit."""
+        row = db.execute("SELECT body_id, segments FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
+        if row is None:
+            return []
+        db.execute("DELETE FROM objects WHERE bucket = ? AND key = ?", (bucket, key))
+        if row[0] is not None:
+            db.execute("DELETE FROM bodies WHERE id = ?", (row[0],))
+        return self._unref(db, _segments(row[1])) if row[1] is not None else []
+
+    def _drop_upload(self, db: sqlite3.Connection, bucket: str, upload_id: str) -> list[str]:
+        segments: list[Segment] = []
+        rows = db.execute("SELECT segments FROM parts WHERE bucket = ? AND upload_id = ?", (bucket, upload_id))
+        for (text,) in rows.fetchall():
+            segments += _segments(text)
+        db.execute("DELETE FROM parts WHERE bucket = ? AND upload_id = ?", (bucket, upload_id))
+        db.execute("DELETE FROM uploads WHERE bucket = ? AND upload_id = ?", (bucket, upload_id))
+        return self._unref(db, segments)
+
+    def _unref(self, db: sqlite3.Connection, segments: Sequence[Segment]) -> list[str]:
+        dead = []
+        for name, count in Counter(name for name, _, _ in segments).items():
+            db.execute("UPDATE blobs SET refs = refs - ? WHERE name = ?", (count, name))
+            if db.execute("DELETE FROM blobs WHERE name = ? AND refs <= 0", (name,)).rowcount:
+                dead.append(name)
+        return dead
+
+    # -- internals: files --------------------------------------------------------------------------
+
+    def _blob_path(self, name: str) -> Path:
+        return self._blobs / name[:2] / name
+
+    def _unlink(self, names: Sequence[str]) -> None:
+        for name in names:
+            self._blob_path(name).unlink(missing_ok=True)
+
+    def _open_segments(self, segments: Sequence[Segment]) -> ContentSource:
+        """The content of `segments`, every file opened now. Raises FileNotFoundError."""
+        files: dict[str, _OpenFile] = {}
+        pieces: list[ContentSource] = []
+        for name, offset, length in segments:
+            file = files.get(name)
+            if file is None:
+                path = self._blob_path(name)
+                fd = os.open(path, os.O_RDONLY)
+                file = files[name] = _OpenFile(fd, path, self._root, name, os.fstat(fd).st_size)
+            pieces.append(FileContent(file, offset, length))
+        if len(pieces) == 1:
+            return pieces[0]
+        return ConcatContent.of(pieces) if pieces else BytesContent(b"")
+
+    def _pieces(self, content: ContentSource, start: int, stop: int) -> Iterator[_FilePiece | _SourcePiece]:
+        """`content` [start, stop) as ranges of this store's files where it is made of them
+        (to share or adopt) and ranges of other sources (to copy)."""
+        if start >= stop:
+            return
+        if isinstance(content, FileContent) and content.file.owner == self._root:
+            yield _FilePiece(content.file, content.offset + start, stop - start)
+        elif isinstance(content, ConcatContent):
+            for part, base, end in zip(content.parts, content.offsets[:-1], content.offsets[1:], strict=True):
+                low, high = max(start, base), min(stop, end)
+                if low < high:
+                    yield from self._pieces(part, low - base, high - base)
+        elif isinstance(content, SliceContent):
+            yield from self._pieces(content.source, content.start + start, content.start + stop)
+        else:
+            yield _SourcePiece(content, start, stop)
+
+    def _prepare(self, content: ContentSource, *, inline: bool, copy: set[str]) -> _Body:
+        """Lay out `content` as a body: inline when small, else segments of existing blobs
+        (shared), spools (adopted) and new files (copied from other sources) — the writing
+        happens here, before any transaction. Blobs named in `copy` are copied, not shared."""
+        size = content.size
+        if inline and size <= INLINE_MAX:
+            return _Body(size, inline=content.read(0, size))
+        body = _Body(size)
+        pending: list[_SourcePiece] = []
+        adopting: dict[int, str] = {}  # id(spool) → its new blob name
+
+        def flush() -> None:
+            if pending:
+                body.new_blobs.append(self._copy(pending))
+                body.segments.append((body.new_blobs[-1].name, 0, body.new_blobs[-1].size))
+                pending.clear()
+
+        try:
+            for piece in self._pieces(content, 0, size):
+                if isinstance(piece, _SourcePiece):
+                    pending.append(piece)
+                    continue
+                file = piece.file
+                if file.blob is not None and file.blob not in copy:
+                    flush()
+                    body.segments.append((file.blob, piece.offset, piece.length))
+                elif file.blob is None and id(file) in adopting:
+                    flush()
+                    body.segments.append((adopting[id(file)], piece.offset, piece.length))
+                elif file.blob is None and file.fd >= 0 and (piece.offset, piece.length) == (0, file.size):
+                    flush()
+                    name = adopting[id(file)] = uuid.uuid4().hex
+                    body.new_blobs.append(_NewBlob(name, file.path, file.size, file))
+                    body.segments.append((name, 0, file.size))
+                else:
+                    source = FileContent(file, piece.offset, piece.length)
+                    pending.append(_SourcePiece(source, 0, piece.length))
+            flush()
+        except BaseException:
+            self._discard(body)
+            raise
+        return body
+
+    def _copy(self, pieces: Sequence[_SourcePiece]) -> _NewBlob:
+        fd, path = _temp_file(self._tmp, "copy")
+        size = 0
+        try:
+            for piece in pieces:
+                for chunk in piece.source.chunks(piece.start, piece.stop, COPY_CHUNK):
+                    _write_all(fd, chunk)
+                    size += len(chunk)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
+        finally:
+            os.close(fd)
+        return _NewBlob(uuid.uuid4().hex, path, size, None)
+
+    def _install(self, db: sqlite3.Connection, body: _Body) -> None:
+        """Inside the write transaction: count `body`'s references and move its new files into
+        blobs/. Raises _BlobGoneError when a blob to share was deleted meanwhile."""
+        counts = Counter(name for name, _, _ in body.segments)
+        new = {blob.name for blob in body.new_blobs}
+        gone = []
+        for name, count in counts.items():
+            if name in new:
+                continue
+            if db.execute("UPDATE blobs SET refs = refs + ? WHERE name = ?", (count, name)).rowcount == 0:
+                gone.append(name)
+        if gone:
+            raise _BlobGoneError(gone)
+        for blob in body.new_blobs:
+            db.execute("INSERT INTO blobs VALUES (?, ?, ?)", (blob.name, blob.size, counts[blob.name]))
+            target = self._blob_path(blob.name)
+            target.parent.mkdir(exist_ok=True)
+            os.rename(blob.source_path, target)
+            body.installed.append(blob)
+
+    def _uninstall(self, body: _Body) -> None:
+        """After a rollback: put the files `_install` moved back where they were."""
+        for blob in body.installed:
+            with contextlib.suppress(OSError):
+                os.rename(self._blob_path(blob.name), blob.source_path)
+        body.installed.clear()
+
+    def _discard(self, body: _Body) -> None:
+        """Remove the copies made for a body that will not be stored (spools stay with their owners)."""
+        for blob in body.new_blobs:
+            if blob.spool is None:
+                blob.source_path.unlink(missing_ok=True)
+
+    def _write_body(
+        self,
+        content: ContentSource,
+        *,
+        inline: bool,
+        record: Callable[[sqlite3.Connection, _Body], tuple[T, list[str]]],
+    ) -> T:
+        """Prepare `content`, then in one write transaction install it and let `record` write
+        the rows (returning its result and the blobs it freed)."""
+        copy: set[str] = set()
+        while True:
+            body = self._prepare(content, inline=inline, copy=copy)
+            try:
+                with self._write() as db:
+                    self._install(db, body)
+                    result, dead = record(db, body)
+            except _BlobGoneError as gone:
+                self._uninstall(body)
+                self._discard(body)
+                copy |= gone.names  # our open files still hold those bytes: copy them
+                continue
+            except BaseException:
+                self._uninstall(body)
+                self._discard(body)
+                raise
+            for blob in body.new_blobs:
+                if blob.spool is not None:
+                    blob.spool.blob, blob.spool.path = blob.name, self._blob_path(blob.name)
+            self._unlink(dead)
+            return result

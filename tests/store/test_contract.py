@@ -1,0 +1,3 @@
+"""Runs the Store contract (contract.py) against every implementation."""
+
+from tests.store.contract import *  # noqa: F403
