@@ -65,7 +65,7 @@ async def serve(
     except FaultError as exc:
         raise ConfigError("faults", str(exc)) from exc
     store = create_store(config)
-    s3_app = create_app(config, store, on_request=telemetry.request_finished)
+    s3_app = create_app(config, store, on_request=telemetry.request_finished, faults=faults)
     http = hypercorn_config()
     worker = WorkerContext(None)
     state = ServerState()

@@ -131,3 +131,42 @@ def test_reset_peer_toxic_resets_forwarded_connections(start_server: Any) -> Non
         pytest.raises((ConnectionError, OSError)),
     ):
         tls_handshake(sock, "localhost", server.ca)
+
+
+def test_s3_faults_apply_to_matching_requests(start_server: Any) -> None:
+    import boto3
+    from botocore.config import Config as BotoConfig
+    from botocore.exceptions import ClientError
+
+    server = start_server()
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"https://localhost:{server.port('s3')}",
+        region_name="us-east-1",
+        aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
+        aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        verify=str(server.ca),
+        config=BotoConfig(retries={"max_attempts": 1}),
+    )
+    admin(
+        server,
+        "POST",
+        "/faults",
+        {"type": "s3_error", "operation": "ListObjectsV2", "attributes": {"code": "SlowDown"}},
+    )
+    with pytest.raises(ClientError) as caught:
+        client.list_objects_v2(Bucket="mraps3sample")
+    assert caught.value.response["Error"]["Code"] == "SlowDown"
+    assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 503
+    assert client.get_object(Bucket="mraps3sample", Key="hello.txt")["Body"].read()  # other operations pass
+
+    admin(
+        server,
+        "PUT",
+        "/faults",
+        [{"type": "s3_latency", "operation": "GetObject", "prefix": "hello", "attributes": {"latency_ms": 400}}],
+    )
+    started = time.monotonic()
+    client.get_object(Bucket="mraps3sample", Key="hello.txt")
+    assert time.monotonic() - started >= 0.4
+    assert client.list_objects_v2(Bucket="mraps3sample")["KeyCount"] > 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import logging
+import random
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -21,9 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
+import trio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mrapsim.config import Config
+from mrapsim.faults import S3_ERRORS, FaultSet
 from mrapsim.s3.addressing import resolve_target
 from mrapsim.s3.auth import Rejected, SignedRequest, Verifier
 from mrapsim.s3.context import Context
@@ -61,9 +64,11 @@ def create_app(
     *,
     on_request: RequestHook | None = None,
     clock: Callable[[], dt.datetime] = utc_now,
+    faults: FaultSet | None = None,
 ) -> ASGIApp:
-    """The S3 ASGI app serving `store` as `config` describes (auth, MRAPs)."""
-    return S3App(config, store, on_request=on_request, clock=clock)
+    """The S3 ASGI app serving `store` as `config` describes (auth, MRAPs); `faults` are the
+    server's current faults, of which this app applies the S3 ones."""
+    return S3App(config, store, on_request=on_request, clock=clock, faults=faults)
 
 
 @dataclass
@@ -87,7 +92,10 @@ class S3App:
         *,
         on_request: RequestHook | None,
         clock: Callable[[], dt.datetime],
+        faults: FaultSet | None = None,
     ) -> None:
+        self._faults = faults
+        self._rng = random.Random()
         self._config = config
         self._store = store
         self._on_request = on_request
@@ -180,6 +188,8 @@ class S3App:
         if isinstance(verdict, Rejected):
             raise S3Error(verdict.code, verdict.message, verdict.status, **dict(verdict.extra))
         tally.access_key = verdict.access_key
+        if route is not None:
+            await self._inject_faults(route.operation, target)
         if route is None or route.handler is None:
             what = route.operation if route else f"{method} {target.level.value} {sorted(query)}"
             raise not_implemented(what)
@@ -188,6 +198,22 @@ class S3App:
         request = S3Request(method, raw_path, raw_query, query, headers, target, verdict, request_id, host_id)
         context = Context(request, body, self._store, self._config, self._tokens, self._clock)
         return await route.handler(context)
+
+
+    async def _inject_faults(self, operation: str, target: Target) -> None:
+        """The S3 faults in force for this request (SPEC §8): each applies with its rate."""
+        if self._faults is None:
+            return
+        for fault in self._faults.s3_faults_for(operation, target.bucket, target.key):
+            if self._rng.random() >= fault.rate:
+                continue
+            if fault.type == "s3_latency":
+                jitter = self._rng.uniform(-fault.jitter_ms, fault.jitter_ms)
+                await trio.sleep(max(0.0, fault.latency_ms + jitter) / 1000)
+            elif fault.code is not None:
+                status, message = S3_ERRORS[fault.code]
+                error = S3Error(fault.code, message, status)
+                raise error.with_headers(("retry-after", "1")) if status == 503 else error
 
 
 def _text(raw: bytes) -> str:
