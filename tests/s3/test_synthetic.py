@@ -6,11 +6,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 from mrapsim.config import ConfigError, SyntheticSpec, load_config
-from mrapsim.store import BytesContent, MemoryStore, ObjectInfo, ObjectWrite
+from mrapsim.store import ObjectInfo
 from mrapsim.store.synthetic import (
     BLOCK_SIZE,
     SYNTHETIC_LAST_MODIFIED,
@@ -44,65 +42,6 @@ def test_bad_format_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"buckets\[1\]\.synthetic\.key_format"):
         bucket = {"name": "syn", "synthetic": {"keys": 100, "key_format": "k{i}", "size": 1}}
         load_config(overrides={"buckets": [bucket]})
-
-
-def materialised(store: MemoryStore) -> MemoryStore:
-    """The same bucket with every key a real object: the model listing must agree with."""
-    model = MemoryStore()
-    model.create_bucket("b")
-    page = store.list_page("b", max_keys=10**9)
-    for info in page.entries:
-        model.put_object("b", info.key, ObjectWrite(BytesContent(b"x" * info.size)))
-    return model
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    real=st.lists(st.sampled_from(["k005/x", "k005/y", "a", "k299/zz", "e/1", "k100/x", "k010/"]), max_size=5),
-    deleted=st.lists(st.integers(0, 299), max_size=20),
-    prefix=st.sampled_from(["", "k", "k00", "k005/", "k1", "e", "zz"]),
-    delimiter=st.sampled_from(["", "/", "0"]),
-    page=st.integers(1, 40),
-)
-def test_listing_matches_a_materialised_model(
-    real: list[str], deleted: list[int], prefix: str, delimiter: str, page: int
-) -> None:
-    store = MemoryStore()
-    store.create_bucket("b")
-    store.add_synthetic("b", SPEC)
-    for key in real:
-        store.put_object("b", key, ObjectWrite(BytesContent(b"real")))
-    for i in deleted:
-        store.delete_object("b", f"k{i:03d}/x")
-    model = materialised(store)
-
-    def walk(source: MemoryStore) -> list[tuple[list[str], list[str]]]:
-        pages, after = [], ""
-        while True:
-            got = source.list_page("b", prefix=prefix, delimiter=delimiter, start_after=after, max_keys=page)
-            pages.append(([e.key for e in got.entries], list(got.common_prefixes)))
-            if not got.is_truncated:
-                return pages
-            assert got.next_after is not None and got.next_after > after
-            after = got.next_after
-
-    assert walk(store) == walk(model)
-
-
-def test_objects_merge_shadow_and_delete() -> None:
-    store = MemoryStore()
-    store.create_bucket("b")
-    store.add_synthetic("b", SPEC)
-    synthetic = store.get_object("b", "k001/x")
-    assert synthetic.info.size == 10 and synthetic.info.etag.startswith('"') and len(synthetic.info.etag) == 34
-    assert synthetic.content.read(0, 10) == synthetic_content(SPEC, "k001/x").read(0, 10)
-    store.put_object("b", "k001/x", ObjectWrite(BytesContent(b"real")))
-    assert store.get_object("b", "k001/x").content.read(0, 10) == b"real"
-    assert store.delete_object("b", "k001/x")
-    assert not store.delete_object("b", "k001/x")
-    with pytest.raises(Exception, match="k001/x"):
-        store.get_object("b", "k001/x")
-    assert store.list_page("b", prefix="k001/").entries == []
 
 
 def test_synthetic_info_equals_the_constructed_value() -> None:
