@@ -64,6 +64,21 @@ class ObjectWrite:
     etag: str | None = None  # given by the S3 layer (it hashes while streaming); else md5 of the content
 
 
+def object_info(key: str, write: ObjectWrite, *, size: int, etag: str, last_modified: dt.datetime) -> ObjectInfo:
+    """What a store records for `write` stored under `key`; the store supplies size, ETag, time."""
+    return ObjectInfo(
+        key=key,
+        size=size,
+        etag=etag,
+        last_modified=last_modified,
+        content_type=write.content_type,
+        metadata=dict(write.metadata),
+        stored_headers=dict(write.stored_headers),
+        checksums=dict(write.checksums),
+        checksum_type=write.checksum_type,
+    )
+
+
 @dataclass(frozen=True)
 class UploadInfo:
     """A multipart upload in progress, with what CreateMultipartUpload said about the object."""

@@ -30,7 +30,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 from mrapsim.config import SyntheticSpec
-from mrapsim.store.base import BucketInfo, ListPage, ObjectInfo, ObjectWrite, PartInfo, StoredObject, UploadInfo
+from mrapsim.store.base import (
+    BucketInfo,
+    ListPage,
+    ObjectInfo,
+    ObjectWrite,
+    PartInfo,
+    StoredObject,
+    UploadInfo,
+    object_info,
+)
 from mrapsim.store.content import BytesContent, ConcatContent, ContentBuilder, ContentSource, MemoryContentBuilder
 from mrapsim.store.errors import (
     BucketAlreadyExistsError,
@@ -154,16 +163,12 @@ class MemoryStore:
 
     def put_object(self, bucket: str, key: str, write: ObjectWrite) -> ObjectInfo:
         target = self._bucket(bucket)
-        info = ObjectInfo(
-            key=key,
+        info = object_info(
+            key,
+            write,
             size=write.content.size,
             etag=write.etag or content_etag(write.content),
             last_modified=self._clock(),
-            content_type=write.content_type,
-            metadata=dict(write.metadata),
-            stored_headers=dict(write.stored_headers),
-            checksums=dict(write.checksums),
-            checksum_type=write.checksum_type,
         )
         if key not in target.objects:
             target.order.add(key)

@@ -59,7 +59,16 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from mrapsim.config import Config, ConfigError, SyntheticSpec
-from mrapsim.store.base import BucketInfo, ListPage, ObjectInfo, ObjectWrite, PartInfo, StoredObject, UploadInfo
+from mrapsim.store.base import (
+    BucketInfo,
+    ListPage,
+    ObjectInfo,
+    ObjectWrite,
+    PartInfo,
+    StoredObject,
+    UploadInfo,
+    object_info,
+)
 from mrapsim.store.content import (
     DEFAULT_CHUNK_SIZE,
     BytesContent,
@@ -705,17 +714,7 @@ class SqliteStore:
 
         def record(db: sqlite3.Connection, body: _Body) -> tuple[ObjectInfo, list[str]]:
             self._bucket_row(db, bucket)
-            info = ObjectInfo(
-                key=key,
-                size=body.size,
-                etag=etag,
-                last_modified=modified,
-                content_type=write.content_type,
-                metadata=dict(write.metadata),
-                stored_headers=dict(write.stored_headers),
-                checksums=dict(write.checksums),
-                checksum_type=write.checksum_type,
-            )
+            info = object_info(key, write, size=body.size, etag=etag, last_modified=modified)
             dead = self._drop_object(db, bucket, key)
             self._insert_object(db, bucket, info, body)
             return info, dead
@@ -838,17 +837,8 @@ class SqliteStore:
             segments = self._part_segments(db, bucket, upload_id, part_numbers)
             for name, count in Counter(name for name, _, _ in segments).items():
                 db.execute("UPDATE blobs SET refs = refs + ? WHERE name = ?", (count, name))
-            info = ObjectInfo(
-                key=key,
-                size=sum(length for _, _, length in segments),
-                etag=etag,
-                last_modified=modified,
-                content_type=write.content_type,
-                metadata=dict(write.metadata),
-                stored_headers=dict(write.stored_headers),
-                checksums=dict(write.checksums),
-                checksum_type=write.checksum_type,
-            )
+            size = sum(length for _, _, length in segments)
+            info = object_info(key, write, size=size, etag=etag, last_modified=modified)
             dead = self._drop_object(db, bucket, key)
             dead += self._drop_upload(db, bucket, upload_id)
             self._insert_object(db, bucket, info, _Body(info.size, segments=segments))
