@@ -156,11 +156,12 @@ async def _forward(stream: EdgeStream, route: Route, runtime: ListenerRuntime, s
     if route.upstream is not None:
         await splice(client, route.upstream)
         return
-    await runtime.builtin.serve(client, session)
-    if session.tls_version is not None and session.handshake_seconds is not None:
-        runtime.observer.handshake_done(
-            runtime.config.name, session.tls_version, session.alpn or "", session.handshake_seconds
-        )
+
+    def handshake_done(done: BuiltinSession) -> None:
+        assert done.tls_version is not None and done.handshake_seconds is not None
+        runtime.observer.handshake_done(runtime.config.name, done.tls_version, done.alpn or "", done.handshake_seconds)
+
+    await runtime.builtin.serve(client, session, handshake_done)
 
 
 def _peer_of(transport: trio.SocketStream) -> str:

@@ -65,7 +65,10 @@ class BuiltinBackend:
     worker: WorkerContext
     handshake_timeout: float
 
-    async def serve(self, stream: trio.abc.Stream, session: BuiltinSession) -> None:
+    async def serve(
+        self, stream: trio.abc.Stream, session: BuiltinSession, on_handshake: Callable[[BuiltinSession], None]
+    ) -> None:
+        """Terminate TLS, tell `on_handshake` what was negotiated, then serve HTTP until done."""
         tls = trio.SSLStream(stream, self.ssl_context, server_side=True, https_compatible=True)
         started = time.perf_counter()
         try:
@@ -82,6 +85,7 @@ class BuiltinBackend:
         session.handshake_seconds = time.perf_counter() - started
         session.tls_version = tls.version()
         session.alpn = tls.selected_alpn_protocol() or "http/1.1"
+        on_handshake(session)
         app = _traced_app(self.app, session)
         # TCPServer calls do_handshake() again; on a finished handshake that returns at once.
         await EdgeTCPServer(wrap_app(app, self.http.wsgi_max_body_size, "asgi"), self.http, self.worker, {}, tls).run()  # type: ignore[arg-type]
