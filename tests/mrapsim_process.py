@@ -62,6 +62,16 @@ class MrapsimProcess:
                 continue
         return found
 
+    def wait_for_logs(self, predicate: Any, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """The JSON log events matching `predicate`, once at least `count` of them have been read
+        (the server's log is read by another thread, so a line can trail the event it records)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [event for event in self.logs() if predicate(event)]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
+
     def connections(self, **query: Any) -> list[dict[str, Any]]:
         params = "&".join(f"{k}={v}" for k, v in query.items())
         result: list[dict[str, Any]] = self.admin_get(f"/connections?{params}")

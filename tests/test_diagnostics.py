@@ -64,7 +64,8 @@ def test_missing_sni_is_explained_once_per_peer_per_minute(start_server: Any) ->
     explanation = explanations(server)[0]
     for words in ("server_name", "mrap", "stalls", "auto_sni", "proxy_ssl_server_name", "HAProxy", "IP literal"):
         assert words in explanation["message"], words
-    connection_lines = [line for line in server.logs() if line.get("event") == "connection"]
+
+    connection_lines = server.wait_for_logs(lambda line: line.get("event") == "connection")
     assert connection_lines[-1]["outcome"] == "no_sni" and connection_lines[-1]["action"] == "stall"
 
     hello = client_hello_bytes(None)
@@ -76,7 +77,7 @@ def test_missing_sni_is_explained_once_per_peer_per_minute(start_server: Any) ->
         sockets.append(sock)
     for sock in sockets:
         sock.close()
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 10  # a burst, well inside the one-minute window
     wait_until(lambda: connections_total(server, "mrap", "no_sni") == 101)
     time.sleep(0.3)
     assert len(explanations(server)) == 1
@@ -170,8 +171,10 @@ def test_request_log_lines_share_the_connection_id(mrapsim: MrapsimProcess) -> N
         tls.send(b"GET /mraps3sample HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
         assert b"AccessDenied" in tls.receive(200) + tls.receive(2000)
     record = mrapsim.wait_for_connection(listener="s3", outcome="forwarded")
-    requests = [line for line in mrapsim.logs() if line.get("event") == "request"]
-    assert any(line["connection_id"] == record["id"] for line in requests)
+    requests = mrapsim.wait_for_logs(
+        lambda line: line.get("event") == "request" and line["connection_id"] == record["id"]
+    )
+    assert requests
 
 
 VECTORS = Path(__file__).parent / "vectors"
@@ -187,9 +190,7 @@ def test_ja4_in_connections_equals_an_independent_implementation(mrapsim: Mrapsi
     with socket.create_connection(("127.0.0.1", mrapsim.port("mrap")), timeout=5) as sock:
         sock.sendall(stream)
         time.sleep(0.05)
-    record = next(
-        r for r in _wait_for_records(mrapsim, len(stream)) if r["client_hello_bytes"] == len(stream)
-    )
+    record = next(r for r in _wait_for_records(mrapsim, len(stream)) if r["client_hello_bytes"] == len(stream))
     hello = ClientHelloReader().feed(stream)
     assert isinstance(hello, ClientHello)
     expected = reference.generate_ja4(tls_utils.parse_tls_handshake(single_record(hello, stream)))

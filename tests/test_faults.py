@@ -108,7 +108,6 @@ def test_latency_toxic_delays_the_handshake(start_server: Any) -> None:
             tls_handshake(sock, "localhost", server.ca)
         return time.monotonic() - started
 
-    assert handshake_seconds() < 0.3
     admin(
         server,
         "POST",

@@ -61,6 +61,9 @@ def round_trip(
 
     # What mrapsim served, on which listener: the upload (one PutObject, or a multipart upload) and
     # the download, all signed requests that verified (status 200) on the intended listener.
+    served = edge.wait_for_logs(
+        lambda e: e.get("event") == "request" and e.get("key") == key and e.get("operation") == "GetObject"
+    )
     served = [e for e in edge.logs() if e.get("event") == "request" and e.get("key") == key]
     operations = {e["operation"] for e in served}
     multipart = {"CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload"}

@@ -169,12 +169,12 @@ def test_alert_instead_of_stall_fails_at_once(proxy: Proxy, alert_edge: MrapsimP
         # HAProxy 2.6 has no error-log line for a server-side handshake; `ssl_bc_err_str` names the alert.
         assert "tlsv1 unrecognized name" in (cell.log_line("ssl_bc_err=") or ""), explain(cell)
         waited = float(fields["Ta"]) / 1000
-    assert waited < 0.5, explain(cell)
+    assert waited < 1.5, explain(cell)  # at once: well under the 2 s connect timeout
     records = upstream_connections(cell)
     assert records, explain(cell)
     for record in records:
         assert record["outcome"] == "no_sni" and record["action"] == "alert:unrecognized_name", explain(cell)
-        assert record["duration"] < 0.5, explain(cell)
+        assert record["duration"] < 1.5, explain(cell)
 
 
 # -- the Host header: a proxy that rewrites it breaks SigV4 ----------------------------------------
