@@ -98,7 +98,7 @@ async def serve(
                 if handoff:
                     handoff.report_ready(state.admin)
                 else:
-                    _announce(state)
+                    _announce(state, certificates)
                 await (shutdown or wait_for_signal)()
                 log.info("shutting down: no new connections; draining for up to %g s", DRAIN_SECONDS)
                 state.draining = True
@@ -118,13 +118,20 @@ async def wait_for_signal() -> None:
             return
 
 
-def _announce(state: ServerState) -> None:
+def _announce(state: ServerState, certificates: CertificateSet) -> None:
     listeners = " ".join(f"{name}={address}" for name, address in state.listeners.items())
     log.info(
         "mrapsim listening: %s admin=%s",
         listeners,
         state.admin,
         extra={"fields": {"event": "listening", "listeners": state.listeners, "admin": state.admin}},
+    )
+    log.info(
+        "clients trust %s (aws --ca-bundle, AWS_CA_BUNDLE, curl --cacert); what each connection carried: "
+        "curl http://%s/connections",
+        certificates.paths.ca_certificate,
+        state.admin,
+        extra={"fields": {"event": "hint", "ca_bundle": str(certificates.paths.ca_certificate)}},
     )
 
 
