@@ -12,6 +12,7 @@ import logging
 import random
 import signal
 import socket
+import ssl
 from collections.abc import Awaitable, Callable
 
 import trio
@@ -28,7 +29,7 @@ from mrapsim.s3.app import create_app
 from mrapsim.store.seed import create_store
 from mrapsim.supervisor import WorkerHandoff
 from mrapsim.telemetry import Telemetry
-from mrapsim.tls.certs import CertificateSet, ensure_certificates
+from mrapsim.tls.certs import CertificateError, CertificateSet, ensure_certificates
 
 log = logging.getLogger("mrapsim")
 
@@ -69,11 +70,12 @@ async def serve(
     http = hypercorn_config()
     worker = WorkerContext(None)
     state = ServerState()
+    contexts = server_contexts(config, certificates)
     runtimes = [
         ListenerRuntime(
             config=listener,
             builtin=BuiltinBackend(
-                ssl_context=certificates.server_context(listener.alpn, _mint_predicate(listener)),
+                ssl_context=functools.partial(contexts.__getitem__, listener.name),
                 app=s3_app,
                 http=http,
                 worker=worker,
@@ -86,6 +88,7 @@ async def serve(
         for listener in config.listeners
     ]
     async with trio.open_nursery() as root:
+        root.start_soon(reload_certificates_on_sighup, config, contexts)
         admin_stop = trio.Event()
         admin_app = create_admin_app(state, telemetry, faults)
         state.admin = await root.start(serve_admin_app, admin_app, config.admin, admin_stop)
@@ -109,6 +112,35 @@ async def serve(
                     await trio.sleep(0.05)
             handlers.cancel_scope.cancel()
         admin_stop.set()
+        root.cancel_scope.cancel()  # the SIGHUP watcher
+
+
+def server_contexts(config: Config, certificates: CertificateSet) -> dict[str, ssl.SSLContext]:
+    """Each listener's TLS context: its ALPN, certificates minted for its own routes only."""
+    return {
+        listener.name: certificates.server_context(listener.alpn, _mint_predicate(listener))
+        for listener in config.listeners
+    }
+
+
+async def reload_certificates_on_sighup(config: Config, contexts: dict[str, ssl.SSLContext]) -> None:
+    """SIGHUP re-reads the certificate files (cert-manager renewed them, `mrapsim certs --renew`
+    ran): new connections get the new contexts, open ones keep theirs. A broken file is logged
+    and the old certificates stay."""
+    with trio.open_signal_receiver(signal.SIGHUP) as signals:
+        async for _ in signals:
+            try:
+                certificates = ensure_certificates(
+                    config.certs_dir, certificate_names(config), config.key_type, minted_dir=config.minted_dir
+                )
+            except CertificateError as exc:
+                log.error("SIGHUP: certificates not reloaded, the previous ones stay: %s", exc)
+                continue
+            contexts.update(server_contexts(config, certificates))
+            log.info(
+                "SIGHUP: certificates reloaded; the leaf is valid until %s",
+                certificates.leaf.not_valid_after_utc.isoformat(),
+            )
 
 
 async def wait_for_signal() -> None:

@@ -193,12 +193,16 @@ async def _read_ready(worker: Worker, fd: int) -> None:
 
 async def _wait_for_signal_or_death(supervision: Supervision) -> bool:
     """Returns True when a worker died, False on SIGTERM/SIGINT."""
-    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
             died = False
 
             async def on_signal() -> None:
                 async for signum in signals:
+                    if signum == signal.SIGHUP:  # certificates renewed: every worker reloads them
+                        for worker in supervision.workers:
+                            worker.process.send_signal(signal.SIGHUP)
+                        continue
                     log.info("received %s: stopping %d workers", signal.Signals(signum).name, len(supervision.workers))
                     nursery.cancel_scope.cancel()
                     return

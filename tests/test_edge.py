@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -258,3 +260,29 @@ def test_sigterm_drains_then_exits(start_server: Any) -> None:
             assert "503" in str(error)
         assert server.process.wait(timeout=15) == 0
     assert time.monotonic() - started < 8
+
+
+def test_sighup_reloads_renewed_certificates(start_server: Any) -> None:
+    server = start_server()
+
+    def served_certificate() -> bytes:
+        with connect(server, "s3") as sock:
+            der = tls_handshake(sock, "localhost", server.ca).getpeercert(binary_form=True)
+        assert der
+        return bytes(der)
+
+    before = served_certificate()
+    renewed = subprocess.run(
+        [sys.executable, "-m", "mrapsim.cli", "certs", "--renew", "--certs-dir", str(server.certs_dir)],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert renewed.returncode == 0, renewed.stderr
+    server.process.send_signal(signal.SIGHUP)
+    assert server.wait_for_logs(lambda e: "certificates reloaded" in e.get("message", ""))
+    after = served_certificate()  # verified against the same ca.pem
+    assert after != before
+
+    (server.certs_dir / "server.pem").write_text("not a certificate")
+    server.process.send_signal(signal.SIGHUP)
+    assert server.wait_for_logs(lambda e: "not reloaded" in e.get("message", ""))
+    assert served_certificate() == after  # the previous certificate stays

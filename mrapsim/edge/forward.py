@@ -59,7 +59,7 @@ class EdgeTCPServer(TCPServer):
 
 @dataclass(frozen=True)
 class BuiltinBackend:
-    ssl_context: ssl.SSLContext
+    ssl_context: Callable[[], ssl.SSLContext]  # the current one: certificates can be reloaded
     app: ASGIApp
     http: HypercornConfig
     worker: WorkerContext
@@ -69,7 +69,7 @@ class BuiltinBackend:
         self, stream: trio.abc.Stream, session: BuiltinSession, on_handshake: Callable[[BuiltinSession], None]
     ) -> None:
         """Terminate TLS, tell `on_handshake` what was negotiated, then serve HTTP until done."""
-        tls = trio.SSLStream(stream, self.ssl_context, server_side=True, https_compatible=True)
+        tls = trio.SSLStream(stream, self.ssl_context(), server_side=True, https_compatible=True)
         started = time.perf_counter()
         try:
             with trio.fail_after(self.handshake_timeout):
