@@ -101,23 +101,43 @@ class Supervision:
 
 
 async def supervise(config: Config) -> int:
+    """Run `config.workers` workers until SIGTERM/SIGINT (exit 0) or until one dies (exit 1)."""
+    _open_store_once(config)
     sockets = {listener.name: bind_listener(listener.address, listener.name) for listener in config.listeners}
+    try:
+        with tempfile.TemporaryDirectory(prefix="mrapsim-") as scratch:
+            config_file = Path(scratch) / "effective.toml"
+            config_file.write_text(dump_toml(config, show_secrets=True))
+            config_file.chmod(0o600)
+            return await _supervise(config, sockets, config_file)
+    finally:
+        for sock in sockets.values():
+            sock.close()
+
+
+def _open_store_once(config: Config) -> None:
+    """Open (and seed) the shared store here first: a bad `store.path` is a one-line start-up
+    error, and N workers starting at once find the seeding done."""
+    from mrapsim.store.seed import create_store
+    from mrapsim.store.sqlite import SqliteStore  # only --workers needs it
+
+    store = create_store(config)
+    if isinstance(store, SqliteStore):
+        store.close()
+
+
+async def _supervise(config: Config, sockets: Mapping[str, socket.socket], config_file: Path) -> int:
     listeners = {name: _address_of(sock) for name, sock in sockets.items()}
-    with tempfile.TemporaryDirectory(prefix="mrapsim-") as scratch:
-        config_file = Path(scratch) / "effective.toml"
-        config_file.write_text(dump_toml(config, show_secrets=True))
-        config_file.chmod(0o600)
-        supervision = Supervision(config, listeners)
-        async with trio.open_nursery() as nursery:
-            admin_stop = trio.Event()
-            admin = await nursery.start(
-                serve_admin_app, create_supervisor_admin_app(supervision), config.admin, admin_stop
-            )
-            for index in range(config.workers):
-                await nursery.start(_run_worker, supervision, index, config_file, sockets)
-            with trio.fail_after(WORKER_START_SECONDS):
-                for worker in supervision.workers:
-                    await worker.ready.wait()
+    supervision = Supervision(config, listeners)
+    async with trio.open_nursery() as nursery:
+        admin_stop = trio.Event()
+        admin = await nursery.start(serve_admin_app, create_supervisor_admin_app(supervision), config.admin, admin_stop)
+        for index in range(config.workers):
+            await nursery.start(_run_worker, supervision, index, config_file, sockets)
+        with trio.move_on_after(WORKER_START_SECONDS):
+            for worker in supervision.workers:
+                await worker.ready.wait()
+        if supervision.ready:
             log.info(
                 "mrapsim listening: %s admin=%s workers=%d",
                 " ".join(f"{n}={a}" for n, a in listeners.items()),
@@ -128,11 +148,12 @@ async def supervise(config: Config) -> int:
                 },
             )
             failed = await _wait_for_signal_or_death(supervision)
-            supervision.stopping = True
-            await _stop_workers(supervision)
-            admin_stop.set()
-    for sock in sockets.values():
-        sock.close()
+        else:
+            log.error("a worker did not start (its own log lines above say why); stopping the server")
+            failed = True
+        supervision.stopping = True
+        await _stop_workers(supervision)
+        admin_stop.set()
     return 1 if failed else 0
 
 
@@ -176,6 +197,7 @@ async def _run_worker(
         nursery.start_soon(_read_ready, worker, ready_read)
         await process.wait()
         nursery.cancel_scope.cancel()
+    worker.ready.set()  # it is not coming: nobody waits out the start-up deadline for it
     if not supervision.stopping:
         log.error("worker %d (pid %d) exited with code %s; stopping the server", index, process.pid, process.returncode)
 
@@ -188,7 +210,7 @@ async def _read_ready(worker: Worker, fd: int) -> None:
             data += chunk
     if data:
         worker.admin = json.loads(data)["admin"]
-        worker.ready.set()
+    worker.ready.set()  # with no admin address: the worker died before it was ready
 
 
 async def _wait_for_signal_or_death(supervision: Supervision) -> bool:

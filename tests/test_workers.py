@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
+import subprocess
+import sys
 import time
 import urllib.request
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -81,3 +86,51 @@ def test_faults_reach_every_worker(workers_server: Any) -> None:
     assert [f["id"] for f in workers_server.admin_get("/faults")] == ["f1"]
     workers_server.stop()
     assert workers_server.process.returncode == 0
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line)
+        except OSError:
+            continue
+        if fields.get("PPid", "").strip() == str(pid):
+            found.append(int(status.parent.name))
+    return found
+
+
+def test_a_dead_worker_stops_the_server(workers_server: Any) -> None:
+    workers = _children(workers_server.process.pid)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)
+    assert workers_server.process.wait(timeout=30) == 1
+    assert workers_server.wait_for_logs(lambda e: "stopping the server" in e.get("message", ""))
+
+
+def test_a_bad_store_path_is_a_start_up_error(tmp_path: Path) -> None:
+    (tmp_path / "file").touch()
+    config = tmp_path / "c.toml"
+    config.write_text(f'workers = 2\n[store]\nkind = "sqlite"\npath = "{tmp_path / "file" / "x"}"\n')
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mrapsim.cli",
+            "serve",
+            "--config",
+            str(config),
+            "--admin",
+            "127.0.0.1:0",
+            "--listen",
+            "mrap=127.0.0.1:0",
+            "--listen",
+            "s3=127.0.0.1:0",
+            "--certs-dir",
+            str(tmp_path / "certs"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "store.path" in result.stderr
