@@ -21,7 +21,7 @@ from typing import Any, Literal, cast
 
 import tomli_w
 
-from mrapsim.names import normalize_name
+from mrapsim.names import format_host_port, normalize_name
 from mrapsim.outcomes import DropAction
 
 DEFAULT_TOML = """\
@@ -129,7 +129,7 @@ class Address:
     port: int
 
     def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return format_host_port(self.host, self.port)
 
 
 @dataclass(frozen=True)

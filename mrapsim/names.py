@@ -35,6 +35,19 @@ def name_matches(pattern: str, name: str) -> bool:
     return all((w == "*" and g != "") or w == g for w, g in zip(want, got, strict=True))
 
 
+def format_host_port(host: str, port: int) -> str:
+    """`host:port`, with an IPv6 host in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def split_host_port(text: str, default_port: int) -> tuple[str, int]:
+    """`HOST`, `HOST:PORT`, `[IPv6]` or `[IPv6]:PORT` as (host, port)."""
+    head, sep, tail = text.rpartition(":")
+    if sep and tail.isdigit() and not text.endswith("]"):
+        return head.strip("[]"), int(tail)
+    return text.strip("[]"), default_port
+
+
 def is_san_expressible(pattern: str) -> bool:
     """Whether an X.509 SAN can carry `pattern`: a wildcard is allowed only as the whole
     leftmost label (RFC 6125 §6.4.3), and then not directly under a public suffix-like root."""

@@ -31,7 +31,7 @@ from cryptography import x509
 from cryptography.x509 import DNSName, IPAddress
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from mrapsim.names import is_ip_literal
+from mrapsim.names import is_ip_literal, split_host_port
 from mrapsim.tls.alerts import ALERT_NAMES
 
 EXIT_CODES = {
@@ -111,11 +111,7 @@ def parse_target(url: str, sni: str | None, no_sni: bool, connect: str | None) -
     port = parts.port or 443
     connect_host, connect_port = parts.hostname, port
     if connect:
-        head, sep, tail = connect.rpartition(":")
-        if sep and tail.isdigit() and not connect.endswith("]"):
-            connect_host, connect_port = head.strip("[]"), int(tail)
-        else:
-            connect_host = connect.strip("[]")
+        connect_host, connect_port = split_host_port(connect, port)
     server_name = None if no_sni else (sni or parts.hostname)
     if server_name is not None and is_ip_literal(server_name):
         server_name = None  # RFC 6066: no SNI for IP literals, as every client does

@@ -24,7 +24,7 @@ from mrapsim.config import Config, ConfigError, ListenerConfig
 from mrapsim.edge.connection import ListenerRuntime, handle_connection
 from mrapsim.edge.forward import BuiltinBackend, hypercorn_config
 from mrapsim.faults import FaultError, FaultSet
-from mrapsim.names import name_matches
+from mrapsim.names import format_host_port, name_matches
 from mrapsim.s3.app import create_app
 from mrapsim.store.seed import create_store
 from mrapsim.supervisor import WorkerHandoff
@@ -182,6 +182,6 @@ async def _serve_listener(
                 f"listeners.{runtime.config.name}.address", f"cannot listen on {address}: {exc.strerror or exc}"
             ) from exc
     host, port, *_ = listeners[0].socket.getsockname()
-    task_status.started(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+    task_status.started(format_host_port(host, port))
     handler = functools.partial(handle_connection, runtime=runtime)
     await trio.serve_listeners(handler, listeners, handler_nursery=handlers)

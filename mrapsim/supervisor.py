@@ -33,6 +33,7 @@ from starlette.routing import Route
 
 from mrapsim.admin.http import serve_admin_app
 from mrapsim.config import Address, Config, ConfigError, dump_toml, redact
+from mrapsim.names import format_host_port
 
 log = logging.getLogger("mrapsim")
 
@@ -159,7 +160,7 @@ async def _supervise(config: Config, sockets: Mapping[str, socket.socket], confi
 
 def _address_of(sock: socket.socket) -> str:
     host, port, *_ = sock.getsockname()
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return format_host_port(host, port)
 
 
 async def _run_worker(

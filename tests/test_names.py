@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from mrapsim.names import is_san_expressible, name_matches
+from mrapsim.names import format_host_port, is_san_expressible, name_matches, split_host_port
 
 
 @pytest.mark.parametrize(
@@ -41,3 +41,15 @@ def test_name_matches(pattern: str, name: str, matches: bool) -> None:
 )
 def test_san_expressible(pattern: str, expressible: bool) -> None:
     assert is_san_expressible(pattern) is expressible
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("h", ("h", 443)), ("h:8443", ("h", 8443)), ("[::1]", ("::1", 443)), ("[::1]:9", ("::1", 9))],
+)
+def test_split_host_port(text: str, expected: tuple[str, int]) -> None:
+    assert split_host_port(text, 443) == expected
+
+
+def test_format_host_port() -> None:
+    assert format_host_port("127.0.0.1", 1) == "127.0.0.1:1" and format_host_port("::1", 2) == "[::1]:2"

@@ -25,6 +25,7 @@ from mrapsim.edge.routing import route_label
 from mrapsim.edge.streams import EdgeStream
 from mrapsim.edge.toxics import ToxicStream
 from mrapsim.faults import FaultSet
+from mrapsim.names import format_host_port
 from mrapsim.outcomes import Outcome
 from mrapsim.tls.clienthello import ClientHello, ClientHelloReader
 from mrapsim.tls.fingerprint import ja3, ja4
@@ -169,7 +170,7 @@ def _peer_of(transport: trio.SocketStream) -> str:
         host, port, *_ = transport.socket.getpeername()
     except OSError:
         return "unknown"
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return format_host_port(host, port)
 
 
 def _action(decision: Decision) -> str:

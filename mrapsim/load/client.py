@@ -19,7 +19,7 @@ import trio
 from mrapsim.load import failures
 from mrapsim.load.http1 import IncompleteError, ProtocolError, ResponseReader
 from mrapsim.load.tls import ClientTlsStream
-from mrapsim.names import is_ip_literal
+from mrapsim.names import is_ip_literal, split_host_port
 
 RECEIVE_SIZE = 65536
 ERROR_BODY_LIMIT = 4096
@@ -68,7 +68,7 @@ def parse_endpoint(url: str, connect: str | None = None, proxy: str | None = Non
     port = parts.port or (443 if parts.scheme == "https" else 80)
     connect_host, connect_port = parts.hostname, port
     if connect:
-        connect_host, connect_port = _host_port(connect, port)
+        connect_host, connect_port = split_host_port(connect, port)
     proxy_address = None
     if proxy:
         proxy_parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
@@ -77,13 +77,6 @@ def parse_endpoint(url: str, connect: str | None = None, proxy: str | None = Non
         proxy_address = (proxy_parts.hostname, proxy_parts.port or 3128)
     return Endpoint(parts.scheme, parts.hostname, port, connect_host, connect_port,
                     parts.path.rstrip("/"), proxy_address)
-
-
-def _host_port(text: str, default_port: int) -> tuple[str, int]:
-    head, sep, tail = text.rpartition(":")
-    if sep and tail.isdigit() and not text.endswith("]"):
-        return head.strip("[]"), int(tail)
-    return text.strip("[]"), default_port
 
 
 def _context(ca_bundle: str | None, insecure: bool, check_hostname: bool, alpn: str) -> ssl.SSLContext:
