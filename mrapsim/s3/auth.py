@@ -57,6 +57,9 @@ AMZ_DATE_FORMAT = "%Y%m%dT%H%M%SZ"
 # P-256 group order; SigV4A's KDF accepts a candidate scalar only below n - 1.
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
+SIGNATURE_MISMATCH_MESSAGE = (
+    "The request signature we calculated does not match the signature you provided. Check your key and signing method."
+)
 HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 UNRESERVED = "-_.~"  # with ASCII letters and digits, which quote() never encodes
 
@@ -426,8 +429,7 @@ class Verifier:
         if not self._signature_matches(signature, secret, to_sign):
             return Rejected(
                 "SignatureDoesNotMatch",
-                "The request signature we calculated does not match the signature you provided. "
-                "Check your key and signing method.",
+                SIGNATURE_MISMATCH_MESSAGE,
                 403,
                 (
                     ("AWSAccessKeyId", signature.credential.access_key),

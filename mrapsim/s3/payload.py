@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from mrapsim.s3 import chunked
-from mrapsim.s3.auth import STREAMING_UNSIGNED_TRAILER, StreamingKey
+from mrapsim.s3.auth import SIGNATURE_MISMATCH_MESSAGE, STREAMING_UNSIGNED_TRAILER, StreamingKey
 from mrapsim.s3.checksums import (
     HEADER_PREFIX,
     Computer,
@@ -258,8 +258,7 @@ class _SignatureChain:
 def _chunk_signature_mismatch(to_sign: str, provided: str) -> S3Error:
     return S3Error(
         "SignatureDoesNotMatch",
-        "The request signature we calculated does not match the signature you provided. "
-        "Check your key and signing method.",
+        SIGNATURE_MISMATCH_MESSAGE,
         403,
         StringToSign=to_sign,
         SignatureProvided=provided,
