@@ -11,7 +11,6 @@ import argparse
 import multiprocessing
 import multiprocessing.connection
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import trio
 
+from mrapsim.config import parse_duration
 from mrapsim.load import report, server_metrics
 from mrapsim.load.client import parse_endpoint
 from mrapsim.load.html import write_html
@@ -39,18 +39,6 @@ from mrapsim.load.thresholds import (
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> float:
-    """`30s`, `500ms`, `2m`, `1h`, or plain seconds."""
-    match = _DURATION.match(text)
-    if match is None:
-        raise ValueError(f"{text!r} is not a duration (like 30s, 500ms, 2m)")
-    return float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
-
-
 def _add_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--csv", metavar="PREFIX",
                         help="write PREFIX_stats.csv, _stats_history.csv, _failures.csv (Locust's columns)")
@@ -122,7 +110,7 @@ def build_options(args: argparse.Namespace) -> RunOptions:
     if bool(args.access_key) != bool(args.secret_key):
         raise ValueError("--access-key and --secret-key go together")
     credentials = Credentials(args.access_key, args.secret_key) if args.access_key else None
-    duration = parse_duration(args.duration) if args.duration else None
+    duration = parse_duration(args.duration, "--duration") if args.duration else None
     if duration is None and args.requests is None:
         duration = 10.0
     if args.ca_bundle and not os.path.isfile(args.ca_bundle):
@@ -134,8 +122,8 @@ def build_options(args: argparse.Namespace) -> RunOptions:
     return RunOptions(
         endpoint=endpoint, scenario=load_scenario(args.scenario), users=args.users,
         spawn_rate=args.spawn_rate, duration=duration, requests=args.requests, rate=args.rate,
-        handshake_timeout=parse_duration(args.handshake_timeout),
-        timeout=parse_duration(args.timeout), credentials=credentials, region=args.region,
+        handshake_timeout=parse_duration(args.handshake_timeout, "--handshake-timeout"),
+        timeout=parse_duration(args.timeout, "--timeout"), credentials=credentials, region=args.region,
         ca_bundle=args.ca_bundle, insecure=args.insecure, key_prefix=args.key_prefix,
         seed=args.seed,
     )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mrapsim.cli import OneLineParser, UsageError
-from mrapsim.load.cli import add_load_parser, build_options, parse_duration
+from mrapsim.config import parse_duration
+from mrapsim.load.cli import add_load_parser, build_options
 
 
 @pytest.fixture(autouse=True)
@@ -54,5 +55,6 @@ def test_options_are_checked() -> None:
 
 
 def test_durations() -> None:
-    assert parse_duration("30s") == 30 and parse_duration("500ms") == 0.5 and parse_duration("1.5") == 1.5
-    assert parse_duration("2h") == 7200
+    assert parse_duration("30s", "--duration") == 30 and parse_duration("500ms", "--duration") == 0.5
+    assert parse_duration("1.5", "--duration") == 1.5
+    assert parse_duration("2h", "--duration") == 7200
