@@ -9,10 +9,11 @@ harness writes before the run (setup) are added to the harness side, since the s
 
 from __future__ import annotations
 
-import re
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from prometheus_client.parser import text_string_to_metric_families
 
 from mrapsim.load import failures
 from mrapsim.load.stats import RunStats
@@ -23,26 +24,16 @@ CONNECTIONS = "mrapsim_connections_total"
 S3_REQUESTS = "mrapsim_s3_requests_total"
 OPERATIONS = {"list": "ListObjectsV2", "get": "GetObject", "put": "PutObject", "head": "HeadObject"}
 
-_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+([^\s]+)')
-_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
 def parse_prometheus(text: str) -> Samples:
-    samples: Samples = {}
-    for line in text.splitlines():
-        if not line or line.startswith("#"):
-            continue
-        match = _SAMPLE.match(line)
-        if match is None:
-            continue
-        labels = frozenset(_LABEL.findall(match.group(2) or ""))
-        try:
-            samples[(match.group(1), labels)] = float(match.group(3))
-        except ValueError:
-            continue
-    return samples
+    """Raises ValueError for text that is not the Prometheus exposition format."""
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
 def fetch(admin_url: str, timeout: float = 5.0) -> Samples:
@@ -50,7 +41,11 @@ def fetch(admin_url: str, timeout: float = 5.0) -> Samples:
     if "://" not in url:
         url = f"http://{url}"
     with urllib.request.urlopen(f"{url}/metrics", timeout=timeout) as response:
-        return parse_prometheus(response.read().decode())
+        text = response.read().decode()
+    try:
+        return parse_prometheus(text)
+    except ValueError as exc:
+        raise OSError(f"{url}/metrics is not Prometheus text: {exc}") from exc
 
 
 def total(samples: Samples, name: str, **labels: str) -> float:
@@ -78,13 +73,16 @@ def compare(before: Samples, after: Samples, stats: RunStats) -> list[Comparison
     setup = stats.meta.get("setup", {})
     kinds: Mapping[str, str] = stats.meta.get("task_kinds", {})
     rows = [
-        Comparison("connections: handshake ok / forwarded",
-                   stats.handshakes.get(failures.OK, 0) + int(setup.get("connections", 0)),
-                   delta(CONNECTIONS, outcome=Outcome.FORWARDED.value)),
-        Comparison("connections: stalled / no_sni+unknown_sni",
-                   stats.handshakes.get(failures.STALLED, 0),
-                   delta(CONNECTIONS, outcome=Outcome.NO_SNI.value)
-                   + delta(CONNECTIONS, outcome=Outcome.UNKNOWN_SNI.value)),
+        Comparison(
+            "connections: handshake ok / forwarded",
+            stats.handshakes.get(failures.OK, 0) + int(setup.get("connections", 0)),
+            delta(CONNECTIONS, outcome=Outcome.FORWARDED.value),
+        ),
+        Comparison(
+            "connections: stalled / no_sni+unknown_sni",
+            stats.handshakes.get(failures.STALLED, 0),
+            delta(CONNECTIONS, outcome=Outcome.NO_SNI.value) + delta(CONNECTIONS, outcome=Outcome.UNKNOWN_SNI.value),
+        ),
     ]
     for kind, operation in OPERATIONS.items():
         requests = sum(t.requests for name, t in stats.tasks.items() if kinds.get(name) == kind)
