@@ -25,7 +25,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from mrapsim.config import load_config
 from mrapsim.names import name_matches
+from mrapsim.server import certificate_names
 from mrapsim.tls.certs import (
     CertificateError,
     CertificateSet,
@@ -33,16 +35,8 @@ from mrapsim.tls.certs import (
     renew_certificates,
 )
 
-# The default routes of both listeners (SPEC §3).
-ROUTES = (
-    "*.mrap.accesspoint.s3-global.amazonaws.com",
-    "s3.amazonaws.com",
-    "*.s3.amazonaws.com",
-    "s3.*.amazonaws.com",
-    "*.s3.*.amazonaws.com",
-    "localhost",
-    "*.localhost",
-)
+# The default routes of both listeners (SPEC §3), as the server hands them to the certificates.
+ROUTES = tuple(certificate_names(load_config()))
 MRAP_HOST = "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com"
 REGIONAL_HOST = "s3.us-east-1.amazonaws.com"
 TIMEOUT = 5.0
