@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 STARTUP_SECONDS = 20.0
+# The key pair of the embedded configuration (the one AWS documentation uses).
+ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
+SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 
 LOOPBACK_OVERRIDES = """
 [admin]
@@ -45,6 +48,22 @@ class MrapsimProcess:
 
     def port(self, listener: str) -> int:
         return self.listeners[listener][1]
+
+    def s3_client(self, *, secret_key: str = SECRET_KEY, endpoint: bool = True, **options: Any) -> Any:
+        """boto3 for this server: the `s3` listener as endpoint (none with `endpoint=False`, for
+        MRAP ARNs), the default key pair, one attempt; `options` are more botocore Config options."""
+        import boto3
+        from botocore.config import Config
+
+        return boto3.client(
+            "s3",
+            endpoint_url=f"https://localhost:{self.port('s3')}" if endpoint else None,
+            region_name="us-east-1",
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=secret_key,
+            verify=str(self.ca),
+            config=Config(retries={"max_attempts": 1, "mode": "standard"}, **options),
+        )
 
     def admin_get(self, path: str) -> Any:
         with urllib.request.urlopen(f"http://{self.admin}{path}", timeout=5) as response:

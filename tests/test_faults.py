@@ -133,20 +133,10 @@ def test_reset_peer_toxic_resets_forwarded_connections(start_server: Any) -> Non
 
 
 def test_s3_faults_apply_to_matching_requests(start_server: Any) -> None:
-    import boto3
-    from botocore.config import Config as BotoConfig
     from botocore.exceptions import ClientError
 
     server = start_server()
-    client = boto3.client(
-        "s3",
-        endpoint_url=f"https://localhost:{server.port('s3')}",
-        region_name="us-east-1",
-        aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
-        aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        verify=str(server.ca),
-        config=BotoConfig(retries={"max_attempts": 1}),
-    )
+    client = server.s3_client()
     admin(
         server,
         "POST",

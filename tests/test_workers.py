@@ -13,9 +13,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config as BotoConfig
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.tlsclient import tls_handshake
@@ -29,15 +27,7 @@ def workers_server(start_server: Any, tmp_path: Any) -> Any:
 
 
 def s3_client(server: Any) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=f"https://localhost:{server.port('s3')}",
-        aws_access_key_id="AKIAIOSFODNN7EXAMPLE",
-        aws_secret_access_key="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
-        region_name="us-east-1",
-        verify=str(server.ca),
-        config=BotoConfig(retries={"max_attempts": 1}, max_pool_connections=1, tcp_keepalive=False),
-    )
+    return server.s3_client(max_pool_connections=1, tcp_keepalive=False)
 
 
 def test_workers_share_sockets_store_and_admin(workers_server: Any) -> None:

@@ -18,19 +18,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from botocore.config import Config as BotoConfig
 from botocore.exceptions import ClientError
 
 from mrapsim.config import SyntheticSpec
 from mrapsim.s3.checksums import checksum
 from mrapsim.store.synthetic import synthetic_content
-from tests.mrapsim_process import MrapsimProcess, start_mrapsim
+from tests.mrapsim_process import ACCESS_KEY, SECRET_KEY, MrapsimProcess, start_mrapsim
 from tests.s3.chunking import crt_signed_headers, send_raw, trailer_crc32, unsigned_trailer_body
 
-ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
-SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 MRAP_HOST = "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com"
 MRAP_ARN = "arn:aws:s3::123456789012:accesspoint/mfzwi23gnjvgw.mrap"
 BIG = SyntheticSpec(keys=1, key_format="big-{i:01d}.bin", size=2 * 1024**3, seed=2)
@@ -80,16 +76,8 @@ def aws(server: MrapsimProcess, *args: str, check: bool = True, **env: str) -> s
     return result
 
 
-def client(server: MrapsimProcess, **overrides: Any) -> Any:
-    return boto3.client(
-        "s3",
-        endpoint_url=f"https://localhost:{server.port('s3')}",
-        region_name="us-east-1",
-        aws_access_key_id=overrides.pop("access_key", ACCESS_KEY),
-        aws_secret_access_key=overrides.pop("secret_key", SECRET_KEY),
-        verify=str(server.ca),
-        config=BotoConfig(retries={"max_attempts": 1, "mode": "standard"}),
-    )
+def client(server: MrapsimProcess, secret_key: str = SECRET_KEY) -> Any:
+    return server.s3_client(secret_key=secret_key)
 
 
 # -- 1. aws-cli v1 ---------------------------------------------------------------------------------
@@ -157,14 +145,7 @@ def mrap_resolves_here(server: MrapsimProcess, monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_boto3_awscrt_by_mrap_arn(server: MrapsimProcess, mrap_resolves_here: None) -> None:
-    s3 = boto3.client(
-        "s3",
-        region_name="us-east-1",
-        aws_access_key_id=ACCESS_KEY,
-        aws_secret_access_key=SECRET_KEY,
-        verify=str(server.ca),
-        config=BotoConfig(retries={"max_attempts": 1, "mode": "standard"}),
-    )
+    s3 = server.s3_client(endpoint=False)
     sent: list[tuple[str, str]] = []
     s3.meta.events.register(
         "before-send.s3", lambda request, **_: sent.append((request.url, request.headers["Authorization"].decode()))
