@@ -13,10 +13,13 @@ import logging
 import sys
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import asdict
 from typing import Any
 
 from mrapsim.edge.records import ConnectionRecord, Refusal
 from mrapsim.outcomes import Outcome
+from mrapsim.s3.records import RequestRecord
 
 EXPLAIN_INTERVAL_SECONDS = 60.0
 EXPLAIN_MEMORY = 4096  # distinct (peer, listener, outcome) keys remembered for the rate limit
@@ -147,6 +150,26 @@ def connection_line(record: ConnectionRecord) -> tuple[str, dict[str, Any]]:
 def log_connection(logger: logging.Logger, record: ConnectionRecord) -> None:
     text, fields = connection_line(record)
     logger.info(text, extra={"fields": fields})
+
+
+def log_request(logger: logging.Logger, record: RequestRecord) -> None:
+    """The per-request line; `conn=` is the id of the connection line it belongs to."""
+    text = (
+        f"conn={record.connection_id or '-'} req={record.request_id} {record.method} "
+        f"op={record.operation} bucket={record.bucket or '-'} key={record.key or '-'} "
+        f"status={record.status} error={record.error_code or '-'} duration={record.duration:.4f}s"
+    )
+    logger.info(text, extra={"fields": {"event": "request", **asdict(record)}})
+
+
+def log_listening(logger: logging.Logger, listeners: Mapping[str, str], admin: str | None, **more: Any) -> None:
+    """The start-up line that names every bound address (scripts and tests read its JSON form)."""
+    addresses = " ".join(f"{name}={address}" for name, address in listeners.items())
+    extra = "".join(f" {key}={value}" for key, value in more.items())
+    logger.info(
+        f"mrapsim listening: {addresses} admin={admin}{extra}",
+        extra={"fields": {"event": "listening", "listeners": dict(listeners), "admin": admin, **more}},
+    )
 
 
 def log_refusal(logger: logging.Logger, limiter: ExplanationLimiter, refusal: Refusal, stall_timeout: float) -> None:

@@ -24,6 +24,7 @@ from mrapsim.config import Config, ConfigError, ListenerConfig
 from mrapsim.edge.connection import ListenerRuntime, handle_connection
 from mrapsim.edge.forward import BuiltinBackend, hypercorn_config
 from mrapsim.faults import FaultError, FaultSet
+from mrapsim.logs import log_listening
 from mrapsim.names import format_host_port, name_matches
 from mrapsim.s3.app import create_app
 from mrapsim.store.seed import create_store
@@ -151,13 +152,7 @@ async def wait_for_signal() -> None:
 
 
 def _announce(state: ServerState, certificates: CertificateSet) -> None:
-    listeners = " ".join(f"{name}={address}" for name, address in state.listeners.items())
-    log.info(
-        "mrapsim listening: %s admin=%s",
-        listeners,
-        state.admin,
-        extra={"fields": {"event": "listening", "listeners": state.listeners, "admin": state.admin}},
-    )
+    log_listening(log, state.listeners, state.admin)
     log.info(
         "clients trust %s (aws --ca-bundle, AWS_CA_BUNDLE, curl --cacert); what each connection carried: "
         "curl http://%s/connections",

@@ -33,6 +33,7 @@ from starlette.routing import Route
 
 from mrapsim.admin.http import serve_admin_app
 from mrapsim.config import Address, Config, ConfigError, dump_toml, redact
+from mrapsim.logs import log_listening
 from mrapsim.names import format_host_port
 
 log = logging.getLogger("mrapsim")
@@ -139,15 +140,7 @@ async def _supervise(config: Config, sockets: Mapping[str, socket.socket], confi
             for worker in supervision.workers:
                 await worker.ready.wait()
         if supervision.ready:
-            log.info(
-                "mrapsim listening: %s admin=%s workers=%d",
-                " ".join(f"{n}={a}" for n, a in listeners.items()),
-                admin,
-                config.workers,
-                extra={
-                    "fields": {"event": "listening", "listeners": listeners, "admin": admin, "workers": config.workers}
-                },
-            )
+            log_listening(log, listeners, admin, workers=config.workers)
             failed = await _wait_for_signal_or_death(supervision)
         else:
             log.error("a worker did not start (its own log lines above say why); stopping the server")

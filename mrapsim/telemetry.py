@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from mrapsim.admin.metrics import Metrics
 from mrapsim.config import Config
 from mrapsim.edge.records import ConnectionRecord, RecordRing, Refusal
-from mrapsim.logs import ExplanationLimiter, log_connection, log_refusal
+from mrapsim.logs import ExplanationLimiter, log_connection, log_refusal, log_request
 from mrapsim.s3.records import RequestRecord
 
 edge_log = logging.getLogger("mrapsim.edge")
@@ -63,9 +63,4 @@ class Telemetry:
         self.metrics.request_duration.labels(record.operation).observe(record.duration)
         self.metrics.request_bytes.labels("received").inc(record.bytes_in)
         self.metrics.request_bytes.labels("sent").inc(record.bytes_out)
-        text = (
-            f"conn={record.connection_id or '-'} req={record.request_id} {record.method} "
-            f"op={record.operation} bucket={record.bucket or '-'} key={record.key or '-'} "
-            f"status={record.status} error={record.error_code or '-'} duration={record.duration:.4f}s"
-        )
-        s3_log.info(text, extra={"fields": {"event": "request", **asdict(record)}})
+        log_request(s3_log, record)
