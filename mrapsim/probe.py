@@ -32,7 +32,7 @@ from cryptography.x509 import DNSName, IPAddress
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from mrapsim.names import is_ip_literal, split_host_port
-from mrapsim.tls.alerts import ALERT_NAMES
+from mrapsim.tls.alerts import Alert, read_alert_record
 
 EXIT_CODES = {
     "ok": 0,
@@ -188,7 +188,7 @@ def _handshake(
             result.bytes_received = len(received)
             return None
         if not data:
-            alert = _alert_in(received)
+            alert = read_alert_record(received)
             if alert:
                 _set_alert(result, alert)
             else:
@@ -212,24 +212,15 @@ def _handshake(
     return x509.load_der_x509_certificate(der) if der else None
 
 
-def _alert_in(received: bytes | bytearray) -> tuple[int, int] | None:
-    """The (level, description) of a plaintext alert record at the start of `received`."""
-    if len(received) >= 7 and received[0] == 21 and received[1] == 3:
-        return received[5], received[6]
-    return None
-
-
-def _set_alert(result: ProbeResult, alert: tuple[int, int]) -> None:
-    level, code = alert
-    name = ALERT_NAMES.get(code, f"alert_{code}")
+def _set_alert(result: ProbeResult, alert: Alert) -> None:
     result.outcome = "alert"
-    result.alert = {"name": name, "code": code, "level": "fatal" if level == 2 else "warning"}
-    result.detail = f"the server answered with the TLS alert {name} ({code})"
+    result.alert = {"name": alert.name, "code": alert.code, "level": "fatal" if alert.level == 2 else "warning"}
+    result.detail = f"the server answered with the TLS alert {alert.name} ({alert.code})"
 
 
 def _classify_tls_error(result: ProbeResult, received: bytes | bytearray, exc: ssl.SSLError) -> None:
     result.bytes_received = len(received)
-    alert = _alert_in(received)
+    alert = read_alert_record(received)
     if alert:
         _set_alert(result, alert)
         return

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import ssl
 
-from mrapsim.tls.alerts import ALERT_NAMES
+from mrapsim.tls.alerts import read_alert_record
 
 OK = "ok"
 STALLED = "stalled"  # TCP connected, ClientHello sent, not one byte back before the deadline
@@ -64,9 +64,8 @@ class TaskFailure(Exception):
 
 def alert_in(received: bytes) -> str | None:
     """The name of a plaintext TLS alert at the start of what the server sent, if it is one."""
-    if len(received) >= 7 and received[0] == 21 and received[1] == 3 and received[3:5] == b"\x00\x02":
-        return ALERT_NAMES.get(received[6], f"alert_{received[6]}")
-    return None
+    found = read_alert_record(received)
+    return found.name if found else None
 
 
 def classify_tls_error(error: BaseException, received: bytes) -> str:

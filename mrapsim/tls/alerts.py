@@ -6,6 +6,8 @@ A drop action writes one plaintext alert record and closes; RFC 8446 §6 defines
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 ALERT_CODES: dict[str, int] = {
     "unrecognized_name": 112,  # RFC 6066 §3: unknown server name
     "missing_extension": 109,  # RFC 8446 §9.2: a required extension (server_name) is absent
@@ -41,6 +43,23 @@ ALERT_NAMES: dict[int, str] = {
     116: "certificate_required",
     120: "no_application_protocol",
 }
+
+
+@dataclass(frozen=True)
+class Alert:
+    level: int  # 1 warning, 2 fatal
+    code: int
+
+    @property
+    def name(self) -> str:
+        return ALERT_NAMES.get(self.code, f"alert_{self.code}")
+
+
+def read_alert_record(data: bytes | bytearray) -> Alert | None:
+    """The plaintext alert record at the start of what a server sent, if that is what it is."""
+    if len(data) >= 7 and data[0] == 21 and data[1] == 3 and data[3:5] == b"\x00\x02":
+        return Alert(data[5], data[6])
+    return None
 
 
 def fatal_alert_record(name: str) -> bytes:
