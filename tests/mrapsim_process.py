@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mrapsim.names import split_host_port
+
 STARTUP_SECONDS = 20.0
 # The key pair of the embedded configuration (the one AWS documentation uses).
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
@@ -161,13 +163,8 @@ def start_mrapsim(tmp_path: Path, config: str = "", extra_args: tuple[str, ...] 
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
             raise RuntimeError("mrapsim did not start:\n" + "\n".join(lines[-30:]))
-    listeners = {name: _split(address) for name, address in result["listeners"].items()}
+    listeners = {name: split_host_port(address, 0) for name, address in result["listeners"].items()}
     return MrapsimProcess(process, listeners, result["admin"], certs_dir, lines)
-
-
-def _split(address: str) -> tuple[str, int]:
-    host, _, port = address.rpartition(":")
-    return host.strip("[]"), int(port)
 
 
 def _merge_toml(base: str, overlay: str) -> str:
