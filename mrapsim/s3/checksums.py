@@ -158,15 +158,6 @@ def verify(algorithm: str, declared: str, computed: str) -> None:
         raise bad_digest(algorithm)
 
 
-def checksums_from_headers(headers: Mapping[str, str], data: bytes) -> dict[str, str]:
-    """The checksum a whole-body request declares in a header, verified (BadDigest)."""
-    declared = declared_in_headers(headers)
-    if declared is None or declared.value is None:
-        return {}
-    verify(declared.algorithm, declared.value, checksum(declared.algorithm, data))
-    return {declared.algorithm: declared.value}
-
-
 # -- multipart -----------------------------------------------------------------------------------
 
 

@@ -61,10 +61,6 @@ def invalid_argument(message: str, name: str, value: str) -> S3Error:
     return S3Error("InvalidArgument", message, 400, ArgumentName=name, ArgumentValue=value)
 
 
-def access_denied(message: str = "Access Denied", **extra: str | int) -> S3Error:
-    return S3Error("AccessDenied", message, 403, **extra)
-
-
 def not_implemented(what: str) -> S3Error:
     return S3Error(
         "NotImplemented",

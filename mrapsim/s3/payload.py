@@ -37,7 +37,6 @@ from mrapsim.s3.errors import S3Error
 from mrapsim.store import ContentSource
 
 AWS_CHUNKED = "aws-chunked"
-MAX_OBJECT_SIZE = 5 * 1024**4  # 5 TiB, S3's object limit
 MAX_PUT_SIZE = 5 * 1024**3  # 5 GiB in one PutObject / UploadPart
 
 
