@@ -6,10 +6,11 @@ SNI. TLS runs over a memory BIO so that every byte from the server is seen: that
 completed. The chain is verified afterwards with `cryptography`, so a completed handshake reports
 its certificate even when it is not trusted.
 
-Exit codes (documented in README): 0 handshake completed (and verified unless --insecure),
-2 usage, 3 stalled, 4 reset, 5 closed, 6 TLS alert, 7 connection refused or unreachable,
-8 connect timeout, 9 handshake completed but the certificate is not trusted for the name,
-10 another handshake failure.
+Outcomes and exit codes come from `mrapsim.tls.client_outcomes`, which the load harness shares
+(README has the table): 0 handshake completed (and verified unless --insecure), 2 usage,
+3 stalled, 4 reset, 5 closed, 6 TLS alert, 7 connection refused or unreachable, 8 connect
+timeout, 9 handshake completed but the certificate is not trusted for the name, 10 another
+handshake failure.
 """
 
 from __future__ import annotations
@@ -32,19 +33,9 @@ from cryptography.x509 import DNSName, IPAddress
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
 from mrapsim.names import is_ip_literal, split_host_port
-from mrapsim.tls.alerts import Alert, read_alert_record
+from mrapsim.tls.client_outcomes import EXIT_CODES, ClientOutcome, HandshakeOutcome, classify
 
-EXIT_CODES = {
-    "ok": 0,
-    "stalled": 3,
-    "reset": 4,
-    "closed": 5,
-    "alert": 6,
-    "refused": 7,
-    "connect_timeout": 8,
-    "untrusted": 9,
-    "handshake_error": 10,
-}
+UNSETTLED = HandshakeOutcome(ClientOutcome.HANDSHAKE_ERROR)  # until the probe knows better
 
 
 @dataclass(frozen=True)
@@ -61,7 +52,8 @@ class ProbeResult:
     url: str
     connect: str
     sni: str | None
-    outcome: str = "handshake_error"
+    outcome: ClientOutcome = UNSETTLED.kind
+    failure_class: str = UNSETTLED.failure_class  # the same event's name in `mrapsim load`
     detail: str = ""
     elapsed_seconds: float = 0.0
     bytes_received: int = 0
@@ -76,6 +68,12 @@ class ProbeResult:
     @property
     def exit_code(self) -> int:
         return EXIT_CODES[self.outcome]
+
+    def settle(self, outcome: HandshakeOutcome, detail: str) -> None:
+        self.outcome, self.failure_class, self.detail = outcome.kind, outcome.failure_class, detail
+        if outcome.alert is not None:
+            level = "fatal" if outcome.alert.level == 2 else "warning"
+            self.alert = {"name": outcome.alert.name, "code": outcome.alert.code, "level": level}
 
 
 def add_probe_parser(commands: Any) -> None:
@@ -127,10 +125,12 @@ def probe(target: Target, *, timeout: float, alpn: list[str], ca_bundle: Path | 
     started = time.monotonic()
     try:
         sock = socket.create_connection((target.connect_host, target.connect_port), timeout=timeout)
-    except TimeoutError:
-        result.outcome, result.detail = "connect_timeout", f"no TCP connection within {timeout:g} s"
     except OSError as exc:
-        result.outcome, result.detail = "refused", f"cannot connect: {exc.strerror or exc}"
+        outcome = classify(exc, connected=False)
+        if outcome.kind is ClientOutcome.CONNECT_TIMEOUT:
+            result.settle(outcome, f"no TCP connection within {timeout:g} s")
+        else:
+            result.settle(outcome, f"cannot connect: {exc.strerror or exc}")
     else:
         with sock:
             leaf = _handshake(sock, target, result, timeout, alpn)
@@ -163,47 +163,22 @@ def _handshake(
         except ssl.SSLWantReadError:
             pass
         except ssl.SSLError as exc:
-            _classify_tls_error(result, received, exc)
+            _settle_failure(result, classify(exc, received), len(received), timeout)
             return None
         try:
             sock.sendall(outgoing.read())
             sock.settimeout(max(0.001, deadline - time.monotonic()))
             data = sock.recv(65536)
-        except TimeoutError:
-            if received:
-                result.outcome, result.detail = (
-                    "handshake_error",
-                    f"the handshake stopped after {len(received)} bytes from the server",
-                )
-            else:
-                result.outcome = "stalled"
-                result.detail = f"no ServerHello within {timeout:g} s: the connection stayed open and nothing came back"
-            result.bytes_received = len(received)
-            return None
-        except ConnectionResetError:
-            result.outcome, result.detail = (
-                "reset",
-                f"the server reset the connection (RST) after {len(received)} bytes",
-            )
-            result.bytes_received = len(received)
+        except OSError as exc:  # the deadline (TimeoutError), a reset, a broken pipe
+            _settle_failure(result, classify(exc, received), len(received), timeout)
             return None
         if not data:
-            alert = read_alert_record(received)
-            if alert:
-                _set_alert(result, alert)
-            else:
-                result.outcome = "closed"
-                result.detail = (
-                    f"the server closed the connection (FIN) after {len(received)} bytes, without a ServerHello"
-                    if not received
-                    else f"the server closed the connection during the handshake after {len(received)} bytes"
-                )
-            result.bytes_received = len(received)
+            _settle_failure(result, classify(EOFError(), received), len(received), timeout)
             return None
         received += data
         incoming.write(data)
     result.bytes_received = len(received)
-    result.outcome = "ok"
+    result.settle(HandshakeOutcome(ClientOutcome.OK), "")
     result.tls_version = tls.version()
     cipher = tls.cipher()
     result.cipher = cipher[0] if cipher else None
@@ -212,19 +187,27 @@ def _handshake(
     return x509.load_der_x509_certificate(der) if der else None
 
 
-def _set_alert(result: ProbeResult, alert: Alert) -> None:
-    result.outcome = "alert"
-    result.alert = {"name": alert.name, "code": alert.code, "level": "fatal" if alert.level == 2 else "warning"}
-    result.detail = f"the server answered with the TLS alert {alert.name} ({alert.code})"
+def _settle_failure(result: ProbeResult, outcome: HandshakeOutcome, received: int, timeout: float) -> None:
+    result.bytes_received = received
+    result.settle(outcome, _explain(outcome, received, timeout))
 
 
-def _classify_tls_error(result: ProbeResult, received: bytes | bytearray, exc: ssl.SSLError) -> None:
-    result.bytes_received = len(received)
-    alert = read_alert_record(received)
-    if alert:
-        _set_alert(result, alert)
-        return
-    result.outcome, result.detail = "handshake_error", f"TLS error: {exc.reason or exc}"
+def _explain(outcome: HandshakeOutcome, received: int, timeout: float) -> str:
+    """One sentence on a handshake that did not complete."""
+    match outcome.kind:
+        case ClientOutcome.STALLED:
+            return f"no ServerHello within {timeout:g} s: the connection stayed open and nothing came back"
+        case ClientOutcome.TIMEOUT:
+            return f"the handshake stopped after {received} bytes from the server"
+        case ClientOutcome.RESET:
+            return f"the server reset the connection (RST) after {received} bytes"
+        case ClientOutcome.ALERT if outcome.alert is not None:
+            return f"the server answered with the TLS alert {outcome.alert.name} ({outcome.alert.code})"
+        case ClientOutcome.CLOSED if received:
+            return f"the server closed the connection during the handshake after {received} bytes"
+        case ClientOutcome.CLOSED:
+            return "the server closed the connection (FIN) after 0 bytes, without a ServerHello"
+    return f"TLS error: {outcome.reason}"
 
 
 def _describe_certificate(cert: x509.Certificate) -> dict[str, Any]:
@@ -263,8 +246,10 @@ def _verify(result: ProbeResult, leaf: x509.Certificate, target: Target, ca_bund
     except (VerificationError, ValueError, OSError) as exc:
         result.verified = False
         result.verify_error = str(exc)
-        result.outcome = "untrusted"
-        result.detail = f"handshake completed, but the certificate is not trusted for {name!r}: {exc}"
+        result.settle(
+            HandshakeOutcome(ClientOutcome.UNTRUSTED),
+            f"handshake completed, but the certificate is not trusted for {name!r}: {exc}",
+        )
         return
     result.verified = True
     result.detail = "handshake completed and the certificate chain verified"
@@ -281,7 +266,7 @@ def render_text(result: ProbeResult) -> str:
         c = result.certificate
         lines.append(f"  certificate {c['subject']} issued by {c['issuer']}, valid until {c['not_after']}")
         lines.append(f"  names {', '.join(c['sans']) or '(none)'}")
-    if result.outcome == "stalled":
+    if result.outcome is ClientOutcome.STALLED:
         lines.append(
             "  this is what the MRAP edge does to a ClientHello without SNI;"
             " a proxy in front of it reports a connect timeout"
