@@ -32,6 +32,7 @@ class ClientOutcome(enum.StrEnum):
     REFUSED = "refused"  # TCP connection refused or unreachable
     CONNECT_TIMEOUT = "connect_timeout"  # no TCP connection in time
     UNTRUSTED = "untrusted"  # the handshake completed, the certificate is not trusted for the name
+    INTERCEPTED = "intercepted"  # the handshake completed with a chain leading to none of the expected CAs
     HANDSHAKE_ERROR = "handshake_error"  # another TLS failure, named by the TLS library's reason
 
 
@@ -47,6 +48,7 @@ EXIT_CODES: dict[ClientOutcome, int] = {
     ClientOutcome.UNTRUSTED: 9,
     ClientOutcome.HANDSHAKE_ERROR: 10,
     ClientOutcome.TIMEOUT: 10,  # "another handshake failure": the server started and stopped
+    ClientOutcome.INTERCEPTED: 11,
 }
 
 CERTIFICATE_VERIFY_FAILED = "certificate_verify_failed"
