@@ -1,5 +1,6 @@
 """A small HTTP/1.1 client on trio streams: TLS (SNI under control) or plain TCP, directly or
-through an HTTP CONNECT proxy, with every failure named (failures.py); http1.py reads responses.
+through an HTTP CONNECT proxy, with every failure named (failures.py, and tls/client_outcomes.py
+up to the handshake); http1.py reads responses.
 
 Each connection runs over a `MeteredStream` that counts the bytes each way and keeps the first
 bytes the server sent: that is what tells a stall (nothing came back before the handshake
@@ -20,6 +21,7 @@ from mrapsim.load import failures
 from mrapsim.load.http1 import IncompleteError, ProtocolError, ResponseReader
 from mrapsim.load.tls import ClientTlsStream
 from mrapsim.names import is_ip_literal, split_host_port
+from mrapsim.tls.client_outcomes import classify
 
 RECEIVE_SIZE = 65536
 ERROR_BODY_LIMIT = 4096
@@ -96,16 +98,10 @@ class MeteredStream(trio.abc.Stream):
         self.inner = inner
         self.sent = 0
         self.received = 0
-        self.marked = 0
         self.head = b""
 
     def mark(self) -> None:
-        self.marked = self.received
         self.head = b""
-
-    @property
-    def received_since_mark(self) -> int:
-        return self.received - self.marked
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         await self.inner.send_all(data)
@@ -193,7 +189,7 @@ class Connection:
             with trio.move_on_after(timeout):
                 return await self._exchange(method, target, headers, body)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise failures.TaskFailure(failures.classify_stream_error(exc)) from None
+            raise failures.TaskFailure(classify(exc).failure_class) from None
         except IncompleteError as exc:
             raise failures.TaskFailure(failures.CLOSED, str(exc)) from None
         except ProtocolError as exc:
@@ -236,7 +232,7 @@ async def open_transport(
     with trio.move_on_after(options.handshake_timeout) as scope:
         tcp = await _open_tcp(endpoint)
     if scope.cancelled_caught:
-        raise failures.TaskFailure(failures.CONNECT_TIMEOUT)
+        raise failures.TaskFailure(classify(TimeoutError(), connected=False).failure_class)
     meter = MeteredStream(tcp)
     try:
         with trio.fail_after(max(0.001, scope.deadline - trio.current_time())):
@@ -248,13 +244,13 @@ async def open_transport(
             tls = await _handshake(meter, server_name, options, http2)
     except trio.TooSlowError:
         await trio.aclose_forcefully(meter)
-        raise failures.TaskFailure(failures.STALLED if meter.received_since_mark == 0 else failures.TIMEOUT) from None
+        raise failures.TaskFailure(classify(TimeoutError(), meter.head).failure_class) from None
     except failures.TaskFailure:
         await trio.aclose_forcefully(meter)
         raise
     except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
         await trio.aclose_forcefully(meter)
-        raise failures.TaskFailure(failures.classify_tls_error(exc, meter.head)) from None
+        raise failures.TaskFailure(classify(exc, meter.head).failure_class) from None
     return tls, meter
 
 
@@ -263,7 +259,7 @@ async def _open_tcp(endpoint: Endpoint) -> trio.SocketStream:
     try:
         return await trio.open_tcp_stream(host, port)
     except OSError as exc:
-        raise failures.TaskFailure(failures.REFUSED, str(exc)) from None
+        raise failures.TaskFailure(classify(exc, connected=False).failure_class, str(exc)) from None
 
 
 async def _handshake(
@@ -288,7 +284,7 @@ async def _proxy_connect(stream: MeteredStream, endpoint: Endpoint) -> None:
         try:
             chunk = await stream.receive_some(PROXY_REPLY_LIMIT)
         except trio.BrokenResourceError as exc:
-            raise failures.TaskFailure(failures.classify_stream_error(exc)) from None
+            raise failures.TaskFailure(classify(exc).failure_class) from None
         if not chunk:
             raise failures.TaskFailure(failures.proxy("closed"))
         reply += chunk

@@ -18,6 +18,7 @@ import trio
 
 from mrapsim.load import failures
 from mrapsim.load.client import ERROR_BODY_LIMIT, RECEIVE_SIZE, MeteredStream, Response
+from mrapsim.tls.client_outcomes import classify
 
 
 class Http2Connection:
@@ -42,7 +43,7 @@ class Http2Connection:
                 return await self._exchange(method, target, headers, body)
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self.reusable = False
-            raise failures.TaskFailure(failures.classify_stream_error(exc)) from None
+            raise failures.TaskFailure(classify(exc).failure_class) from None
         except h2.exceptions.ProtocolError as exc:
             self.reusable = False
             raise failures.TaskFailure(failures.PROTOCOL, str(exc)) from None
