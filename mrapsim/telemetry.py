@@ -6,10 +6,12 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 
-from mrapsim.admin.metrics import Metrics
+import trio
+
 from mrapsim.config import Config
 from mrapsim.edge.records import ConnectionRecord, RecordRing, Refusal
 from mrapsim.logs import ExplanationLimiter, log_connection, log_refusal, log_request
+from mrapsim.metrics import Metrics
 from mrapsim.s3.records import RequestRecord
 
 edge_log = logging.getLogger("mrapsim.edge")
@@ -23,14 +25,23 @@ class Telemetry:
     ring: RecordRing = field(default_factory=RecordRing)
     limiter: ExplanationLimiter = field(default_factory=ExplanationLimiter)
     active: Counter[str] = field(default_factory=Counter)
+    # Set while no connection is open; a new connection replaces it (a trio Event is set once).
+    _idle: trio.Event = field(default_factory=trio.Event, init=False, repr=False)
 
     @property
     def active_total(self) -> int:
         return sum(self.active.values())
 
+    async def wait_until_idle(self) -> None:
+        """Return once no edge connection is open (a draining server waits for this)."""
+        if self.active_total:
+            await self._idle.wait()
+
     # EdgeObserver
 
     def connection_opened(self, listener: str) -> None:
+        if self._idle.is_set():
+            self._idle = trio.Event()
         self.active[listener] += 1
         self.metrics.active.labels(listener).inc()
 
@@ -52,6 +63,8 @@ class Telemetry:
     def connection_closed(self, record: ConnectionRecord) -> None:
         self.active[record.listener] -= 1
         self.metrics.active.labels(record.listener).dec()
+        if not self.active_total:
+            self._idle.set()
         self.ring.add(record)
         self.metrics.connection_closed(record)
         log_connection(edge_log, record)

@@ -1,4 +1,5 @@
-"""The admin API's queries and the log's rate limit, without and with a live server."""
+"""The admin API: its query parsing and merging, then one route table served by one process and by
+the supervisor of two workers — every live test below runs against both."""
 
 from __future__ import annotations
 
@@ -7,15 +8,20 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
-from mrapsim.admin.app import BadQuery, parse_record_query
+from mrapsim.admin.query import BadQuery, parse_record_query, record_query_params
+from mrapsim.admin.workers import merge_connections, merge_metrics
+from mrapsim.edge.records import RecordQuery
 from mrapsim.logs import ExplanationLimiter
 from mrapsim.outcomes import Outcome
-from tests.mrapsim_process import MrapsimProcess
-from tests.tlsclient import client_hello_bytes
+from tests.mrapsim_process import MrapsimProcess, start_mrapsim
+from tests.tlsclient import client_hello_bytes, tls_handshake
 
 
 def test_record_query_parsing() -> None:
@@ -43,6 +49,41 @@ def test_bad_record_queries(params: dict[str, str]) -> None:
         parse_record_query(params)
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        RecordQuery(),
+        RecordQuery(limit=7, outcome=Outcome.NO_SNI, sni="a.example.com", listener="mrap", since=1795694400.123456),
+    ],
+)
+def test_a_query_passed_on_to_workers_reads_back_the_same(query: RecordQuery) -> None:
+    assert parse_record_query(record_query_params(query)) == query
+
+
+def worker_metrics(connections: int, active: int) -> str:
+    registry = CollectorRegistry()
+    Counter("mrapsim_connections", "c", ["listener"], registry=registry).labels("s3").inc(connections)
+    Gauge("mrapsim_connections_active", "a", ["listener"], registry=registry).labels("s3").set(active)
+    Gauge("mrapsim_build_info", "b", ["version"], registry=registry).labels("0.1.0").set(1)
+    return generate_latest(registry).decode()
+
+
+def test_metrics_are_summed_across_workers() -> None:
+    merged = merge_metrics([worker_metrics(3, 1), worker_metrics(4, 2)])
+    samples = {
+        (s.name, tuple(s.labels.items())): s.value for f in text_string_to_metric_families(merged) for s in f.samples
+    }
+    assert samples[("mrapsim_connections_total", (("listener", "s3"),))] == 7
+    assert samples[("mrapsim_connections_active", (("listener", "s3"),))] == 3
+    assert samples[("mrapsim_build_info", (("version", "0.1.0"),))] == 1
+
+
+def test_connections_are_merged_newest_first() -> None:
+    a = [{"id": "a2", "start": "2026-11-26T10:00:02.000Z"}, {"id": "a1", "start": "2026-11-26T10:00:00.000Z"}]
+    b = [{"id": "b1", "start": "2026-11-26T10:00:01.000Z"}]
+    assert [r["id"] for r in merge_connections([a, b], limit=2)] == ["a2", "b1"]
+
+
 def test_limiter_admits_once_per_interval_and_forgets_old_keys() -> None:
     limiter = ExplanationLimiter(interval=60, memory=2)
     assert limiter.admit(("a",), 0) and not limiter.admit(("a",), 59) and limiter.admit(("a",), 60)
@@ -50,31 +91,117 @@ def test_limiter_admits_once_per_interval_and_forgets_old_keys() -> None:
     assert limiter.admit(("a",), 63)  # forgotten: memory holds two keys
 
 
-def test_connections_filters(mrapsim: MrapsimProcess) -> None:
+# -- one process and the supervisor of two workers, through the same tests -------------------------
+
+ONE_PROCESS, TWO_WORKERS = "one process", "two workers"
+
+
+@pytest.fixture(scope="module", params=[ONE_PROCESS, TWO_WORKERS])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[MrapsimProcess]:
+    where = tmp_path_factory.mktemp("admin")
+    config = ""
+    if request.param == TWO_WORKERS:
+        pytest.importorskip("mrapsim.store.sqlite")
+        config = f'workers = 2\n[store]\nkind = "sqlite"\npath = "{where / "data"}"\n'
+    started = start_mrapsim(where, config)
+    yield started
+    started.stop()
+    assert started.process.returncode == 0
+
+
+def workers_of(server: MrapsimProcess) -> int:
+    ready: dict[str, Any] = server.admin_get("/readyz")
+    return int(ready.get("workers", 1))
+
+
+def samples(server: MrapsimProcess, name: str) -> dict[tuple[tuple[str, str], ...], float]:
+    return {
+        tuple(sorted(s.labels.items())): s.value
+        for family in text_string_to_metric_families(server.admin_get("/metrics"))
+        for s in family.samples
+        if s.name == name
+    }
+
+
+def admin_call(server: MrapsimProcess, method: str, path: str, document: object = None) -> tuple[int, Any]:
+    body = None if document is None else (document if isinstance(document, bytes) else json.dumps(document).encode())
+    request = urllib.request.Request(f"http://{server.admin}{path}", method=method, data=body)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            data = response.read()
+            return response.status, json.loads(data) if data else None
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read() or b"null")
+
+
+def test_health_and_readiness(server: MrapsimProcess) -> None:
+    assert server.admin_get("/healthz").strip() == "ok"
+    ready = server.admin_get("/readyz")
+    assert ready["ready"] is True and ready["draining"] is False and set(ready["listeners"]) == {"mrap", "s3"}
+    assert workers_of(server) == (2 if "workers" in ready else 1)
+
+
+def test_connections_filters(server: MrapsimProcess) -> None:
     before = time.time()
     for name in ("filter-a.example.com", "filter-b.example.com"):
-        with socket.create_connection(("127.0.0.1", mrapsim.port("mrap")), timeout=5) as sock:
+        with socket.create_connection(("127.0.0.1", server.port("mrap")), timeout=5) as sock:
             sock.sendall(client_hello_bytes(name))
-    mrapsim.wait_for_connection(sni="filter-b.example.com")
-    mrapsim.wait_for_connection(sni="filter-a.example.com")
-    assert [r["sni"] for r in mrapsim.connections(sni="FILTER-A.example.com")] == ["filter-a.example.com"]
-    recent = mrapsim.connections(since=before, listener="mrap", outcome="unknown_sni")
+    server.wait_for_connection(sni="filter-b.example.com")
+    server.wait_for_connection(sni="filter-a.example.com")
+    assert [r["sni"] for r in server.connections(sni="FILTER-A.example.com")] == ["filter-a.example.com"]
+    recent = server.connections(since=before, listener="mrap", outcome="unknown_sni")
     assert {r["sni"] for r in recent} == {"filter-a.example.com", "filter-b.example.com"}
-    assert len(mrapsim.connections(limit=1)) == 1
-    assert mrapsim.connections(listener="s3", since=before) == []
+    assert len(server.connections(limit=1)) == 1
+    assert server.connections(listener="s3", since=before) == []
     with pytest.raises(urllib.error.HTTPError) as caught:
-        mrapsim.admin_get("/connections?outcome=nope")
+        server.admin_get("/connections?outcome=nope")
     assert caught.value.code == 400 and "outcome" in json.loads(caught.value.read())["error"]
 
 
-def test_config_endpoint_redacts_secrets(mrapsim: MrapsimProcess) -> None:
-    with urllib.request.urlopen(f"http://{mrapsim.admin}/config", timeout=5) as response:
+def test_records_and_metrics_count_every_connection(server: MrapsimProcess) -> None:
+    """Twenty connections, spread by the kernel over the workers: twenty records, and the metrics
+    (summed over the workers) agree."""
+    key = (("listener", "s3"), ("outcome", "forwarded"))
+    counted = samples(server, "mrapsim_connections_total").get(key, 0.0)
+    before = time.time()
+    for _ in range(20):
+        with socket.create_connection(("127.0.0.1", server.port("s3")), timeout=5) as sock:
+            tls_handshake(sock, "localhost", server.ca)
+    deadline = time.monotonic() + 10
+    while len(server.connections(limit=1000, listener="s3", since=before)) < 20 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(server.connections(limit=1000, listener="s3", since=before)) == 20
+    assert samples(server, "mrapsim_connections_total")[key] == counted + 20
+    assert samples(server, "mrapsim_build_info")
+
+
+def test_config_endpoint_redacts_secrets(server: MrapsimProcess) -> None:
+    with urllib.request.urlopen(f"http://{server.admin}/config", timeout=5) as response:
         document: dict[str, Any] = json.loads(response.read())
     assert document["auth"]["credentials"][0]["secret_key"] == "<redacted>"
     assert document["listeners"]["mrap"]["sni"] == "required"
 
 
-def test_health_and_readiness(mrapsim: MrapsimProcess) -> None:
-    assert mrapsim.admin_get("/healthz").strip() == "ok"
-    ready = mrapsim.admin_get("/readyz")
-    assert ready["ready"] is True and set(ready["listeners"]) == {"mrap", "s3"}
+def test_faults_reach_every_connection(server: MrapsimProcess) -> None:
+    latency = {"type": "latency", "listener": "s3", "attributes": {"latency_ms": 300}}
+    assert admin_call(server, "POST", "/faults", latency) == (201, {"id": "f1"})
+    for _ in range(6):  # through either worker
+        started = time.monotonic()
+        with socket.create_connection(("127.0.0.1", server.port("s3")), timeout=5) as sock:
+            tls_handshake(sock, "localhost", server.ca)
+        assert time.monotonic() - started >= 0.3
+    assert [f["id"] for f in server.admin_get("/faults")] == ["f1"]
+
+    status, error = admin_call(server, "POST", "/faults", {"type": "nope"})
+    assert status == 400 and "nope" in error["error"]
+    status, error = admin_call(server, "PUT", "/faults", b"not json")
+    assert status == 400 and "JSON" in error["error"]
+    status, error = admin_call(server, "PUT", "/faults", [latency, {"type": "latency", "direction": "sideways"}])
+    assert status == 400 and "faults[1]" in error["error"]
+    assert [f["id"] for f in server.admin_get("/faults")] == ["f1"]  # a refused PUT changes nothing
+
+    status, replaced = admin_call(server, "PUT", "/faults", [latency, latency])
+    assert status == 200 and [f["id"] for f in replaced] == ["f2", "f3"]
+    assert admin_call(server, "DELETE", "/faults/f2") == (204, None)
+    assert admin_call(server, "DELETE", "/faults/f2") == (404, {"error": "no such fault"})
+    assert admin_call(server, "PUT", "/faults", []) == (200, [])
