@@ -1,15 +1,21 @@
-"""Where connection and request events go: the record ring, the metrics and the log."""
+"""Where connection and request events go: the open connections, the ring of closed ones, the
+metrics and the log."""
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
 from dataclasses import dataclass, field
 
-import trio
-
 from mrapsim.config import Config
-from mrapsim.edge.records import ConnectionRecord, RecordRing, Refusal
+from mrapsim.edge.records import (
+    ConnectionRecord,
+    OpenConnection,
+    OpenConnections,
+    RecordQuery,
+    RecordRing,
+    Refusal,
+    find_records,
+)
 from mrapsim.logs import ExplanationLimiter, log_connection, log_refusal, log_request
 from mrapsim.metrics import Metrics
 from mrapsim.s3.records import RequestRecord
@@ -24,26 +30,21 @@ class Telemetry:
     metrics: Metrics = field(default_factory=Metrics)
     ring: RecordRing = field(default_factory=RecordRing)
     limiter: ExplanationLimiter = field(default_factory=ExplanationLimiter)
-    active: Counter[str] = field(default_factory=Counter)
-    # Set while no connection is open; a new connection replaces it (a trio Event is set once).
-    _idle: trio.Event = field(default_factory=trio.Event, init=False, repr=False)
+    open: OpenConnections = field(default_factory=OpenConnections)
 
-    @property
-    def active_total(self) -> int:
-        return sum(self.active.values())
+    def records(self, query: RecordQuery) -> list[ConnectionRecord]:
+        return find_records(query, self.open, self.ring)
 
     async def wait_until_idle(self) -> None:
         """Return once no edge connection is open (a draining server waits for this)."""
-        if self.active_total:
-            await self._idle.wait()
+        await self.open.wait_until_empty()
 
     # EdgeObserver
 
-    def connection_opened(self, listener: str) -> None:
-        if self._idle.is_set():
-            self._idle = trio.Event()
-        self.active[listener] += 1
-        self.metrics.active.labels(listener).inc()
+    def connection_opened(self, connection: OpenConnection) -> None:
+        # The gauge and the open records change together: they agree by construction.
+        self.open.add(connection)
+        self.metrics.active.labels(connection.listener).inc()
 
     def hello_read(
         self, listener: str, hello_bytes: int, first_byte_seconds: float | None, hello_seconds: float
@@ -61,10 +62,8 @@ class Telemetry:
         log_refusal(edge_log, self.limiter, refusal, self.config.listener(refusal.listener).stall_timeout)
 
     def connection_closed(self, record: ConnectionRecord) -> None:
-        self.active[record.listener] -= 1
+        self.open.remove(record.id)
         self.metrics.active.labels(record.listener).dec()
-        if not self.active_total:
-            self._idle.set()
         self.ring.add(record)
         self.metrics.connection_closed(record)
         log_connection(edge_log, record)

@@ -3,8 +3,10 @@ the supervisor of two workers — every live test below runs against both."""
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -17,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from mrapsim.admin.query import BadQuery, parse_record_query, record_query_params
 from mrapsim.admin.workers import merge_connections, merge_metrics
-from mrapsim.edge.records import RecordQuery
+from mrapsim.edge.records import ConnectionState, RecordQuery
 from mrapsim.logs import ExplanationLimiter
 from mrapsim.outcomes import Outcome
 from tests.mrapsim_process import MrapsimProcess, start_mrapsim
@@ -31,6 +33,9 @@ def test_record_query_parsing() -> None:
     assert query.limit == 5 and query.outcome is Outcome.NO_SNI and query.listener == "mrap"
     assert query.since == 1795694400.0
     assert parse_record_query({"since": "1700000000.5"}).since == 1700000000.5
+    assert parse_record_query({"state": "open"}).state is ConnectionState.OPEN
+    assert parse_record_query({"state": "closed"}).state is ConnectionState.CLOSED
+    assert parse_record_query({"state": "all"}).state is None and parse_record_query({}).state is None
 
 
 @pytest.mark.parametrize(
@@ -42,6 +47,7 @@ def test_record_query_parsing() -> None:
         {"outcome": "bad"},
         {"since": "yesterday"},
         {"colour": "red"},
+        {"state": "half-open"},
     ],
 )
 def test_bad_record_queries(params: dict[str, str]) -> None:
@@ -54,6 +60,8 @@ def test_bad_record_queries(params: dict[str, str]) -> None:
     [
         RecordQuery(),
         RecordQuery(limit=7, outcome=Outcome.NO_SNI, sni="a.example.com", listener="mrap", since=1795694400.123456),
+        RecordQuery(state=ConnectionState.OPEN),
+        RecordQuery(state=ConnectionState.CLOSED),
     ],
 )
 def test_a_query_passed_on_to_workers_reads_back_the_same(query: RecordQuery) -> None:
@@ -168,9 +176,10 @@ def test_records_and_metrics_count_every_connection(server: MrapsimProcess) -> N
         with socket.create_connection(("127.0.0.1", server.port("s3")), timeout=5) as sock:
             tls_handshake(sock, "localhost", server.ca)
     deadline = time.monotonic() + 10
-    while len(server.connections(limit=1000, listener="s3", since=before)) < 20 and time.monotonic() < deadline:
+    closed = {"limit": 1000, "listener": "s3", "since": before, "state": "closed"}
+    while len(server.connections(**closed)) < 20 and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert len(server.connections(limit=1000, listener="s3", since=before)) == 20
+    assert len(server.connections(**closed)) == 20
     assert samples(server, "mrapsim_connections_total")[key] == counted + 20
     assert samples(server, "mrapsim_build_info")
 
@@ -205,3 +214,85 @@ def test_faults_reach_every_connection(server: MrapsimProcess) -> None:
     assert admin_call(server, "DELETE", "/faults/f2") == (204, None)
     assert admin_call(server, "DELETE", "/faults/f2") == (404, {"error": "no such fault"})
     assert admin_call(server, "PUT", "/faults", []) == (200, [])
+
+
+MRAP_HOST = "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com"
+
+
+def keep_alive_connection(server: MrapsimProcess) -> http.client.HTTPConnection:
+    """HTTP/1.1 over TLS to the `mrap` listener with the MRAP name as SNI and Host."""
+    context = ssl.create_default_context(cafile=str(server.ca))
+    context.set_alpn_protocols(["http/1.1"])
+    connection = http.client.HTTPConnection(MRAP_HOST, timeout=10)
+    raw = socket.create_connection(("127.0.0.1", server.port("mrap")), timeout=10)
+    connection.sock = context.wrap_socket(raw, server_hostname=MRAP_HOST)
+    return connection
+
+
+def get(connection: http.client.HTTPConnection, path: str) -> int:
+    connection.request("GET", path)
+    response = connection.getresponse()
+    response.read()
+    assert not response.will_close  # the connection stays open for the next request
+    return response.status
+
+
+def open_records(server: MrapsimProcess, **query: Any) -> list[dict[str, Any]]:
+    return server.connections(state="open", limit=1000, **query)
+
+
+def test_an_open_connection_is_listed_with_its_figures_so_far(server: MrapsimProcess) -> None:
+    """A keep-alive client (a proxy's pooled upstream connection) is in view while it lives."""
+    connection = keep_alive_connection(server)
+    get(connection, "/first")
+    answered = time.monotonic()
+    [record] = open_records(server, sni=MRAP_HOST)  # no waiting: it is known as the request starts
+    assert time.monotonic() - answered < 1.0
+    assert record["state"] == "open" and record["sni"] == MRAP_HOST and record["requests"] >= 1
+    assert record["outcome"] == "forwarded" and record["alpn"] == "http/1.1"
+    assert record["bytes_in"] > 0 and record["bytes_out"] > 0
+
+    get(connection, "/second")
+    [grown] = open_records(server, sni=MRAP_HOST)
+    assert grown["id"] == record["id"] and grown["requests"] == record["requests"] + 1
+    assert grown["bytes_in"] > record["bytes_in"] and grown["bytes_out"] > record["bytes_out"]
+    assert grown["duration"] > record["duration"]
+    assert [r["id"] for r in server.connections(sni=MRAP_HOST, state="all")] == [record["id"]]
+    assert server.connections(sni=MRAP_HOST, state="closed") == []
+
+    # The gauge of open connections agrees with the open records (once the module's other
+    # connections have finished closing).
+    deadline = time.monotonic() + 10
+    while len(open_records(server, listener="mrap")) > 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert samples(server, "mrapsim_connections_active")[(("listener", "mrap"),)] == 1
+
+    connection.close()
+    closed = server.wait_for_connection(sni=MRAP_HOST, state="closed")
+    assert closed["id"] == record["id"] and closed["requests"] == grown["requests"]
+    assert open_records(server, sni=MRAP_HOST) == []
+
+
+def test_open_connections_before_and_after_the_decision(server: MrapsimProcess) -> None:
+    """A client that has sent nothing yet is open with no outcome; a stalled one is open, stalled."""
+    with (
+        socket.create_connection(("127.0.0.1", server.port("mrap")), timeout=5) as silent,
+        socket.create_connection(("127.0.0.1", server.port("mrap")), timeout=5) as stalled,
+    ):
+        stalled.sendall(client_hello_bytes(None))
+        port = str(silent.getsockname()[1])
+        undecided = wait_for(lambda: [r for r in open_records(server) if r["peer"].endswith(f":{port}")])
+        assert undecided["outcome"] is None and undecided["action"] is None and undecided["sni"] is None
+        record = wait_for(lambda: open_records(server, outcome="no_sni"))
+        assert record["action"] == "stall" and record["bytes_out"] == 0 and record["client_hello_bytes"] > 0
+    assert server.wait_for_connection(state="closed", outcome="no_sni")["id"] == record["id"]
+    assert server.wait_for_connection(state="closed", outcome="client_closed")["id"] == undecided["id"]
+
+
+def wait_for(found: Any, timeout: float = 10.0) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while not (records := found()):
+        assert time.monotonic() < deadline, "no such record in time"
+        time.sleep(0.05)
+    record: dict[str, Any] = records[0]
+    return record

@@ -79,7 +79,7 @@ class LocalBackend:
         return self.telemetry.metrics.render()
 
     async def connections(self, query: RecordQuery) -> list[dict[str, Any]]:
-        return [record.to_json() for record in self.telemetry.ring.query(query)]
+        return [record.to_json() for record in self.telemetry.records(query)]
 
     async def faults(self) -> list[dict[str, Any]]:
         return [fault.to_json() for fault in self.fault_set.all()]

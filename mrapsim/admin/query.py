@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import datetime
 
-from mrapsim.edge.records import RecordQuery
+from mrapsim.edge.records import ConnectionState, RecordQuery
 from mrapsim.outcomes import Outcome
 
 MAX_CONNECTIONS_LIMIT = 10_000
-QUERY_PARAMETERS = ("limit", "outcome", "sni", "listener", "since")
+QUERY_PARAMETERS = ("limit", "outcome", "sni", "listener", "since", "state")
+ALL_STATES = "all"
 
 
 class BadQuery(ValueError):
@@ -17,7 +18,8 @@ class BadQuery(ValueError):
 
 
 def parse_record_query(params: dict[str, str]) -> RecordQuery:
-    """`limit`, `outcome`, `sni`, `listener`, `since` (ISO 8601 or seconds since the epoch)."""
+    """`limit`, `outcome`, `sni`, `listener`, `since` (ISO 8601 or seconds since the epoch),
+    `state` (`open`, `closed` or `all`, the default)."""
     unknown = set(params) - set(QUERY_PARAMETERS)
     if unknown:
         raise BadQuery(f"unknown parameter(s) {', '.join(sorted(unknown))}")
@@ -38,7 +40,17 @@ def parse_record_query(params: dict[str, str]) -> RecordQuery:
         sni=params.get("sni"),
         listener=params.get("listener"),
         since=parse_since(params["since"]) if "since" in params else None,
+        state=parse_state(params.get("state", ALL_STATES)),
     )
+
+
+def parse_state(text: str) -> ConnectionState | None:
+    if text == ALL_STATES:
+        return None
+    try:
+        return ConnectionState(text)
+    except ValueError:
+        raise BadQuery(f"state must be one of {', '.join([*ConnectionState, ALL_STATES])}") from None
 
 
 def record_query_params(query: RecordQuery) -> dict[str, str]:
@@ -52,6 +64,8 @@ def record_query_params(query: RecordQuery) -> dict[str, str]:
         params["listener"] = query.listener
     if query.since is not None:
         params["since"] = repr(query.since)  # repr: the float reads back exactly
+    if query.state is not None:
+        params["state"] = query.state.value
     return params
 
 
