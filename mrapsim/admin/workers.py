@@ -99,7 +99,7 @@ class WorkersBackend:
         _fault_answer(await self._ask_all("/faults", "PUT", documents), 200)
 
     async def remove_fault(self, fault_id: str) -> bool:
-        first = (await self._ask_all(f"/faults/{urllib.parse.quote(fault_id, safe='')}", "DELETE"))[0]
+        first = _first(await self._ask_all(f"/faults/{urllib.parse.quote(fault_id, safe='')}", "DELETE"))
         if first.status not in (204, 404):
             raise BackendError(f"a worker answered DELETE /faults with {first.status}: {first.error()}")
         return first.status == 204
@@ -118,11 +118,15 @@ def _expect(answers: list[Answer], status: int) -> list[Answer]:
     return answers
 
 
-def _fault_answer(answers: list[Answer], status: int) -> Answer:
-    """The first worker's answer to a fault change; the others got the same document."""
+def _first(answers: list[Answer]) -> Answer:
     if not answers:
         raise BackendError("no worker is ready")
-    first = answers[0]
+    return answers[0]
+
+
+def _fault_answer(answers: list[Answer], status: int) -> Answer:
+    """The first worker's answer to a fault change; the others got the same document."""
+    first = _first(answers)
     if first.status == 400:
         raise FaultError(first.error())
     return _expect([first], status)[0]
