@@ -140,7 +140,7 @@ def connection_line(record: ConnectionRecord) -> tuple[str, dict[str, Any]]:
     text = (
         f"conn={record.id} listener={record.listener} peer={record.peer} "
         f"sni={record.sni or '-'} alpn={','.join(record.alpn_offered) or '-'} "
-        f"outcome={record.outcome.value} action={record.action} "
+        f"outcome={record.outcome or '-'} action={record.action or '-'} "
         f"bytes_in={record.bytes_in} bytes_out={record.bytes_out} "
         f"duration={record.duration:.3f}s ja4={record.ja4 or '-'}"
     )

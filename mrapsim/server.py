@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable
 import trio
 from hypercorn.trio.worker_context import WorkerContext
 
-from mrapsim.admin.app import ServerState, create_admin_app
+from mrapsim.admin.app import create_admin_app
+from mrapsim.admin.backend import LocalBackend, ServerState
 from mrapsim.admin.http import serve_admin_app
 from mrapsim.config import Config, ConfigError, ListenerConfig
 from mrapsim.edge.connection import ListenerRuntime, handle_connection
@@ -91,7 +92,7 @@ async def serve(
     async with trio.open_nursery() as root:
         root.start_soon(reload_certificates_on_sighup, config, contexts)
         admin_stop = trio.Event()
-        admin_app = create_admin_app(state, telemetry, faults)
+        admin_app = create_admin_app(LocalBackend(state, telemetry, faults))
         state.admin = await root.start(serve_admin_app, admin_app, config.admin, admin_stop)
         async with trio.open_nursery() as handlers:
             async with trio.open_nursery() as acceptors:
@@ -109,8 +110,7 @@ async def serve(
                 acceptors.cancel_scope.cancel()
             await worker.terminated.set()  # idle keep-alive connections close now
             with trio.move_on_after(DRAIN_SECONDS):
-                while telemetry.active_total:
-                    await trio.sleep(0.05)
+                await telemetry.wait_until_idle()
             handlers.cancel_scope.cancel()
         admin_stop.set()
         root.cancel_scope.cancel()  # the SIGHUP watcher

@@ -262,6 +262,19 @@ def test_sigterm_drains_then_exits(start_server: Any) -> None:
     assert time.monotonic() - started < 8
 
 
+def test_a_drain_ends_when_the_last_connection_closes(start_server: Any) -> None:
+    server = start_server()
+    with connect(server, "mrap") as stalled:
+        stalled.sendall(client_hello_bytes(None))
+        time.sleep(0.2)
+        server.process.send_signal(15)
+        time.sleep(0.5)
+        assert server.process.poll() is None  # draining: one connection is still open
+        closed = time.monotonic()
+    assert server.process.wait(timeout=15) == 0
+    assert time.monotonic() - closed < 3  # the drain would otherwise last its 5 s
+
+
 def test_sighup_reloads_renewed_certificates(start_server: Any) -> None:
     server = start_server()
 

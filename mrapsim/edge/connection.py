@@ -20,7 +20,7 @@ from mrapsim.config import ListenerConfig, Route
 from mrapsim.edge.decide import Decision, PeekResult, PeekTimedOut, PeerClosed, decide
 from mrapsim.edge.drop import carry_out_drop
 from mrapsim.edge.forward import BackendError, BuiltinBackend, BuiltinSession, splice
-from mrapsim.edge.records import ConnectionRecord, Refusal, tls_version_name
+from mrapsim.edge.records import ConnectionRecord, ConnectionState, OpenConnection, Refusal, tls_version_name
 from mrapsim.edge.routing import route_label
 from mrapsim.edge.streams import EdgeStream
 from mrapsim.edge.toxics import ToxicStream
@@ -38,7 +38,7 @@ PEEK_CHUNK = 16384
 class EdgeObserver(Protocol):
     """Who hears about connections: metrics, logs, the record ring."""
 
-    def connection_opened(self, listener: str) -> None: ...
+    def connection_opened(self, connection: OpenConnection) -> None: ...
 
     def hello_read(
         self, listener: str, hello_bytes: int, first_byte_seconds: float | None, hello_seconds: float
@@ -107,11 +107,28 @@ async def handle_connection(transport: trio.SocketStream, runtime: ListenerRunti
     connection_id = new_connection_id()
     started_wall, started = time.time(), time.perf_counter()
     peer = _peer_of(transport)
-    runtime.observer.connection_opened(listener.name)
     session = BuiltinSession(extensions={"connection_id": connection_id, "listener": listener.name, "peer": peer})
     hello: ClientHello | None = None
     decision: Decision | None = None
     error: str | None = None
+
+    def record(state: ConnectionState = ConnectionState.OPEN) -> ConnectionRecord:
+        # Reads the variables above when called: an open connection's record is what it did so far.
+        return _record(
+            connection_id,
+            state,
+            started_wall,
+            peer,
+            listener.name,
+            hello,
+            decision,
+            session,
+            stream,
+            time.perf_counter() - started,
+            error,
+        )
+
+    runtime.observer.connection_opened(OpenConnection(connection_id, listener.name, started_wall, record))
     try:
         peek, peeked = await read_client_hello(stream, listener)
         if isinstance(peek.result, ClientHello):
@@ -136,19 +153,7 @@ async def handle_connection(transport: trio.SocketStream, runtime: ListenerRunti
     finally:
         with trio.CancelScope(shield=True):
             await stream.aclose()
-        record = _record(
-            connection_id,
-            started_wall,
-            peer,
-            listener.name,
-            hello,
-            decision,
-            session,
-            stream,
-            time.perf_counter() - started,
-            error,
-        )
-        runtime.observer.connection_closed(record)
+        runtime.observer.connection_closed(record(ConnectionState.CLOSED))
 
 
 async def _forward(stream: EdgeStream, route: Route, runtime: ListenerRuntime, session: BuiltinSession) -> None:
@@ -193,6 +198,7 @@ def _refusal(connection_id: str, listener: str, peer: str, hello: ClientHello | 
 
 def _record(
     connection_id: str,
+    state: ConnectionState,
     started_wall: float,
     peer: str,
     listener: str,
@@ -203,12 +209,12 @@ def _record(
     duration: float,
     error: str | None,
 ) -> ConnectionRecord:
-    if decision is None:  # cancelled while peeking: the server is shutting down
+    if decision is None and state is ConnectionState.CLOSED:  # cancelled while peeking: shutting down
         decision = Decision(Outcome.CLIENT_CLOSED, reason="the server shut down during the peek")
-    action = _action(decision)
-    reason = error or decision.reason or session.handshake_error
+    reason = error or (decision.reason if decision else None) or session.handshake_error
     return ConnectionRecord(
         id=connection_id,
+        state=state,
         start=started_wall,
         peer=peer,
         listener=listener,
@@ -219,8 +225,8 @@ def _record(
         ja4=ja4(hello) if hello else None,
         ja3=ja3(hello) if hello else None,
         client_hello_bytes=hello.size if hello else 0,
-        outcome=decision.outcome,
-        action=action,
+        outcome=decision.outcome if decision else None,
+        action=_action(decision) if decision else None,
         reason=reason,
         tls_version=session.tls_version,
         alpn=session.alpn,

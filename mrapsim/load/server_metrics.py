@@ -19,7 +19,7 @@ from mrapsim.load import failures
 from mrapsim.load.stats import RunStats
 from mrapsim.outcomes import Outcome
 
-# Metric names as registered in mrapsim/admin/metrics.py.
+# Metric names as registered in mrapsim/metrics.py.
 CONNECTIONS = "mrapsim_connections_total"
 S3_REQUESTS = "mrapsim_s3_requests_total"
 OPERATIONS = {"list": "ListObjectsV2", "get": "GetObject", "put": "PutObject", "head": "HeadObject"}

@@ -799,7 +799,7 @@ def observe(proxy: Proxy, server: MrapsimProcess, listener: str, cell: dict[str,
     deadline = time.monotonic() + 5
     while True:
         lines = [line for log, mark in zip(proxy.logs, marks, strict=True) for line in log.since(mark)]
-        records = server.connections(listener=listener, since=f"{since:.3f}", limit=50)
+        records = server.connections(listener=listener, since=f"{since:.3f}", limit=50, state="closed")
         ports = upstream_ports(lines)
         recorded = {record["peer"].rpartition(":")[2] for record in records}
         finished = any(proxy.done.search(line) for line in lines)

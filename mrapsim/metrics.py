@@ -113,6 +113,7 @@ class Metrics:
         ).labels(__version__, platform.python_version()).set(1)
 
     def connection_closed(self, record: ConnectionRecord) -> None:
+        assert record.outcome is not None and record.action is not None, "a closed connection was decided"
         self.connections.labels(record.listener, record.outcome.value).inc()
         self.actions.labels(record.listener, record.action).inc()
         self.connection_bytes.labels(record.listener, "received").inc(record.bytes_in)
