@@ -34,7 +34,7 @@ class Metrics:
             registry=r,
         )
         self.active = Gauge(
-            "mrapsim_connections_active",
+            "mrapsim_connections_open",
             "Edge connections open now.",
             ["listener"],
             registry=r,

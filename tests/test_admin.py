@@ -71,7 +71,7 @@ def test_a_query_passed_on_to_workers_reads_back_the_same(query: RecordQuery) ->
 def worker_metrics(connections: int, active: int) -> str:
     registry = CollectorRegistry()
     Counter("mrapsim_connections", "c", ["listener"], registry=registry).labels("s3").inc(connections)
-    Gauge("mrapsim_connections_active", "a", ["listener"], registry=registry).labels("s3").set(active)
+    Gauge("mrapsim_connections_open", "a", ["listener"], registry=registry).labels("s3").set(active)
     Gauge("mrapsim_build_info", "b", ["version"], registry=registry).labels("0.1.0").set(1)
     return generate_latest(registry).decode()
 
@@ -82,7 +82,7 @@ def test_metrics_are_summed_across_workers() -> None:
         (s.name, tuple(s.labels.items())): s.value for f in text_string_to_metric_families(merged) for s in f.samples
     }
     assert samples[("mrapsim_connections_total", (("listener", "s3"),))] == 7
-    assert samples[("mrapsim_connections_active", (("listener", "s3"),))] == 3
+    assert samples[("mrapsim_connections_open", (("listener", "s3"),))] == 3
     assert samples[("mrapsim_build_info", (("version", "0.1.0"),))] == 1
 
 
@@ -265,7 +265,7 @@ def test_an_open_connection_is_listed_with_its_figures_so_far(server: MrapsimPro
     deadline = time.monotonic() + 10
     while len(open_records(server, listener="mrap")) > 1 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert samples(server, "mrapsim_connections_active")[(("listener", "mrap"),)] == 1
+    assert samples(server, "mrapsim_connections_open")[(("listener", "mrap"),)] == 1
 
     connection.close()
     closed = server.wait_for_connection(sni=MRAP_HOST, state="closed")

@@ -117,7 +117,7 @@ def test_metrics_parse_and_agree_with_connections(start_server: Any) -> None:
     handshakes = counter_values(server, "mrapsim_tls_handshakes_total")
     assert handshakes[(("alpn", "h2"), ("listener", "mrap"), ("version", "TLSv1.3"))] == 3
     assert counter_values(server, "mrapsim_build_info")
-    assert counter_values(server, "mrapsim_connections_active")[(("listener", "mrap"),)] == 0
+    assert counter_values(server, "mrapsim_connections_open")[(("listener", "mrap"),)] == 0
 
 
 def probe(*args: str, timeout: float = 20) -> tuple[int, dict[str, Any], float]:
