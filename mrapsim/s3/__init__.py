@@ -5,7 +5,7 @@ bucket and key), `auth` (SigV4/SigV4A, sans-IO), one module per operation family
 `bucket`, `listing`, `object`, `multipart`, `copying`), `xml` and `errors` (rendering),
 `documents` (XML request bodies), `tokens` (continuation tokens). Bodies: `chunked` (the sans-IO
 aws-chunked decoder), `payload` (streaming receive: decode, verify signatures and checksums,
-store), `checksums` and `crc` (flexible checksums, CRC arithmetic).
+store), `checksums` (flexible checksums and their CRC arithmetic, by awscrt).
 """
 
 from mrapsim.s3.app import RequestHook, S3App, create_app
