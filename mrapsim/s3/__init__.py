@@ -1,7 +1,8 @@
 """The S3 data plane (SPEC §6): an ASGI app that speaks S3's REST API over a `Store`.
 
-Modules: `app` (the ASGI callable), `routing` (the dispatch table), `addressing` (host and path →
-bucket and key), `auth` (SigV4/SigV4A, sans-IO), one module per operation family (`service`,
+Modules: `app` (the ASGI callable), `request` and `headers` (the one request value, read by all
+that follows), `routing` (the dispatch table), `addressing` (host and path → bucket and key),
+`auth` (SigV4/SigV4A, sans-IO), one module per operation family (`service`,
 `bucket`, `listing`, `object`, `multipart`, `copying`), `xml` and `errors` (rendering),
 `documents` (XML request bodies), `tokens` (continuation tokens). Bodies: `chunked` (the sans-IO
 aws-chunked decoder), `payload` (streaming receive: decode, verify signatures and checksums,
