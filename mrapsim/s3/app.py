@@ -1,7 +1,9 @@
 """The S3 data plane as one ASGI application.
 
-Per request: resolve the addressed bucket and key (addressing.py), pick the operation from the
-dispatch table (routing.py), verify the signature (auth.py), run the handler, render S3Error as
+Per request: build the one request value (`S3Request`, request.py; its headers, headers.py,
+join repeats with "," for every reader), resolve the addressed bucket and key (addressing.py),
+pick the operation from the dispatch table (routing.py), verify the signature (auth.py, which
+reads the same value), run the handler with a `Context` (context.py), render S3Error as
 S3's error XML (errors.py), add `x-amz-request-id` / `x-amz-id-2`, send, and hand a
 `RequestRecord` to `on_request`. Handlers return values (`S3Response`) and never touch ASGI.
 
@@ -28,7 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mrapsim.config import Config
 from mrapsim.faults import S3_ERRORS, FaultSet
 from mrapsim.s3.addressing import resolve_target
-from mrapsim.s3.auth import Rejected, SignedRequest, Verifier
+from mrapsim.s3.auth import Rejected, Verifier
 from mrapsim.s3.context import Context
 from mrapsim.s3.errors import (
     S3Error,
@@ -37,8 +39,9 @@ from mrapsim.s3.errors import (
     not_implemented,
     render_error,
 )
+from mrapsim.s3.headers import Headers
 from mrapsim.s3.records import RequestRecord
-from mrapsim.s3.request import ClientDisconnected, RequestBody, S3Request, Target, parse_query
+from mrapsim.s3.request import ClientDisconnected, RequestBody, S3Request, Target
 from mrapsim.s3.responses import XML_CONTENT_TYPE, S3Response
 from mrapsim.s3.routing import UNKNOWN_OPERATION, resolve_route
 from mrapsim.s3.tokens import ContinuationTokens
@@ -110,47 +113,23 @@ class S3App:
         if scope["type"] != "http":
             raise RuntimeError(f"the S3 app serves HTTP, not {scope['type']!r}")
         started = time.perf_counter()
-        request_id = secrets.token_hex(8).upper()
-        host_id = base64.b64encode(secrets.token_bytes(48)).decode("ascii")
+        request = _request(scope)
         tally = _Tally()
         try:
-            await self._serve(scope, receive, send, request_id, host_id, tally)
+            await self._serve(request, receive, send, tally)
         except ClientDisconnected:
             tally.error_code = tally.error_code or "ClientDisconnected"
         finally:
             if self._on_request is not None:
-                self._on_request(_record(scope, request_id, tally, time.perf_counter() - started))
+                self._on_request(_record(scope, request.request_id, tally, time.perf_counter() - started))
 
-    async def _serve(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        request_id: str,
-        host_id: str,
-        tally: _Tally,
-    ) -> None:
-        method: str = scope["method"]
-        raw_path_bytes: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
-        raw_path = raw_path_bytes.decode("latin-1")
-        raw_query = bytes(scope.get("query_string", b"")).decode("latin-1")
-        headers = tuple((_text(name).lower(), _text(value)) for name, value in scope["headers"])
-        is_head = method == "HEAD"
+    async def _serve(self, request: S3Request, receive: Receive, send: Send, tally: _Tally) -> None:
+        is_head = request.method == "HEAD"
         try:
-            response = await self._handle(
-                method,
-                raw_path,
-                raw_path_bytes,
-                raw_query,
-                headers,
-                receive,
-                request_id,
-                host_id,
-                tally,
-            )
+            response = await self._handle(request, receive, tally)
         except (S3Error, StoreError) as caught:
             error = caught if isinstance(caught, S3Error) else from_store_error(caught)
-            response = _error_response(error, raw_path, request_id, host_id, head=is_head)
+            response = _error_response(error, request, head=is_head)
             tally.error_code = error.code
             if tally.body is None:
                 tally.body = RequestBody(receive, None)
@@ -159,46 +138,32 @@ class S3App:
         except ClientDisconnected:
             raise
         except Exception:
-            logger.exception("request %s failed", request_id)
-            response = _error_response(internal_error(), raw_path, request_id, host_id, head=is_head)
+            logger.exception("request %s failed", request.request_id)
+            response = _error_response(internal_error(), request, head=is_head)
             tally.error_code = "InternalError"
         tally.status = response.status
-        await _send_response(send, response, request_id, host_id, is_head, tally)
+        await _send_response(send, response, request, is_head, tally)
 
-    async def _handle(
-        self,
-        method: str,
-        raw_path: str,
-        raw_path_bytes: bytes,
-        raw_query: str,
-        headers: tuple[tuple[str, str], ...],
-        receive: Receive,
-        request_id: str,
-        host_id: str,
-        tally: _Tally,
-    ) -> S3Response:
-        header_map = dict(headers)
-        target = resolve_target(header_map.get("host", ""), raw_path_bytes, self._config.mraps)
+    async def _handle(self, request: S3Request, receive: Receive, tally: _Tally) -> S3Response:
+        raw_path = request.raw_path.encode("latin-1")  # the request line's bytes, as received
+        target = resolve_target(request.headers.get("host", ""), raw_path, self._config.mraps)
         tally.target = target
-        query = parse_query(raw_query)
-        route = resolve_route(method, target.level, query, header_map)
+        route = resolve_route(request.method, target.level, request.query, request.headers)
         if route is not None:
             tally.operation = route.operation
-        verdict = self._verifier.verify(SignedRequest(method, raw_path, raw_query, headers), self._clock())
+        verdict = self._verifier.verify(request, self._clock())
         if isinstance(verdict, Rejected):
             raise S3Error(verdict.code, verdict.message, verdict.status, **dict(verdict.extra))
         tally.access_key = verdict.access_key
         if route is not None:
             await self._inject_faults(route.operation, target)
         if route is None or route.handler is None:
-            what = route.operation if route else f"{method} {target.level.value} {sorted(query)}"
+            what = route.operation if route else f"{request.method} {target.level.value} {sorted(request.query)}"
             raise not_implemented(what)
         body = RequestBody(receive, verdict.payload_sha256)
         tally.body = body
-        request = S3Request(method, raw_path, raw_query, query, headers, target, verdict, request_id, host_id)
-        context = Context(request, body, self._store, self._config, self._tokens, self._clock)
+        context = Context(request, target, verdict, body, self._store, self._config, self._tokens, self._clock)
         return await route.handler(context)
-
 
     async def _inject_faults(self, operation: str, target: Target) -> None:
         """The S3 faults in force for this request (SPEC §8): each applies with its rate."""
@@ -216,27 +181,31 @@ class S3App:
                 raise error.with_headers(("retry-after", "1")) if status == 503 else error
 
 
-def _text(raw: bytes) -> str:
-    """Header bytes as text: UTF-8 when they are (that is what clients sign), else Latin-1."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+def _request(scope: Scope) -> S3Request:
+    """The one request value, from the scope, with the ids S3 answers it under."""
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+    return S3Request(
+        method=scope["method"],
+        raw_path=raw_path.decode("latin-1"),
+        raw_query=bytes(scope.get("query_string", b"")).decode("latin-1"),
+        headers=Headers.from_raw(scope["headers"]),
+        request_id=secrets.token_hex(8).upper(),
+        host_id=base64.b64encode(secrets.token_bytes(48)).decode("ascii"),
+    )
 
 
-def _error_response(error: S3Error, raw_path: str, request_id: str, host_id: str, *, head: bool) -> S3Response:
-    body = render_error(error, resource=unquote(raw_path) or "/", request_id=request_id, host_id=host_id)
+def _error_response(error: S3Error, request: S3Request, *, head: bool) -> S3Response:
+    resource = unquote(request.raw_path) or "/"
+    body = render_error(error, resource=resource, request_id=request.request_id, host_id=request.host_id)
     # A HEAD error has no body; botocore then names the error by its status ("404").
     return S3Response(error.status, (("content-type", XML_CONTENT_TYPE), *error.headers), b"" if head else body)
 
 
-async def _send_response(
-    send: Send, response: S3Response, request_id: str, host_id: str, is_head: bool, tally: _Tally
-) -> None:
+async def _send_response(send: Send, response: S3Response, request: S3Request, is_head: bool, tally: _Tally) -> None:
     headers = [(name.encode("latin-1"), value.encode("utf-8")) for name, value in response.headers]
     headers += [
-        (b"x-amz-request-id", request_id.encode("ascii")),
-        (b"x-amz-id-2", host_id.encode("ascii")),
+        (b"x-amz-request-id", request.request_id.encode("ascii")),
+        (b"x-amz-id-2", request.host_id.encode("ascii")),
     ]
     body = response.body
     if response.status not in NO_CONTENT_LENGTH:

@@ -59,7 +59,7 @@ def _precondition_failed(condition: str) -> S3Error:
 
 
 def resolve_copy_source(ctx: Context) -> StoredObject:
-    header = ctx.request.header
+    header = ctx.request.headers.get
     source = parse_copy_source(header("x-amz-copy-source") or "")
     stored = ctx.store.get_object(source.bucket, source.key)
     info = stored.info
@@ -80,7 +80,7 @@ def resolve_copy_source(ctx: Context) -> StoredObject:
 
 def copy_source_range(ctx: Context, content: ContentSource) -> ContentSource:
     """The `x-amz-copy-source-range: bytes=a-b` slice of `content` (UploadPartCopy)."""
-    text = ctx.request.header("x-amz-copy-source-range")
+    text = ctx.request.headers.get("x-amz-copy-source-range")
     if text is None:
         return content
     first, sep, last = text.removeprefix("bytes=").partition("-")
@@ -104,7 +104,7 @@ async def copy_object(ctx: Context) -> S3Response:
     check_key_length(ctx.key)
     ctx.store.get_bucket(ctx.bucket)
     await ctx.body.discard(0)
-    header = ctx.request.header
+    header = ctx.request.headers.get
     directive = (header("x-amz-metadata-directive") or "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise invalid_argument("Unknown metadata directive.", "x-amz-metadata-directive", directive)
@@ -129,11 +129,11 @@ async def copy_object(ctx: Context) -> S3Response:
             computer.update(chunk)
         checksums, checksum_type = {wanted: encode(computer.digest())}, "FULL_OBJECT"
     if directive == "REPLACE":
-        headers = dict(ctx.request.headers)
+        headers = ctx.request.headers
         write = ObjectWrite(
             content=stored.content,
             content_type=headers.get("content-type", "binary/octet-stream"),
-            metadata=request_metadata(ctx.request.headers),
+            metadata=request_metadata(headers),
             stored_headers=request_stored_headers(headers),
             checksums=checksums,
             checksum_type=checksum_type,

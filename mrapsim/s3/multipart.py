@@ -49,7 +49,7 @@ def _owner_xml(ctx: Context, tag: str) -> str:
 
 
 def _checksum_choice(ctx: Context) -> tuple[str | None, str | None]:
-    header = ctx.request.header
+    header = ctx.request.headers.get
     algorithm_text = header("x-amz-checksum-algorithm")
     type_text = (header("x-amz-checksum-type") or "").upper() or None
     if algorithm_text is None:
@@ -93,7 +93,7 @@ async def create_multipart_upload(ctx: Context) -> S3Response:
     ctx.store.get_bucket(ctx.bucket)
     algorithm, checksum_type = _checksum_choice(ctx)
     await ctx.body.discard(0)
-    headers = dict(ctx.request.headers)
+    headers = ctx.request.headers
     upload = ctx.store.create_upload(
         ctx.bucket,
         UploadInfo(
@@ -101,7 +101,7 @@ async def create_multipart_upload(ctx: Context) -> S3Response:
             key=ctx.key,
             initiated=ctx.now().replace(microsecond=0),
             content_type=headers.get("content-type", "binary/octet-stream"),
-            metadata=request_metadata(ctx.request.headers),
+            metadata=request_metadata(headers),
             stored_headers=request_stored_headers(headers),
             checksum_algorithm=algorithm,
             checksum_type=checksum_type,
@@ -134,7 +134,7 @@ def _part_number(ctx: Context) -> int:
 async def upload_part(ctx: Context) -> S3Response:
     number = _part_number(ctx)
     upload = ctx.store.get_upload(ctx.bucket, ctx.key, ctx.request.query["uploadId"])
-    check_put_size(dict(ctx.request.headers), ctx.request.auth.content_sha256)
+    check_put_size(ctx.request.headers, ctx.auth.content_sha256)
     algorithm = upload.checksum_algorithm
     received = await receive_body(ctx, compute=(algorithm,) if algorithm else ())
     checksums = {algorithm: received.checksums[algorithm]} if algorithm else dict(received.checksums)
@@ -256,7 +256,7 @@ async def complete_multipart_upload(ctx: Context) -> S3Response:
             etag=etag,
         ),
     )
-    host = ctx.request.header("host") or "localhost"
+    host = ctx.request.headers.get("host") or "localhost"
     body = document(
         "CompleteMultipartUploadResult",
         leaf("Location", f"https://{host}/{ctx.bucket}/{ctx.key}"),

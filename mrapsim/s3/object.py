@@ -10,7 +10,7 @@ unsatisfiable one is 416 InvalidRange). Full-object checksum headers are sent on
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import format_datetime, parsedate_to_datetime
 
@@ -70,10 +70,10 @@ def _read(ctx: Context, *, with_body: bool) -> S3Response:
     if not_modified:
         return empty_response(304, (("etag", info.etag), ("last-modified", http_date(info.last_modified))))
     headers = object_headers(info)
-    byte_range = _parse_range(ctx.request.header("range"), info.size)
+    byte_range = _parse_range(ctx.request.headers.get("range"), info.size)
     if byte_range is None:
         start, stop, status = 0, info.size, 200
-        if (ctx.request.header("x-amz-checksum-mode") or "").upper() == "ENABLED":
+        if (ctx.request.headers.get("x-amz-checksum-mode") or "").upper() == "ENABLED":
             headers += checksum_headers(info.checksums, info.checksum_type)
     else:
         start, stop, status = byte_range.start, byte_range.stop, 206
@@ -86,7 +86,7 @@ def _read(ctx: Context, *, with_body: bool) -> S3Response:
 
 def _evaluate_conditions(ctx: Context, info: ObjectInfo) -> bool:
     """Raises PreconditionFailed; returns True when the answer is 304 Not Modified."""
-    header = ctx.request.header
+    header = ctx.request.headers.get
     if_match = header("if-match")
     if if_match is not None:
         if not etag_matches(if_match, info.etag):
@@ -173,16 +173,15 @@ def _invalid_range(text: str, size: int) -> S3Error:
 
 
 async def put_object(ctx: Context) -> S3Response:
-    request = ctx.request
     check_key_length(ctx.key)
-    headers = dict(request.headers)
-    check_put_size(headers, request.auth.content_sha256)
+    headers = ctx.request.headers
+    check_put_size(headers, ctx.auth.content_sha256)
     ctx.store.get_bucket(ctx.bucket)  # fail before reading a body we would throw away
     received = await receive_body(ctx)
     write = ObjectWrite(
         content=received.content,
         content_type=headers.get("content-type", "binary/octet-stream"),
-        metadata=request_metadata(request.headers),
+        metadata=request_metadata(headers),
         stored_headers=request_stored_headers(headers),
         checksums=received.checksums,
         etag=received.etag,
@@ -209,8 +208,9 @@ def check_key_length(key: str) -> None:
         )
 
 
-def request_metadata(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    return {name[len(METADATA_PREFIX) :]: value for name, value in headers if name.startswith(METADATA_PREFIX)}
+def request_metadata(headers: Mapping[str, str]) -> dict[str, str]:
+    """User metadata from `x-amz-meta-*` headers; a repeated one is stored joined by "," (as S3 does)."""
+    return {name[len(METADATA_PREFIX) :]: value for name, value in headers.items() if name.startswith(METADATA_PREFIX)}
 
 
 def request_stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
