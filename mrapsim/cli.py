@@ -52,7 +52,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         "--admin",
         metavar="HOST:PORT",
         default=_env("ADMIN"),
-        help="admin API address (default 127.0.0.1:9901) [MRAPSIM_ADMIN]",
+        help="admin API address (default 127.0.0.1:9911) [MRAPSIM_ADMIN]",
     )
     parser.add_argument(
         "--listen",

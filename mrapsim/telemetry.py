@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from mrapsim.admin.metrics import Metrics
 from mrapsim.config import Config
 from mrapsim.edge.records import ConnectionRecord, RecordRing, Refusal
-from mrapsim.logs import ExplanationLimiter, log_connection, log_refusal, log_request
+from mrapsim.logs import ExplanationLimiter, log_connection, log_refusal, log_request, log_stall_eviction
 from mrapsim.s3.records import RequestRecord
 
 edge_log = logging.getLogger("mrapsim.edge")
@@ -22,6 +22,8 @@ class Telemetry:
     metrics: Metrics = field(default_factory=Metrics)
     ring: RecordRing = field(default_factory=RecordRing)
     limiter: ExplanationLimiter = field(default_factory=ExplanationLimiter)
+    # Its own limiter: a flood from many peers must not push the listener's key out of `limiter`.
+    eviction_limiter: ExplanationLimiter = field(default_factory=ExplanationLimiter)
     active: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -55,6 +57,11 @@ class Telemetry:
         self.ring.add(record)
         self.metrics.connection_closed(record)
         log_connection(edge_log, record)
+
+    def stalled_connection_evicted(self, listener: str, evicted_total: int) -> None:
+        self.metrics.stalled_evicted.labels(listener).inc()
+        max_stalled = self.config.listener(listener).max_stalled
+        log_stall_eviction(edge_log, self.eviction_limiter, listener, max_stalled, evicted_total)
 
     # S3 requests
 
