@@ -17,7 +17,6 @@ from tests.mrapsim_process import ACCESS_KEY, SECRET_KEY, MrapsimProcess
 
 REPO = Path(__file__).resolve().parents[1]
 MRAP_HOST = "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com"
-ARN = "s3://arn:aws:s3::123456789012:accesspoint/mfzwi23gnjvgw.mrap"
 AWS_DIR = Path(shutil.which("aws") or sys.executable).parent
 
 
@@ -74,32 +73,47 @@ def mrapsim_exec(
     )
 
 
+def readme_exec_commands() -> list[list[str]]:
+    """The README's `mrapsim exec ... -- aws ...` lines, as argv lists."""
+    text = (REPO / "README.md").read_text()
+    return [shlex.split(line) for line in text.splitlines() if line.startswith("mrapsim exec ") and " aws " in line]
+
+
 @pytest.mark.timeout(300)
-def test_installed_exec_lists_and_copies_by_mrap_arn_through_the_edge(
+def test_installed_exec_runs_the_readme_commands_by_mrap_arn_through_the_edge(
     installed: Path, mrapsim: MrapsimProcess, tmp_path: Path
 ) -> None:
-    connect = ("--connect", f"127.0.0.1:{mrapsim.port('mrap')}", "--ca-bundle", str(mrapsim.ca), "--")
+    """The README's commands as written, from the installed package, against this server: its port
+    for 8443 and its CA for certs/ca.pem."""
+    commands = readme_exec_commands()
+    assert [argv[argv.index("--") + 1 : argv.index("--") + 4] for argv in commands] == [
+        ["aws", "s3", "ls"], ["aws", "s3", "cp"], ["aws", "s3", "cp"],
+    ]  # fmt: skip
     env = clean_env(
         PATH=f"{installed}:{AWS_DIR}:/usr/bin:/bin", AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY
     )
-    listing = mrapsim_exec(installed, *connect, "aws", "s3", "ls", ARN, env=env)
-    assert listing.returncode == 0, listing.stdout + listing.stderr
+    (tmp_path / "notes.txt").write_bytes(os.urandom(300_000))
+    results = []
+    for argv in commands:
+        argv = [
+            str(installed / "mrapsim") if a == "mrapsim" else
+            f"127.0.0.1:{mrapsim.port('mrap')}" if a == "127.0.0.1:8443" else
+            str(mrapsim.ca) if a == "certs/ca.pem" else a
+            for a in argv
+        ]  # fmt: skip
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=90, env=env, cwd=tmp_path)
+        assert result.returncode == 0, f"{argv}\n{result.stdout}\n{result.stderr}"
+        results.append(result)
+    listing, up, _ = results
     assert "hello.txt" in listing.stdout and "PRE data/" in listing.stdout
-
-    original = tmp_path / "up.bin"
-    original.write_bytes(os.urandom(300_000))
-    key = f"{ARN}/exec/up.bin"
-    up = mrapsim_exec(installed, *connect, "aws", "s3", "cp", str(original), key, env=env)
-    assert up.returncode == 0 and "upload:" in up.stdout, up.stdout + up.stderr
-    down = mrapsim_exec(installed, *connect, "aws", "s3", "cp", key, str(tmp_path / "down.bin"), env=env)
-    assert down.returncode == 0, down.stdout + down.stderr
-    assert (tmp_path / "down.bin").read_bytes() == original.read_bytes()
+    assert "upload:" in up.stdout
+    assert (tmp_path / "copy.txt").read_bytes() == (tmp_path / "notes.txt").read_bytes()
 
     # The edge saw the real name as SNI and served it; the requests went by MRAP addressing, SigV4A.
     record = mrapsim.wait_for_connection(listener="mrap", sni=MRAP_HOST)
     assert record["outcome"] == "forwarded" and record["requests"] >= 1
     served = mrapsim.wait_for_logs(
-        lambda e: e.get("event") == "request" and e.get("key") == "exec/up.bin" and e.get("operation") == "GetObject"
+        lambda e: e.get("event") == "request" and e.get("key") == "notes.txt" and e.get("operation") == "GetObject"
     )
     assert served and served[0]["addressing"] == "mrap" and served[0]["status"] == 200
     put = [e for e in mrapsim.logs() if e.get("event") == "request" and e.get("operation") == "PutObject"]
