@@ -52,7 +52,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         "--admin",
         metavar="HOST:PORT",
         default=_env("ADMIN"),
-        help="admin API address (default 127.0.0.1:9901) [MRAPSIM_ADMIN]",
+        help="admin API address (default 127.0.0.1:9911) [MRAPSIM_ADMIN]",
     )
     parser.add_argument(
         "--listen",
@@ -97,11 +97,13 @@ def build_parser() -> OneLineParser:
         help="key type for new certificates [MRAPSIM_KEY_TYPE]",
     )
 
+    from mrapsim.exec import add_exec_parser
     from mrapsim.load.cli import add_load_parser
     from mrapsim.probe import add_probe_parser
 
     add_probe_parser(commands)
     add_load_parser(commands)
+    add_exec_parser(commands)
     return parser
 
 
@@ -214,6 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mrapsim.load.cli import run_load
 
             return run_load(args)
+        if args.command == "exec":
+            from mrapsim.exec import run_exec
+
+            return run_exec(args)
         raise UsageError(f"unknown command {args.command!r}")
     except UsageError as exc:
         print(f"mrapsim: error: {exc}", file=sys.stderr)

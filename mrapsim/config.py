@@ -24,13 +24,24 @@ import tomli_w
 from mrapsim.names import format_host_port, normalize_name
 from mrapsim.outcomes import DropAction
 
+# The defaults are the real MRAP edge's behaviour, as measured (docs/proxies.md, CHANGELOG.md):
+# - ALPN http/1.1 on both listeners: AWS S3 selects http/1.1 when a client offers h2,http/1.1 (a
+#   published sweep of 23 object-storage endpoints, 2026-09: AWS S3 "picks http/1.1"; ClickHouse
+#   issue 118563). h2 stays available as a configuration choice.
+# - stall_timeout 300 s: longer than every common proxy's default connect/handshake timeout (nginx
+#   proxy_connect_timeout 60 s, Envoy's cluster connect_timeout 5 s, HAProxy `timeout connect`,
+#   squid connect_timeout 1 min), so the proxy's own timer fires first and its symptom is the real
+#   one, not a race with mrapsim closing the stall.
+# - max_stalled 4096 per listener: 300 s stalls would otherwise let a retrying proxy or a scan hold
+#   unbounded sockets; beyond the cap the oldest stall is closed (counted and logged).
+# - admin on 9911: 9901 is Envoy's admin default, and Envoy often runs beside mrapsim.
 DEFAULT_TOML = """\
 log_format = "text"
 workers = 1
 certs_dir = "./certs"
 
 [admin]
-address = "127.0.0.1:9901"
+address = "127.0.0.1:9911"
 
 [tls]
 key_type = "ecdsa"
@@ -40,8 +51,9 @@ address = "0.0.0.0:8443"
 sni = "required"
 on_missing_sni = "stall"
 on_unknown_sni = "stall"
-alpn = ["h2", "http/1.1"]
-stall_timeout = "60s"
+alpn = ["http/1.1"]
+stall_timeout = "300s"
+max_stalled = 4096
 client_hello_timeout = "10s"
 max_client_hello = 16384
 
@@ -55,7 +67,8 @@ sni = "optional"
 on_missing_sni = "stall"
 on_unknown_sni = "stall"
 alpn = ["http/1.1"]
-stall_timeout = "60s"
+stall_timeout = "300s"
+max_stalled = 4096
 client_hello_timeout = "10s"
 max_client_hello = 16384
 
@@ -152,6 +165,7 @@ class ListenerConfig:
     on_unknown_sni: DropAction
     alpn: tuple[str, ...]
     stall_timeout: float
+    max_stalled: int  # stalled connections held at once; beyond it the oldest is closed
     client_hello_timeout: float
     max_client_hello: int
     routes: tuple[Route, ...]
@@ -362,8 +376,9 @@ LISTENER_DEFAULTS: dict[str, Any] = {
     "sni": "required",
     "on_missing_sni": "stall",
     "on_unknown_sni": "stall",
-    "alpn": ["h2", "http/1.1"],
-    "stall_timeout": "60s",
+    "alpn": ["http/1.1"],
+    "stall_timeout": "300s",
+    "max_stalled": 4096,
     "client_hello_timeout": "10s",
     "max_client_hello": 16384,
     "routes": [],
@@ -377,12 +392,16 @@ LISTENER_KEYS = {
     "on_unknown_sni",
     "alpn",
     "stall_timeout",
+    "max_stalled",
     "client_hello_timeout",
     "max_client_hello",
     "routes",
 }
 
 KNOWN_ALPN = ("h2", "http/1.1")
+
+# Each stalled connection holds a socket; a million is more than any process's file limit.
+MAX_STALLED_LIMIT = 1 << 20
 
 
 def parse_listener(name: str, doc: Mapping[str, Any]) -> ListenerConfig:
@@ -410,6 +429,7 @@ def parse_listener(name: str, doc: Mapping[str, Any]) -> ListenerConfig:
         on_unknown_sni=_action(doc, "on_unknown_sni", f"{where}.on_unknown_sni"),
         alpn=alpn,
         stall_timeout=parse_duration(doc.get("stall_timeout"), f"{where}.stall_timeout"),
+        max_stalled=_int(doc, "max_stalled", f"{where}.max_stalled", minimum=1, maximum=MAX_STALLED_LIMIT),
         client_hello_timeout=parse_duration(doc.get("client_hello_timeout"), f"{where}.client_hello_timeout"),
         max_client_hello=_int(doc, "max_client_hello", f"{where}.max_client_hello", minimum=512, maximum=1 << 20),
         routes=routes,

@@ -172,6 +172,28 @@ def log_listening(logger: logging.Logger, listeners: Mapping[str, str], admin: s
     )
 
 
+def log_stall_eviction(
+    logger: logging.Logger, limiter: ExplanationLimiter, listener: str, max_stalled: int, evicted_total: int
+) -> None:
+    """Say that a listener is at its stall cap, once per listener per minute however many stalls
+    it ends: under a flood every new connection evicts one, and a line each would be the flood."""
+    if not limiter.admit(("stall-evicted", listener), time.monotonic()):
+        return
+    logger.warning(
+        f"listener {listener!r} holds its maximum of {max_stalled} stalled connections (max_stalled): "
+        f"each new stall closes the oldest one; {evicted_total} closed so far "
+        "(mrapsim_stalled_evicted_total). A proxy retrying without SNI, or a connection flood?",
+        extra={
+            "fields": {
+                "event": "stall_evicted",
+                "listener": listener,
+                "max_stalled": max_stalled,
+                "evicted_total": evicted_total,
+            }
+        },
+    )
+
+
 def log_refusal(logger: logging.Logger, limiter: ExplanationLimiter, refusal: Refusal, stall_timeout: float) -> None:
     """The explanation of a refused connection, once per (peer address, listener, outcome) per minute."""
     explanation = explain(refusal, stall_timeout)

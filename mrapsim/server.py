@@ -23,6 +23,7 @@ from mrapsim.admin.backend import LocalBackend, ServerState
 from mrapsim.admin.http import serve_admin_app
 from mrapsim.config import Config, ConfigError, ListenerConfig
 from mrapsim.edge.connection import ListenerRuntime, handle_connection
+from mrapsim.edge.drop import StalledConnections
 from mrapsim.edge.forward import BuiltinBackend, hypercorn_config
 from mrapsim.faults import FaultError, FaultSet
 from mrapsim.logs import log_listening
@@ -86,9 +87,16 @@ async def serve(
             observer=telemetry,
             faults=faults,
             rng=random.Random(),
+            stalls=StalledConnections(
+                listener.max_stalled,
+                listener.stall_timeout,
+                functools.partial(telemetry.stalled_connection_evicted, listener.name),
+            ),
         )
         for listener in config.listeners
     ]
+    for runtime in runtimes:
+        telemetry.metrics.watch_stalled(runtime.config.name, runtime.stalls.__len__)
     async with trio.open_nursery() as root:
         root.start_soon(reload_certificates_on_sighup, config, contexts)
         admin_stop = trio.Event()

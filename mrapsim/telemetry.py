@@ -16,7 +16,7 @@ from mrapsim.edge.records import (
     Refusal,
     find_records,
 )
-from mrapsim.logs import ExplanationLimiter, log_connection, log_refusal, log_request
+from mrapsim.logs import ExplanationLimiter, log_connection, log_refusal, log_request, log_stall_eviction
 from mrapsim.metrics import Metrics
 from mrapsim.s3.records import RequestRecord
 
@@ -31,6 +31,8 @@ class Telemetry:
     ring: RecordRing = field(default_factory=RecordRing)
     limiter: ExplanationLimiter = field(default_factory=ExplanationLimiter)
     open: OpenConnections = field(default_factory=OpenConnections)
+    # Its own limiter: a flood from many peers must not push the listener's key out of `limiter`.
+    eviction_limiter: ExplanationLimiter = field(default_factory=ExplanationLimiter)
 
     def records(self, query: RecordQuery) -> list[ConnectionRecord]:
         return find_records(query, self.open, self.ring)
@@ -67,6 +69,11 @@ class Telemetry:
         self.ring.add(record)
         self.metrics.connection_closed(record)
         log_connection(edge_log, record)
+
+    def stalled_connection_evicted(self, listener: str, evicted_total: int) -> None:
+        self.metrics.stalled_evicted.labels(listener).inc()
+        max_stalled = self.config.listener(listener).max_stalled
+        log_stall_eviction(edge_log, self.eviction_limiter, listener, max_stalled, evicted_total)
 
     # S3 requests
 

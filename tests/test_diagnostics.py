@@ -89,7 +89,7 @@ def test_metrics_parse_and_agree_with_connections(start_server: Any) -> None:
     port = server.port("mrap")
     for _ in range(3):
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            tls_handshake(sock, MRAP_HOST, server.ca, ["h2"])
+            tls_handshake(sock, MRAP_HOST, server.ca, ["h2", "http/1.1"])
     for name in (None, "nope.example.com"):
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             sock.sendall(client_hello_bytes(name))
@@ -115,7 +115,7 @@ def test_metrics_parse_and_agree_with_connections(start_server: Any) -> None:
     }
     assert metrics == records
     handshakes = counter_values(server, "mrapsim_tls_handshakes_total")
-    assert handshakes[(("alpn", "h2"), ("listener", "mrap"), ("version", "TLSv1.3"))] == 3
+    assert handshakes[(("alpn", "http/1.1"), ("listener", "mrap"), ("version", "TLSv1.3"))] == 3
     assert counter_values(server, "mrapsim_build_info")
     assert counter_values(server, "mrapsim_connections_open")[(("listener", "mrap"),)] == 0
 
@@ -144,7 +144,7 @@ def test_probe_reports_a_verified_handshake(mrapsim: MrapsimProcess) -> None:
         f"https://{MRAP_HOST}:8443", "--connect", f"127.0.0.1:{mrapsim.port('mrap')}", "--ca-bundle", str(mrapsim.ca)
     )
     assert code == 0 and report["outcome"] == "ok" and report["verified"] is True
-    assert report["tls_version"] == "TLSv1.3" and report["alpn"] == "h2" and report["cipher"]
+    assert report["tls_version"] == "TLSv1.3" and report["alpn"] == "http/1.1" and report["cipher"]
     assert "*.mrap.accesspoint.s3-global.amazonaws.com" in report["certificate"]["sans"]
 
 

@@ -40,7 +40,9 @@ def connect(server: MrapsimProcess, listener: str) -> socket.socket:
     return socket.create_connection(("127.0.0.1", server.port(listener)), timeout=10)
 
 
-def test_openssl_with_sni_verifies_and_negotiates_h2(mrapsim: MrapsimProcess) -> None:
+def test_openssl_with_sni_verifies_and_gets_http11_like_aws_s3(mrapsim: MrapsimProcess) -> None:
+    """Offered h2 and http/1.1, the mrap listener picks http/1.1 by default, as AWS S3 does (see the
+    comment on DEFAULT_TOML in mrapsim/config.py)."""
     out = s_client(
         mrapsim.port("mrap"),
         "-servername",
@@ -51,12 +53,19 @@ def test_openssl_with_sni_verifies_and_negotiates_h2(mrapsim: MrapsimProcess) ->
         "h2,http/1.1",
     )
     assert "Verify return code: 0 (ok)" in out
-    assert "ALPN protocol: h2" in out
+    assert "ALPN protocol: http/1.1" in out
     record = mrapsim.wait_for_connection(sni=MRAP_HOST, listener="mrap")
     assert record["outcome"] == "forwarded"
     assert record["action"] == "forward:*.mrap.accesspoint.s3-global.amazonaws.com"
-    assert record["alpn"] == "h2" and record["tls_version"] == "TLSv1.3"
+    assert record["alpn"] == "http/1.1" and record["tls_version"] == "TLSv1.3"
+    assert record["alpn_offered"] == ["h2", "http/1.1"]
     assert record["ja4"].startswith("t13d") and record["ja3"]
+
+
+def test_h2_on_mrap_is_a_configuration_choice(start_server: Any) -> None:
+    server = start_server('[listeners.mrap]\nalpn = ["h2", "http/1.1"]\n')
+    out = s_client(server.port("mrap"), "-servername", MRAP_HOST, "-CAfile", str(server.ca), "-alpn", "h2,http/1.1")
+    assert "Verify return code: 0 (ok)" in out and "ALPN protocol: h2" in out
 
 
 def test_no_sni_on_mrap_stalls_with_no_byte_back(mrapsim: MrapsimProcess) -> None:
@@ -139,7 +148,7 @@ def test_ip_literal_sni_never_matches(start_server: Any) -> None:
 def test_fragmented_client_hello_is_forwarded(mrapsim: MrapsimProcess, sender: Any) -> None:
     with connect(mrapsim, "mrap") as sock:
         tls = tls_handshake(sock, MRAP_HOST, mrapsim.ca, ["h2", "http/1.1"], first_flight=sender)
-        assert tls.selected_alpn_protocol() == "h2"
+        assert tls.selected_alpn_protocol() == "http/1.1"
         assert tls.version() == "TLSv1.3"
 
 

@@ -11,14 +11,14 @@ import logging
 import random
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import trio
 
 from mrapsim.config import ListenerConfig, Route
 from mrapsim.edge.decide import Decision, PeekResult, PeekTimedOut, PeerClosed, decide
-from mrapsim.edge.drop import carry_out_drop
+from mrapsim.edge.drop import StalledConnections, carry_out_drop
 from mrapsim.edge.forward import BackendError, BuiltinBackend, BuiltinSession, splice
 from mrapsim.edge.records import ConnectionRecord, ConnectionState, OpenConnection, Refusal, tls_version_name
 from mrapsim.edge.routing import route_label
@@ -95,6 +95,7 @@ class ListenerRuntime:
     observer: EdgeObserver
     faults: FaultSet
     rng: random.Random
+    stalls: StalledConnections  # this listener's stalled connections, bounded by max_stalled
 
 
 def new_connection_id() -> str:
@@ -146,7 +147,8 @@ async def handle_connection(transport: trio.SocketStream, runtime: ListenerRunti
         else:
             assert decision.drop is not None
             runtime.observer.connection_refused(_refusal(connection_id, listener.name, peer, hello, decision))
-            await carry_out_drop(stream, decision.drop, listener.stall_timeout)
+            if await carry_out_drop(stream, decision.drop, runtime.stalls):
+                decision = replace(decision, reason=f"{decision.reason}; {runtime.stalls.eviction_note()}")
     except Exception as exc:
         error = f"internal error: {exc!r}"
         log.exception("connection %s on listener %s failed", connection_id, listener.name)

@@ -92,7 +92,7 @@ def add_load_parser(commands: argparse._SubParsersAction) -> None:  # type: igno
     load.add_argument("--interval", type=float, default=2.0, help="live output every N seconds (default 2)")
     load.add_argument("--quiet", action="store_true", help="no live output, only the summary")
     load.add_argument("--server-metrics", metavar="ADMIN_URL",
-                      help="mrapsim's admin address (http://127.0.0.1:9901): read /metrics before and "
+                      help="mrapsim's admin address (http://127.0.0.1:9911): read /metrics before and "
                            "after and print the server's counts beside the harness's")
     _add_report_options(load)
     sub = load.add_subparsers(dest="load_command", metavar="{merge}")

@@ -1,5 +1,5 @@
 """The server's view of the same run: mrapsim's `/metrics` read before and after, set beside the
-harness's counts (`mrapsim load --server-metrics http://127.0.0.1:9901`).
+harness's counts (`mrapsim load --server-metrics http://127.0.0.1:9911`).
 
 Rows compared: connections whose handshake completed (harness) vs `forwarded` connections
 (server); handshakes classed `stalled` vs connections that ended `no_sni` or `unknown_sni`; and
