@@ -35,6 +35,7 @@ from mrapsim.admin.http import serve_admin_app
 from mrapsim.config import Address, Config, ConfigError, dump_toml, redact
 from mrapsim.logs import log_listening
 from mrapsim.names import format_host_port
+from mrapsim.store.seed import create_store
 
 log = logging.getLogger("mrapsim")
 
@@ -120,12 +121,7 @@ async def supervise(config: Config) -> int:
 def _open_store_once(config: Config) -> None:
     """Open (and seed) the shared store here first: a bad `store.path` is a one-line start-up
     error, and N workers starting at once find the seeding done."""
-    from mrapsim.store.seed import create_store
-    from mrapsim.store.sqlite import SqliteStore  # only --workers needs it
-
-    store = create_store(config)
-    if isinstance(store, SqliteStore):
-        store.close()
+    create_store(config).close()
 
 
 async def _supervise(config: Config, sockets: Mapping[str, socket.socket], config_file: Path) -> int:

@@ -28,6 +28,7 @@ from mrapsim.store.errors import (
     NoSuchKeyError,
     NoSuchUploadError,
     StoreError,
+    StoreOpenError,
 )
 from mrapsim.store.memory import MemoryStore
 from mrapsim.store.seed import create_store, seed_store
@@ -52,6 +53,7 @@ __all__ = [
     "SliceContent",
     "Store",
     "StoreError",
+    "StoreOpenError",
     "StoredObject",
     "UploadInfo",
     "create_store",

@@ -64,6 +64,11 @@ class ObjectWrite:
     etag: str | None = None  # given by the S3 layer (it hashes while streaming); else md5 of the content
 
 
+def utc_now_seconds() -> dt.datetime:
+    """A store's clock: S3 times are UTC with whole seconds (HTTP dates have no finer resolution)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
 def object_info(key: str, write: ObjectWrite, *, size: int, etag: str, last_modified: dt.datetime) -> ObjectInfo:
     """What a store records for `write` stored under `key`; the store supplies size, ETag, time."""
     return ObjectInfo(
@@ -167,9 +172,20 @@ class Store(Protocol):
         together. Raises NoSuchBucketError."""
         ...
 
-    def add_synthetic(self, bucket: str, spec: SyntheticSpec) -> None:
-        """Give `bucket` a synthetic key space (store/synthetic.py) beneath its real objects.
-        Raises NoSuchBucketError, SyntheticFormatError."""
+    def set_synthetic(self, bucket: str, spec: SyntheticSpec | None) -> None:
+        """Give `bucket` a synthetic key space (store/synthetic.py) beneath its real objects;
+        None takes it away. Raises NoSuchBucketError."""
+        ...
+
+    def seed_object(self, bucket: str, key: str, write: ObjectWrite) -> bool:
+        """Write `key` the first time this store is seeded with it, never again: a seeded key the
+        user has since overwritten or deleted stays as the user left it, across restarts and
+        across worker processes that share the store and seed it at once. True when written.
+        Raises NoSuchBucketError."""
+        ...
+
+    def close(self) -> None:
+        """Let go of what the store holds open (database connections); the data stays."""
         ...
 
     def new_content(self) -> ContentBuilder:

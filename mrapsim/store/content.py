@@ -12,6 +12,7 @@ ever asks for ranges and chunks, so no response body is built whole.
 from __future__ import annotations
 
 import bisect
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -33,6 +34,14 @@ class ContentSource(Protocol):
     def chunks(self, start: int, stop: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
         """Bytes [start, stop) in pieces of at most `chunk_size`, for streaming responses."""
         ...
+
+
+def content_etag(content: ContentSource) -> str:
+    """S3's ETag of a single-part body: the quoted MD5 hex of its bytes."""
+    md5 = hashlib.md5(usedforsecurity=False)
+    for chunk in content.chunks(0, content.size):
+        md5.update(chunk)
+    return f'"{md5.hexdigest()}"'
 
 
 @dataclass(frozen=True)

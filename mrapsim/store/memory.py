@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -39,8 +38,16 @@ from mrapsim.store.base import (
     StoredObject,
     UploadInfo,
     object_info,
+    utc_now_seconds,
 )
-from mrapsim.store.content import BytesContent, ConcatContent, ContentBuilder, ContentSource, MemoryContentBuilder
+from mrapsim.store.content import (
+    BytesContent,
+    ConcatContent,
+    ContentBuilder,
+    ContentSource,
+    MemoryContentBuilder,
+    content_etag,
+)
 from mrapsim.store.errors import (
     BucketAlreadyExistsError,
     BucketNotEmptyError,
@@ -50,17 +57,6 @@ from mrapsim.store.errors import (
 )
 from mrapsim.store.merge import IndexCursor, KeyCursor, MergedCursor, list_merged
 from mrapsim.store.synthetic import SyntheticKeys, synthetic_content, synthetic_info
-
-
-def utc_now_seconds() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0)
-
-
-def content_etag(content: ContentSource) -> str:
-    md5 = hashlib.md5(usedforsecurity=False)
-    for chunk in content.chunks(0, content.size):
-        md5.update(chunk)
-    return f'"{md5.hexdigest()}"'
 
 
 @dataclass
@@ -110,6 +106,7 @@ class _Bucket:
     synthetic: SyntheticKeys | None = None
     spec: SyntheticSpec | None = None
     deleted: set[str] = field(default_factory=set)  # synthetic keys deleted (or overwritten and deleted)
+    seeded: set[str] = field(default_factory=set)  # keys seed_object wrote once
 
     def synthetic_object(self, key: str) -> StoredObject | None:
         if self.synthetic is None or self.spec is None or key in self.deleted:
@@ -189,12 +186,22 @@ class MemoryStore:
         target.order.remove(key)
         return True
 
-    def add_synthetic(self, bucket: str, spec: SyntheticSpec) -> None:
+    def set_synthetic(self, bucket: str, spec: SyntheticSpec | None) -> None:
         """Give `bucket` the synthetic key space `spec` describes, under its real objects
-        (a real object with a synthetic key shadows it). Raises SyntheticFormatError."""
+        (a real object with a synthetic key shadows it); None takes it away."""
         target = self._bucket(bucket)
-        target.synthetic = SyntheticKeys.from_format(spec.key_format, spec.keys)
+        target.synthetic = None if spec is None else SyntheticKeys.of(spec)
         target.spec = spec
+
+    def seed_object(self, bucket: str, key: str, write: ObjectWrite) -> bool:
+        target = self._bucket(bucket)
+        if key in target.seeded:
+            return False
+        target.seeded.add(key)
+        if key in target.objects:
+            return False
+        self.put_object(bucket, key, write)
+        return True
 
     # -- listing -------------------------------------------------------------------------------
 
@@ -229,6 +236,9 @@ class MemoryStore:
 
     def new_content(self) -> ContentBuilder:
         return MemoryContentBuilder()
+
+    def close(self) -> None:
+        """Nothing to let go of: the objects live as long as the process."""
 
     # -- multipart uploads -----------------------------------------------------------------------
 

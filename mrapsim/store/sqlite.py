@@ -33,17 +33,16 @@ merges that cursor with a synthetic key space exactly as the in-memory store doe
 by SQLite's BINARY collation of UTF-8 text — byte order, the same as S3's and as Python's code
 point order. Each page runs in one read transaction: one consistent snapshot.
 
-Seeding (`seed`) runs in one transaction and is idempotent across restarts and across workers
-starting at once: buckets are created if absent, each configured object is written once (a key
-the user has since overwritten or deleted is left alone).
+Seeding (store/seed.py) is idempotent across restarts and across workers starting at once:
+`seed_object` records each seeded key in the `seeded` table in the transaction that writes it,
+so each configured object is written once (a key the user has since overwritten or deleted is
+left alone).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
-import hashlib
 import json
 import os
 import sqlite3
@@ -58,7 +57,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from mrapsim.config import Config, ConfigError, SyntheticSpec
+from mrapsim.config import SyntheticSpec
 from mrapsim.store.base import (
     BucketInfo,
     ListPage,
@@ -68,6 +67,7 @@ from mrapsim.store.base import (
     StoredObject,
     UploadInfo,
     object_info,
+    utc_now_seconds,
 )
 from mrapsim.store.content import (
     DEFAULT_CHUNK_SIZE,
@@ -76,6 +76,7 @@ from mrapsim.store.content import (
     ContentBuilder,
     ContentSource,
     SliceContent,
+    content_etag,
 )
 from mrapsim.store.errors import (
     BucketAlreadyExistsError,
@@ -83,11 +84,10 @@ from mrapsim.store.errors import (
     NoSuchBucketError,
     NoSuchKeyError,
     NoSuchUploadError,
+    StoreOpenError,
 )
-from mrapsim.store.memory import content_etag, utc_now_seconds
 from mrapsim.store.merge import IndexCursor, KeyCursor, MergedCursor, list_merged, prefix_successor
-from mrapsim.store.seed import seed_content_type
-from mrapsim.store.synthetic import SyntheticFormatError, SyntheticKeys, synthetic_content, synthetic_info
+from mrapsim.store.synthetic import SyntheticKeys, synthetic_content, synthetic_info
 
 T = TypeVar("T")
 
@@ -157,10 +157,6 @@ INFO_COLUMNS = (
 
 Segment = tuple[str, int, int]  # blob name, offset, length
 Row = tuple[Any, ...]
-
-
-class StoreOpenError(Exception):
-    """The store directory or database cannot be used (unwritable, a newer schema, no WAL)."""
 
 
 # -- bodies in files ------------------------------------------------------------------------------
@@ -439,6 +435,12 @@ def _json(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def _spec_json(spec: SyntheticSpec | None) -> str | None:
+    if spec is None:
+        return None
+    return _json({"keys": spec.keys, "key_format": spec.key_format, "size": spec.size, "seed": spec.seed})
+
+
 def _object_info(row: Row) -> ObjectInfo:
     key, size, etag, modified, content_type, metadata, headers, checksums, checksum_type, storage_class = row[:10]
     return ObjectInfo(
@@ -663,13 +665,12 @@ class SqliteStore:
             db.execute("DELETE FROM buckets WHERE name = ?", (bucket,))
         self._unlink(dead)
 
-    def add_synthetic(self, bucket: str, spec: SyntheticSpec) -> None:
-        """Give `bucket` the synthetic key space `spec` describes, beneath its real objects.
-        Raises NoSuchBucketError, SyntheticFormatError."""
-        SyntheticKeys.from_format(spec.key_format, spec.keys)
+    def set_synthetic(self, bucket: str, spec: SyntheticSpec | None) -> None:
+        """Give `bucket` the synthetic key space `spec` describes, beneath its real objects;
+        None takes it away. Raises NoSuchBucketError."""
         with self._write() as db:
             self._bucket_row(db, bucket)
-            db.execute("UPDATE buckets SET synthetic = ? WHERE name = ?", (_json(dataclasses.asdict(spec)), bucket))
+            db.execute("UPDATE buckets SET synthetic = ? WHERE name = ?", (_spec_json(spec), bucket))
 
     # -- objects -----------------------------------------------------------------------------------
 
@@ -860,38 +861,21 @@ class SqliteStore:
 
     # -- seeding -----------------------------------------------------------------------------------
 
-    def seed(self, config: Config) -> None:
-        """Create `config`'s buckets and objects (see the module comment): one transaction,
-        idempotent, never overwriting what a user changed. Declared buckets get exactly the
-        synthetic key space the configuration gives them. Raises ConfigError."""
-        for bucket in config.buckets:
-            if bucket.synthetic is not None:
-                try:
-                    SyntheticKeys.from_format(bucket.synthetic.key_format, bucket.synthetic.keys)
-                except SyntheticFormatError as exc:
-                    raise ConfigError(f"buckets.{bucket.name}.synthetic.key_format", str(exc)) from exc
-        now = self._clock()
+    def seed_object(self, bucket: str, key: str, write: ObjectWrite) -> bool:
+        """See Store.seed_object: the `seeded` table remembers every key ever seeded, in the same
+        transaction as the write, so workers seeding at once write each key once between them."""
+        data = write.content.read(0, write.content.size)
+        etag = write.etag or content_etag(write.content)
+        modified = self._clock()
         with self._write() as db:
-            names = [bucket.name for bucket in config.buckets]
-            names += [name for mrap in config.mraps for name in mrap.buckets]
-            for name in names:
-                db.execute("INSERT OR IGNORE INTO buckets (name, created) VALUES (?, ?)", (name, _time(now)))
-            for bucket in config.buckets:
-                spec = None if bucket.synthetic is None else _json(dataclasses.asdict(bucket.synthetic))
-                db.execute("UPDATE buckets SET synthetic = ? WHERE name = ?", (spec, bucket.name))
-                for key, data in bucket.objects:
-                    if db.execute("INSERT OR IGNORE INTO seeded VALUES (?, ?)", (bucket.name, key)).rowcount == 0:
-                        continue  # seeded before: the user may have changed or deleted it since
-                    if db.execute("SELECT 1 FROM objects WHERE bucket = ? AND key = ?", (bucket.name, key)).fetchone():
-                        continue
-                    info = ObjectInfo(
-                        key=key,
-                        size=len(data),
-                        etag=f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"',
-                        last_modified=now,
-                        content_type=seed_content_type(key),
-                    )
-                    self._insert_object(db, bucket.name, info, _Body(len(data), inline=data))
+            self._bucket_row(db, bucket)
+            if db.execute("INSERT OR IGNORE INTO seeded VALUES (?, ?)", (bucket, key)).rowcount == 0:
+                return False  # seeded before: the user may have changed or deleted it since
+            if db.execute("SELECT 1 FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone():
+                return False
+            info = object_info(key, write, size=len(data), etag=etag, last_modified=modified)
+            self._insert_object(db, bucket, info, _Body(len(data), inline=data))
+        return True
 
     # -- internals: rows ---------------------------------------------------------------------------
 
@@ -908,7 +892,7 @@ class SqliteStore:
         found = self._synthetic.get(text)
         if found is None:
             spec = SyntheticSpec(**json.loads(text))
-            found = self._synthetic[text] = (spec, SyntheticKeys.from_format(spec.key_format, spec.keys))
+            found = self._synthetic[text] = (spec, SyntheticKeys.of(spec))
         return found
 
     def _synthetic_exists(self, db: sqlite3.Connection, bucket: str, key: str, keys: SyntheticKeys) -> bool:

@@ -286,7 +286,7 @@ def test_synthetic_listing_matches_a_materialised_model(
 ) -> None:
     store = make_store()
     bucket = fresh_bucket(store)
-    store.add_synthetic(bucket, SPEC)
+    store.set_synthetic(bucket, SPEC)
     for key in real:
         put(store, bucket, key, b"real")
     for i in deleted:
@@ -298,7 +298,7 @@ def test_synthetic_listing_matches_a_materialised_model(
 def test_synthetic_objects_merge_shadow_and_delete(make_store: MakeStore) -> None:
     store = make_store()
     store.create_bucket("b")
-    store.add_synthetic("b", SPEC)
+    store.set_synthetic("b", SPEC)
     synthetic = store.get_object("b", "k001/x")
     assert synthetic.info.size == 10 and synthetic.info.etag.startswith('"') and len(synthetic.info.etag) == 34
     assert synthetic.content.read(0, 10) == synthetic_content(SPEC, "k001/x").read(0, 10)
@@ -317,7 +317,7 @@ def test_synthetic_objects_merge_shadow_and_delete(make_store: MakeStore) -> Non
 def test_a_synthetic_bucket_is_empty_once_every_key_is_deleted(make_store: MakeStore) -> None:
     store = make_store()
     store.create_bucket("b")
-    store.add_synthetic("b", SyntheticSpec(keys=3, key_format="s{i:01d}", size=1, seed=1))
+    store.set_synthetic("b", SyntheticSpec(keys=3, key_format="s{i:01d}", size=1, seed=1))
     with pytest.raises(BucketNotEmptyError):
         store.delete_bucket("b")
     for key in ("s0", "s1", "s2"):
