@@ -20,6 +20,7 @@ from mrapsim.store.content import (
     ContentSource,
     MemoryContentBuilder,
     SliceContent,
+    stream_content,
 )
 from mrapsim.store.errors import (
     BucketAlreadyExistsError,
@@ -58,4 +59,5 @@ __all__ = [
     "UploadInfo",
     "create_store",
     "seed_store",
+    "stream_content",
 ]

@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
+
+import trio
 
 DEFAULT_CHUNK_SIZE = 256 * 1024
 
@@ -27,6 +29,12 @@ class ContentSource(Protocol):
     @property
     def size(self) -> int: ...
 
+    @property
+    def on_disk(self) -> bool:
+        """Reading may wait for a disk (the sqlite store's blob files): from the event loop, read
+        through `stream_content`, which does it on a worker thread."""
+        ...
+
     def read(self, start: int, stop: int) -> bytes:
         """Bytes [start, stop) clipped to the body; callers validate ranges first."""
         ...
@@ -34,6 +42,29 @@ class ContentSource(Protocol):
     def chunks(self, start: int, stop: int, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
         """Bytes [start, stop) in pieces of at most `chunk_size`, for streaming responses."""
         ...
+
+
+async def stream_content(
+    content: ContentSource, start: int, stop: int, chunk_size: int = DEFAULT_CHUNK_SIZE
+) -> AsyncIterator[bytes]:
+    """`content.chunks(start, stop)` for the event loop. A body on disk is read a chunk at a time
+    on a worker thread, so a slow disk delays this response only, never the process's accepts
+    and timers; a body in memory or computed (synthetic) is read in place, as a thread hop per
+    chunk would cost more than the read."""
+    chunks = content.chunks(start, stop, chunk_size)
+    if not content.on_disk:
+        for chunk in chunks:
+            yield chunk
+        return
+    while True:
+        read = await trio.to_thread.run_sync(_next_chunk, chunks)
+        if read is None:
+            return
+        yield read
+
+
+def _next_chunk(chunks: Iterator[bytes]) -> bytes | None:
+    return next(chunks, None)
 
 
 def content_etag(content: ContentSource) -> str:
@@ -51,6 +82,10 @@ class BytesContent:
     @property
     def size(self) -> int:
         return len(self.data)
+
+    @property
+    def on_disk(self) -> bool:
+        return False
 
     def read(self, start: int, stop: int) -> bytes:
         return self.data[start:stop]
@@ -80,6 +115,10 @@ class ConcatContent:
     @property
     def size(self) -> int:
         return self.offsets[-1]
+
+    @property
+    def on_disk(self) -> bool:
+        return any(part.on_disk for part in self.parts)
 
     def read(self, start: int, stop: int) -> bytes:
         return b"".join(self.chunks(start, stop, max(1, stop - start)))
@@ -145,6 +184,10 @@ class SliceContent:
     @property
     def size(self) -> int:
         return self.length
+
+    @property
+    def on_disk(self) -> bool:
+        return self.source.on_disk
 
     def read(self, start: int, stop: int) -> bytes:
         stop = min(stop, self.length)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 
+import trio
+
 from mrapsim.config import Config
 from mrapsim.store.base import ObjectWrite, Store
 from mrapsim.store.content import BytesContent
@@ -18,11 +20,15 @@ from mrapsim.store.memory import MemoryStore
 from mrapsim.store.sqlite import SqliteStore
 
 
-def create_store(config: Config) -> Store:
+async def create_store(config: Config) -> Store:
     """The store `config.store` asks for, seeded. Raises StoreOpenError."""
-    store: Store = SqliteStore.open(config.store.path) if config.store.kind == "sqlite" else MemoryStore()
+    store: Store
+    if config.store.kind == "sqlite":  # opening may wait for another worker's write lock
+        store = await trio.to_thread.run_sync(SqliteStore.open, config.store.path)
+    else:
+        store = MemoryStore()
     try:
-        seed_store(store, config)
+        await seed_store(store, config)
     except BaseException:
         store.close()
         raise
@@ -34,14 +40,14 @@ def seed_content_type(key: str) -> str:
     return "text/plain" if key.endswith((".txt", ".md", ".csv")) else "binary/octet-stream"
 
 
-def seed_store(store: Store, config: Config) -> None:
+async def seed_store(store: Store, config: Config) -> None:
     """Create every declared bucket and every bucket an MRAP names (empty), give each declared
     bucket exactly its configured synthetic key space, and write each declared object once."""
     for name in [bucket.name for bucket in config.buckets] + [name for mrap in config.mraps for name in mrap.buckets]:
         with contextlib.suppress(BucketAlreadyExistsError):
-            store.create_bucket(name)
+            await store.create_bucket(name)
     for bucket in config.buckets:
-        store.set_synthetic(bucket.name, bucket.synthetic)
+        await store.set_synthetic(bucket.name, bucket.synthetic)
         for key, data in bucket.objects:
             write = ObjectWrite(BytesContent(data), content_type=seed_content_type(key))
-            store.seed_object(bucket.name, key, write)
+            await store.seed_object(bucket.name, key, write)

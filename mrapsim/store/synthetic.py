@@ -137,6 +137,10 @@ class SyntheticContent:
     def size(self) -> int:
         return self.length
 
+    @property
+    def on_disk(self) -> bool:
+        return False
+
     @cached_property
     def _base(self) -> bytes:
         return hashlib.shake_256(self.seed).digest(BLOCK_SIZE)

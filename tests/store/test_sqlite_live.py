@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped]
 
 from mrapsim.config import load_config
@@ -26,7 +27,7 @@ MIB = 1024 * 1024
 def sqlite_s3(tmp_path: Path) -> Iterator[tuple[Any, SqliteStore]]:
     config = load_config(overrides={"buckets": [{"name": "data", "objects": {"seeded.txt": "seed\n"}}]})
     store = SqliteStore.open(tmp_path / "store")
-    seed_store(store, config)
+    trio.run(seed_store, store, config)
     with serving(create_app(config, store)) as url:
         yield make_client(url), store
     store.close()
