@@ -198,6 +198,7 @@ def run_certs(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from mrapsim.store.errors import StoreOpenError
     from mrapsim.tls.certs import CertificateError
 
     try:
@@ -224,20 +225,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"mrapsim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (ConfigError, CertificateError) as exc:
-        print(f"mrapsim: error: {exc}", file=sys.stderr)
+    except (ConfigError, CertificateError, StoreOpenError) as exc:
+        print(f"mrapsim: error: {_start_up_error(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except BaseExceptionGroup as group:
-        found = group.subgroup((ConfigError, CertificateError))
+        found = group.subgroup((ConfigError, CertificateError, StoreOpenError))
         if found is None:
             raise
         first = found.exceptions[0]
         while isinstance(first, BaseExceptionGroup):
             first = first.exceptions[0]
-        print(f"mrapsim: error: {first}", file=sys.stderr)
+        print(f"mrapsim: error: {_start_up_error(first)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+def _start_up_error(exc: BaseException) -> str:
+    """The one line that reports `exc`, naming the setting at fault."""
+    from mrapsim.store.errors import StoreOpenError  # loaded by main() already; deferred as there
+
+    if isinstance(exc, StoreOpenError):
+        return str(ConfigError("store.path", str(exc)))
+    return str(exc)
 
 
 def entry() -> NoReturn:

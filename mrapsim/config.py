@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import re
+import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -200,12 +201,63 @@ class MrapConfig:
         return f"{self.alias}.accesspoint.s3-global.amazonaws.com"
 
 
+class KeyFormatError(ValueError):
+    """A synthetic key format whose key order would not be its index order."""
+
+
+ZERO_PADDED = re.compile(r"0(?:>)?(\d+)([dxXob]?)")
+BASES = {"": 10, "d": 10, "x": 16, "X": 16, "o": 8, "b": 2}
+
+
+@dataclass(frozen=True)
+class KeyLayout:
+    """Where the index sits in a synthetic bucket's keys: `prefix`, `width` digits in `base`,
+    `suffix`. Listing needs key order to equal index order, so `{i}` must be zero-padded to a
+    fixed width (store/synthetic.py says what that buys)."""
+
+    prefix: str
+    suffix: str
+    width: int
+    base: int
+
+    @classmethod
+    def parse(cls, key_format: str, count: int) -> KeyLayout:
+        """The layout of keys `key_format.format(i=i)` for i in [0, count). Raises KeyFormatError."""
+        try:
+            fields = list(string.Formatter().parse(key_format))
+            key_format.format(i=0)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise KeyFormatError(f"must format with {{i}}: {exc}") from exc
+        named = [(literal, name, spec, conversion) for literal, name, spec, conversion in fields if name is not None]
+        if len(named) != 1 or named[0][1] != "i" or named[0][3] is not None:
+            raise KeyFormatError(f"{key_format!r} must contain {{i}} exactly once, without a conversion")
+        padded = ZERO_PADDED.fullmatch(named[0][2] or "")
+        first, last = key_format.format(i=0), key_format.format(i=max(count - 1, 0))
+        if count > 1 and (padded is None or len(first) != len(last)):
+            raise KeyFormatError(
+                f"{key_format!r} must zero-pad {{i}} to a fixed width wide enough for {count} keys "
+                f"(e.g. 'obj/{{i:0{len(str(count - 1))}d}}') so that key order is index order; "
+                f"it gives {first!r} … {last!r}"
+            )
+        at = fields.index(next(f for f in fields if f[1] is not None))
+        prefix = "".join(f[0] for f in fields[: at + 1])
+        suffix = "".join(f[0] for f in fields[at + 1 :])
+        width = len(first) - len(prefix) - len(suffix)
+        return cls(prefix, suffix, width, BASES[padded.group(2) if padded else ""])
+
+
 @dataclass(frozen=True)
 class SyntheticSpec:
+    """A synthetic key space; its key format is checked once, here (raises KeyFormatError)."""
+
     keys: int
     key_format: str
     size: int
     seed: int
+    layout: KeyLayout = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layout", KeyLayout.parse(self.key_format, self.keys))
 
 
 @dataclass(frozen=True)
@@ -488,30 +540,17 @@ def parse_bucket(doc: Mapping[str, Any], where: str) -> BucketConfig:
     if "synthetic" in doc:
         spec = _as_table(doc["synthetic"], f"{where}.synthetic")
         _reject_unknown(spec, {"keys", "key_format", "size", "seed"}, f"{where}.synthetic")
-        key_format = str(spec.get("key_format", "obj/{i:07d}"))
+        keys = _int(spec, "keys", f"{where}.synthetic.keys", minimum=0, maximum=10**10)
         try:
-            key_format.format(i=0)
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(f"{where}.synthetic.key_format", f"must format with {{i}}: {exc}") from exc
-        _check_synthetic_format(key_format, spec.get("keys"), f"{where}.synthetic.key_format")
-        synthetic = SyntheticSpec(
-            keys=_int(spec, "keys", f"{where}.synthetic.keys", minimum=0, maximum=10**10),
-            key_format=key_format,
-            size=_int(spec, "size", f"{where}.synthetic.size", minimum=0, maximum=5 * 1024**4),
-            seed=_int({"seed": spec.get("seed", 0)}, "seed", f"{where}.synthetic.seed", minimum=0, maximum=2**63),
-        )
+            synthetic = SyntheticSpec(
+                keys=keys,
+                key_format=str(spec.get("key_format", "obj/{i:07d}")),
+                size=_int(spec, "size", f"{where}.synthetic.size", minimum=0, maximum=5 * 1024**4),
+                seed=_int({"seed": spec.get("seed", 0)}, "seed", f"{where}.synthetic.seed", minimum=0, maximum=2**63),
+            )
+        except KeyFormatError as exc:
+            raise ConfigError(f"{where}.synthetic.key_format", str(exc)) from exc
     return BucketConfig(name, tuple(objects), synthetic)
-
-
-def _check_synthetic_format(key_format: str, keys: Any, where: str) -> None:
-    """Key order must be index order for a synthetic key space (store/synthetic.py says why)."""
-    from mrapsim.store.synthetic import SyntheticFormatError, SyntheticKeys  # the store imports config
-
-    if isinstance(keys, int) and not isinstance(keys, bool) and keys >= 0:
-        try:
-            SyntheticKeys.from_format(key_format, keys)
-        except SyntheticFormatError as exc:
-            raise ConfigError(where, str(exc)) from exc
 
 
 def parse_mrap(doc: Mapping[str, Any], where: str) -> MrapConfig:

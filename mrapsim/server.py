@@ -68,7 +68,7 @@ async def serve(
         faults = FaultSet.from_documents(config.faults)
     except FaultError as exc:
         raise ConfigError("faults", str(exc)) from exc
-    store = create_store(config)
+    store = await create_store(config)
     s3_app = create_app(config, store, on_request=telemetry.request_finished, faults=faults)
     http = hypercorn_config()
     worker = WorkerContext(None)

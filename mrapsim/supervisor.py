@@ -28,6 +28,7 @@ from mrapsim.admin.workers import WorkersBackend
 from mrapsim.config import Address, Config, ConfigError, dump_toml
 from mrapsim.logs import log_listening
 from mrapsim.names import format_host_port
+from mrapsim.store.seed import create_store
 
 log = logging.getLogger("mrapsim")
 
@@ -99,7 +100,7 @@ class Supervision:
 
 async def supervise(config: Config) -> int:
     """Run `config.workers` workers until SIGTERM/SIGINT (exit 0) or until one dies (exit 1)."""
-    _open_store_once(config)
+    await _open_store_once(config)
     sockets = {listener.name: bind_listener(listener.address, listener.name) for listener in config.listeners}
     try:
         with tempfile.TemporaryDirectory(prefix="mrapsim-") as scratch:
@@ -112,15 +113,10 @@ async def supervise(config: Config) -> int:
             sock.close()
 
 
-def _open_store_once(config: Config) -> None:
+async def _open_store_once(config: Config) -> None:
     """Open (and seed) the shared store here first: a bad `store.path` is a one-line start-up
     error, and N workers starting at once find the seeding done."""
-    from mrapsim.store.seed import create_store
-    from mrapsim.store.sqlite import SqliteStore  # only --workers needs it
-
-    store = create_store(config)
-    if isinstance(store, SqliteStore):
-        store.close()
+    (await create_store(config)).close()
 
 
 async def _supervise(config: Config, sockets: Mapping[str, socket.socket], config_file: Path) -> int:

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.tlsclient import client_hello_bytes, tls_handshake
 
 pytest.importorskip("mrapsim.store.sqlite")
 
@@ -86,3 +92,78 @@ def test_a_bad_store_path_is_a_start_up_error(tmp_path: Path) -> None:
         timeout=30,
     )
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "store.path" in result.stderr
+
+
+# The sqlite store waits up to 30 s (BUSY_TIMEOUT) for another process's write lock. The test holds
+# the lock for HOLD_SECONDS while writes wait on it in both workers; every bound below is far
+# shorter, so a worker whose event loop waited on the lock (accepting nothing, running no timer
+# until the lock came free) fails it, and a busy machine does not.
+HOLD_SECONDS = 8.0
+STALL_SECONDS = 1.0
+MARGIN_SECONDS = 2.0
+
+
+def test_a_write_waiting_for_the_lock_stalls_neither_accepts_nor_timers(start_server: Any, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = start_server(
+        f'workers = 2\n[store]\nkind = "sqlite"\npath = "{data}"\n'
+        f'[listeners.mrap]\nstall_timeout = "{STALL_SECONDS:g}s"\n'
+    )
+    done: dict[int, float] = {}
+    errors: list[BaseException] = []
+
+    def put(i: int) -> None:
+        try:
+            s3_client(server).put_object(Bucket="mraps3sample", Key=f"held/{i}", Body=b"x" * 100)
+            done[i] = time.monotonic()
+        except BaseException as exc:  # reported by the assertions below
+            errors.append(exc)
+
+    lock = sqlite3.connect(data / "mrapsim.sqlite3", isolation_level=None, timeout=10)
+    lock.execute("BEGIN IMMEDIATE")  # another process's long write transaction
+    held_since = time.monotonic()
+    # Four writes on four connections: with an event loop that waited on the lock, the first
+    # would block one worker and the next, accepted by the other, block that one too.
+    writers = [threading.Thread(target=put, args=(i,), daemon=True) for i in range(4)]
+    try:
+        for writer in writers:
+            writer.start()
+        time.sleep(1.0)
+        assert not done and not errors, "the writes should be waiting for the lock"
+
+        handshakes = []
+        for _ in range(8):  # new connections, accepted by either worker
+            started = time.monotonic()
+            with socket.create_connection(("127.0.0.1", server.port("s3")), timeout=10) as sock:
+                tls_handshake(sock, "localhost", server.ca, timeout=10)
+            handshakes.append(time.monotonic() - started)
+        assert max(handshakes) < MARGIN_SECONDS, handshakes
+
+        stalled = []
+        for _ in range(4):  # stalls in either worker end on their timer
+            sock = socket.create_connection(("127.0.0.1", server.port("mrap")), timeout=10)
+            sock.sendall(client_hello_bytes(None))
+            stalled.append((sock, time.monotonic()))
+        closes = [_seconds_until_closed(sock, since) for sock, since in stalled]
+        assert all(STALL_SECONDS - 0.1 <= c < STALL_SECONDS + MARGIN_SECONDS for c in closes), closes
+        assert not done and not errors, "the lock was held throughout"
+        assert time.monotonic() - held_since < HOLD_SECONDS
+        time.sleep(max(0.0, held_since + HOLD_SECONDS - time.monotonic()))
+    finally:
+        lock.execute("ROLLBACK")
+        released = time.monotonic()
+        lock.close()
+    for writer in writers:
+        writer.join(timeout=30)
+    assert not errors and len(done) == 4 and min(done.values()) >= released
+    assert s3_client(server).get_object(Bucket="mraps3sample", Key="held/3")["Body"].read() == b"x" * 100
+
+
+def _seconds_until_closed(sock: socket.socket, since: float) -> float:
+    with sock:
+        try:
+            while sock.recv(4096):
+                pass
+        except ConnectionResetError:
+            pass
+        return time.monotonic() - since

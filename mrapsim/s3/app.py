@@ -19,7 +19,7 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
@@ -220,13 +220,13 @@ async def _send_response(send: Send, response: S3Response, request: S3Request, i
         await send({"type": "http.response.body", "body": body})
         tally.bytes_out += len(body)
         return
-    for chunk in body:
+    async for chunk in body:
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
         tally.bytes_out += len(chunk)
     await send({"type": "http.response.body", "body": b""})
 
 
-def _length(body: bytes | Iterable[bytes]) -> int | None:
+def _length(body: bytes | AsyncIterable[bytes]) -> int | None:
     return len(body) if isinstance(body, bytes) else None
 
 

@@ -89,7 +89,7 @@ async def list_objects_v2(ctx: Context) -> S3Response:
         if position is None:
             raise invalid_argument("The continuation token provided is incorrect", "continuation-token", token)
         start_after = position
-    page = ctx.store.list_page(
+    page = await ctx.store.list_page(
         ctx.bucket,
         prefix=params.prefix,
         delimiter=params.delimiter,
@@ -113,7 +113,7 @@ async def list_objects_v1(ctx: Context) -> S3Response:
     query = ctx.request.query
     params = ListingParams.parse(query)
     marker = query.get("marker", "")
-    page = ctx.store.list_page(
+    page = await ctx.store.list_page(
         ctx.bucket,
         prefix=params.prefix,
         delimiter=params.delimiter,

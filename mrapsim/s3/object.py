@@ -21,7 +21,7 @@ from mrapsim.s3.errors import S3Error
 from mrapsim.s3.payload import check_put_size, receive_body, stored_content_encoding
 from mrapsim.s3.responses import S3Response, empty_response, xml_response
 from mrapsim.s3.xml import document, leaf, node
-from mrapsim.store import ObjectInfo, ObjectWrite
+from mrapsim.store import ObjectInfo, ObjectWrite, stream_content
 
 STORED_HEADERS = (
     "cache-control",
@@ -56,15 +56,15 @@ def object_headers(info: ObjectInfo) -> list[tuple[str, str]]:
 
 
 async def get_object(ctx: Context) -> S3Response:
-    return _read(ctx, with_body=True)
+    return await _read(ctx, with_body=True)
 
 
 async def head_object(ctx: Context) -> S3Response:
-    return _read(ctx, with_body=False)
+    return await _read(ctx, with_body=False)
 
 
-def _read(ctx: Context, *, with_body: bool) -> S3Response:
-    stored = ctx.store.get_object(ctx.bucket, ctx.key)
+async def _read(ctx: Context, *, with_body: bool) -> S3Response:
+    stored = await ctx.store.get_object(ctx.bucket, ctx.key)
     info = stored.info
     not_modified = _evaluate_conditions(ctx, info)
     if not_modified:
@@ -80,8 +80,8 @@ def _read(ctx: Context, *, with_body: bool) -> S3Response:
         headers.append(("content-range", f"bytes {start}-{stop - 1}/{info.size}"))
     length = stop - start
     if not with_body:
-        return S3Response(status, tuple(headers), (), content_length=length)
-    return S3Response(status, tuple(headers), stored.content.chunks(start, stop), content_length=length)
+        return S3Response(status, tuple(headers), b"", content_length=length)
+    return S3Response(status, tuple(headers), stream_content(stored.content, start, stop), content_length=length)
 
 
 def _evaluate_conditions(ctx: Context, info: ObjectInfo) -> bool:
@@ -176,7 +176,7 @@ async def put_object(ctx: Context) -> S3Response:
     check_key_length(ctx.key)
     headers = ctx.request.headers
     check_put_size(headers, ctx.auth.content_sha256)
-    ctx.store.get_bucket(ctx.bucket)  # fail before reading a body we would throw away
+    await ctx.store.get_bucket(ctx.bucket)  # fail before reading a body we would throw away
     received = await receive_body(ctx)
     write = ObjectWrite(
         content=received.content,
@@ -186,7 +186,7 @@ async def put_object(ctx: Context) -> S3Response:
         checksums=received.checksums,
         etag=received.etag,
     )
-    info = ctx.store.put_object(ctx.bucket, ctx.key, write)
+    info = await ctx.store.put_object(ctx.bucket, ctx.key, write)
     return empty_response(headers=(("etag", info.etag), *checksum_headers(received.checksums)))
 
 
@@ -222,7 +222,7 @@ def request_stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 async def delete_object(ctx: Context) -> S3Response:
-    ctx.store.delete_object(ctx.bucket, ctx.key)
+    await ctx.store.delete_object(ctx.bucket, ctx.key)
     return empty_response(204)
 
 
@@ -234,7 +234,7 @@ MAX_DELETE_KEYS = 1000
 async def delete_objects(ctx: Context) -> S3Response:
     """POST ?delete. The body's integrity is checked like any body: Content-MD5 if sent, the
     x-amz-checksum-* header botocore ≥ 1.36 sends instead (CRC32) — neither is demanded."""
-    ctx.store.get_bucket(ctx.bucket)
+    await ctx.store.get_bucket(ctx.bucket)
     received = await receive_body(ctx)
     root = parse_request_document(received.content.read(0, received.content.size), "Delete")
     quiet = (child_text(root, "Quiet") or "").strip().lower() == "true"
@@ -246,7 +246,7 @@ async def delete_objects(ctx: Context) -> S3Response:
         key = child_text(item, "Key")
         if key is None:
             raise malformed_xml()
-        ctx.store.delete_object(ctx.bucket, key)
+        await ctx.store.delete_object(ctx.bucket, key)
         if not quiet:
             results.append(node("Deleted", leaf("Key", key)))
     return xml_response(document("DeleteResult", *results))

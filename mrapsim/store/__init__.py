@@ -20,6 +20,7 @@ from mrapsim.store.content import (
     ContentSource,
     MemoryContentBuilder,
     SliceContent,
+    stream_content,
 )
 from mrapsim.store.errors import (
     BucketAlreadyExistsError,
@@ -28,6 +29,7 @@ from mrapsim.store.errors import (
     NoSuchKeyError,
     NoSuchUploadError,
     StoreError,
+    StoreOpenError,
 )
 from mrapsim.store.memory import MemoryStore
 from mrapsim.store.seed import create_store, seed_store
@@ -52,8 +54,10 @@ __all__ = [
     "SliceContent",
     "Store",
     "StoreError",
+    "StoreOpenError",
     "StoredObject",
     "UploadInfo",
     "create_store",
     "seed_store",
+    "stream_content",
 ]

@@ -26,7 +26,7 @@ from starlette.types import ASGIApp
 
 from mrapsim.config import Config, load_config
 from mrapsim.s3 import RequestRecord, create_app
-from mrapsim.store import MemoryStore, create_store
+from mrapsim.store import MemoryStore, seed_store
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -94,11 +94,16 @@ def serving(app: ASGIApp) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def live() -> Iterator[LiveServer]:
     config = load_config(overrides={"buckets": [{"name": BULK_BUCKET}, {"name": NAMES_BUCKET}, {"name": WRITE_BUCKET}]})
-    store = create_store(config)
-    for i in range(BULK_KEYS):
-        store.put_bytes(BULK_BUCKET, f"k/{i:05d}", b"x")
-    for key in ODD_KEYS:
-        store.put_bytes(NAMES_BUCKET, key, key.encode())
+    store = MemoryStore()
+
+    async def fill() -> None:
+        await seed_store(store, config)
+        for i in range(BULK_KEYS):
+            await store.put_bytes(BULK_BUCKET, f"k/{i:05d}", b"x")
+        for key in ODD_KEYS:
+            await store.put_bytes(NAMES_BUCKET, key, key.encode())
+
+    trio.run(fill)
     records: list[RequestRecord] = []
     app = create_app(config, store, on_request=records.append)
     with serving(app) as url:

@@ -50,7 +50,7 @@ async def call(
 def test_scope_extension_reaches_the_record_and_mode_none_admits_anonymous() -> None:
     config = load_config(overrides={"auth": {"mode": "none"}})
     records: list[RequestRecord] = []
-    app = create_app(config, create_store(config), on_request=records.append)
+    app = create_app(config, trio.run(create_store, config), on_request=records.append)
     trace = {"mrapsim": {"connection_id": "c-42", "listener": "mrap"}}
 
     async def main() -> None:
@@ -76,7 +76,7 @@ def test_scope_extension_reaches_the_record_and_mode_none_admits_anonymous() -> 
 
 def test_lifespan_is_acknowledged() -> None:
     config = load_config()
-    app = create_app(config, create_store(config))
+    app = create_app(config, trio.run(create_store, config))
     messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
     sent: list[str] = []
 
