@@ -1,4 +1,4 @@
-"""The `mrapsim` command line (SPEC §2).
+"""The `mrapsim` command line.
 
 Every `serve` option also reads an environment variable (`--certs-dir` ↔ `MRAPSIM_CERTS_DIR`);
 a flag beats the variable, the variable beats the configuration file. A bad flag, file or value

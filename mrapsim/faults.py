@@ -1,4 +1,4 @@
-"""Faults (SPEC §8): connection toxics in toxiproxy's vocabulary, and S3 faults.
+"""Faults: connection toxics in toxiproxy's vocabulary, and S3 faults.
 
 A fault is a frozen value parsed once from a JSON object or a `[[faults]]` table; a bad one is
 a `FaultError` naming the field. `FaultSet` is the server's current list: the configuration

@@ -13,7 +13,7 @@ from mrapsim.tls.alerts import ALERT_CODES
 
 
 class Outcome(enum.StrEnum):
-    """How a connection on an edge listener ended (SPEC §4)."""
+    """How a connection on an edge listener ended."""
 
     FORWARDED = "forwarded"
     NO_SNI = "no_sni"

@@ -35,7 +35,7 @@ from mrapsim.tls.certs import (
     renew_certificates,
 )
 
-# The default routes of both listeners (SPEC §3), as the server hands them to the certificates.
+# The default routes of both listeners, as the server hands them to the certificates.
 ROUTES = tuple(certificate_names(load_config()))
 MRAP_HOST = "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com"
 REGIONAL_HOST = "s3.us-east-1.amazonaws.com"

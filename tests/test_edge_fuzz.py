@@ -1,5 +1,5 @@
 """Hostile bytes against a live edge: every connection ends in a recorded outcome, none in an
-internal error, and the listener keeps serving (SPEC: no exception escapes a connection handler)."""
+internal error, and the listener keeps serving (no exception escapes a connection handler)."""
 
 from __future__ import annotations
 

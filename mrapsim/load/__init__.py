@@ -1,4 +1,4 @@
-"""`mrapsim load`: a Locust-style load harness on trio (SPEC §9).
+"""`mrapsim load`: a Locust-style load harness on trio.
 
 Layout: `scenario` (tasks, parsed), `sigv4` (signer), `client` (TCP/CONNECT/TLS on trio
 streams, HTTP/1.1 connections), `http1` (sans-IO response reader), `http2` (h2 connections),

@@ -1,4 +1,4 @@
-"""The S3 data plane (SPEC §6): an ASGI app that speaks S3's REST API over a `Store`.
+"""The S3 data plane: an ASGI app that speaks S3's REST API over a `Store`.
 
 Modules: `app` (the ASGI callable), `request` and `headers` (the one request value, read by all
 that follows), `routing` (the dispatch table), `addressing` (host and path → bucket and key),

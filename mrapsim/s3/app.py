@@ -166,7 +166,7 @@ class S3App:
         return await route.handler(context)
 
     async def _inject_faults(self, operation: str, target: Target) -> None:
-        """The S3 faults in force for this request (SPEC §8): each applies with its rate."""
+        """The S3 faults in force for this request: each applies with its rate."""
         if self._faults is None:
             return
         for fault in self._faults.s3_faults_for(operation, target.bucket, target.key):

@@ -1,7 +1,7 @@
 """SigV4 and SigV4A verification, sans-IO: the signed parts of a request and the current time in,
 a verdict (`Authorized` or `Rejected`) out. No sockets, no clock, no body.
 
-What S3 signs (research/s3-api.md §3.4, §3.5):
+What S3 signs (docs/wire.md §4):
 - canonical request = method, the raw path exactly as received (S3 signers neither normalise nor
   double-encode), the canonical query (decode, re-encode RFC 3986, sort), the signed headers
   (lower-case, trimmed, whitespace runs collapsed, repeats joined by ","), the signed header

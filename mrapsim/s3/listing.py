@@ -1,7 +1,7 @@
 """ListObjectsV2 and ListObjects (v1).
 
 Both are one `Store.list_page` call (O(log n + page)) plus rendering. Wire rules, from
-research/s3-api.md §1: `Prefix`, `Name`, `MaxKeys`, `IsTruncated` always present; `Delimiter`
+docs/wire.md §2: `Prefix`, `Name`, `MaxKeys`, `IsTruncated` always present; `Delimiter`
 and `EncodingType` only when sent; `KeyCount` counts keys and common prefixes; V2 echoes
 `StartAfter` only without a continuation token and sends `NextContinuationToken` only when
 truncated; V1 always has `Marker` and has `NextMarker` only with a delimiter and truncation.

@@ -1,5 +1,5 @@
 """Multipart uploads: Create, UploadPart, UploadPartCopy, Complete, Abort, ListParts,
-ListMultipartUploads (research/s3-api.md §5).
+ListMultipartUploads (docs/wire.md §5).
 
 S3's rules, as aws-cli/s3transfer and the SDKs rely on them:
 - the object's ETag is md5(concatenated binary part MD5s) + "-N";

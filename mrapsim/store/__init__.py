@@ -1,4 +1,4 @@
-"""Where objects live: the `Store` interface and its implementations (SPEC §7).
+"""Where objects live: the `Store` interface and its implementations.
 
 The S3 app (`mrapsim.s3`) talks to a `Store` only; it never knows which implementation it has.
 """

@@ -3,7 +3,7 @@
 Every value is a frozen dataclass: a listing page or an object's description can be handed to
 the S3 layer, logged or cached without anyone mutating it underneath.
 
-Listing is the operation that must scale (SPEC §6): `list_page` costs O(log n + page size) in
+Listing is the operation that must scale: `list_page` costs O(log n + page size) in
 every implementation, delimiter roll-ups included — never a scan or sort of the bucket. Its
 resume position is a plain string (`start_after`) so that stateless continuation tokens can
 carry it across restarts and replicas.

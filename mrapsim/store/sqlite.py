@@ -1,4 +1,4 @@
-"""The persistent store (SPEC §7): SQLite for the catalogue, plain files for large bodies, one
+"""The persistent store: SQLite for the catalogue, plain files for large bodies, one
 directory shared by every `mrapsim serve --workers N` process on a machine.
 
 Layout of the directory (`store.path`):

@@ -1,4 +1,4 @@
-"""Synthetic objects (SPEC §7): N keys of a given size whose content derives from key and seed,
+"""Synthetic objects: N keys of a given size whose content derives from key and seed,
 costing no memory per key or per byte — a million keys or a 50 GiB object for load tests.
 
 Keys: key i is `key_format.format(i=i)`. Listing needs key order to equal index order, so the

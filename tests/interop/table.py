@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         and item["works"] != (not (item["scenario"] == "intercept-no-sni" and item["listener"] == "mrap"))
     ]
     if failures:
-        print(f"\n{len(failures)} cell(s) differ from SPEC.md's table", file=sys.stderr)
+        print(f"\n{len(failures)} cell(s) differ from the README's table", file=sys.stderr)
         return 1
     return 0
 

@@ -1,4 +1,4 @@
-"""The signature table of SPEC.md, cell by cell, with real nginx and HAProxy and the real aws-cli.
+"""The signature table of the README, cell by cell, with real nginx and HAProxy and the real aws-cli.
 
 |                               | MRAP edge (`mrap`) | standard S3 (`s3`) |
 |-------------------------------|--------------------|--------------------|
