@@ -71,11 +71,13 @@ class Rendered:
     def container(self) -> dict[str, Any]:
         containers = self.deployment["spec"]["template"]["spec"]["containers"]
         assert len(containers) == 1
-        return containers[0]
+        container: dict[str, Any] = containers[0]
+        return container
 
     @property
     def config_toml(self) -> str:
-        return self.one("ConfigMap")["data"]["mrapsim.toml"]
+        text: str = self.one("ConfigMap")["data"]["mrapsim.toml"]
+        return text
 
     def secret_data(self, name: str) -> dict[str, bytes] | None:
         secret = self.find("Secret", name)

@@ -19,7 +19,7 @@ DOC = REPO / "docs" / "kubernetes.md"
 
 def yaml_blocks() -> list[dict[str, Any]]:
     text = DOC.read_text()
-    docs = []
+    docs: list[dict[str, Any]] = []
     for block in re.findall(r"```yaml\n(.*?)```", text, flags=re.S):
         docs.extend(d for d in yaml.safe_load_all(block) if d)
     return docs

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
@@ -69,7 +69,8 @@ def serving(app: ASGIApp) -> Iterator[str]:
         stop = trio.Event()
         state["stop"], state["token"] = stop, trio.lowlevel.current_trio_token()
         async with trio.open_nursery() as nursery:
-            state["binds"] = await nursery.start(partial(serve, app, hypercorn_config, shutdown_trigger=stop.wait))
+            serving = partial(serve, cast(Any, app), hypercorn_config, shutdown_trigger=stop.wait)
+            state["binds"] = await nursery.start(serving)
             started.set()
 
     def run() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import trio
-from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped]
+from boto3.s3.transfer import TransferConfig
 
 from mrapsim.config import load_config
 from mrapsim.s3 import create_app
