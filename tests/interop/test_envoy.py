@@ -1,0 +1,152 @@
+"""Envoy 1.40 in front of mrapsim: the story's proxy, cell by cell (see `envoy.py` for the cells).
+
+Every cell ran once, all of them at the same time (`envoy_results`); the tests below read the
+evidence: the status and body aws-cli got, Envoy's access-log line and cluster counters, and
+mrapsim's records on the cell's own listener.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.interop.envoy import CELL_BY_NAME, Envoy, EnvoyResult, cell_url, client_ca
+from tests.interop.harness import CONNECT_TIMEOUT, MRAP_HOST, ProxyCA, run_aws
+from tests.mrapsim_process import MrapsimProcess
+
+TIMEOUT_DETAILS = "upstream_reset_before_response_started{connection_timeout}"
+ATTEMPTS = {False: 1, True: 4}  # Cilium's policy: num_retries 3
+
+
+# -- (a) interception without SNI: Envoy's connect timeout, as in the story -----------------------
+
+
+@pytest.mark.parametrize("name", ["a-static", "a-static-retry", "a-odst", "a-odst-retry"])
+def test_interception_without_sni_is_a_503_connection_timeout(envoy_results: dict[str, EnvoyResult], name: str) -> None:
+    result = envoy_results[name]
+    why = result.explain()
+    attempts = ATTEMPTS[result.cell.retry]
+    assert not result.ok and result.status == 503, why
+    if result.cell.retry:
+        assert result.body == (
+            "upstream connect error or disconnect/reset before headers. "
+            "retried and the latest reset reason: connection timeout"
+        ), why
+        assert result.flags == "URX,UF", why
+    else:
+        assert result.body == (
+            "upstream connect error or disconnect/reset before headers. reset reason: connection timeout"
+        ), why
+        assert result.flags == "UF", why
+    line = result.access_log[-1]
+    assert line["details"] == TIMEOUT_DETAILS and line["attempts"] == attempts, why
+    # Nothing came back to fail on: no TLS error, no alert, no reset — only Envoy's own timer.
+    assert not result.transport_failure, why
+    # Envoy's time to failure: connect_timeout per attempt (plus retry back-off, 25 ms base).
+    expected_ms = CONNECT_TIMEOUT * attempts * 1000
+    assert expected_ms - 100 <= line["duration_ms"] < expected_ms + 1500, why
+    assert result.seconds >= CONNECT_TIMEOUT * attempts, why
+    assert result.stats["upstream_cx_connect_timeout"] == attempts, why
+    assert result.stats["upstream_cx_connect_fail"] == attempts, why
+    assert result.stats["upstream_rq_503"] == 1, why
+    assert result.stats.get("upstream_rq_retry", 0) == attempts - 1, why
+    assert "ssl.handshake" not in result.stats, why
+
+    # mrapsim: one stalled connection per attempt, closed by Envoy at its connect_timeout.
+    assert len(result.records) == attempts, why
+    for record in result.records:
+        assert record["outcome"] == "no_sni" and record["action"] == "stall", why
+        assert record["sni"] is None and record["bytes_out"] == 0, why
+        assert CONNECT_TIMEOUT - 0.1 <= record["duration"] < CONNECT_TIMEOUT + 1, why
+        # Envoy's BoringSSL client: TLS 1.2 at most (Envoy's upstream default), no SNI (`i`), ALPN
+        # http/1.1 (`h1`, from the cluster's explicit HTTP/1 configuration).
+        assert record["ja4"].startswith("t12i") and record["ja4"][8:10] == "h1", why
+
+
+# -- (b), (c), (d), (f): clusters that work ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "sni"),
+    [
+        ("b-static", MRAP_HOST),
+        ("b-static-retry", MRAP_HOST),
+        ("b-odst", MRAP_HOST),
+        ("b-odst-retry", MRAP_HOST),
+        ("c-static", MRAP_HOST),
+        ("d-static", None),  # no SNI, and the `s3` listener serves it
+        ("f-istio", MRAP_HOST),
+    ],
+)
+def test_interception_that_works(envoy_results: dict[str, EnvoyResult], name: str, sni: str | None) -> None:
+    result = envoy_results[name]
+    why = result.explain()
+    assert result.ok and result.status == 200, why
+    assert "hello.txt" in result.stdout and "PRE data/" in result.stdout, why
+    line = result.access_log[-1]
+    assert line["status"] == 200 and line["flags"] == "-" and line["details"] == "via_upstream", why
+    assert line["attempts"] == 1 and not result.transport_failure, why
+    assert result.stats["ssl.handshake"] >= 1 and "upstream_cx_connect_timeout" not in result.stats, why
+    assert result.records, why
+    for record in result.records:
+        assert record["outcome"] == "forwarded" and record["sni"] == sni, why
+        assert record["requests"] >= 1 and record["ja4"].startswith("t12"), why  # Envoy's hello, not aws-cli's
+
+
+# -- (e) L4 tcp_proxy: the client's own hello ------------------------------------------------------
+
+
+def test_tcp_proxy_passes_the_clients_hello(envoy_results: dict[str, EnvoyResult]) -> None:
+    result = envoy_results["e-tcp"]
+    why = result.explain()
+    assert result.ok and "hello.txt" in result.stdout, why
+    assert result.access_log and result.access_log[-1]["flags"] == "-", why
+    assert result.stats["upstream_cx_total"] == 1 and "ssl.handshake" not in result.stats, why
+    assert len(result.records) == 1, why
+    record = result.records[0]
+    assert record["outcome"] == "forwarded" and record["sni"] == MRAP_HOST, why
+    assert record["ja4"].startswith("t13d") and record["alpn_offered"] == ["http/1.1"], why  # aws-cli's
+
+
+# -- aws-cli by MRAP ARN (SigV4A) through (b), (c) and (e): ls, cp up, cp down ------------------------
+
+ROUND_TRIP_CELLS = ["b-static-retry", "b-odst-retry", "c-static", "e-tcp"]
+
+
+def round_trip(envoy: Envoy, edge: MrapsimProcess, proxy_ca: ProxyCA, name: str, where: Path) -> str:
+    cell = CELL_BY_NAME[name]
+    port, ca, base = envoy.ports[name], client_ca(cell, proxy_ca, edge), cell_url(cell)
+    key = f"interop/envoy/{name}/upload.bin"
+    where.mkdir(parents=True, exist_ok=True)
+    original, downloaded = where / "upload.bin", where / "download.bin"
+    original.write_bytes(os.urandom(200_000))
+    listing = run_aws(port, ca, "s3", "ls", base)
+    assert listing.returncode == 0 and "hello.txt" in listing.stdout, f"{name} ls: {listing.stderr}"
+    upload = run_aws(port, ca, "s3", "cp", str(original), base + key)
+    assert upload.returncode == 0 and "upload:" in upload.stdout, f"{name} cp up: {upload.stderr}"
+    download = run_aws(port, ca, "s3", "cp", base + key, str(downloaded))
+    assert download.returncode == 0, f"{name} cp down: {download.stderr}"
+    assert downloaded.read_bytes() == original.read_bytes(), name
+    return key
+
+
+def test_awscli_by_mrap_arn_through_envoy(
+    envoy_pair: tuple[Envoy, MrapsimProcess], proxy_ca: ProxyCA, tmp_path: Path
+) -> None:
+    envoy, edge = envoy_pair
+    with ThreadPoolExecutor(max_workers=len(ROUND_TRIP_CELLS)) as pool:
+        jobs = {
+            name: pool.submit(round_trip, envoy, edge, proxy_ca, name, tmp_path / name) for name in ROUND_TRIP_CELLS
+        }
+        keys = {name: job.result() for name, job in jobs.items()}
+    for name, key in keys.items():
+        served = edge.wait_for_logs(lambda e, key=key: e.get("event") == "request" and e.get("key") == key, count=2)
+        operations = {e["operation"] for e in served}
+        assert {"PutObject", "GetObject"} <= operations, (name, served)
+        for event in served:
+            # Signed with SigV4A for the MRAP host, verified, on the cell's own listener.
+            assert event["listener"] == CELL_BY_NAME[name].listener and event["status"] == 200, event
+            assert event["addressing"] == "mrap", event
