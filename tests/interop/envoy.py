@@ -151,8 +151,9 @@ CELLS = [
 CELL_BY_NAME = {cell.name: cell for cell in CELLS}
 
 
-def edge_config(cells: list[EnvoyCell]) -> str:
-    """mrapsim's TOML: one listener per cell, a copy of the listener the cell stands for."""
+def edge_config(cells: list[EnvoyCell], stall_timeout: str | None = None) -> str:
+    """mrapsim's TOML: one listener per cell, a copy of the listener the cell stands for (and its
+    `stall_timeout`, unless given)."""
     mrap_routes = '[{ match = "*.mrap.accesspoint.s3-global.amazonaws.com", target = "builtin" }]'
     s3_routes = (
         '[{ match = "s3.amazonaws.com", target = "builtin" }, { match = "*.s3.amazonaws.com", target = "builtin" }]'
@@ -169,14 +170,15 @@ on_missing_sni = "stall"
 on_unknown_sni = "stall"
 alpn = ["http/1.1"]
 routes = {mrap_routes if required else s3_routes}
+{f'stall_timeout = "{stall_timeout}"' if stall_timeout else ""}
 """
         )
     return "".join(blocks)
 
 
-def start_envoy_edge(where: Path, cells: list[EnvoyCell] = CELLS) -> MrapsimProcess:
+def start_envoy_edge(where: Path, cells: list[EnvoyCell] = CELLS, stall_timeout: str | None = None) -> MrapsimProcess:
     where.mkdir(parents=True, exist_ok=True)
-    return start_mrapsim(where, edge_config(cells))
+    return start_mrapsim(where, edge_config(cells, stall_timeout))
 
 
 # -- configuration --------------------------------------------------------------------------------
@@ -529,10 +531,10 @@ def run_envoy_cells(
 
 @contextmanager
 def envoy_in_front(
-    where: Path, proxy_ca: ProxyCA, cells: list[EnvoyCell] = CELLS
+    where: Path, proxy_ca: ProxyCA, cells: list[EnvoyCell] = CELLS, stall_timeout: str | None = None
 ) -> Iterator[tuple[Envoy, MrapsimProcess]]:
     """A dedicated mrapsim with a listener per cell, and Envoy in front of it."""
-    edge = start_envoy_edge(where / "mrapsim", cells)
+    edge = start_envoy_edge(where / "mrapsim", cells, stall_timeout)
     try:
         envoy = start_envoy(where / "envoy", proxy_ca, edge, cells)
         try:

