@@ -513,7 +513,7 @@ def run_envoy_cell(envoy: Envoy, edge: MrapsimProcess, proxy_ca: ProxyCA, cell: 
         attempts = int(result.access_log[-1].get("attempts") or 1) if result.access_log else 1
         return bool(result.access_log) and len(result.records) >= (1 if cell.works else attempts)
 
-    wait_for(settled, 5)
+    wait_for(settled, 10)
     after = envoy.counters(cell.cluster)
     result.stats = {name: after[name] - before.get(name, 0) for name in after if after[name] != before.get(name, 0)}
     return result
