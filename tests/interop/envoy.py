@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -36,7 +37,7 @@ import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -148,7 +149,15 @@ CELLS = [
     EnvoyCell("e-tcp", "e", "L4 tcp_proxy", "mrap", "tcp", "none"),
     EnvoyCell("f-istio", "f", "Istio DestinationRule tls SIMPLE + sni", "mrap", "istio", "fixed"),
 ]
-CELL_BY_NAME = {cell.name: cell for cell in CELLS}
+# aws-cli's `ls`, `cp` up and down by MRAP ARN run through copies of these cells, with listeners of
+# their own: they run while the cells above do, without mixing into their evidence.
+AWS_CELLS = [
+    replace(cell, name=f"{cell.name}-aws")
+    for cell in CELLS
+    if cell.name in ("b-static-retry", "b-odst-retry", "c-static", "e-tcp")
+]
+ALL_CELLS = CELLS + AWS_CELLS
+CELL_BY_NAME = {cell.name: cell for cell in ALL_CELLS}
 
 
 def edge_config(cells: list[EnvoyCell], stall_timeout: str | None = None) -> str:
@@ -527,6 +536,25 @@ def run_envoy_cells(
     with ThreadPoolExecutor(max_workers=len(cells)) as pool:
         jobs = {cell.name: pool.submit(run_envoy_cell, envoy, edge, proxy_ca, cell) for cell in cells}
         return {name: job.result() for name, job in jobs.items()}
+
+
+def round_trip(envoy: Envoy, edge: MrapsimProcess, proxy_ca: ProxyCA, cell: EnvoyCell, where: Path) -> str:
+    """aws-cli `s3 ls` and `s3 cp` up, then `s3 cp` down, through the cell; the object's key."""
+    port, ca, base = envoy.ports[cell.name], client_ca(cell, proxy_ca, edge), cell_url(cell)
+    key = f"interop/envoy/{cell.name}/upload.bin"
+    where.mkdir(parents=True, exist_ok=True)
+    original, downloaded = where / "upload.bin", where / "download.bin"
+    original.write_bytes(os.urandom(200_000))
+    with ThreadPoolExecutor(max_workers=2) as pool:  # independent: side by side
+        listing_job = pool.submit(run_aws, port, ca, "s3", "ls", base)
+        upload_job = pool.submit(run_aws, port, ca, "s3", "cp", str(original), base + key)
+        listing, upload = listing_job.result(), upload_job.result()
+    assert listing.returncode == 0 and "hello.txt" in listing.stdout, f"{cell.name} ls: {listing.stderr}"
+    assert upload.returncode == 0 and "upload:" in upload.stdout, f"{cell.name} cp up: {upload.stderr}"
+    download = run_aws(port, ca, "s3", "cp", base + key, str(downloaded))
+    assert download.returncode == 0, f"{cell.name} cp down: {download.stderr}"
+    assert downloaded.read_bytes() == original.read_bytes(), cell.name
+    return key
 
 
 @contextmanager

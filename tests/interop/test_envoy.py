@@ -7,23 +7,21 @@ mrapsim's records on the cell's own listener.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
 
 from tests.interop.envoy import (
+    AWS_CELLS,
     CELL_BY_NAME,
     Envoy,
     EnvoyResult,
-    cell_url,
-    client_ca,
     envoy_binary,
     envoy_in_front,
     run_envoy_cell,
 )
-from tests.interop.harness import CONNECT_TIMEOUT, MRAP_HOST, ProxyCA, run_aws
+from tests.interop.harness import CONNECT_TIMEOUT, MRAP_HOST, ProxyCA
 from tests.mrapsim_process import MrapsimProcess
 
 TIMEOUT_DETAILS = "upstream_reset_before_response_started{connection_timeout}"
@@ -145,35 +143,13 @@ def test_tcp_proxy_passes_the_clients_hello(envoy_results: dict[str, EnvoyResult
 
 # -- aws-cli by MRAP ARN (SigV4A) through (b), (c) and (e): ls, cp up, cp down ------------------------
 
-ROUND_TRIP_CELLS = ["b-static-retry", "b-odst-retry", "c-static", "e-tcp"]
-
-
-def round_trip(envoy: Envoy, edge: MrapsimProcess, proxy_ca: ProxyCA, name: str, where: Path) -> str:
-    cell = CELL_BY_NAME[name]
-    port, ca, base = envoy.ports[name], client_ca(cell, proxy_ca, edge), cell_url(cell)
-    key = f"interop/envoy/{name}/upload.bin"
-    where.mkdir(parents=True, exist_ok=True)
-    original, downloaded = where / "upload.bin", where / "download.bin"
-    original.write_bytes(os.urandom(200_000))
-    listing = run_aws(port, ca, "s3", "ls", base)
-    assert listing.returncode == 0 and "hello.txt" in listing.stdout, f"{name} ls: {listing.stderr}"
-    upload = run_aws(port, ca, "s3", "cp", str(original), base + key)
-    assert upload.returncode == 0 and "upload:" in upload.stdout, f"{name} cp up: {upload.stderr}"
-    download = run_aws(port, ca, "s3", "cp", base + key, str(downloaded))
-    assert download.returncode == 0, f"{name} cp down: {download.stderr}"
-    assert downloaded.read_bytes() == original.read_bytes(), name
-    return key
-
-
 def test_awscli_by_mrap_arn_through_envoy(
-    envoy_pair: tuple[Envoy, MrapsimProcess], proxy_ca: ProxyCA, tmp_path: Path
+    envoy_pair: tuple[Envoy, MrapsimProcess], envoy_round_trips: dict[str, Future[str]]
 ) -> None:
-    envoy, edge = envoy_pair
-    with ThreadPoolExecutor(max_workers=len(ROUND_TRIP_CELLS)) as pool:
-        jobs = {
-            name: pool.submit(round_trip, envoy, edge, proxy_ca, name, tmp_path / name) for name in ROUND_TRIP_CELLS
-        }
-        keys = {name: job.result() for name, job in jobs.items()}
+    """`aws s3 ls`, `cp` up and down through (b), (c) and (e) — started with the cells, in the background."""
+    _, edge = envoy_pair
+    keys = {name: job.result() for name, job in envoy_round_trips.items()}
+    assert set(keys) == {cell.name for cell in AWS_CELLS}
     for name, key in keys.items():
         served = edge.wait_for_logs(lambda e, key=key: e.get("event") == "request" and e.get("key") == key, count=2)
         operations = {e["operation"] for e in served}
