@@ -38,7 +38,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from itertools import count
 from pathlib import Path
 from typing import Any
 
@@ -83,11 +82,6 @@ ACCESS_LOG_FORMAT = {
     "request": "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
     "sni_downstream": "%REQUESTED_SERVER_NAME%",
 }
-
-# Envoy instances in one test run: each gets a base id of its own (with hot restart disabled Envoy
-# creates no shared memory, but a distinct id keeps several instances from ever colliding).
-_BASE_IDS = count(int(time.time()) % 100_000 * 10)
-
 
 def envoy_binary() -> str | None:
     return shutil.which("envoy")
@@ -371,7 +365,9 @@ class Envoy:
 
 def envoy_command(binary: str, config: Path, admin_path: Path | None = None, *extra: str) -> list[str]:
     command = [
-        binary, "-c", str(config), "--base-id", str(next(_BASE_IDS)), "--disable-hot-restart",
+        # Several Envoys run at once (the cells, the docs' snippets, other test runs on the machine):
+        # no hot restart, and a base id Envoy picks unused, so their shared-memory names never clash.
+        binary, "-c", str(config), "--use-dynamic-base-id", "--disable-hot-restart",
         "--concurrency", "1", "--log-level", "warn", *extra,
     ]
     if admin_path is not None:

@@ -7,8 +7,13 @@ mrapsim's records on the cell's own listener.
 
 from __future__ import annotations
 
-from concurrent.futures import Future
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import Future, wait
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,7 +26,7 @@ from tests.interop.envoy import (
     envoy_in_front,
     run_envoy_cell,
 )
-from tests.interop.harness import CONNECT_TIMEOUT, MRAP_HOST, ProxyCA
+from tests.interop.harness import ACCESS_KEY, CONNECT_TIMEOUT, MRAP_HOST, SECRET_KEY, ProxyCA
 from tests.mrapsim_process import MrapsimProcess
 
 TIMEOUT_DETAILS = "upstream_reset_before_response_started{connection_timeout}"
@@ -67,7 +72,9 @@ def test_interception_without_sni_is_a_503_connection_timeout(envoy_results: dic
     for record in result.records:
         assert record["outcome"] == "no_sni" and record["action"] == "stall", why
         assert record["sni"] is None and record["bytes_out"] == 0, why
-        assert CONNECT_TIMEOUT - 0.1 <= record["duration"] < CONNECT_TIMEOUT + 1, why
+        # mrapsim's clock starts when it accepts, Envoy's when it connects: on a loaded machine the
+        # accept can come a few hundred ms later. Either way it is Envoy's timer, not the stall's end.
+        assert CONNECT_TIMEOUT / 2 <= record["duration"] < CONNECT_TIMEOUT + 1, why
         # Envoy's BoringSSL client: TLS 1.2 at most (Envoy's upstream default), no SNI (`i`), ALPN
         # http/1.1 (`h1`, from the cluster's explicit HTTP/1 configuration).
         assert record["ja4"].startswith("t12i") and record["ja4"][8:10] == "h1", why
@@ -158,3 +165,46 @@ def test_awscli_by_mrap_arn_through_envoy(
             # Signed with SigV4A for the MRAP host, verified, on the cell's own listener.
             assert event["listener"] == CELL_BY_NAME[name].listener and event["status"] == 200, event
             assert event["addressing"] == "mrap", event
+
+
+# -- docs/kubernetes.md §4: a load run through the intercepting Envoy -------------------------------
+
+
+def load_through(envoy: Envoy, cell: str, ca: Path, scenario: str, where: Path) -> dict[str, Any]:
+    """`mrapsim load` as the docs' Job runs it, through the cell's listener; its JSON report."""
+    report = where / f"{scenario}-{ca.parent.name}.json"
+    command = [
+        sys.executable, "-m", "mrapsim.cli", "load", "--target", f"https://{MRAP_HOST}",
+        "--connect", f"127.0.0.1:{envoy.ports[cell]}", "--ca-bundle", str(ca), "--scenario", scenario,
+        "--requests", "10", "--users", "2", "--handshake-timeout", "2s", "--quiet", "--json", str(report),
+        "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY,
+    ]
+    subprocess.run(command, capture_output=True, text=True, timeout=60)
+    loaded: dict[str, Any] = json.loads(report.read_text())
+    return loaded
+
+
+def test_load_through_the_intercepting_proxy_trusts_the_proxys_ca(
+    envoy_pair: tuple[Envoy, MrapsimProcess],
+    envoy_round_trips: dict[str, Future[str]],
+    proxy_ca: ProxyCA,
+    tmp_path: Path,
+) -> None:
+    """Through Envoy's interception the load client talks TLS to Envoy: with the proxy's CA the
+    requests work, with mrapsim's CA every task fails `certificate_verify_failed`; and handshake-only
+    tasks, even without SNI, all complete — with Envoy, which never dials mrapsim for them."""
+    envoy, edge = envoy_pair
+    wait(list(envoy_round_trips.values()))  # they share this listener; let them finish first
+    cell = "b-static-retry-aws"
+    started = time.time()
+    handshakes = load_through(envoy, cell, proxy_ca.ca, "nosni", tmp_path)
+    assert handshakes["summary"]["total"]["failures"] == 0 and handshakes["handshakes"] == {"ok": 10}, handshakes
+    assert edge.connections(listener=CELL_BY_NAME[cell].listener, since=f"{started:.3f}") == []
+
+    trusted = load_through(envoy, cell, proxy_ca.ca, "list", tmp_path)
+    assert trusted["summary"]["total"]["failures"] == 0, trusted["summary"]
+    assert trusted["summary"]["total"]["requests"] == 10, trusted["summary"]
+    untrusted = load_through(envoy, cell, edge.ca, "list", tmp_path)
+    assert untrusted["summary"]["total"]["fail_rate"] == 1.0, untrusted["summary"]
+    failures = untrusted["summary"]["failures_by_class"]
+    assert failures == {"tls:certificate_verify_failed": {"list": 10}}, untrusted["summary"]
