@@ -199,7 +199,6 @@ class S3App:
         context = Context(request, body, self._store, self._config, self._tokens, self._clock)
         return await route.handler(context)
 
-
     async def _inject_faults(self, operation: str, target: Target) -> None:
         """The S3 faults in force for this request (SPEC §8): each applies with its rate."""
         if self._faults is None:

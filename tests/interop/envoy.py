@@ -83,6 +83,7 @@ ACCESS_LOG_FORMAT = {
     "sni_downstream": "%REQUESTED_SERVER_NAME%",
 }
 
+
 def envoy_binary() -> str | None:
     return shutil.which("envoy")
 
@@ -168,7 +169,7 @@ def edge_config(cells: list[EnvoyCell], stall_timeout: str | None = None) -> str
             f"""
 [listeners.{cell.listener}]
 address = "127.0.0.1:0"
-sni = "{'required' if required else 'optional'}"
+sni = "{"required" if required else "optional"}"
 on_missing_sni = "stall"
 on_unknown_sni = "stall"
 alpn = ["http/1.1"]
@@ -348,9 +349,7 @@ class Envoy:
         prefix = f"cluster.{cluster}."
         stats = self.admin_get(f"/stats?format=json&filter=^{re.escape(prefix).replace('|', '%7C')}")
         return {
-            entry["name"].removeprefix(prefix): entry["value"]
-            for entry in stats.get("stats", [])
-            if "value" in entry
+            entry["name"].removeprefix(prefix): entry["value"] for entry in stats.get("stats", []) if "value" in entry
         }
 
     def access_log(self, name: str) -> list[dict[str, Any]]:
@@ -367,8 +366,16 @@ def envoy_command(binary: str, config: Path, admin_path: Path | None = None, *ex
     command = [
         # Several Envoys run at once (the cells, the docs' snippets, other test runs on the machine):
         # no hot restart, and a base id Envoy picks unused, so their shared-memory names never clash.
-        binary, "-c", str(config), "--use-dynamic-base-id", "--disable-hot-restart",
-        "--concurrency", "1", "--log-level", "warn", *extra,
+        binary,
+        "-c",
+        str(config),
+        "--use-dynamic-base-id",
+        "--disable-hot-restart",
+        "--concurrency",
+        "1",
+        "--log-level",
+        "warn",
+        *extra,
     ]
     if admin_path is not None:
         command += ["--admin-address-path", str(admin_path)]
@@ -402,7 +409,9 @@ def launch(config: dict[str, Any], where: Path, logs: Path) -> Envoy:
     console = where / "envoy.log"
     with console.open("wb") as out:
         process = subprocess.Popen(
-            envoy_command(binary, config_file, admin_path), stdout=out, stderr=subprocess.STDOUT,
+            envoy_command(binary, config_file, admin_path),
+            stdout=out,
+            stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
     names = [entry["name"] for entry in config["static_resources"]["listeners"]]
@@ -593,4 +602,3 @@ def evidence(result: EnvoyResult) -> dict[str, Any]:
             for record in records
         ],
     }
-

@@ -74,7 +74,8 @@ def evidence(cell: Cell) -> dict[str, Any]:
         "client_error": cell.stderr.strip().splitlines()[-1] if cell.stderr.strip() else None,
         "client_seconds": round(cell.seconds, 2),
         "proxy_log": [
-            line for line in cell.proxy_log
+            line
+            for line in cell.proxy_log
             if any(word in line for word in interesting) and "transaction-end-before-headers" not in line
         ],
         "mrapsim": [
@@ -149,8 +150,12 @@ def describe_envoy(item: dict[str, Any]) -> str:
         f"{item['client_seconds']} s" + (f", body {item['client_body']!r}" if item["client_body"] else ""),
         f"    envoy:   flags={item['flags']} details={line.get('details')} attempts={line.get('attempts')} "
         f"duration={line.get('duration_ms')} ms upstream_transport_failure={item['transport_failure']}",
-        "    stats:   " + " ".join(f"{name}+{value}" for name, value in sorted(item["stats"].items())
-                                   if not name.startswith(("ssl.", "external.")) and "bytes" not in name),
+        "    stats:   "
+        + " ".join(
+            f"{name}+{value}"
+            for name, value in sorted(item["stats"].items())
+            if not name.startswith(("ssl.", "external.")) and "bytes" not in name
+        ),
     ]
     lines.extend(mrapsim_lines(item))
     return "\n".join(lines)
@@ -247,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         for item in envoy_items:
             print(describe_envoy(item))
     print("\nBeyond the table:\n")
-    print("  mrap with on_missing_sni = \"alert:unrecognized_name\", interception without SNI — fails at once:")
+    print('  mrap with on_missing_sni = "alert:unrecognized_name", interception without SNI — fails at once:')
     for item in results:
         if item["scenario"] == "alert-no-sni":
             print("  " + describe(item).replace("\n", "\n  "))
@@ -256,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         if item["scenario"] == "no-host-header":
             print("  " + describe(item).replace("\n", "\n  "))
     failures = [
-        item for item in results
+        item
+        for item in results
         if item["scenario"] in {s for _, scenarios in ROWS for s in scenarios}
         and item["works"] != (not (item["scenario"] == "intercept-no-sni" and item["listener"] == "mrap"))
     ]

@@ -60,11 +60,7 @@ def shown_configurations() -> Iterator[tuple[Path, str, str]]:
 
 
 def test_every_proxy_configuration_in_the_docs_is_a_tested_snippet() -> None:
-    quoted = {
-        (doc, text)
-        for doc in sorted(DOCS.glob("*.md"))
-        for _, _, text in MARKER.findall(doc.read_text())
-    }
+    quoted = {(doc, text) for doc in sorted(DOCS.glob("*.md")) for _, _, text in MARKER.findall(doc.read_text())}
     shown = list(shown_configurations())
     assert shown, "no proxy configuration found in docs/"
     for doc, language, text in shown:
@@ -252,7 +248,7 @@ def test_nginx_interception_snippet(edge: MrapsimProcess, proxy_ca: ProxyCA, tmp
     location = substitute((SNIPPETS / "nginx-intercept-sni.conf").read_text(), {SYSTEM_CA: str(edge.ca)})
     (port,) = free_ports(1)
     server = f"""
-    upstream mrap_edge {{ server 127.0.0.1:{edge.port('mrap')}; }}
+    upstream mrap_edge {{ server 127.0.0.1:{edge.port("mrap")}; }}
     server {{
         listen 127.0.0.1:{port} ssl;
         ssl_certificate {proxy_ca.cert};
@@ -343,11 +339,11 @@ def test_haproxy_passthrough_snippet(edge: MrapsimProcess, tmp_path: Path) -> No
 {frontend}
 backend mrap_tcp
     mode tcp
-    server edge 127.0.0.1:{edge.port('mrap')}
+    server edge 127.0.0.1:{edge.port("mrap")}
 
 backend s3_tcp
     mode tcp
-    server s3 127.0.0.1:{edge.port('s3')}
+    server s3 127.0.0.1:{edge.port("s3")}
 """
     process = run_haproxy(tmp_path, config, [port])
     try:

@@ -80,9 +80,7 @@ def test_interception_without_sni_is_a_503_connection_timeout(envoy_results: dic
         assert record["ja4"].startswith("t12i") and record["ja4"][8:10] == "h1", why
 
 
-def test_edge_that_closes_the_stall_first_is_a_remote_connection_failure(
-    interop_dir: Path, proxy_ca: ProxyCA
-) -> None:
+def test_edge_that_closes_the_stall_first_is_a_remote_connection_failure(interop_dir: Path, proxy_ca: ProxyCA) -> None:
     """Envoy says "remote connection failure" only when the edge hangs up before connect_timeout:
     here mrapsim's stall_timeout (1 s) is shorter than Envoy's (2 s)."""
     if envoy_binary() is None:
@@ -150,6 +148,7 @@ def test_tcp_proxy_passes_the_clients_hello(envoy_results: dict[str, EnvoyResult
 
 # -- aws-cli by MRAP ARN (SigV4A) through (b), (c) and (e): ls, cp up, cp down ------------------------
 
+
 def test_awscli_by_mrap_arn_through_envoy(
     envoy_pair: tuple[Envoy, MrapsimProcess], envoy_round_trips: dict[str, Future[str]]
 ) -> None:
@@ -174,10 +173,31 @@ def load_through(envoy: Envoy, cell: str, ca: Path, scenario: str, where: Path) 
     """`mrapsim load` as the docs' Job runs it, through the cell's listener; its JSON report."""
     report = where / f"{scenario}-{ca.parent.name}.json"
     command = [
-        sys.executable, "-m", "mrapsim.cli", "load", "--target", f"https://{MRAP_HOST}",
-        "--connect", f"127.0.0.1:{envoy.ports[cell]}", "--ca-bundle", str(ca), "--scenario", scenario,
-        "--requests", "10", "--users", "2", "--handshake-timeout", "2s", "--quiet", "--json", str(report),
-        "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY,
+        sys.executable,
+        "-m",
+        "mrapsim.cli",
+        "load",
+        "--target",
+        f"https://{MRAP_HOST}",
+        "--connect",
+        f"127.0.0.1:{envoy.ports[cell]}",
+        "--ca-bundle",
+        str(ca),
+        "--scenario",
+        scenario,
+        "--requests",
+        "10",
+        "--users",
+        "2",
+        "--handshake-timeout",
+        "2s",
+        "--quiet",
+        "--json",
+        str(report),
+        "--access-key",
+        ACCESS_KEY,
+        "--secret-key",
+        SECRET_KEY,
     ]
     subprocess.run(command, capture_output=True, text=True, timeout=60)
     loaded: dict[str, Any] = json.loads(report.read_text())
