@@ -105,7 +105,8 @@ def _what_is_done(action: str, stall_timeout: float) -> str:
         return (
             f"mrapsim stalls it like the MRAP edge does: no ServerHello, the connection left open "
             f"until the client gives up (or {stall_timeout:g} s pass), so the client or proxy reports "
-            "a connect timeout (Envoy: `upstream connect error ... connection failure`, a 503)"
+            "a connect timeout (Envoy: a 503, `upstream connect error or disconnect/reset before headers. "
+            "reset reason: connection timeout`)"
         )
     if action == "reset":
         return "mrapsim resets the TCP connection (RST)"
