@@ -107,10 +107,13 @@ class EnvoyCell:
     upstream_tls: str  # "none" (no sni), "auto" (auto_sni + auto_san_validation), "fixed" (sni)
     retry: bool = False
     works: bool = True
+    # The mrapsim listener the cluster dials: by default one of the cell's own (see `edge_config`);
+    # a cell put in front of an existing mrapsim names one of its listeners instead.
+    edge_listener: str | None = None
 
     @property
     def listener(self) -> str:
-        return f"envoy-{self.name}"
+        return self.edge_listener or f"envoy-{self.name}"
 
     @property
     def scenario(self) -> str:
@@ -151,7 +154,10 @@ AWS_CELLS = [
     for cell in CELLS
     if cell.name in ("b-static-retry", "b-odst-retry", "c-static", "e-tcp")
 ]
-ALL_CELLS = CELLS + AWS_CELLS
+# Envoy keeping its upstream connection pooled after a request, watched while it is open: a copy of
+# (b) with a listener of its own, so that the open connections there are that cell's alone.
+POOL_CELL = next(replace(cell, name="b-static-pool") for cell in CELLS if cell.name == "b-static")
+ALL_CELLS = [*CELLS, *AWS_CELLS, POOL_CELL]
 CELL_BY_NAME = {cell.name: cell for cell in ALL_CELLS}
 
 
@@ -237,10 +243,9 @@ def istio_upstream_tls(edge_ca: Path) -> dict[str, Any]:
 def http_options(cell: EnvoyCell) -> dict[str, Any]:
     options: dict[str, Any] = {
         "@type": HTTP_OPTIONS,
+        # Envoy's default idle timeout (1 h) stands: the upstream connection stays pooled after the
+        # request, as in Cilium's proxy, and mrapsim's evidence is its open record (`state=open`).
         "explicit_http_config": {"http_protocol_options": {}},
-        # Close a pooled upstream connection after 1 s idle: mrapsim lists a connection in
-        # /connections once it has closed, so the cell's record appears while the test waits.
-        "common_http_protocol_options": {"idle_timeout": "1s"},
     }
     if cell.upstream_tls == "auto":
         options["upstream_http_protocol_options"] = {"auto_sni": True, "auto_san_validation": True}
@@ -520,12 +525,18 @@ def run_envoy_cell(envoy: Envoy, edge: MrapsimProcess, proxy_ca: ProxyCA, cell: 
     result = EnvoyResult(cell, arguments, done.returncode, done.stdout, done.stderr, seconds, status, body)
 
     # Envoy writes its access-log line at the end of the stream (tcp_proxy: when the connection
-    # closes), mrapsim its record when the upstream connection closes: wait for both.
+    # closes). mrapsim lists open connections and closed ones (`state=all`): a working cell's
+    # upstream connection stays open in Envoy's pool, its record counting the request as it starts;
+    # a failing cell's attempts are over once Envoy's timer has closed each of them.
     def settled() -> bool:
         result.access_log = envoy.access_log(cell.name)
-        result.records = edge.connections(listener=cell.listener, since=f"{since:.3f}", limit=50)
-        attempts = int(result.access_log[-1].get("attempts") or 1) if result.access_log else 1
-        return bool(result.access_log) and len(result.records) >= (1 if cell.works else attempts)
+        result.records = edge.connections(listener=cell.listener, since=f"{since:.3f}", limit=50, state="all")
+        if not result.access_log or not result.records:
+            return False
+        if cell.works:
+            return all(record["requests"] >= 1 for record in result.records)
+        attempts = int(result.access_log[-1].get("attempts") or 1)
+        return len(result.records) >= attempts and all(record["state"] == "closed" for record in result.records)
 
     wait_for(settled, 10)
     after = envoy.counters(cell.cluster)
@@ -598,7 +609,10 @@ def evidence(result: EnvoyResult) -> dict[str, Any]:
         "stats": result.stats,
         "proxy_log": [json.dumps(line) for line in result.access_log],
         "mrapsim": [
-            {key: record[key] for key in ("outcome", "action", "sni", "bytes_out", "duration", "peer", "ja4")}
+            {
+                key: record[key]
+                for key in ("state", "outcome", "action", "sni", "requests", "bytes_out", "duration", "peer", "ja4")
+            }
             for record in records
         ],
     }

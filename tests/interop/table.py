@@ -136,7 +136,7 @@ def mrapsim_lines(item: dict[str, Any]) -> list[str]:
         lines.append(
             f"    mrapsim: outcome={record['outcome']} action={record['action']} sni={record['sni']} "
             f"bytes_out={record['bytes_out']} duration={record['duration']:.3f} s peer={record['peer']} "
-            f"ja4={record['ja4']}"
+            f"ja4={record['ja4']}" + (" (open: pooled by the proxy)" if record.get("state") == "open" else "")
         )
     return lines
 

@@ -16,17 +16,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.interop.envoy import (
     AWS_CELLS,
     CELL_BY_NAME,
+    POOL_CELL,
     Envoy,
     EnvoyResult,
+    cell_url,
     envoy_binary,
     envoy_in_front,
     run_envoy_cell,
 )
-from tests.interop.harness import ACCESS_KEY, CONNECT_TIMEOUT, MRAP_HOST, SECRET_KEY, ProxyCA
+from tests.interop.harness import ACCESS_KEY, CONNECT_TIMEOUT, MRAP_HOST, SECRET_KEY, ProxyCA, run_aws
 from tests.mrapsim_process import MrapsimProcess
 
 TIMEOUT_DETAILS = "upstream_reset_before_response_started{connection_timeout}"
@@ -144,6 +147,56 @@ def test_tcp_proxy_passes_the_clients_hello(envoy_results: dict[str, EnvoyResult
     record = result.records[0]
     assert record["outcome"] == "forwarded" and record["sni"] == MRAP_HOST, why
     assert record["ja4"].startswith("t13d") and record["alpn_offered"] == ["http/1.1"], why  # aws-cli's
+
+
+# -- the connection Envoy keeps pooled, in view while it is open -----------------------------------
+
+
+def open_connections_gauge(edge: MrapsimProcess, listener: str) -> float:
+    """`mrapsim_connections_open` for one listener, from mrapsim's /metrics."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(edge.admin_get("/metrics"))
+        for sample in family.samples
+        if sample.name == "mrapsim_connections_open" and sample.labels.get("listener") == listener
+    )
+
+
+def open_records_by(edge: MrapsimProcess, listener: str, deadline: float) -> list[dict[str, Any]]:
+    while True:
+        found = edge.connections(listener=listener, state="open")
+        if found or time.monotonic() >= deadline:
+            return found
+        time.sleep(0.02)
+
+
+def test_the_connection_envoy_keeps_pooled_is_listed_while_open(
+    envoy_pair: tuple[Envoy, MrapsimProcess], proxy_ca: ProxyCA
+) -> None:
+    """After a request through (b), Envoy keeps its upstream connection pooled (its default idle
+    timeout is an hour): mrapsim lists it as open, with the MRAP name as SNI and the request counted,
+    within a second of the response; the gauge of open connections agrees, and the next request
+    rides the same connection."""
+    envoy, edge = envoy_pair
+    cell = POOL_CELL
+    first = run_aws(envoy.ports[cell.name], proxy_ca.ca, "s3", "ls", cell_url(cell))
+    answered = time.monotonic()
+    assert first.returncode == 0 and "hello.txt" in first.stdout, first.stderr
+    records = open_records_by(edge, cell.listener, answered + 1.0)
+    assert time.monotonic() - answered < 1.0 and len(records) == 1, records
+    [record] = records
+    assert record["state"] == "open" and record["sni"] == MRAP_HOST and record["requests"] >= 1, record
+    assert record["outcome"] == "forwarded" and record["ja4"].startswith("t12"), record  # Envoy's hello
+    assert edge.connections(listener=cell.listener, state="closed") == []  # nothing had to close first
+    assert open_connections_gauge(edge, cell.listener) == 1
+    assert envoy.counters(cell.cluster)["upstream_cx_active"] == 1  # Envoy's side: one pooled connection
+
+    second = run_aws(envoy.ports[cell.name], proxy_ca.ca, "s3", "ls", cell_url(cell))
+    assert second.returncode == 0 and "hello.txt" in second.stdout, second.stderr
+    [reused] = edge.connections(listener=cell.listener, state="open")
+    assert reused["id"] == record["id"] and reused["requests"] > record["requests"], (record, reused)
+    assert reused["bytes_out"] > record["bytes_out"] and reused["duration"] > record["duration"], (record, reused)
+    assert open_connections_gauge(edge, cell.listener) == 1
 
 
 # -- aws-cli by MRAP ARN (SigV4A) through (b), (c) and (e): ls, cp up, cp down ------------------------
