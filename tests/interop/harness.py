@@ -66,6 +66,8 @@ S3_URL = {"mrap": f"s3://{MRAP_ARN}/", "s3": f"s3://{BUCKET}/"}
 
 # -- certificates -------------------------------------------------------------------------------
 
+PROXY_CA_NAME = "mrapsim interop test proxy CA"  # the CN of the proxies' CA: the issuer clients see
+
 
 @dataclass(frozen=True)
 class ProxyCA:
@@ -86,7 +88,7 @@ def make_test_ca(where: Path) -> ProxyCA:
     where.mkdir(parents=True, exist_ok=True)
     now = dt.datetime.now(dt.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mrapsim interop test proxy CA")])
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, PROXY_CA_NAME)])
     ca_cert = (
         x509.CertificateBuilder()
         .subject_name(ca_name)
