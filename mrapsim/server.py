@@ -24,10 +24,11 @@ from mrapsim.admin.http import serve_admin_app
 from mrapsim.config import Config, ConfigError, ListenerConfig
 from mrapsim.edge.connection import ListenerRuntime, handle_connection
 from mrapsim.edge.forward import BuiltinBackend, hypercorn_config
-from mrapsim.faults import FaultError, FaultSet
+from mrapsim.faults import FaultError, FaultSet, Vocabulary
 from mrapsim.logs import log_listening
 from mrapsim.names import format_host_port, name_matches
 from mrapsim.s3.app import create_app
+from mrapsim.s3.routing import ROUTES
 from mrapsim.store.seed import create_store
 from mrapsim.supervisor import WorkerHandoff
 from mrapsim.telemetry import Telemetry
@@ -48,6 +49,16 @@ def certificate_names(config: Config) -> list[str]:
     return names
 
 
+def fault_vocabulary(config: Config) -> Vocabulary:
+    """The names a fault may refer to: this configuration's listeners and routes, S3's operations."""
+    routes = dict.fromkeys(route.match for listener in config.listeners for route in listener.routes)
+    return Vocabulary(
+        listeners=tuple(listener.name for listener in config.listeners),
+        routes=tuple(routes),
+        operations=tuple(sorted({route.operation for route in ROUTES})),
+    )
+
+
 def _mint_predicate(listener: ListenerConfig) -> Callable[[str], bool]:
     patterns = [route.match for route in listener.routes if route.is_builtin]
     return lambda name: any(name_matches(pattern, name) for pattern in patterns)
@@ -63,8 +74,9 @@ async def serve(
         config.certs_dir, certificate_names(config), config.key_type, minted_dir=config.minted_dir
     )
     telemetry = Telemetry(config)
+    faults = FaultSet(vocabulary=fault_vocabulary(config), observer=telemetry)
     try:
-        faults = FaultSet.from_documents(config.faults)
+        faults.load(config.faults)
     except FaultError as exc:
         raise ConfigError("faults", str(exc)) from exc
     store = create_store(config)

@@ -8,10 +8,12 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from mrapsim.edge.toxics import LinkState, Piece, Plan, plan_chunk
 from mrapsim.faults import FaultError, FaultSet, S3Fault, Toxic, parse_fault
 from tests.tlsclient import tls_handshake
 
@@ -23,11 +25,13 @@ def test_parse_toxic_with_toxiproxy_vocabulary() -> None:
             "listener": "s3",
             "direction": "downstream",
             "toxicity": 0.5,
-            "attributes": {"latency_ms": 200, "jitter_ms": 10},
+            "attributes": {"latency": 200, "jitter": 10},
         }
     )
-    assert isinstance(toxic, Toxic) and toxic.attributes == {"latency_ms": 200, "jitter_ms": 10}
-    assert toxic.toxicity == 0.5 and toxic.listener == "s3"
+    assert isinstance(toxic, Toxic) and toxic.attributes == {"latency": 200, "jitter": 10}
+    assert toxic.toxicity == 0.5 and toxic.listener == "s3" and toxic.name == "latency_downstream"
+    older = parse_fault({"type": "latency", "attributes": {"latency_ms": 200, "jitter_ms": 10}})
+    assert isinstance(older, Toxic) and older.attributes == toxic.attributes  # 0.1's spelling still reads
 
 
 def test_parse_s3_fault() -> None:
@@ -44,7 +48,7 @@ def test_parse_s3_fault() -> None:
         ({"type": "lag"}, "fault.type"),
         ({"type": "latency", "direction": "sideways"}, "fault.direction"),
         ({"type": "latency", "toxicity": 2}, "fault.toxicity"),
-        ({"type": "latency", "attributes": {"latency": 1}}, "fault.attributes.latency"),
+        ({"type": "latency", "attributes": {"delay": 1}}, "fault.attributes.delay"),
         ({"type": "bandwidth", "attributes": {"rate": -1}}, "fault.attributes.rate"),
         ({"type": "s3_error", "attributes": {"code": "Teapot"}}, "fault.attributes.code"),
         ({"type": "s3_error", "colour": 1}, "fault.colour"),
@@ -57,11 +61,14 @@ def test_bad_faults_name_the_field(document: Any, field: str) -> None:
     assert str(caught.value).startswith(field)
 
 
-def test_toxicity_is_a_per_connection_probability() -> None:
-    faults = FaultSet.from_documents([{"type": "latency", "toxicity": 0.25}, {"type": "timeout", "listener": "other"}])
-    rng = random.Random(7)
-    hits = sum(len(faults.toxics_for("s3", None, rng)) for _ in range(4000))
-    assert 850 < hits < 1150
+def test_toxicity_is_a_per_connection_probability_and_a_seed_repeats_it() -> None:
+    def draws(seed: int) -> list[bool]:
+        faults = FaultSet.from_documents([{"type": "latency", "toxicity": 0.25, "seed": seed}])
+        [toxic] = faults.toxics_for("s3", None)
+        return [faults.draw(toxic, toxic.toxicity) for _ in range(4000)]
+
+    assert 850 < sum(draws(7)) < 1150
+    assert draws(7) == draws(7) and draws(7) != draws(8)
 
 
 def admin(server: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -77,7 +84,7 @@ def admin(server: Any, method: str, path: str, body: Any = None) -> tuple[int, A
 
 
 def test_faults_admin_api(start_server: Any) -> None:
-    server = start_server('[[faults]]\ntype = "latency"\nattributes = { latency_ms = 1 }\n')
+    server = start_server('[[faults]]\ntype = "latency"\nattributes = { latency = 1 }\n')
     status, listed = admin(server, "GET", "/faults")
     assert status == 200 and [f["type"] for f in listed] == ["latency"]
     status, created = admin(
@@ -112,7 +119,7 @@ def test_latency_toxic_delays_the_handshake(start_server: Any) -> None:
         server,
         "POST",
         "/faults",
-        {"type": "latency", "listener": "s3", "direction": "downstream", "attributes": {"latency_ms": 400}},
+        {"type": "latency", "listener": "s3", "direction": "downstream", "attributes": {"latency": 400}},
     )
     assert handshake_seconds() >= 0.4
 
@@ -153,9 +160,95 @@ def test_s3_faults_apply_to_matching_requests(start_server: Any) -> None:
         server,
         "PUT",
         "/faults",
-        [{"type": "s3_latency", "operation": "GetObject", "prefix": "hello", "attributes": {"latency_ms": 400}}],
+        [{"type": "s3_latency", "operation": "GetObject", "prefix": "hello", "attributes": {"latency": 400}}],
     )
     started = time.monotonic()
     client.get_object(Bucket="mraps3sample", Key="hello.txt")
     assert time.monotonic() - started >= 0.4
     assert client.list_objects_v2(Bucket="mraps3sample")["KeyCount"] > 0
+
+
+# -- toxics as Toxiproxy applies them: the plan of one chunk (edge/toxics.py, no clock) ---------
+
+
+def toxic(kind: str, toxic_id: str = "t1", **attributes: float) -> Toxic:
+    parsed = parse_fault({"type": kind, "attributes": attributes})
+    assert isinstance(parsed, Toxic)
+    return replace(parsed, id=toxic_id)
+
+
+def plan(toxics: list[Toxic], arrived: float, data: bytes, state: LinkState | None = None) -> Plan:
+    rng = random.Random(1)
+    return plan_chunk(toxics, arrived, data, state or LinkState(), lambda _: rng)
+
+
+def test_latency_is_relative_to_arrival_per_chunk() -> None:
+    """latency.go: each chunk leaves `latency` after it arrived — two chunks that arrived 1 ms
+    apart leave 1 ms apart, not one latency after the other."""
+    latency = toxic("latency", latency=300)
+    first, second = plan([latency], 10.0, b"a"), plan([latency], 10.001, b"b")
+    assert first.pieces == (Piece(10.3, b"a"),) and second.pieces[0].at == pytest.approx(10.301)
+    jittered = [plan([toxic("latency", latency=100, jitter=20)], 0.0, b"x").pieces[0].at for _ in range(50)]
+    assert all(0.08 <= at < 0.12 for at in jittered)
+
+
+def test_bandwidth_paces_bytes_at_the_rate_in_100ms_slices() -> None:
+    state = LinkState()
+    paced = plan([toxic("bandwidth", rate=10)], 0.0, b"x" * 2500, state)  # 10 KB/s: 1000 bytes a 100 ms
+    assert [len(p.data) for p in paced.pieces] == [1000, 1000, 500]
+    assert [p.at for p in paced.pieces] == pytest.approx([0.1, 0.2, 0.25])
+    after = plan([toxic("bandwidth", rate=10)], 0.0, b"y" * 100, state)  # the pipe is busy until 0.25
+    assert after.pieces[0].at == pytest.approx(0.26)
+
+
+def test_slicer_splits_and_spaces_pieces() -> None:
+    sliced = plan([toxic("slicer", average_size=10, size_variation=3, delay=1000)], 0.0, bytes(range(100)))
+    assert b"".join(p.data for p in sliced.pieces) == bytes(range(100))
+    assert all(1 <= len(p.data) <= 13 for p in sliced.pieces) and len(sliced.pieces) >= 7
+    assert [p.at for p in sliced.pieces] == pytest.approx([i / 1000 for i in range(len(sliced.pieces))])
+
+
+def test_limit_data_closes_once_the_limit_is_reached() -> None:
+    state = LinkState()
+    assert plan([toxic("limit_data", bytes=10)], 0.0, b"123456", state) == Plan((Piece(0.0, b"123456"),))
+    assert plan([toxic("limit_data", bytes=10)], 1.0, b"789abc", state) == Plan((Piece(1.0, b"789a"),), "close", 1.0)
+
+
+def test_timeout_drops_data_and_reset_peer_resets_after_its_timeout() -> None:
+    assert plan([toxic("timeout", timeout=0)], 0.0, b"data") == Plan(())
+    assert plan([toxic("reset_peer", timeout=500)], 2.0, b"data") == Plan((), "reset", 2.5)
+    assert plan([toxic("latency", latency=100), toxic("slow_close", "t2", delay=10)], 0.0, b"d").pieces[0].at == 0.1
+
+
+# -- must-show 1: a toxic reaches a pooled connection, and leaves it --------------------------
+
+
+def timed_get(client: Any) -> float:
+    started = time.perf_counter()
+    client.get_object(Bucket="mraps3sample", Key="hello.txt")["Body"].read()
+    return time.perf_counter() - started
+
+
+def test_latency_toxic_reaches_and_leaves_a_pooled_boto3_connection(start_server: Any) -> None:
+    """The issue's scenario: boto3 keeps one connection; a 300 ms latency toxic added at run time
+    shows on its next GET (300 ms ±20 %), and deleting it restores the baseline on the same
+    connection — one connection throughout."""
+    server = start_server()
+    client = server.s3_client()
+    for _ in range(3):
+        timed_get(client)  # warm: TLS, the pool, the object
+    baseline = min(timed_get(client) for _ in range(5))
+    status, created = admin(
+        server, "POST", "/faults", {"type": "latency", "listener": "s3", "attributes": {"latency": 300}}
+    )
+    assert status == 201
+    poisoned = [timed_get(client) for _ in range(3)]
+    assert admin(server, "DELETE", f"/faults/{created['id']}")[0] == 204
+    healed = min(timed_get(client) for _ in range(5))
+    print(f"baseline {baseline * 1000:.1f} ms, with 300 ms latency {[round(t * 1000, 1) for t in poisoned]} ms, "
+          f"after delete {healed * 1000:.1f} ms")
+    for seconds in poisoned:
+        assert 0.24 <= seconds - baseline <= 0.36
+    assert healed < baseline + 0.05
+    [record] = server.connections(listener="s3", state="open")  # boto3 kept one connection throughout
+    assert record["requests"] == 3 + 5 + 3 + 5 and record["faults"] == ["latency_downstream"]

@@ -208,8 +208,8 @@ class S3App:
             if self._rng.random() >= fault.rate:
                 continue
             if fault.type == "s3_latency":
-                jitter = self._rng.uniform(-fault.jitter_ms, fault.jitter_ms)
-                await trio.sleep(max(0.0, fault.latency_ms + jitter) / 1000)
+                jitter = self._rng.uniform(-fault.attributes["jitter"], fault.attributes["jitter"])
+                await trio.sleep(max(0.0, fault.attributes["latency"] + jitter) / 1000)
             elif fault.code is not None:
                 status, message = S3_ERRORS[fault.code]
                 error = S3Error(fault.code, message, status)
