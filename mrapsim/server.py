@@ -24,6 +24,7 @@ from mrapsim.admin.http import serve_admin_app
 from mrapsim.config import Config, ConfigError, ListenerConfig
 from mrapsim.edge.connection import ListenerRuntime, handle_connection
 from mrapsim.edge.forward import BuiltinBackend, hypercorn_config
+from mrapsim.edge.tlsfaults import FaultyCertificates
 from mrapsim.faults import FaultError, FaultSet, Vocabulary
 from mrapsim.logs import log_listening
 from mrapsim.names import format_host_port, name_matches
@@ -85,6 +86,7 @@ async def serve(
     worker = WorkerContext(None)
     state = ServerState()
     contexts = server_contexts(config, certificates)
+    faulty_certificates = FaultyCertificates(lambda kind, name, alpn: certificates.faulty_context(kind, name, alpn))
     runtimes = [
         ListenerRuntime(
             config=listener,
@@ -98,6 +100,7 @@ async def serve(
             observer=telemetry,
             faults=faults,
             rng=random.Random(),
+            faulty_certificates=faulty_certificates,
         )
         for listener in config.listeners
     ]

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import random
 import socket
+import ssl
 import time
 import urllib.error
 import urllib.request
@@ -252,3 +254,99 @@ def test_latency_toxic_reaches_and_leaves_a_pooled_boto3_connection(start_server
     assert healed < baseline + 0.05
     [record] = server.connections(listener="s3", state="open")  # boto3 kept one connection throughout
     assert record["requests"] == 3 + 5 + 3 + 5 and record["faults"] == ["latency_downstream"]
+
+
+
+# -- S3 faults: what no network tool can make -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "retry_after"),
+    [
+        ("SlowDown", 503, "2"),
+        ("ServiceUnavailable", 503, "2"),
+        ("InternalError", 500, None),
+        ("RequestTimeout", 400, None),
+    ],
+)
+def test_s3_errors_under_stress(start_server_once: Any, code: str, status: int, retry_after: str | None) -> None:
+    from botocore.exceptions import ClientError
+
+    server = start_server_once
+    attributes = {"code": code, "retry_after": 2}
+    fault = {"type": "s3_error", "operation": "GetObject", "prefix": "hello", "attributes": attributes}
+    assert admin(server, "PUT", "/faults", [{**fault, "name": "stress"}])[0] == 200
+    client = server.s3_client()
+    with pytest.raises(ClientError) as caught:
+        client.get_object(Bucket="mraps3sample", Key="hello.txt")
+    response = caught.value.response
+    assert response["Error"]["Code"] == code and response["ResponseMetadata"]["HTTPStatusCode"] == status
+    assert response["ResponseMetadata"]["HTTPHeaders"].get("retry-after") == retry_after
+    assert client.head_object(Bucket="mraps3sample", Key="hello.txt")  # another operation passes
+    records = server.wait_for_logs(lambda r: r.get("operation") == "GetObject" and r.get("error_code") == code)
+    assert records[-1]["faults"] == ["stress"]  # marked on the request record
+    admin(server, "PUT", "/faults", [])
+
+
+def test_blackhole_reads_the_request_and_never_answers(start_server_once: Any) -> None:
+    from botocore.exceptions import ReadTimeoutError
+
+    server = start_server_once
+    admin(server, "PUT", "/faults", [{"type": "blackhole", "operation": "ListObjectsV2"}])
+    started = time.monotonic()
+    with pytest.raises(ReadTimeoutError):
+        server.s3_client(read_timeout=1).list_objects_v2(Bucket="mraps3sample")
+    assert time.monotonic() - started >= 1
+    admin(server, "PUT", "/faults", [])
+
+
+def test_truncated_body_declares_the_length_sends_less_then_resets(start_server_once: Any) -> None:
+    server = start_server_once
+    body = bytes(range(256)) * 400
+    server.s3_client().put_object(Bucket="mraps3sample", Key="truncated.bin", Body=body)
+    truncate = {"type": "truncate_body", "prefix": "truncated", "attributes": {"fraction": 0.25}}
+    admin(server, "PUT", "/faults", [truncate])
+    context = ssl.create_default_context(cafile=str(server.ca))
+    connection = http.client.HTTPSConnection("localhost", server.port("s3"), context=context, timeout=10)
+    connection.request("GET", "/mraps3sample/truncated.bin", headers=unsigned_headers(server))
+    response = connection.getresponse()
+    assert response.status == 200 and response.getheader("content-length") == str(len(body))
+    with pytest.raises((http.client.IncompleteRead, ConnectionError)) as caught:
+        response.read()
+    if isinstance(caught.value, http.client.IncompleteRead):
+        assert len(caught.value.partial) == len(body) // 4
+    admin(server, "PUT", "/faults", [])
+
+
+def unsigned_headers(server: Any) -> dict[str, str]:
+    """SigV4 headers for a GET from botocore's signer, for a client that is not boto3."""
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    from tests.mrapsim_process import ACCESS_KEY, SECRET_KEY
+
+    request = AWSRequest("GET", f"https://localhost:{server.port('s3')}/mraps3sample/truncated.bin")
+    S3SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", "us-east-1").add_auth(request)
+    return dict(request.headers.items())
+
+
+def test_corrupt_body_is_noticed_by_aws_cli_checksum_validation(start_server_once: Any, tmp_path: Any) -> None:
+    """Must-show 3: the body keeps its length and its (now stale) checksum headers; aws-cli, which
+    validates response checksums, reports the mismatch instead of writing the file."""
+    from tests.test_awscli_edge import aws
+
+    server = start_server_once
+    source = tmp_path / "source.bin"
+    source.write_bytes(bytes(range(256)) * 64)
+    uploaded = aws(server, "s3", "cp", str(source), "s3://mraps3sample/corrupt/object.bin")
+    assert uploaded.returncode == 0, uploaded.stderr
+    admin(server, "PUT", "/faults", [{"type": "corrupt_body", "operation": "GetObject", "prefix": "corrupt/"}])
+    target = tmp_path / "target.bin"
+    result = aws(server, "s3", "cp", "s3://mraps3sample/corrupt/object.bin", str(target))
+    print(result.stderr)
+    assert result.returncode != 0 and "checksum" in result.stderr.lower()
+    assert not target.exists()
+    admin(server, "PUT", "/faults", [])
+    assert aws(server, "s3", "cp", "s3://mraps3sample/corrupt/object.bin", str(target)).returncode == 0
+    assert target.read_bytes() == source.read_bytes()

@@ -23,6 +23,7 @@ from mrapsim.edge.forward import BackendError, BuiltinBackend, BuiltinSession, s
 from mrapsim.edge.records import ConnectionRecord, ConnectionState, OpenConnection, Refusal, tls_version_name
 from mrapsim.edge.routing import route_label
 from mrapsim.edge.streams import EdgeStream
+from mrapsim.edge.tlsfaults import FaultyCertificates, apply_tls_faults
 from mrapsim.edge.toxics import ConnectionToxics, ToxicStream
 from mrapsim.faults import FaultSet
 from mrapsim.names import format_host_port
@@ -95,6 +96,7 @@ class ListenerRuntime:
     observer: EdgeObserver
     faults: FaultSet
     rng: random.Random
+    faulty_certificates: FaultyCertificates | None = None  # for `certificate` TLS faults
 
 
 def new_connection_id() -> str:
@@ -107,7 +109,10 @@ async def handle_connection(transport: trio.SocketStream, runtime: ListenerRunti
     connection_id = new_connection_id()
     started_wall, started = time.time(), time.perf_counter()
     peer = _peer_of(transport)
-    session = BuiltinSession(extensions={"connection_id": connection_id, "listener": listener.name, "peer": peer})
+    session = BuiltinSession(
+        # `reset` lets an S3 fault (truncate_body) end the connection with a TCP RST.
+        extensions={"connection_id": connection_id, "listener": listener.name, "peer": peer, "reset": stream.reset}
+    )
     hello: ClientHello | None = None
     decision: Decision | None = None
     error: str | None = None
@@ -147,7 +152,8 @@ async def handle_connection(transport: trio.SocketStream, runtime: ListenerRunti
         if decision.route is not None:
             stream.unread(peeked)
             try:
-                await _forward(stream, decision.route, runtime, session, faults_applied)
+                sni = hello.server_name if hello else None
+                await _forward(stream, decision.route, runtime, session, faults_applied, sni)
             except BackendError as exc:
                 decision = Decision(Outcome.BACKEND_ERROR, route=decision.route, reason=str(exc))
                 runtime.observer.connection_refused(_refusal(connection_id, listener.name, peer, hello, decision))
@@ -172,7 +178,12 @@ def _taken_down(what: str) -> Decision:
 
 
 async def _forward(
-    stream: EdgeStream, route: Route, runtime: ListenerRuntime, session: BuiltinSession, faults_applied: list[str]
+    stream: EdgeStream,
+    route: Route,
+    runtime: ListenerRuntime,
+    session: BuiltinSession,
+    faults_applied: list[str],
+    sni: str | None,
 ) -> None:
     """Every forwarded connection goes through a ToxicStream, toxics or not: one added later must
     reach it (a pooled connection lives for minutes). Without toxics it is a direct path."""
@@ -190,7 +201,10 @@ async def _forward(
                     runtime.config.name, done.tls_version, done.alpn or "", done.handshake_seconds
                 )
 
-            await runtime.builtin.serve(client, session, handshake_done)
+            backend = await apply_tls_faults(
+                runtime.faults, runtime.config, sni, runtime.builtin, runtime.faulty_certificates, faults_applied
+            )
+            await backend.serve(client, session, handshake_done)
         finally:
             client.detach()
             nursery.cancel_scope.cancel()

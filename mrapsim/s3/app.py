@@ -14,19 +14,17 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import logging
-import random
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-import trio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mrapsim.config import Config
-from mrapsim.faults import S3_ERRORS, FaultSet
+from mrapsim.faults import FaultSet
 from mrapsim.s3.addressing import resolve_target
 from mrapsim.s3.auth import Rejected, SignedRequest, Verifier
 from mrapsim.s3.context import Context
@@ -37,6 +35,7 @@ from mrapsim.s3.errors import (
     not_implemented,
     render_error,
 )
+from mrapsim.s3.faults import RequestFaults, apply_request_faults, faulty_send
 from mrapsim.s3.records import RequestRecord
 from mrapsim.s3.request import ClientDisconnected, RequestBody, S3Request, Target, parse_query
 from mrapsim.s3.responses import XML_CONTENT_TYPE, S3Response
@@ -82,6 +81,7 @@ class _Tally:
     error_code: str | None = None
     bytes_out: int = 0
     body: RequestBody | None = None
+    faults: RequestFaults = field(default_factory=RequestFaults)
 
 
 class S3App:
@@ -95,7 +95,6 @@ class S3App:
         faults: FaultSet | None = None,
     ) -> None:
         self._faults = faults
-        self._rng = random.Random()
         self._config = config
         self._store = store
         self._on_request = on_request
@@ -163,6 +162,8 @@ class S3App:
             response = _error_response(internal_error(), raw_path, request_id, host_id, head=is_head)
             tally.error_code = "InternalError"
         tally.status = response.status
+        if tally.faults.body is not None and response.status < 300:  # truncate_body, corrupt_body
+            send = faulty_send(send, tally.faults.body, (scope.get("extensions") or {}).get("mrapsim", {}).get("reset"))
         await _send_response(send, response, request_id, host_id, is_head, tally)
 
     async def _handle(
@@ -189,7 +190,7 @@ class S3App:
             raise S3Error(verdict.code, verdict.message, verdict.status, **dict(verdict.extra))
         tally.access_key = verdict.access_key
         if route is not None:
-            await self._inject_faults(route.operation, target)
+            await self._inject_faults(route.operation, target, tally)
         if route is None or route.handler is None:
             what = route.operation if route else f"{method} {target.level.value} {sorted(query)}"
             raise not_implemented(what)
@@ -200,20 +201,10 @@ class S3App:
         return await route.handler(context)
 
 
-    async def _inject_faults(self, operation: str, target: Target) -> None:
-        """The S3 faults in force for this request (SPEC §8): each applies with its rate."""
-        if self._faults is None:
-            return
-        for fault in self._faults.s3_faults_for(operation, target.bucket, target.key):
-            if self._rng.random() >= fault.rate:
-                continue
-            if fault.type == "s3_latency":
-                jitter = self._rng.uniform(-fault.attributes["jitter"], fault.attributes["jitter"])
-                await trio.sleep(max(0.0, fault.attributes["latency"] + jitter) / 1000)
-            elif fault.code is not None:
-                status, message = S3_ERRORS[fault.code]
-                error = S3Error(fault.code, message, status)
-                raise error.with_headers(("retry-after", "1")) if status == 503 else error
+    async def _inject_faults(self, operation: str, target: Target, tally: _Tally) -> None:
+        """The S3 faults in force for this request (s3/faults.py): each applies with its rate."""
+        if self._faults is not None:
+            await apply_request_faults(self._faults, operation, target.bucket, target.key, tally.faults)
 
 
 def _text(raw: bytes) -> str:
@@ -290,4 +281,5 @@ def _record(scope: Scope, request_id: str, tally: _Tally, duration: float) -> Re
         duration=duration,
         bytes_in=tally.body.bytes_received if tally.body else 0,
         bytes_out=tally.bytes_out,
+        faults=tuple(tally.faults.names),
     )
