@@ -925,7 +925,9 @@ class CertificateSet:
         names = [FAULTY_WRONG_NAME] if kind == "wrong_name" else [name]
         issued = now - LEAF_VALIDITY - datetime.timedelta(days=3) if kind == "expired" else now
         leaf = _issue_leaf(issuer, issuer_key, key, names, [], issued)
-        return _server_context_from_memory(_cert_pem(leaf, issuer), _key_pem(key), alpn)
+        # The untrusted issuer stays out of the chain, as with a server whose CA nobody has.
+        chain = _cert_pem(leaf) if kind == "untrusted" else _cert_pem(leaf, issuer)
+        return _server_context_from_memory(chain, _key_pem(key), alpn)
 
     def _sni_callback(self, alpn: tuple[str, ...], mint_for: Callable[[str], bool]) -> SniCallback:
         def choose_certificate(
