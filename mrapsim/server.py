@@ -25,7 +25,7 @@ from mrapsim.config import Config, ConfigError, ListenerConfig
 from mrapsim.edge.connection import ListenerRuntime, handle_connection
 from mrapsim.edge.forward import BuiltinBackend, hypercorn_config
 from mrapsim.edge.tlsfaults import FaultyCertificates
-from mrapsim.faults import FaultError, FaultSet, Vocabulary
+from mrapsim.faults import FaultError, FaultObserver, FaultSet, Vocabulary
 from mrapsim.logs import log_listening
 from mrapsim.names import format_host_port, name_matches
 from mrapsim.s3.app import create_app
@@ -60,6 +60,17 @@ def fault_vocabulary(config: Config) -> Vocabulary:
     )
 
 
+def load_faults(config: Config, observer: FaultObserver | None = None) -> FaultSet:
+    """The configuration's faults, checked against its listeners and routes: ConfigError if one
+    is bad (`mrapsim serve` exits 2, before any worker starts)."""
+    faults = FaultSet(vocabulary=fault_vocabulary(config), observer=observer)
+    try:
+        faults.load(config.faults)
+    except FaultError as exc:
+        raise ConfigError("faults", str(exc)) from exc
+    return faults
+
+
 def _mint_predicate(listener: ListenerConfig) -> Callable[[str], bool]:
     patterns = [route.match for route in listener.routes if route.is_builtin]
     return lambda name: any(name_matches(pattern, name) for pattern in patterns)
@@ -75,11 +86,7 @@ async def serve(
         config.certs_dir, certificate_names(config), config.key_type, minted_dir=config.minted_dir
     )
     telemetry = Telemetry(config)
-    faults = FaultSet(vocabulary=fault_vocabulary(config), observer=telemetry)
-    try:
-        faults.load(config.faults)
-    except FaultError as exc:
-        raise ConfigError("faults", str(exc)) from exc
+    faults = load_faults(config, telemetry)
     store = create_store(config)
     s3_app = create_app(config, store, on_request=telemetry.request_finished, faults=faults)
     http = hypercorn_config()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import http.client
 import json
 import random
@@ -318,15 +319,15 @@ def test_truncated_body_declares_the_length_sends_less_then_resets(start_server_
     admin(server, "PUT", "/faults", [])
 
 
-def unsigned_headers(server: Any) -> dict[str, str]:
-    """SigV4 headers for a GET from botocore's signer, for a client that is not boto3."""
+def unsigned_headers(server: Any, path: str = "/mraps3sample/truncated.bin") -> dict[str, str]:
+    """SigV4 headers for a GET of `path` from botocore's signer, for a client that is not boto3."""
     from botocore.auth import S3SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials
 
     from tests.mrapsim_process import ACCESS_KEY, SECRET_KEY
 
-    request = AWSRequest("GET", f"https://localhost:{server.port('s3')}/mraps3sample/truncated.bin")
+    request = AWSRequest("GET", f"https://localhost:{server.port('s3')}{path}")
     S3SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", "us-east-1").add_auth(request)
     return dict(request.headers.items())
 
@@ -350,3 +351,93 @@ def test_corrupt_body_is_noticed_by_aws_cli_checksum_validation(start_server_onc
     admin(server, "PUT", "/faults", [])
     assert aws(server, "s3", "cp", "s3://mraps3sample/corrupt/object.bin", str(target)).returncode == 0
     assert target.read_bytes() == source.read_bytes()
+
+
+def test_a_bad_fault_in_the_file_exits_2_naming_the_known_listeners(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    config = tmp_path / "faults.toml"
+    config.write_text('[[faults]]\ntype = "latency"\nlistener = "s4"\n')
+    result = subprocess.run(
+        [sys.executable, "-m", "mrapsim.cli", "serve", "--config", str(config), "--certs-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert "faults[0].listener: no listener named 's4'; known: mrap, s3" in result.stderr
+
+
+# -- toxics on live connections ---------------------------------------------------------------
+
+
+def test_latency_is_added_once_to_a_large_body_not_per_write(start_server: Any) -> None:
+    """The issue saw 20 ms of latency make a 4 MiB GET ~400 ms slower: a delay per write. Per
+    chunk relative to arrival (Toxiproxy), the body arrives about one latency later."""
+    server = start_server()
+    client = server.s3_client()
+    client.put_object(Bucket="mraps3sample", Key="large.bin", Body=b"x" * (4 << 20))
+
+    def large_get() -> float:
+        started = time.perf_counter()
+        client.get_object(Bucket="mraps3sample", Key="large.bin")["Body"].read()
+        return time.perf_counter() - started
+
+    large_get()
+    baseline = min(large_get() for _ in range(3))
+    admin(server, "POST", "/faults", {"type": "latency", "listener": "s3", "attributes": {"latency": 50}})
+    slowed = min(large_get() for _ in range(3))
+    print(f"4 MiB GET: {baseline * 1000:.0f} ms, with 50 ms latency {slowed * 1000:.0f} ms")
+    # No byte leaves before 50 ms; a delay per write (~256 TLS records) would add seconds.
+    assert slowed >= 0.05 and slowed - baseline < 0.25
+
+
+def test_bandwidth_limits_an_open_connection(start_server: Any) -> None:
+    server = start_server()
+    client = server.s3_client()
+    client.put_object(Bucket="mraps3sample", Key="paced.bin", Body=b"p" * 100_000)
+    client.get_object(Bucket="mraps3sample", Key="paced.bin")["Body"].read()  # the connection is pooled
+    admin(server, "POST", "/faults", {"type": "bandwidth", "listener": "s3", "attributes": {"rate": 100}})
+    started = time.perf_counter()
+    client.get_object(Bucket="mraps3sample", Key="paced.bin")["Body"].read()
+    assert time.perf_counter() - started >= 0.9  # 100 KB at 100 KB/s
+
+
+def keep_alive(server: Any) -> http.client.HTTPSConnection:
+    context = ssl.create_default_context(cafile=str(server.ca))
+    connection = http.client.HTTPSConnection("localhost", server.port("s3"), context=context, timeout=10)
+    connection.request("GET", "/", headers=unsigned_headers(server, "/"))
+    connection.getresponse().read()
+    return connection
+
+
+def test_limit_data_and_timeout_end_open_connections(start_server: Any) -> None:
+    server = start_server()
+    connection = keep_alive(server)
+    admin(server, "POST", "/faults", {"type": "limit_data", "listener": "s3", "attributes": {"bytes": 100}})
+    with pytest.raises((http.client.HTTPException, OSError)):
+        connection.request("GET", "/", headers=unsigned_headers(server, "/"))
+        connection.getresponse().read()
+    admin(server, "PUT", "/faults", [])
+    idle = keep_alive(server)  # open and idle, like a pooled connection
+    added = time.time()
+    admin(server, "PUT", "/faults", [{"type": "timeout", "listener": "s3", "attributes": {"timeout": 300}}])
+    record = server.wait_for_connection(listener="s3", state="closed", since=added - 1, timeout=5)
+    ended = dt.datetime.fromisoformat(record["start"].replace("Z", "+00:00")).timestamp() + record["duration"]
+    assert record["faults"] == ["timeout_downstream"] and 0.3 <= ended - added < 3  # 300 ms with no data
+    idle.close()
+
+
+def test_a_listener_taken_down_cuts_open_connections_and_refuses_new_ones(start_server: Any) -> None:
+    server = start_server()
+    connection = keep_alive(server)
+    status, proxy = admin(server, "POST", "/proxies/s3", {"enabled": False})
+    assert status == 200 and proxy["enabled"] is False
+    with pytest.raises((http.client.HTTPException, OSError)):
+        connection.request("GET", "/", headers=unsigned_headers(server, "/"))
+        connection.getresponse().read()
+    with pytest.raises(OSError):
+        keep_alive(server)
+    admin(server, "POST", "/proxies/s3", {"enabled": True})
+    keep_alive(server).close()
