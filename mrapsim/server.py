@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import random
 import signal
 import socket
 import ssl
@@ -106,7 +105,6 @@ async def serve(
             ),
             observer=telemetry,
             faults=faults,
-            rng=random.Random(),
             faulty_certificates=faulty_certificates,
         )
         for listener in config.listeners

@@ -441,3 +441,20 @@ def test_a_listener_taken_down_cuts_open_connections_and_refuses_new_ones(start_
         keep_alive(server)
     admin(server, "POST", "/proxies/s3", {"enabled": True})
     keep_alive(server).close()
+
+
+def test_slicer_both_ways_keeps_the_bytes_intact(start_server: Any) -> None:
+    """Sliced into small pieces each way on an open connection (the upstream read-ahead path
+    too), a PUT and a GET still carry exactly their bytes."""
+    server = start_server()
+    client = server.s3_client()
+    client.list_objects_v2(Bucket="mraps3sample")  # the connection is open and pooled
+    for stream in ("upstream", "downstream"):
+        slicer = {"average_size": 500, "size_variation": 200, "delay": 10}
+        fault = {"type": "slicer", "listener": "s3", "stream": stream, "seed": 3, "attributes": slicer}
+        assert admin(server, "POST", "/faults", fault)[0] == 201
+    body = bytes(random.Random(5).randbytes(100_000))
+    client.put_object(Bucket="mraps3sample", Key="sliced.bin", Body=body)
+    assert client.get_object(Bucket="mraps3sample", Key="sliced.bin")["Body"].read() == body
+    [record] = server.connections(listener="s3", state="open")
+    assert record["faults"] == ["slicer_upstream", "slicer_downstream"]

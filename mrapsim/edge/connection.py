@@ -8,7 +8,6 @@ traceback and kept in the record, and the listener goes on.
 from __future__ import annotations
 
 import logging
-import random
 import secrets
 import time
 from dataclasses import dataclass
@@ -95,7 +94,6 @@ class ListenerRuntime:
     builtin: BuiltinBackend
     observer: EdgeObserver
     faults: FaultSet
-    rng: random.Random
     faulty_certificates: FaultyCertificates | None = None  # for `certificate` TLS faults
 
 

@@ -12,7 +12,7 @@ remembered: removing the toxic heals exactly the connections it touched.
 Each direction is a `Link`, Toxiproxy's pipeline: chunks are stamped with the time they arrived
 and `plan_chunk` — pure, no clock — says when each piece of a chunk leaves. Latency is relative
 to arrival, so a 20 ms toxic adds 20 ms to a 4 MiB body, not 20 ms per write. A connection
-without toxics takes the direct path: no task, no channel, no copy.
+without toxics takes the direct path: no task, no copy.
 """
 
 from __future__ import annotations
