@@ -18,7 +18,7 @@ import pytest
 
 from mrapsim.edge.toxics import LinkState, Piece, Plan, plan_chunk
 from mrapsim.faults import FaultError, FaultSet, S3Fault, Toxic, parse_fault
-from tests.tlsclient import tls_handshake
+from tests.tlsclient import client_hello_bytes, tls_handshake
 
 
 def test_parse_toxic_with_toxiproxy_vocabulary() -> None:
@@ -459,3 +459,34 @@ def test_slicer_both_ways_keeps_the_bytes_intact(start_server: Any) -> None:
     assert client.get_object(Bucket="mraps3sample", Key="sliced.bin")["Body"].read() == body
     [record] = server.connections(listener="s3", state="open")
     assert record["faults"] == ["slicer_upstream", "slicer_downstream"]
+
+
+def test_a_tcp_route_that_cannot_connect_is_a_backend_error_and_its_toxics_reach_the_splice(
+    start_server: Any,
+) -> None:
+    """Through the toxic stream's nursery a backend that cannot be reached is still the
+    connection's `backend_error`; a reachable tcp:// route carries its toxics on the spliced bytes."""
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed_port = unused.getsockname()[1]
+    upstream = start_server()
+    config = (
+        "[[listeners.mrap.routes]]\n"
+        f'match = "down.example.com"\ntarget = "tcp://127.0.0.1:{closed_port}"\n'
+        "[[listeners.mrap.routes]]\n"
+        f'match = "up.example.com"\ntarget = "tcp://127.0.0.1:{upstream.port("s3")}"\n'
+    )
+    server = start_server(config)
+    with socket.create_connection(("127.0.0.1", server.port("mrap")), timeout=10) as sock:
+        sock.sendall(client_hello_bytes("down.example.com"))
+        sock.recv(1)
+    assert server.wait_for_connection(sni="down.example.com", state="closed")["outcome"] == "backend_error"
+    latency = {"type": "latency", "route": "up.example.com", "attributes": {"latency": 300}}
+    assert admin(server, "POST", "/faults", latency)[0] == 201
+    started = time.monotonic()
+    with (
+        socket.create_connection(("127.0.0.1", server.port("mrap")), timeout=10) as sock,
+        pytest.raises(ssl.SSLCertVerificationError),  # the upstream's certificate is for localhost
+    ):
+        tls_handshake(sock, "up.example.com", upstream.ca)
+    assert time.monotonic() - started >= 0.3

@@ -186,6 +186,7 @@ async def _forward(
     """Every forwarded connection goes through a ToxicStream, toxics or not: one added later must
     reach it (a pooled connection lives for minutes). Without toxics it is a direct path."""
     toxics = ConnectionToxics(runtime.faults, runtime.config.name, route.match, faults_applied)
+    unreachable: BackendError | None = None
     async with trio.open_nursery() as nursery:
         client = ToxicStream(stream, toxics, nursery)
         try:
@@ -203,9 +204,13 @@ async def _forward(
                 runtime.faults, runtime.config, sni, runtime.builtin, runtime.faulty_certificates, faults_applied
             )
             await backend.serve(client, session, handshake_done)
+        except BackendError as exc:
+            unreachable = exc  # raised past the nursery it would come wrapped in an ExceptionGroup
         finally:
             client.detach()
             nursery.cancel_scope.cancel()
+    if unreachable is not None:
+        raise unreachable
 
 
 def _peer_of(transport: trio.SocketStream) -> str:
