@@ -490,3 +490,24 @@ def test_a_tcp_route_that_cannot_connect_is_a_backend_error_and_its_toxics_reach
     ):
         tls_handshake(sock, "up.example.com", upstream.ca)
     assert time.monotonic() - started >= 0.3
+
+
+
+def test_slow_close_holds_the_close_after_the_last_byte(start_server: Any) -> None:
+    """mrapsim closes after answering `Connection: close`; a slow_close toxic holds that close
+    (the TCP FIN; TLS's close_notify is bytes, and passes)."""
+    server = start_server()
+    admin(server, "POST", "/faults", {"type": "slow_close", "listener": "s3", "attributes": {"delay": 600}})
+    context = ssl.create_default_context(cafile=str(server.ca))
+    with (
+        socket.create_connection(("127.0.0.1", server.port("s3")), timeout=10) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as tls,
+    ):
+        tls.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        received = b""
+        while b"</Error>" not in received:
+            received += tls.recv(65536)
+        answered = time.time()
+    record = server.wait_for_connection(listener="s3", state="closed")
+    closed = dt.datetime.fromisoformat(record["start"].replace("Z", "+00:00")).timestamp() + record["duration"]
+    assert record["faults"] == ["slow_close_downstream"] and closed - answered >= 0.5
