@@ -248,15 +248,16 @@ def test_latency_toxic_reaches_and_leaves_a_pooled_boto3_connection(start_server
     poisoned = [timed_get(client) for _ in range(3)]
     assert admin(server, "DELETE", f"/faults/{created['id']}")[0] == 204
     healed = min(timed_get(client) for _ in range(5))
-    print(f"baseline {baseline * 1000:.1f} ms, with 300 ms latency {[round(t * 1000, 1) for t in poisoned]} ms, "
-          f"after delete {healed * 1000:.1f} ms")
+    print(
+        f"baseline {baseline * 1000:.1f} ms, with 300 ms latency {[round(t * 1000, 1) for t in poisoned]} ms, "
+        f"after delete {healed * 1000:.1f} ms"
+    )
     reference = min(baseline, healed)  # the same connection without the toxic, before and after
     assert all(seconds - reference >= 0.24 for seconds in poisoned)  # every GET: +300 ms ±20 %
     assert min(poisoned) - reference <= 0.36  # (the bound above: a busy machine only adds)
     assert healed < reference + 0.05
     [record] = server.connections(listener="s3", state="open")  # boto3 kept one connection throughout
     assert record["requests"] == 3 + 5 + 3 + 5 and record["faults"] == ["latency_downstream"]
-
 
 
 # -- S3 faults: what no network tool can make -------------------------------------------------
@@ -490,7 +491,6 @@ def test_a_tcp_route_that_cannot_connect_is_a_backend_error_and_its_toxics_reach
     ):
         tls_handshake(sock, "up.example.com", upstream.ca)
     assert time.monotonic() - started >= 0.3
-
 
 
 def test_slow_close_holds_the_close_after_the_last_byte(start_server: Any) -> None:

@@ -200,7 +200,6 @@ class S3App:
         context = Context(request, body, self._store, self._config, self._tokens, self._clock)
         return await route.handler(context)
 
-
     async def _inject_faults(self, operation: str, target: Target, tally: _Tally) -> None:
         """The S3 faults in force for this request (s3/faults.py): each applies with its rate."""
         if self._faults is not None:
