@@ -159,9 +159,10 @@ def run_serve(args: argparse.Namespace) -> int:
     import trio
 
     from mrapsim.logs import configure_logging
-    from mrapsim.server import certificate_names, serve
+    from mrapsim.server import certificate_names, load_faults, serve
     from mrapsim.tls.certs import ensure_certificates
 
+    load_faults(config)  # a bad fault is a usage error here, not a worker that fails to start
     configure_logging(config.log_format)
     certificates = ensure_certificates(
         config.certs_dir, certificate_names(config), config.key_type, minted_dir=config.minted_dir

@@ -118,6 +118,18 @@ class Metrics:
             ["direction"],
             registry=r,
         )
+        self.faults_active = Gauge(
+            "mrapsim_faults_active",
+            "Faults in force now, by type.",
+            ["type"],
+            registry=r,
+        )
+        self.faults_applied = Counter(
+            "mrapsim_faults_applied",
+            "Faults applied: a toxic drawn for a connection, an S3 or TLS fault that fired.",
+            ["type"],
+            registry=r,
+        )
         Gauge(
             "mrapsim_build_info",
             "Build information; the value is always 1.",

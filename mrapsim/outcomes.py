@@ -24,6 +24,7 @@ class Outcome(enum.StrEnum):
     PEEK_TIMEOUT = "peek_timeout"
     CLIENT_CLOSED = "client_closed"
     BACKEND_ERROR = "backend_error"
+    PROXY_DISABLED = "proxy_disabled"  # its listener or route was taken down (Toxiproxy's enabled: false)
 
 
 class DropKind(enum.StrEnum):

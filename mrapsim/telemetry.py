@@ -4,6 +4,7 @@ metrics and the log."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mrapsim.config import Config
@@ -16,6 +17,7 @@ from mrapsim.edge.records import (
     Refusal,
     find_records,
 )
+from mrapsim.faults import Fault
 from mrapsim.logs import ExplanationLimiter, log_connection, log_refusal, log_request, log_stall_eviction
 from mrapsim.metrics import Metrics
 from mrapsim.s3.records import RequestRecord
@@ -74,6 +76,16 @@ class Telemetry:
         self.metrics.stalled_evicted.labels(listener).inc()
         max_stalled = self.config.listener(listener).max_stalled
         log_stall_eviction(edge_log, self.eviction_limiter, listener, max_stalled, evicted_total)
+
+    # Faults (FaultObserver)
+
+    def fault_applied(self, fault: Fault) -> None:
+        self.metrics.faults_applied.labels(fault.type).inc()
+
+    def faults_changed(self, active: Mapping[str, int]) -> None:
+        self.metrics.faults_active.clear()
+        for kind, count in active.items():
+            self.metrics.faults_active.labels(kind).set(count)
 
     # S3 requests
 

@@ -9,6 +9,7 @@ import socket
 import ssl
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -192,7 +193,7 @@ def test_config_endpoint_redacts_secrets(server: MrapsimProcess) -> None:
 
 
 def test_faults_reach_every_connection(server: MrapsimProcess) -> None:
-    latency = {"type": "latency", "listener": "s3", "attributes": {"latency_ms": 300}}
+    latency = {"type": "latency", "listener": "s3", "attributes": {"latency": 300}}
     assert admin_call(server, "POST", "/faults", latency) == (201, {"id": "f1"})
     for _ in range(6):  # through either worker
         started = time.monotonic()
@@ -209,7 +210,9 @@ def test_faults_reach_every_connection(server: MrapsimProcess) -> None:
     assert status == 400 and "faults[1]" in error["error"]
     assert [f["id"] for f in server.admin_get("/faults")] == ["f1"]  # a refused PUT changes nothing
 
-    status, replaced = admin_call(server, "PUT", "/faults", [latency, latency])
+    status, error = admin_call(server, "PUT", "/faults", [latency, latency])
+    assert status == 409 and "latency_downstream" in error["error"]  # names are unique per proxy
+    status, replaced = admin_call(server, "PUT", "/faults", [latency, {**latency, "name": "more"}])
     assert status == 200 and [f["id"] for f in replaced] == ["f2", "f3"]
     assert admin_call(server, "DELETE", "/faults/f2") == (204, None)
     assert admin_call(server, "DELETE", "/faults/f2") == (404, {"error": "no such fault"})
@@ -296,3 +299,85 @@ def wait_for(found: Any, timeout: float = 10.0) -> dict[str, Any]:
         time.sleep(0.05)
     record: dict[str, Any] = records[0]
     return record
+
+
+def test_a_fault_naming_what_does_not_exist_is_refused_with_the_known_names(server: MrapsimProcess) -> None:
+    """Must-show 4: an unknown listener, route, operation or attribute is a 400 that says what exists."""
+    status, error = admin_call(server, "POST", "/faults", {"type": "latency", "listener": "s4"})
+    assert status == 400 and "'s4'" in error["error"] and "mrap" in error["error"] and "s3" in error["error"]
+    status, error = admin_call(server, "POST", "/faults", {"type": "timeout", "route": "nowhere.example.com"})
+    assert status == 400 and "nowhere.example.com" in error["error"] and "mrap.accesspoint" in error["error"]
+    status, error = admin_call(server, "POST", "/faults", {"type": "s3_error", "operation": "GetObjekt"})
+    assert status == 400 and "GetObjekt" in error["error"] and "GetObject" in error["error"]
+    status, error = admin_call(server, "POST", "/faults", {"type": "latency", "attributes": {"delay": 1}})
+    assert status == 400 and "delay" in error["error"] and "jitter" in error["error"]
+    assert server.admin_get("/faults") == []
+
+
+def test_metrics_count_active_and_applied_faults(server: MrapsimProcess) -> None:
+    """Must-show 4: /metrics counts faults in force by type and each application."""
+    applied = samples(server, "mrapsim_faults_applied_total").get((("type", "slow_close"),), 0.0)
+    fault = {"type": "slow_close", "name": "counted", "listener": "s3", "attributes": {"delay": 1}}
+    status, created = admin_call(server, "POST", "/faults", fault)
+    assert status == 201
+    assert samples(server, "mrapsim_faults_active")[(("type", "slow_close"),)] == 1
+    for _ in range(4):
+        with socket.create_connection(("127.0.0.1", server.port("s3")), timeout=5) as sock:
+            tls_handshake(sock, "localhost", server.ca)
+    deadline = time.monotonic() + 10
+    while samples(server, "mrapsim_faults_applied_total").get((("type", "slow_close"),), 0.0) < applied + 4:
+        assert time.monotonic() < deadline, "the applied faults were not counted"
+        time.sleep(0.05)
+    record = server.wait_for_connection(listener="s3", state="closed")
+    assert record["faults"] == ["counted"]  # marked on the connection record
+    assert admin_call(server, "DELETE", f"/faults/{created['id']}") == (204, None)
+    assert samples(server, "mrapsim_faults_active").get((("type", "slow_close"),), 0.0) == 0
+
+
+def test_toxiproxy_api(server: MrapsimProcess) -> None:
+    """Toxiproxy's REST API (its api.go) over the same fault set as /faults, in one process and
+    through the supervisor alike."""
+    status, proxies = admin_call(server, "GET", "/proxies")
+    assert status == 200 and {"s3", "mrap"} <= set(proxies)
+    assert proxies["s3"]["enabled"] is True and proxies["s3"]["toxics"] == []
+    assert proxies["s3"]["listen"] == f"127.0.0.1:{server.port('s3')}"
+    route = next(name for name in proxies if name.startswith("mrap:"))
+    assert admin_call(server, "GET", "/version")[0] == 200
+
+    latency = {"type": "latency", "attributes": {"latency": 300, "jitter": 0}}
+    status, toxic = admin_call(server, "POST", "/proxies/s3/toxics", latency)
+    assert status == 200 and toxic == {
+        "name": "latency_downstream",
+        "type": "latency",
+        "stream": "downstream",
+        "toxicity": 1.0,
+        "attributes": {"latency": 300, "jitter": 0},
+    }
+    assert admin_call(server, "POST", "/proxies/s3/toxics", latency)[0] == 409
+    [shared] = server.admin_get("/faults")  # one fault set
+    assert shared["name"] == "latency_downstream" and shared["listener"] == "s3"
+
+    change = {"attributes": {"latency": 5}}
+    status, updated = admin_call(server, "PATCH", "/proxies/s3/toxics/latency_downstream", change)
+    assert status == 200 and updated["attributes"] == {"latency": 5, "jitter": 0}
+    assert [f["id"] for f in server.admin_get("/faults")] == [shared["id"]]  # updated in place
+    assert admin_call(server, "GET", "/proxies/s3/toxics")[1] == [updated]
+
+    status, error = admin_call(server, "POST", "/proxies/s3/toxics", {"type": "lag"})
+    assert status == 400 and "latency" in error["error"] and error["status"] == 400
+    status, error = admin_call(server, "GET", "/proxies/s4")
+    assert status == 404 and "s3" in error["error"]
+    route_path = f"/proxies/{urllib.parse.quote(route)}"
+    status, on_route = admin_call(server, "POST", f"{route_path}/toxics", {"type": "timeout"})
+    assert status == 200 and admin_call(server, "GET", route_path)[1]["toxics"] == [on_route]
+
+    status, down = admin_call(server, "POST", "/proxies/s3", {"enabled": False})
+    assert status == 200 and down["enabled"] is False
+    with socket.create_connection(("127.0.0.1", server.port("s3")), timeout=5) as sock, pytest.raises(OSError):
+        tls_handshake(sock, "localhost", server.ca)
+    assert admin_call(server, "POST", "/reset") == (204, None)
+    assert server.admin_get("/faults") == [] and server.admin_get("/proxies/s3")["enabled"] is True
+    with socket.create_connection(("127.0.0.1", server.port("s3")), timeout=5) as sock:
+        tls_handshake(sock, "localhost", server.ca)
+    status, populated = admin_call(server, "POST", "/populate", [{"name": "s3", "upstream": "x", "enabled": True}])
+    assert status == 201 and [p["name"] for p in populated["proxies"]] == ["s3"]

@@ -13,7 +13,7 @@ from starlette.routing import Route
 from mrapsim.admin.backend import AdminBackend, BackendError
 from mrapsim.admin.query import BadQuery, parse_record_query
 from mrapsim.config import redact
-from mrapsim.faults import FaultError
+from mrapsim.faults import FaultConflict, FaultError
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -52,6 +52,8 @@ def create_admin_app(backend: AdminBackend) -> Starlette:
             elif request.method == "POST":
                 fault_id = await backend.add_fault(await read_json(request))
                 return JSONResponse({"id": fault_id}, status_code=201)
+        except FaultConflict as exc:
+            return JSONResponse({"error": str(exc)}, status_code=409)
         except FaultError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(await backend.faults())
@@ -60,6 +62,19 @@ def create_admin_app(backend: AdminBackend) -> Starlette:
         if await backend.remove_fault(request.path_params["fault_id"]):
             return Response(status_code=204)
         return JSONResponse({"error": "no such fault"}, status_code=404)
+
+    async def toxiproxy(request: Request) -> Response:
+        """Toxiproxy's REST API (admin/toxiproxy.py), for its clients and CLI."""
+        document = None
+        body = await request.body()
+        if body.strip():
+            try:
+                document = json.loads(body)
+            except ValueError as exc:
+                return JSONResponse({"error": f"bad request body: {exc}", "status": 400}, status_code=400)
+        path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").partition("?")[0]
+        status, answer = await backend.toxiproxy(request.method, path, document)
+        return Response(status_code=status) if answer is None else JSONResponse(answer, status_code=status)
 
     async def backend_error(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": str(exc)}, status_code=502)
@@ -73,6 +88,14 @@ def create_admin_app(backend: AdminBackend) -> Starlette:
             Route("/metrics", metrics),
             Route("/connections", connections),
             Route("/config", config),
+            # Toxiproxy's API (its api.go routes), over the same fault set as /faults
+            Route("/version", toxiproxy, methods=["GET"]),
+            Route("/reset", toxiproxy, methods=["POST"]),
+            Route("/populate", toxiproxy, methods=["POST"]),
+            Route("/proxies", toxiproxy, methods=["GET", "POST"]),
+            Route("/proxies/{proxy}", toxiproxy, methods=["GET", "POST", "PATCH", "DELETE"]),
+            Route("/proxies/{proxy}/toxics", toxiproxy, methods=["GET", "POST"]),
+            Route("/proxies/{proxy}/toxics/{toxic}", toxiproxy, methods=["GET", "POST", "PATCH", "DELETE"]),
         ],
         exception_handlers={BackendError: backend_error},
     )

@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mrapsim.admin.toxiproxy import ToxiproxyApi
 from mrapsim.config import Config
 from mrapsim.edge.records import RecordQuery
-from mrapsim.faults import FaultSet, parse_fault
+from mrapsim.faults import FaultSet
 from mrapsim.telemetry import Telemetry
 
 
@@ -46,6 +47,11 @@ class AdminBackend(Protocol):
 
     async def remove_fault(self, fault_id: str) -> bool:
         """False when there is no such fault."""
+        ...
+
+    async def toxiproxy(self, method: str, path: str, document: object) -> tuple[int, Any]:
+        """Toxiproxy's REST API (admin/toxiproxy.py): status and JSON answer (None: no body).
+        `path` is the request's path as sent, percent-encoding kept."""
         ...
 
 
@@ -85,10 +91,13 @@ class LocalBackend:
         return [fault.to_json() for fault in self.fault_set.all()]
 
     async def add_fault(self, document: object) -> str:
-        return self.fault_set.add(parse_fault(document))
+        return self.fault_set.add(self.fault_set.parse(document))
 
     async def replace_faults(self, documents: list[object]) -> None:
-        self.fault_set.replace([parse_fault(d, f"faults[{i}]") for i, d in enumerate(documents)])
+        self.fault_set.load(documents)
 
     async def remove_fault(self, fault_id: str) -> bool:
         return self.fault_set.remove(fault_id)
+
+    async def toxiproxy(self, method: str, path: str, document: object) -> tuple[int, Any]:
+        return ToxiproxyApi(self.config, self.state.listeners, self.fault_set).handle(method, path, document)

@@ -20,7 +20,7 @@ from mrapsim.admin.backend import BackendError
 from mrapsim.admin.query import record_query_params
 from mrapsim.config import Config
 from mrapsim.edge.records import RecordQuery
-from mrapsim.faults import FaultError
+from mrapsim.faults import FaultConflict, FaultError
 
 ADMIN_FETCH_SECONDS = 5.0
 
@@ -104,6 +104,13 @@ class WorkersBackend:
             raise BackendError(f"a worker answered DELETE /faults with {first.status}: {first.error()}")
         return first.status == 204
 
+    async def toxiproxy(self, method: str, path: str, document: object) -> tuple[int, Any]:
+        """Every worker applies the same change in the same order; the first one's answer is the answer."""
+        first = _first(await self._ask_all(path, method, document))
+        if first.status == 0:
+            raise BackendError(first.error())
+        return first.status, first.json() if first.body else None
+
     async def _ask_all(self, path: str, method: str = "GET", document: object = None) -> list[Answer]:
         body = None if method in ("GET", "DELETE") else json.dumps(document).encode()
         return await fetch_all(self.pool.worker_admins(), path, method, body)
@@ -129,6 +136,8 @@ def _fault_answer(answers: list[Answer], status: int) -> Answer:
     first = _first(answers)
     if first.status == 400:
         raise FaultError(first.error())
+    if first.status == 409:
+        raise FaultConflict(first.error())
     return _expect([first], status)[0]
 
 
@@ -162,6 +171,10 @@ def merge_connections(documents: Sequence[list[dict[str, Any]]], limit: int) -> 
     return merged[:limit]
 
 
+# Gauges that state a fact every worker knows alike (the build, the fault set), not an amount.
+FACT_GAUGES = ("mrapsim_build_info", "mrapsim_faults_active")
+
+
 def merge_metrics(texts: Sequence[str]) -> str:
     """Sum samples with the same name and labels across workers; `_created` takes the earliest,
     build info and other gauges that are facts rather than amounts take the largest."""
@@ -176,7 +189,7 @@ def merge_metrics(texts: Sequence[str]) -> str:
                     values[key] = sample.value
                 elif sample.name.endswith("_created"):
                     values[key] = min(values[key], sample.value)
-                elif family.name == "mrapsim_build_info":
+                elif family.name in FACT_GAUGES:
                     values[key] = max(values[key], sample.value)
                 else:
                     values[key] += sample.value

@@ -62,6 +62,7 @@ class ConnectionRecord:
     bytes_in: int
     bytes_out: int
     duration: float
+    faults: tuple[str, ...] = ()  # names of the toxics the connection got (docs/faults.md)
 
     def to_json(self) -> dict[str, Any]:
         document = asdict(self)

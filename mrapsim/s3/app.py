@@ -16,19 +16,17 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import logging
-import random
 import secrets
 import time
-from collections.abc import AsyncIterable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-import trio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mrapsim.config import Config
-from mrapsim.faults import S3_ERRORS, FaultSet
+from mrapsim.faults import FaultSet
 from mrapsim.s3.addressing import resolve_target
 from mrapsim.s3.auth import Rejected, Verifier
 from mrapsim.s3.context import Context
@@ -39,6 +37,7 @@ from mrapsim.s3.errors import (
     not_implemented,
     render_error,
 )
+from mrapsim.s3.faults import RequestFaults, apply_request_faults, faulty_send
 from mrapsim.s3.headers import Headers
 from mrapsim.s3.records import RequestRecord
 from mrapsim.s3.request import ClientDisconnected, RequestBody, S3Request, Target
@@ -50,6 +49,7 @@ from mrapsim.store import Store, StoreError
 logger = logging.getLogger("mrapsim.s3")
 
 RequestHook = Callable[[RequestRecord], None]
+ConnectionReset = Callable[[], Awaitable[None]]
 NO_CONTENT_LENGTH = (204, 304)
 # How much of an unread request body is read and dropped before an error response, so that the
 # client (which sends the whole body before it reads: Expect: 100-continue is answered at once by
@@ -85,6 +85,7 @@ class _Tally:
     error_code: str | None = None
     bytes_out: int = 0
     body: RequestBody | None = None
+    faults: RequestFaults = field(default_factory=RequestFaults)
 
 
 class S3App:
@@ -98,7 +99,6 @@ class S3App:
         faults: FaultSet | None = None,
     ) -> None:
         self._faults = faults
-        self._rng = random.Random()
         self._config = config
         self._store = store
         self._on_request = on_request
@@ -116,14 +116,16 @@ class S3App:
         request = _request(scope)
         tally = _Tally()
         try:
-            await self._serve(request, receive, send, tally)
+            await self._serve(request, receive, send, tally, _connection_reset(scope))
         except ClientDisconnected:
             tally.error_code = tally.error_code or "ClientDisconnected"
         finally:
             if self._on_request is not None:
                 self._on_request(_record(scope, request.request_id, tally, time.perf_counter() - started))
 
-    async def _serve(self, request: S3Request, receive: Receive, send: Send, tally: _Tally) -> None:
+    async def _serve(
+        self, request: S3Request, receive: Receive, send: Send, tally: _Tally, reset: ConnectionReset | None
+    ) -> None:
         is_head = request.method == "HEAD"
         try:
             response = await self._handle(request, receive, tally)
@@ -142,6 +144,8 @@ class S3App:
             response = _error_response(internal_error(), request, head=is_head)
             tally.error_code = "InternalError"
         tally.status = response.status
+        if tally.faults.body is not None and response.status < 300:  # truncate_body, corrupt_body
+            send = faulty_send(send, tally.faults.body, reset)
         await _send_response(send, response, request, is_head, tally)
 
     async def _handle(self, request: S3Request, receive: Receive, tally: _Tally) -> S3Response:
@@ -156,7 +160,7 @@ class S3App:
             raise S3Error(verdict.code, verdict.message, verdict.status, **dict(verdict.extra))
         tally.access_key = verdict.access_key
         if route is not None:
-            await self._inject_faults(route.operation, target)
+            await self._inject_faults(route.operation, target, tally)
         if route is None or route.handler is None:
             what = route.operation if route else f"{request.method} {target.level.value} {sorted(request.query)}"
             raise not_implemented(what)
@@ -165,20 +169,16 @@ class S3App:
         context = Context(request, target, verdict, body, self._store, self._config, self._tokens, self._clock)
         return await route.handler(context)
 
-    async def _inject_faults(self, operation: str, target: Target) -> None:
-        """The S3 faults in force for this request: each applies with its rate."""
-        if self._faults is None:
-            return
-        for fault in self._faults.s3_faults_for(operation, target.bucket, target.key):
-            if self._rng.random() >= fault.rate:
-                continue
-            if fault.type == "s3_latency":
-                jitter = self._rng.uniform(-fault.jitter_ms, fault.jitter_ms)
-                await trio.sleep(max(0.0, fault.latency_ms + jitter) / 1000)
-            elif fault.code is not None:
-                status, message = S3_ERRORS[fault.code]
-                error = S3Error(fault.code, message, status)
-                raise error.with_headers(("retry-after", "1")) if status == 503 else error
+    async def _inject_faults(self, operation: str, target: Target, tally: _Tally) -> None:
+        """The S3 faults in force for this request (s3/faults.py): each applies with its rate."""
+        if self._faults is not None:
+            await apply_request_faults(self._faults, operation, target.bucket, target.key, tally.faults)
+
+
+def _connection_reset(scope: Scope) -> ConnectionReset | None:
+    """The edge's way to reset this request's connection (a `truncate_body` fault ends with it)."""
+    reset: ConnectionReset | None = (scope.get("extensions") or {}).get("mrapsim", {}).get("reset")
+    return reset
 
 
 def _request(scope: Scope) -> S3Request:
@@ -259,4 +259,5 @@ def _record(scope: Scope, request_id: str, tally: _Tally, duration: float) -> Re
         duration=duration,
         bytes_in=tally.body.bytes_received if tally.body else 0,
         bytes_out=tally.bytes_out,
+        faults=tuple(tally.faults.names),
     )

@@ -87,6 +87,8 @@ LOCAL_DNS_NAMES = ("localhost",)
 LOCAL_IPS = (ipaddress.ip_address("127.0.0.1"), ipaddress.ip_address("::1"))
 CA_COMMON_NAME = "mrapsim local CA"
 ORGANIZATION = "mrapsim"
+# The one name a `wrong_name` certificate fault's leaf holds: under .invalid, no client asks for it.
+FAULTY_WRONG_NAME = "wrong-name.mrapsim.invalid"
 
 _LDH_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 
@@ -886,6 +888,25 @@ class CertificateSet:
         context = _new_server_context(self.paths.chain, self.paths.key, alpn)
         context.sni_callback = self._sni_callback(tuple(alpn), mint_for)
         return context
+
+    def faulty_context(self, kind: str, name: str, alpn: Sequence[str]) -> ssl.SSLContext:
+        """A server context whose certificate is wrong in exactly one way (the `certificate` TLS
+        fault, docs/faults.md): `expired` (for `name`, by mrapsim's CA, expired days ago),
+        `wrong_name` (by mrapsim's CA, for a name no client asks for), `untrusted` (for `name`,
+        by a CA of its own that no client trusts). CertificateError without the CA's key."""
+        now = _now()
+        key = _new_private_key(self.key_type)
+        if kind == "untrusted":
+            issuer_key = _new_private_key(self.key_type)
+            issuer = _issue_ca(issuer_key, now)
+        else:
+            issuer, issuer_key = self.ca_certificate, _load_private_key(self.paths.ca_key, self.paths.ca_fix())
+        names = [FAULTY_WRONG_NAME] if kind == "wrong_name" else [name]
+        issued = now - LEAF_VALIDITY - datetime.timedelta(days=3) if kind == "expired" else now
+        leaf = _issue_leaf(issuer, issuer_key, key, names, [], issued)
+        # The untrusted issuer stays out of the chain, as with a server whose CA nobody has.
+        chain = _cert_pem(leaf) if kind == "untrusted" else _cert_pem(leaf, issuer)
+        return _server_context_from_memory(chain, _key_pem(key), alpn)
 
     def _sni_callback(self, alpn: tuple[str, ...], mint_for: Callable[[str], bool]) -> SniCallback:
         def choose_certificate(connection: ssl.SSLObject, server_name: str | None, _context: ssl.SSLContext) -> None:
