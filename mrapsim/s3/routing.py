@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from mrapsim.s3 import bucket, copying, listing, multipart, service
+from mrapsim.s3 import attributes, bucket, copying, listing, multipart, service
 from mrapsim.s3 import object as object_ops
 from mrapsim.s3.context import Context
 from mrapsim.s3.request import Level
@@ -81,6 +81,9 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", BUCKET, "DeleteObjects", object_ops.delete_objects, q("delete")),
     # object level
     Route("GET", OBJECT, "ListParts", multipart.list_parts, q("uploadId")),
+    Route("GET", OBJECT, "GetObjectAttributes", attributes.get_object_attributes, q("attributes")),
+    Route("GET", OBJECT, "GetObject", object_ops.get_object, q("partNumber")),
+    Route("HEAD", OBJECT, "HeadObject", object_ops.head_object, q("partNumber")),
     Route("GET", OBJECT, "GetObject", object_ops.get_object),
     Route("HEAD", OBJECT, "HeadObject", object_ops.head_object),
     Route("PUT", OBJECT, "UploadPartCopy", multipart.upload_part_copy, Marker("partNumber", None, "x-amz-copy-source")),

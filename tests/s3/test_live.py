@@ -145,8 +145,8 @@ def test_max_keys_zero_and_fetch_owner(s3: Any) -> None:
     assert all("Owner" not in o for o in s3.list_objects_v2(Bucket="mraps3sample")["Contents"])
 
 
-@pytest.mark.parametrize("token", ["garbage", "", "AQ"])
-def test_tampered_or_empty_token_is_invalid_argument(live: LiveServer, s3: Any, token: str) -> None:
+@pytest.mark.parametrize("token", ["garbage", "AQ"])  # an empty token is no token (test_conditional.py)
+def test_tampered_token_is_invalid_argument(live: LiveServer, s3: Any, token: str) -> None:
     with pytest.raises(ClientError) as excinfo:
         s3.list_objects_v2(Bucket=BULK_BUCKET, ContinuationToken=token)
     assert error_code(excinfo) == "InvalidArgument"
