@@ -14,8 +14,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import h11
 import trio
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.events import Event, RawData
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.utils import wrap_app
@@ -25,6 +27,10 @@ from mrapsim.config import Address
 ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
 SPLICE_CHUNK = 65536
+CONTINUE_PREFIX = b"HTTP/1.1 100 "
+# The key, in the scope's "mrapsim" extension, of the coroutine function that lets a parked
+# `100 Continue` go out: the S3 app awaits it when it first reads a request body.
+SEND_CONTINUE = "send_continue"
 UPSTREAM_CONNECT_TIMEOUT = 10.0
 
 
@@ -55,6 +61,48 @@ class EdgeTCPServer(TCPServer):
     async def _read_data(self) -> None:
         await super()._read_data()
         await self.idle_task.stop()
+
+
+class ContinueAfterAuthServer(EdgeTCPServer):
+    """An EdgeTCPServer that answers `Expect: 100-continue` only once the app asks for the body.
+
+    hypercorn's HTTP/1.1 protocol sends `100 Continue` as soon as it has read the request's
+    headers, before the app has looked at them; S3 authenticates first and answers a refused
+    request with its error instead of a 100 (so the client never sends the body). Here the 100
+    is parked when hypercorn emits it and released when the app first reads the body (after auth
+    and routing), through the `send_continue` callable the app finds in its scope; a final
+    response that comes first drops it. A 100 is recognised by its status line while no final
+    response has begun (h11's `our_state` is still SEND_RESPONSE), so body bytes never are.
+    (h2: hypercorn never sends a 100; clients send the body after their own wait.)
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._parked: bytes | None = None
+        self._released = False
+
+    async def protocol_send(self, event: Event) -> None:
+        if isinstance(event, RawData) and self._is_continue(event.data):
+            if not self._released:
+                self._parked = bytes(event.data)
+                return
+            self._released = False
+        elif isinstance(event, RawData):
+            self._parked, self._released = None, False  # a final response: the 100 never goes out
+        await super().protocol_send(event)
+
+    async def send_continue(self) -> None:
+        parked, self._parked = self._parked, None
+        if parked is None:
+            self._released = True  # the 100, if any, is still to come: let it through
+            return
+        await super().protocol_send(RawData(data=parked))
+
+    def _is_continue(self, data: bytes) -> bool:
+        if not data.startswith(CONTINUE_PREFIX):
+            return False
+        connection = getattr(getattr(getattr(self, "protocol", None), "protocol", None), "connection", None)
+        return connection is not None and connection.our_state is h11.SEND_RESPONSE
 
 
 @dataclass(frozen=True)
@@ -88,7 +136,10 @@ class BuiltinBackend:
         on_handshake(session)
         app = _traced_app(self.app, session)
         # TCPServer calls do_handshake() again; on a finished handshake that returns at once.
-        await EdgeTCPServer(wrap_app(app, self.http.wsgi_max_body_size, "asgi"), self.http, self.worker, {}, tls).run()  # type: ignore[arg-type]
+        wrapped = wrap_app(app, self.http.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
+        server = ContinueAfterAuthServer(wrapped, self.http, self.worker, {}, tls)
+        session.extensions[SEND_CONTINUE] = server.send_continue
+        await server.run()
 
 
 def _traced_app(app: ASGIApp, session: BuiltinSession) -> ASGIApp:

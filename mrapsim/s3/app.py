@@ -19,13 +19,13 @@ import logging
 import random
 import secrets
 import time
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
 import trio
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mrapsim.config import Config
 from mrapsim.faults import S3_ERRORS, FaultSet
@@ -51,10 +51,12 @@ logger = logging.getLogger("mrapsim.s3")
 
 RequestHook = Callable[[RequestRecord], None]
 NO_CONTENT_LENGTH = (204, 304)
-# How much of an unread request body is read and dropped before an error response, so that the
-# client (which sends the whole body before it reads: Expect: 100-continue is answered at once by
-# hypercorn) gets the error rather than a reset. Larger bodies cost the connection instead.
+# How much of an unread request body is read and dropped before an error response, so that a
+# client that sends the whole body before it reads gets the error rather than a reset. Larger
+# bodies cost the connection instead. (A client that sent `Expect: 100-continue` to the edge has
+# sent nothing yet: it gets the error instead of the 100, and the connection closes.)
 MAX_DISCARD = 128 * 1024 * 1024
+SEND_CONTINUE = "send_continue"  # edge/forward.py's hook in the scope's "mrapsim" extension
 
 
 def utc_now() -> dt.datetime:
@@ -115,15 +117,17 @@ class S3App:
         started = time.perf_counter()
         request = _request(scope)
         tally = _Tally()
+        trace: dict[str, Any] = (scope.get("extensions") or {}).get("mrapsim") or {}
+        gate = _ContinueGate(receive, trace.get(SEND_CONTINUE))
         try:
-            await self._serve(request, receive, send, tally)
+            await self._serve(request, gate, send, tally)
         except ClientDisconnected:
             tally.error_code = tally.error_code or "ClientDisconnected"
         finally:
             if self._on_request is not None:
                 self._on_request(_record(scope, request.request_id, tally, time.perf_counter() - started))
 
-    async def _serve(self, request: S3Request, receive: Receive, send: Send, tally: _Tally) -> None:
+    async def _serve(self, request: S3Request, receive: _ContinueGate, send: Send, tally: _Tally) -> None:
         is_head = request.method == "HEAD"
         try:
             response = await self._handle(request, receive, tally)
@@ -133,7 +137,9 @@ class S3App:
             tally.error_code = error.code
             if tally.body is None:
                 tally.body = RequestBody(receive, None)
-            if not tally.body.complete and not await tally.body.discard(MAX_DISCARD):
+            if not tally.body.complete and (
+                receive.withholds_continue(request) or not await tally.body.discard(MAX_DISCARD)
+            ):
                 response = response.closing()
         except ClientDisconnected:
             raise
@@ -179,6 +185,29 @@ class S3App:
                 status, message = S3_ERRORS[fault.code]
                 error = S3Error(fault.code, message, status)
                 raise error.with_headers(("retry-after", "1")) if status == 503 else error
+
+
+class _ContinueGate:
+    """The ASGI `receive` of one request, which lets the edge's parked `100 Continue` go out
+    (edge/forward.py) when the app first reads the body: after authentication and routing, as
+    S3 does. Without the edge (a plain ASGI server) it is `receive` unchanged."""
+
+    def __init__(self, receive: Receive, send_continue: Callable[[], Awaitable[None]] | None) -> None:
+        self._receive = receive
+        self._send_continue = send_continue
+        self.started = False
+
+    async def __call__(self) -> Message:
+        if not self.started:
+            self.started = True
+            if self._send_continue is not None:
+                await self._send_continue()
+        return await self._receive()
+
+    def withholds_continue(self, request: S3Request) -> bool:
+        """The client waits for a 100 that has not gone out: answer without reading the body."""
+        expects = (request.headers.get("expect") or "").strip().lower() == "100-continue"
+        return expects and not self.started and self._send_continue is not None
 
 
 def _request(scope: Scope) -> S3Request:

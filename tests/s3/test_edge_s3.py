@@ -1,0 +1,70 @@
+"""Issue 12 through a real `mrapsim serve` (TLS edge, hypercorn, the S3 app): authentication
+before `100 Continue`, and SigV2."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import ssl
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from tests.mrapsim_process import ACCESS_KEY, SECRET_KEY, MrapsimProcess, start_mrapsim
+
+BUCKET = "mraps3sample"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MrapsimProcess]:
+    started = start_mrapsim(tmp_path_factory.mktemp("edge-s3"))
+    yield started
+    started.stop()
+
+
+def _connect(server: MrapsimProcess) -> ssl.SSLSocket:
+    context = ssl.create_default_context(cafile=str(server.ca))
+    raw = socket.create_connection(("127.0.0.1", server.port("s3")), timeout=10)
+    return context.wrap_socket(raw, server_hostname="localhost")
+
+
+def _read_head(sock: ssl.SSLSocket) -> tuple[int, bytes]:
+    """The status and raw bytes of one response head (up to the blank line)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        more = sock.recv(65536)
+        if not more:
+            break
+        data += more
+    return int(data.split(b" ", 2)[1]), data
+
+
+def _signed_put_head(server: MrapsimProcess, key: str, body: bytes, secret: str) -> bytes:
+    url = f"https://localhost:{server.port('s3')}/{BUCKET}/{key}"
+    headers = {"Expect": "100-continue", "x-amz-content-sha256": hashlib.sha256(body).hexdigest()}
+    request = AWSRequest(method="PUT", url=url, headers=headers, data=body)
+    S3SigV4Auth(Credentials(ACCESS_KEY, secret), "s3", "us-east-1").add_auth(request)
+    lines = [f"PUT /{BUCKET}/{key} HTTP/1.1", f"Host: localhost:{server.port('s3')}", f"Content-Length: {len(body)}"]
+    lines += [f"{name}: {value}" for name, value in request.headers.items() if name.lower() != "host"]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def test_a_refused_signature_is_answered_instead_of_100_continue(server: MrapsimProcess) -> None:
+    body = b"x" * 1000
+    with _connect(server) as sock:
+        sock.sendall(_signed_put_head(server, "expect/refused", body, "wrong-secret"))
+        status, head = _read_head(sock)
+        assert status == 403 and b"connection: close" in head.lower(), head
+    with _connect(server) as sock:
+        sock.sendall(_signed_put_head(server, "expect/accepted", body, SECRET_KEY))
+        status, head = _read_head(sock)
+        assert status == 100, head
+        sock.sendall(body)
+        status, head = _read_head(sock)
+        assert status == 200, head
+    client: Any = server.s3_client()
+    assert client.get_object(Bucket=BUCKET, Key="expect/accepted")["Body"].read() == body
