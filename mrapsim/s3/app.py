@@ -41,7 +41,7 @@ from mrapsim.s3.errors import (
 )
 from mrapsim.s3.headers import Headers
 from mrapsim.s3.records import RequestRecord
-from mrapsim.s3.request import ClientDisconnected, RequestBody, S3Request, Target
+from mrapsim.s3.request import Addressing, ClientDisconnected, RequestBody, S3Request, Target
 from mrapsim.s3.responses import XML_CONTENT_TYPE, S3Response
 from mrapsim.s3.routing import UNKNOWN_OPERATION, resolve_route
 from mrapsim.s3.tokens import ContinuationTokens
@@ -157,7 +157,7 @@ class S3App:
         route = resolve_route(request.method, target.level, request.query, request.headers)
         if route is not None:
             tally.operation = route.operation
-        verdict = self._verifier.verify(request, self._clock())
+        verdict = self._verifier.verify(request, self._clock(), resource=_path_style_path(request, target))
         if isinstance(verdict, Rejected):
             raise S3Error(verdict.code, verdict.message, verdict.status, **dict(verdict.extra))
         tally.access_key = verdict.access_key
@@ -185,6 +185,17 @@ class S3App:
                 status, message = S3_ERRORS[fault.code]
                 error = S3Error(fault.code, message, status)
                 raise error.with_headers(("retry-after", "1")) if status == 503 else error
+
+
+def _path_style_path(request: S3Request, target: Target) -> str:
+    """The request's path as path-style addressing spells it, which is what SigV2 signs: a
+    bucket is `/bucket/` (with its slash, as botocore signs it), an object `/bucket/key` as sent."""
+    if target.bucket is not None and target.key is None:
+        return f"/{target.bucket}/"
+    path = request.raw_path or "/"
+    if target.addressing is Addressing.VIRTUAL and target.bucket is not None:
+        return f"/{target.bucket}{path}"
+    return path
 
 
 class _ContinueGate:
