@@ -9,16 +9,48 @@ import json
 import os
 import subprocess
 import threading
+import urllib.parse
+import urllib.request
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
+import trio
+from awscrt.auth import (
+    AwsCredentialsProvider,
+    AwsSignatureType,
+    AwsSignedBodyValue,
+    AwsSigningAlgorithm,
+    AwsSigningConfig,
+)
+from awscrt.http import HttpHeaders, HttpRequest
+from awscrt.io import ClientBootstrap, DefaultHostResolver, EventLoopGroup
+from awscrt.s3 import (
+    S3ChecksumAlgorithm,
+    S3ChecksumConfig,
+    S3ChecksumLocation,
+    S3Client,
+    S3RequestTlsMode,
+    S3RequestType,
+)
 from botocore.exceptions import ClientError
 
+from mrapsim.config import load_config
+from mrapsim.s3 import create_app
 from mrapsim.s3.checksums import checksum
-from tests.s3.conftest import WRITE_BUCKET, LiveServer, aws_cli_env, make_client, signed_request
+from mrapsim.store import MemoryStore, seed_store
+from tests.s3.conftest import (
+    ACCESS_KEY,
+    SECRET_KEY,
+    WRITE_BUCKET,
+    LiveServer,
+    aws_cli_env,
+    make_client,
+    send,
+    serving,
+    signed_request,
+)
 from tests.s3.test_live import error_code
 
 MIB = 1024 * 1024
@@ -164,7 +196,7 @@ def test_response_overrides_on_signed_gets(s3: Any, live: LiveServer) -> None:
     url = make_client(live.url, signature_version="s3v4").generate_presigned_url(
         "get_object", Params={"Bucket": WRITE_BUCKET, "Key": "cond/override", "ResponseContentType": "image/png"}
     )
-    assert requests.get(url, timeout=10).headers["content-type"] == "image/png"
+    assert send(urllib.request.Request(url)).headers["content-type"] == "image/png"
 
 
 def test_list_objects_v2_empty_token_and_start_after(live: LiveServer) -> None:
@@ -175,35 +207,102 @@ def test_list_objects_v2_empty_token_and_start_after(live: LiveServer) -> None:
     token = root.findtext(f"{NS}NextContinuationToken")
     assert token
     following = signed_request(
-        f"{live.url}/mraps3sample?list-type=2&start-after=a&continuation-token={requests.utils.quote(token, safe='')}"
+        f"{live.url}/mraps3sample?list-type=2&start-after=a&continuation-token={urllib.parse.quote(token, safe='')}"
     )
     assert ET.fromstring(following.body).findtext(f"{NS}StartAfter") == "a"
 
 
-def test_aws_cli_multipart_with_default_checksums(live: LiveServer, tmp_path: Path) -> None:
-    """aws-cli's `s3 cp` of a multipart-sized file, with its default integrity protection, then
-    `s3api get-object-attributes` reporting the object's checksum."""
-    source = tmp_path / "big.bin"
-    data = os.urandom(17 * MIB)
-    source.write_bytes(data)
-    base = ["aws", "--endpoint-url", live.url]
-    copied = subprocess.run(
-        [*base, "s3", "cp", str(source), f"s3://{WRITE_BUCKET}/cond/cli.bin"],
-        capture_output=True, text=True, timeout=120, env=aws_cli_env(), check=False,
-    )  # fmt: skip
-    assert copied.returncode == 0, copied.stderr
+def _attributes(live: LiveServer, key: str) -> dict[str, Any]:
     shown = subprocess.run(
-        [*base, "s3api", "get-object-attributes", "--bucket", WRITE_BUCKET, "--key", "cond/cli.bin",
+        ["aws", "--endpoint-url", live.url, "s3api", "get-object-attributes", "--bucket", WRITE_BUCKET, "--key", key,
          "--object-attributes", "ETag", "Checksum", "ObjectParts", "ObjectSize"],
         capture_output=True, text=True, timeout=60, env=aws_cli_env(), check=False,
     )  # fmt: skip
     assert shown.returncode == 0, shown.stderr
-    attributes = json.loads(shown.stdout)
+    attributes: dict[str, Any] = json.loads(shown.stdout)
+    return attributes
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ((), ("ChecksumCRC32", "COMPOSITE")),  # aws-cli v1's default
+        (("--checksum-algorithm", "CRC64NVME"), ("ChecksumCRC64NVME", "FULL_OBJECT")),  # aws-cli v2's default
+    ],
+)
+def test_aws_cli_multipart_checksums_and_get_object_attributes(
+    live: LiveServer, tmp_path: Path, options: tuple[str, ...], expected: tuple[str, str]
+) -> None:
+    """aws-cli's `s3 cp` of a multipart-sized file (8 MiB parts) with its integrity protection,
+    then `s3api get-object-attributes` reporting the object's checksum and parts."""
+    source = tmp_path / "big.bin"
+    data = os.urandom(17 * MIB)
+    source.write_bytes(data)
+    key = f"cond/cli-{expected[0]}.bin"
+    copied = subprocess.run(
+        ["aws", "--endpoint-url", live.url, "s3", "cp", *options, str(source), f"s3://{WRITE_BUCKET}/{key}"],
+        capture_output=True, text=True, timeout=120, env=aws_cli_env(), check=False,
+    )  # fmt: skip
+    assert copied.returncode == 0, copied.stderr
+    attributes = _attributes(live, key)
     assert attributes["ObjectSize"] == len(data) and attributes["ObjectParts"]["TotalPartsCount"] == 3
-    (name,) = [name for name in attributes["Checksum"] if name != "ChecksumType"]
+    name, checksum_type = expected
+    assert attributes["Checksum"]["ChecksumType"] == checksum_type
+    parts = attributes["ObjectParts"]["Parts"]
     algorithm = name.removeprefix("Checksum").lower()
-    if attributes["Checksum"]["ChecksumType"] == "FULL_OBJECT":
+    pieces = [data[at : at + 8 * MIB] for at in range(0, len(data), 8 * MIB)]
+    assert [p[name] for p in parts] == [checksum(algorithm, piece) for piece in pieces]
+    if checksum_type == "FULL_OBJECT":
         assert attributes["Checksum"][name] == checksum(algorithm, data)
-    head = make_client(live.url).head_object(Bucket=WRITE_BUCKET, Key="cond/cli.bin")
+    else:
+        raw = b"".join(base64.b64decode(p[name]) for p in parts)
+        assert attributes["Checksum"][name] == checksum(algorithm, raw) + "-3"
+    head = make_client(live.url).head_object(Bucket=WRITE_BUCKET, Key=key)
     assert head["ETag"].endswith('-3"') and hashlib.md5(data).hexdigest() not in head["ETag"]
-    assert base64.b64decode(attributes["Checksum"][name].split("-")[0])
+
+
+def test_the_crt_transfer_client_s_full_object_crc64nvme_upload(live: LiveServer, tmp_path: Path) -> None:
+    """awscrt's S3Client (the transfer client of aws-cli v2 and boto3's CRT mode) uploading in
+    parts with CRC64NVME trailers: the full-object checksum it declares is the object's."""
+    source = tmp_path / "crt.bin"
+    data = os.urandom(12 * MIB)
+    source.write_bytes(data)
+    loop = EventLoopGroup()
+    signing = AwsSigningConfig(
+        algorithm=AwsSigningAlgorithm.V4, signature_type=AwsSignatureType.HTTP_REQUEST_HEADERS,
+        credentials_provider=AwsCredentialsProvider.new_static(ACCESS_KEY, SECRET_KEY), region="us-east-1",
+        service="s3", signed_body_value=AwsSignedBodyValue.UNSIGNED_PAYLOAD,
+    )  # fmt: skip
+    client = S3Client(
+        bootstrap=ClientBootstrap(loop, DefaultHostResolver(loop)), region="us-east-1", signing_config=signing,
+        part_size=5 * MIB, tls_mode=S3RequestTlsMode.DISABLED,
+    )  # fmt: skip
+    host = live.url.split("//", 1)[1]
+    headers = HttpHeaders([("Host", host), ("Content-Length", str(len(data)))])
+    finished = threading.Event()
+    result: dict[str, Any] = {}
+
+    def on_done(**outcome: Any) -> None:
+        result.update(outcome)
+        finished.set()
+
+    client.make_request(
+        type=S3RequestType.PUT_OBJECT, request=HttpRequest("PUT", f"/{WRITE_BUCKET}/cond/crt.bin", headers),
+        send_filepath=str(source), on_done=on_done,
+        checksum_config=S3ChecksumConfig(algorithm=S3ChecksumAlgorithm.CRC64NVME, location=S3ChecksumLocation.TRAILER),
+    )  # fmt: skip
+    assert finished.wait(60) and result.get("error") is None and result.get("status_code") == 200, result
+    attributes = _attributes(live, "cond/crt.bin")
+    assert attributes["Checksum"] == {"ChecksumCRC64NVME": checksum("crc64nvme", data), "ChecksumType": "FULL_OBJECT"}
+    assert attributes["ObjectParts"]["TotalPartsCount"] == 3
+
+
+def test_response_overrides_are_refused_on_anonymous_gets() -> None:
+    """S3 honours `response-*` on signed requests only; an anonymous one (auth mode "none") is 400."""
+    config = load_config(overrides={"auth": {"mode": "none"}})
+    store = MemoryStore()
+    trio.run(seed_store, store, config)
+    with serving(create_app(config, store)) as url:
+        anonymous = send(urllib.request.Request(f"{url}/mraps3sample/hello.txt?response-content-type=text/html"))
+        assert anonymous.status == 400 and ET.fromstring(anonymous.body).findtext("Code") == "InvalidRequest"
+        assert send(urllib.request.Request(f"{url}/mraps3sample/hello.txt")).status == 200
