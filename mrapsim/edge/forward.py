@@ -12,12 +12,12 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
-import h11
 import trio
 from hypercorn.config import Config as HypercornConfig
-from hypercorn.events import Event, RawData
+from hypercorn.events import Event, RawData, Updated
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.utils import wrap_app
@@ -27,6 +27,7 @@ from mrapsim.config import Address
 ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
 SPLICE_CHUNK = 65536
+HTTP11 = b"HTTP/1.1 "
 CONTINUE_PREFIX = b"HTTP/1.1 100 "
 # The key, in the scope's "mrapsim" extension, of the coroutine function that lets a parked
 # `100 Continue` go out: the S3 app awaits it when it first reads a request body.
@@ -64,31 +65,47 @@ class EdgeTCPServer(TCPServer):
 
 
 class ContinueAfterAuthServer(EdgeTCPServer):
-    """An EdgeTCPServer that answers `Expect: 100-continue` only once the app asks for the body.
+    """An EdgeTCPServer that answers `Expect: 100-continue` only once the app asks for the body,
+    and sends status lines with their reason phrase.
 
     hypercorn's HTTP/1.1 protocol sends `100 Continue` as soon as it has read the request's
     headers, before the app has looked at them; S3 authenticates first and answers a refused
     request with its error instead of a 100 (so the client never sends the body). Here the 100
     is parked when hypercorn emits it and released when the app first reads the body (after auth
     and routing), through the `send_continue` callable the app finds in its scope; a final
-    response that comes first drops it. A 100 is recognised by its status line while no final
-    response has begun (h11's `our_state` is still SEND_RESPONSE), so body bytes never are.
-    (h2: hypercorn never sends a 100; clients send the body after their own wait.)
+    response that comes first drops it. (h2: hypercorn never sends a 100; clients send the body
+    after their own wait.)
+
+    Reason phrases: h11 writes `HTTP/1.1 403 \r\n` (an empty phrase, which RFC 9112 allows); S3
+    writes `HTTP/1.1 403 Forbidden`, and botocore's Expect handling only recognises a final
+    response whose status line has three parts — with an empty phrase it goes on to send the
+    body and then misreads the response (BadStatusLine).
+
+    Status lines are recognised without reading hypercorn's state: hypercorn announces each
+    request with `Updated(idle=False)` before anything of its response, and the response's
+    first bytes are its status line (a 1xx may come before the final one); no body byte can come
+    before a final status line.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._head_due = False  # a request arrived and its final status line has not gone out
         self._parked: bytes | None = None
         self._released = False
 
     async def protocol_send(self, event: Event) -> None:
-        if isinstance(event, RawData) and self._is_continue(event.data):
-            if not self._released:
-                self._parked = bytes(event.data)
-                return
-            self._released = False
-        elif isinstance(event, RawData):
-            self._parked, self._released = None, False  # a final response: the 100 never goes out
+        if isinstance(event, Updated) and not event.idle:
+            self._head_due, self._parked, self._released = True, None, False
+        elif isinstance(event, RawData) and self._head_due and event.data.startswith(HTTP11):
+            data = with_reason_phrase(bytes(event.data))
+            if data.startswith(CONTINUE_PREFIX):
+                if not self._released:
+                    self._parked = data
+                    return
+                self._released = False
+            else:
+                self._head_due, self._parked = False, None  # a final response: the 100 never goes out
+            event = RawData(data=data)
         await super().protocol_send(event)
 
     async def send_continue(self) -> None:
@@ -98,11 +115,19 @@ class ContinueAfterAuthServer(EdgeTCPServer):
             return
         await super().protocol_send(RawData(data=parked))
 
-    def _is_continue(self, data: bytes) -> bool:
-        if not data.startswith(CONTINUE_PREFIX):
-            return False
-        connection = getattr(getattr(getattr(self, "protocol", None), "protocol", None), "connection", None)
-        return connection is not None and connection.our_state is h11.SEND_RESPONSE
+
+def with_reason_phrase(head: bytes) -> bytes:
+    """`head` with its status line's empty reason phrase filled in (`HTTP/1.1 404 Not Found`)."""
+    line, sep, rest = head.partition(b"\r\n")
+    version, _, status_and_reason = line.partition(b" ")
+    status, _, reason = status_and_reason.partition(b" ")
+    if reason or not status.isdigit():
+        return head
+    try:
+        phrase = HTTPStatus(int(status)).phrase.encode("ascii")
+    except ValueError:
+        return head
+    return b"%s %s %s%s%s" % (version, status, phrase, sep, rest)
 
 
 @dataclass(frozen=True)

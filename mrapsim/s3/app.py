@@ -56,6 +56,11 @@ NO_CONTENT_LENGTH = (204, 304)
 # bodies cost the connection instead. (A client that sent `Expect: 100-continue` to the edge has
 # sent nothing yet: it gets the error instead of the 100, and the connection closes.)
 MAX_DISCARD = 128 * 1024 * 1024
+# A client refused while it waits for 100 Continue gets the whole error at once, then the
+# connection stays open this long reading and dropping whatever body it sends all the same
+# (botocore may; the AWS SDKs wait at most 1 s for a 100), so that it reads the error rather
+# than a reset; then it closes (`Connection: close`).
+CONTINUE_LINGER = 2.0
 SEND_CONTINUE = "send_continue"  # edge/forward.py's hook in the scope's "mrapsim" extension
 
 
@@ -137,9 +142,10 @@ class S3App:
             tally.error_code = error.code
             if tally.body is None:
                 tally.body = RequestBody(receive, None)
-            if not tally.body.complete and (
-                receive.withholds_continue(request) or not await tally.body.discard(MAX_DISCARD)
-            ):
+            if not tally.body.complete and receive.withholds_continue(request):
+                await self._refuse_before_continue(send, response.closing(), request, is_head, tally)
+                return
+            if not tally.body.complete and not await tally.body.discard(MAX_DISCARD):
                 response = response.closing()
         except ClientDisconnected:
             raise
@@ -149,6 +155,18 @@ class S3App:
             tally.error_code = "InternalError"
         tally.status = response.status
         await _send_response(send, response, request, is_head, tally)
+
+    async def _refuse_before_continue(
+        self, send: Send, response: S3Response, request: S3Request, is_head: bool, tally: _Tally
+    ) -> None:
+        """The error instead of the 100 (see CONTINUE_LINGER): sent whole, then the response is
+        held open while whatever body still comes is dropped, then the connection closes."""
+        tally.status = response.status
+        await _send_response(send, response, request, is_head, tally, finish=False)
+        assert tally.body is not None
+        with trio.move_on_after(CONTINUE_LINGER):
+            await tally.body.discard(MAX_DISCARD)
+        await send({"type": "http.response.body", "body": b""})
 
     async def _handle(self, request: S3Request, receive: Receive, tally: _Tally) -> S3Response:
         raw_path = request.raw_path.encode("latin-1")  # the request line's bytes, as received
@@ -216,9 +234,13 @@ class _ContinueGate:
         return await self._receive()
 
     def withholds_continue(self, request: S3Request) -> bool:
-        """The client waits for a 100 that has not gone out: answer without reading the body."""
+        """True when the client waits for a 100 that has not gone out: then it never will (the
+        body, if it comes anyway, is read through this gate without releasing it)."""
         expects = (request.headers.get("expect") or "").strip().lower() == "100-continue"
-        return expects and not self.started and self._send_continue is not None
+        withheld = expects and not self.started and self._send_continue is not None
+        if withheld:
+            self.started = True
+        return withheld
 
 
 def _request(scope: Scope) -> S3Request:
@@ -241,7 +263,11 @@ def _error_response(error: S3Error, request: S3Request, *, head: bool) -> S3Resp
     return S3Response(error.status, (("content-type", XML_CONTENT_TYPE), *error.headers), b"" if head else body)
 
 
-async def _send_response(send: Send, response: S3Response, request: S3Request, is_head: bool, tally: _Tally) -> None:
+async def _send_response(
+    send: Send, response: S3Response, request: S3Request, is_head: bool, tally: _Tally, *, finish: bool = True
+) -> None:
+    """Send `response`; with `finish=False` the last body message says more is coming (the caller
+    ends the response later, with an empty body message)."""
     headers = [(name.encode("latin-1"), value.encode("utf-8")) for name, value in response.headers]
     headers += [
         (b"x-amz-request-id", request.request_id.encode("ascii")),
@@ -254,16 +280,16 @@ async def _send_response(send: Send, response: S3Response, request: S3Request, i
             headers.append((b"content-length", str(length).encode("ascii")))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     if is_head or response.status in NO_CONTENT_LENGTH:
-        await send({"type": "http.response.body", "body": b""})
+        await send({"type": "http.response.body", "body": b"", "more_body": not finish})
         return
     if isinstance(body, bytes):
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": body, "more_body": not finish})
         tally.bytes_out += len(body)
         return
     async for chunk in body:
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
         tally.bytes_out += len(chunk)
-    await send({"type": "http.response.body", "body": b""})
+    await send({"type": "http.response.body", "body": b"", "more_body": not finish})
 
 
 def _length(body: bytes | AsyncIterable[bytes]) -> int | None:

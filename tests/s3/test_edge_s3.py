@@ -4,8 +4,10 @@ before `100 Continue`, and SigV2."""
 from __future__ import annotations
 
 import hashlib
+import io
 import socket
 import ssl
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from botocore.exceptions import ClientError
 
 from tests.mrapsim_process import ACCESS_KEY, SECRET_KEY, MrapsimProcess, start_mrapsim
 
@@ -68,3 +71,18 @@ def test_a_refused_signature_is_answered_instead_of_100_continue(server: Mrapsim
         assert status == 200, head
     client: Any = server.s3_client()
     assert client.get_object(Bucket=BUCKET, Key="expect/accepted")["Body"].read() == body
+
+
+def test_botocore_refused_before_100_never_sends_its_body(server: MrapsimProcess) -> None:
+    """botocore waits for the 100 (a file body); it gets `403 Forbidden` instead — a status
+    line with its reason phrase, which botocore needs to take it as the final response — and
+    reports SignatureDoesNotMatch without sending the 5 MiB."""
+    refused: Any = server.s3_client(secret_key="not-the-secret")
+    with pytest.raises(ClientError) as excinfo:
+        refused.put_object(Bucket=BUCKET, Key="expect/never", Body=io.BytesIO(b"x" * 5 * 1024 * 1024))
+    assert excinfo.value.response["Error"]["Code"] == "SignatureDoesNotMatch"
+    deadline = time.monotonic() + 10
+    while server.connections(state="open") and time.monotonic() < deadline:
+        time.sleep(0.05)  # the refused connection lingers up to CONTINUE_LINGER, then closes
+    latest = max(server.connections(state="closed"), key=lambda record: record["start"])
+    assert latest["bytes_in"] < 1024 * 1024, latest
