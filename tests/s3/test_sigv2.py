@@ -14,7 +14,7 @@ from botocore.auth import HmacV1Auth, HmacV1QueryAuth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from mrapsim.config import load_config
+from mrapsim.config import ConfigError, load_config
 from mrapsim.s3 import sigv2
 from mrapsim.s3.auth import UNSUPPORTED_MECHANISM, Authorized, Rejected, Verifier
 from mrapsim.s3.headers import Headers
@@ -119,3 +119,10 @@ def test_expiry_skew_and_the_switch() -> None:
 def test_the_canonical_resource_keeps_only_signed_subresources() -> None:
     resource = sigv2.canonical_resource("/b/k", "uploadId=x%2By&partNumber=2&prefix=p&response-content-type=a%2Fb&acl")
     assert resource == "/b/k?acl&partNumber=2&response-content-type=a/b&uploadId=x+y"
+
+
+def test_the_switch_is_a_boolean() -> None:
+    assert load_config().auth.sigv2 is True
+    with pytest.raises(ConfigError) as refused:
+        load_config(overrides={"auth": {"sigv2": "no"}})
+    assert "auth.sigv2" in str(refused.value)
