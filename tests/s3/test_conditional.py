@@ -295,6 +295,18 @@ def test_the_crt_transfer_client_s_full_object_crc64nvme_upload(live: LiveServer
     attributes = _attributes(live, "cond/crt.bin")
     assert attributes["Checksum"] == {"ChecksumCRC64NVME": checksum("crc64nvme", data), "ChecksumType": "FULL_OBJECT"}
     assert attributes["ObjectParts"]["TotalPartsCount"] == 3
+    # And back, with the CRT's parallel ranged download and its checksum validation.
+    target = tmp_path / "back.bin"
+    finished.clear()
+    result.clear()
+    client.make_request(
+        type=S3RequestType.GET_OBJECT,
+        request=HttpRequest("GET", f"/{WRITE_BUCKET}/cond/crt.bin", HttpHeaders([("Host", host)])),
+        recv_filepath=str(target), on_done=on_done, checksum_config=S3ChecksumConfig(validate_response=True),
+    )  # fmt: skip
+    assert finished.wait(60) and result.get("error") is None and result.get("status_code") in (200, 206), result
+    assert target.read_bytes() == data
+    assert any(r.operation == "GetObject" and r.status == 206 for r in live.records)
 
 
 def test_response_overrides_are_refused_on_anonymous_gets() -> None:

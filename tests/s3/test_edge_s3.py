@@ -7,6 +7,7 @@ import hashlib
 import io
 import socket
 import ssl
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -86,3 +87,41 @@ def test_botocore_refused_before_100_never_sends_its_body(server: MrapsimProcess
         time.sleep(0.05)  # the refused connection lingers up to CONTINUE_LINGER, then closes
     latest = max(server.connections(state="closed"), key=lambda record: record["start"])
     assert latest["bytes_in"] < 1024 * 1024, latest
+
+
+def test_must_show_conditional_writes_and_parts_through_the_edge(server: MrapsimProcess) -> None:
+    """Issue 12's first must-show through `mrapsim serve` (TLS edge, hypercorn, the S3 app)."""
+    s3: Any = server.s3_client()
+    s3.put_object(Bucket=BUCKET, Key="edge/once", Body=b"first", IfNoneMatch="*")
+    with pytest.raises(ClientError) as second:
+        s3.put_object(Bucket=BUCKET, Key="edge/once", Body=b"second", IfNoneMatch="*")
+    assert second.value.response["ResponseMetadata"]["HTTPStatusCode"] == 412
+    part, tail = b"p" * 5 * 1024 * 1024, b"tail"
+    uploads = []
+    for _ in range(2):
+        upload_id = s3.create_multipart_upload(Bucket=BUCKET, Key="edge/mp", ChecksumAlgorithm="CRC64NVME")["UploadId"]
+        parts = [
+            {"PartNumber": n, "ETag": s3.upload_part(Bucket=BUCKET, Key="edge/mp", UploadId=upload_id, PartNumber=n,
+                                                     Body=body)["ETag"]}
+            for n, body in ((1, part), (2, tail))
+        ]  # fmt: skip
+        uploads.append((upload_id, parts))
+    statuses: list[int] = []
+
+    def complete(upload_id: str, parts: list[dict[str, Any]]) -> None:
+        try:
+            s3.complete_multipart_upload(
+                Bucket=BUCKET, Key="edge/mp", UploadId=upload_id, MultipartUpload={"Parts": parts}, IfNoneMatch="*"
+            )
+            statuses.append(200)
+        except ClientError as error:
+            statuses.append(error.response["ResponseMetadata"]["HTTPStatusCode"])
+
+    threads = [threading.Thread(target=complete, args=upload) for upload in uploads]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(statuses) in ([200, 409], [200, 412]), statuses
+    second_part = s3.get_object(Bucket=BUCKET, Key="edge/mp", PartNumber=2)
+    assert second_part["Body"].read() == tail and second_part["PartsCount"] == 2
