@@ -251,6 +251,7 @@ async def complete_multipart_upload(ctx: Context) -> S3Response:
                 ETag=part.etag,
             )
         chosen.append(part)
+    _check_object_size(ctx, chosen)
     checksums, checksum_type = _object_checksums(ctx, upload, chosen)
     write = ObjectWrite(
         content=received.content,  # ignored: the store joins the parts
@@ -287,6 +288,18 @@ def _complete_result(ctx: Context, info: ObjectInfo) -> S3Response:
         leaf("ChecksumType", info.checksum_type) if info.checksums else "",
     )
     return xml_response(body)
+
+
+def _check_object_size(ctx: Context, parts: Sequence[PartInfo]) -> None:
+    """`x-amz-mp-object-size` (botocore's MpuObjectSize): the size the client expects the object to have."""
+    text = ctx.request.headers.get("x-amz-mp-object-size")
+    total = sum(part.size for part in parts)
+    if text is not None and (not text.strip().isdigit() or int(text) != total):
+        raise S3Error(
+            "InvalidRequest",
+            f"The provided 'x-amz-mp-object-size' header value {text} does not match the size of the object, {total}.",
+            400,
+        )
 
 
 def _multipart_etag(parts: Sequence[PartInfo]) -> str:

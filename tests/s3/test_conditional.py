@@ -136,9 +136,14 @@ def test_full_object_checksum_header_on_complete_is_the_object_s(s3: Any) -> Non
             ChecksumCRC32=checksum("crc32", TAIL), ChecksumType="FULL_OBJECT",
         )  # fmt: skip
     assert error_code(wrong) == "BadDigest"
+    with pytest.raises(ClientError) as wrong_size:
+        s3.complete_multipart_upload(
+            Bucket=WRITE_BUCKET, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, MpuObjectSize=5,
+        )  # fmt: skip
+    assert error_code(wrong_size) == "InvalidRequest"
     done = s3.complete_multipart_upload(
         Bucket=WRITE_BUCKET, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts},
-        ChecksumCRC32=checksum("crc32", PART + TAIL), ChecksumType="FULL_OBJECT",
+        ChecksumCRC32=checksum("crc32", PART + TAIL), ChecksumType="FULL_OBJECT", MpuObjectSize=len(PART + TAIL),
     )  # fmt: skip
     assert done["ChecksumCRC32"] == checksum("crc32", PART + TAIL) and done["ChecksumType"] == "FULL_OBJECT"
 
