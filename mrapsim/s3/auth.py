@@ -401,9 +401,7 @@ class Verifier:
         """`resource`: the request's path-style path (`/bucket/key`, as sent) for SigV2, which
         signs it also for virtual-hosted requests; the raw path when not given."""
         header = request.headers.get("authorization")
-        presigned = (
-            request.query.get("X-Amz-Signature") is not None or request.query.get("X-Amz-Algorithm") is not None
-        )
+        presigned = request.query.get("X-Amz-Signature") is not None or request.query.get("X-Amz-Algorithm") is not None
         if self._auth.mode == "none":
             return Authorized(
                 _access_key_of(request, header),

@@ -177,12 +177,10 @@ def test_get_and_head_by_part_number(s3: Any) -> None:
     assert (object_parts["TotalPartsCount"], object_parts["IsTruncated"], object_parts["NextPartNumberMarker"]) == (
         2, True, 1,
     )  # fmt: skip
-    assert object_parts["Parts"] == [
-        {"PartNumber": 1, "Size": len(PART), "ChecksumSHA256": checksum("sha256", PART)}
+    assert object_parts["Parts"] == [{"PartNumber": 1, "Size": len(PART), "ChecksumSHA256": checksum("sha256", PART)}]
+    rest = s3.get_object_attributes(Bucket=WRITE_BUCKET, Key=key, PartNumberMarker=1, ObjectAttributes=["ObjectParts"])[
+        "ObjectParts"
     ]
-    rest = s3.get_object_attributes(
-        Bucket=WRITE_BUCKET, Key=key, PartNumberMarker=1, ObjectAttributes=["ObjectParts"]
-    )["ObjectParts"]
     assert [p["PartNumber"] for p in rest["Parts"]] == [2] and not rest["IsTruncated"]
 
 
