@@ -99,6 +99,7 @@ target = "builtin"
 
 [auth]
 mode = "sigv4"
+sigv2 = true
 
 [[auth.credentials]]
 access_key = "AKIAIOSFODNN7EXAMPLE"
@@ -182,6 +183,9 @@ class Credential:
 class AuthConfig:
     mode: Literal["sigv4", "none"]
     credentials: tuple[Credential, ...]
+    # SigV2 (header `AWS AKID:sig`, query `AWSAccessKeyId`/`Signature`/`Expires`) is accepted as
+    # S3 still accepts it where the Region allows it; false refuses it, to rehearse its removal.
+    sigv2: bool = True
 
     def secret_for(self, access_key: str) -> str | None:
         for credential in self.credentials:
@@ -503,7 +507,7 @@ def parse_route(doc: Mapping[str, Any], where: str) -> Route:
 
 
 def parse_auth(doc: Mapping[str, Any]) -> AuthConfig:
-    _reject_unknown(doc, {"mode", "credentials"}, "auth")
+    _reject_unknown(doc, {"mode", "credentials", "sigv2"}, "auth")
     credentials = []
     for i, item in enumerate(_array(doc, "credentials", "auth.credentials", required=False)):
         where = f"auth.credentials[{i}]"
@@ -517,7 +521,10 @@ def parse_auth(doc: Mapping[str, Any]) -> AuthConfig:
     mode = _choice(doc, "mode", "auth.mode", ("sigv4", "none"))
     if mode == "sigv4" and not credentials:
         raise ConfigError("auth.credentials", "auth mode sigv4 needs at least one key pair")
-    return AuthConfig(cast(Literal["sigv4", "none"], mode), tuple(credentials))
+    sigv2 = doc.get("sigv2", True)
+    if not isinstance(sigv2, bool):
+        raise ConfigError("auth.sigv2", f"{sigv2!r} is not true or false")
+    return AuthConfig(cast(Literal["sigv4", "none"], mode), tuple(credentials), sigv2)
 
 
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")

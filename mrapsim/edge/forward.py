@@ -12,10 +12,12 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 import trio
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.events import Event, RawData, Updated
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.utils import wrap_app
@@ -25,6 +27,11 @@ from mrapsim.config import Address
 ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
 SPLICE_CHUNK = 65536
+HTTP11 = b"HTTP/1.1 "
+CONTINUE_PREFIX = b"HTTP/1.1 100 "
+# The key, in the scope's "mrapsim" extension, of the coroutine function that lets a parked
+# `100 Continue` go out: the S3 app awaits it when it first reads a request body.
+SEND_CONTINUE = "send_continue"
 UPSTREAM_CONNECT_TIMEOUT = 10.0
 
 
@@ -55,6 +62,72 @@ class EdgeTCPServer(TCPServer):
     async def _read_data(self) -> None:
         await super()._read_data()
         await self.idle_task.stop()
+
+
+class ContinueAfterAuthServer(EdgeTCPServer):
+    """An EdgeTCPServer that answers `Expect: 100-continue` only once the app asks for the body,
+    and sends status lines with their reason phrase.
+
+    hypercorn's HTTP/1.1 protocol sends `100 Continue` as soon as it has read the request's
+    headers, before the app has looked at them; S3 authenticates first and answers a refused
+    request with its error instead of a 100 (so the client never sends the body). Here the 100
+    is parked when hypercorn emits it and released when the app first reads the body (after auth
+    and routing), through the `send_continue` callable the app finds in its scope; a final
+    response that comes first drops it. (h2: hypercorn never sends a 100; clients send the body
+    after their own wait.)
+
+    Reason phrases: h11 writes `HTTP/1.1 403 \r\n` (an empty phrase, which RFC 9112 allows); S3
+    writes `HTTP/1.1 403 Forbidden`, and botocore's Expect handling only recognises a final
+    response whose status line has three parts — with an empty phrase it goes on to send the
+    body and then misreads the response (BadStatusLine).
+
+    Status lines are recognised without reading hypercorn's state: hypercorn announces each
+    request with `Updated(idle=False)` before anything of its response, and the response's
+    first bytes are its status line (a 1xx may come before the final one); no body byte can come
+    before a final status line.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_due = False  # a request arrived and its final status line has not gone out
+        self._parked: bytes | None = None
+        self._released = False
+
+    async def protocol_send(self, event: Event) -> None:
+        if isinstance(event, Updated) and not event.idle:
+            self._head_due, self._parked, self._released = True, None, False
+        elif isinstance(event, RawData) and self._head_due and event.data.startswith(HTTP11):
+            data = with_reason_phrase(bytes(event.data))
+            if data.startswith(CONTINUE_PREFIX):
+                if not self._released:
+                    self._parked = data
+                    return
+                self._released = False
+            else:
+                self._head_due, self._parked = False, None  # a final response: the 100 never goes out
+            event = RawData(data=data)
+        await super().protocol_send(event)
+
+    async def send_continue(self) -> None:
+        parked, self._parked = self._parked, None
+        if parked is None:
+            self._released = True  # the 100, if any, is still to come: let it through
+            return
+        await super().protocol_send(RawData(data=parked))
+
+
+def with_reason_phrase(head: bytes) -> bytes:
+    """`head` with its status line's empty reason phrase filled in (`HTTP/1.1 404 Not Found`)."""
+    line, sep, rest = head.partition(b"\r\n")
+    version, _, status_and_reason = line.partition(b" ")
+    status, _, reason = status_and_reason.partition(b" ")
+    if reason or not status.isdigit():
+        return head
+    try:
+        phrase = HTTPStatus(int(status)).phrase.encode("ascii")
+    except ValueError:
+        return head
+    return b"%s %s %s%s%s" % (version, status, phrase, sep, rest)
 
 
 @dataclass(frozen=True)
@@ -88,7 +161,10 @@ class BuiltinBackend:
         on_handshake(session)
         app = _traced_app(self.app, session)
         # TCPServer calls do_handshake() again; on a finished handshake that returns at once.
-        await EdgeTCPServer(wrap_app(app, self.http.wsgi_max_body_size, "asgi"), self.http, self.worker, {}, tls).run()  # type: ignore[arg-type]
+        wrapped = wrap_app(app, self.http.wsgi_max_body_size, "asgi")  # type: ignore[arg-type]
+        server = ContinueAfterAuthServer(wrapped, self.http, self.worker, {}, tls)
+        session.extensions[SEND_CONTINUE] = server.send_continue
+        await server.run()
 
 
 def _traced_app(app: ASGIApp, session: BuiltinSession) -> ASGIApp:

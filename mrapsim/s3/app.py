@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+import trio
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mrapsim.config import Config
 from mrapsim.faults import FaultSet
@@ -40,7 +41,7 @@ from mrapsim.s3.errors import (
 from mrapsim.s3.faults import RequestFaults, apply_request_faults, faulty_send
 from mrapsim.s3.headers import Headers
 from mrapsim.s3.records import RequestRecord
-from mrapsim.s3.request import ClientDisconnected, RequestBody, S3Request, Target
+from mrapsim.s3.request import Addressing, ClientDisconnected, RequestBody, S3Request, Target
 from mrapsim.s3.responses import XML_CONTENT_TYPE, S3Response
 from mrapsim.s3.routing import UNKNOWN_OPERATION, resolve_route
 from mrapsim.s3.tokens import ContinuationTokens
@@ -51,10 +52,17 @@ logger = logging.getLogger("mrapsim.s3")
 RequestHook = Callable[[RequestRecord], None]
 ConnectionReset = Callable[[], Awaitable[None]]
 NO_CONTENT_LENGTH = (204, 304)
-# How much of an unread request body is read and dropped before an error response, so that the
-# client (which sends the whole body before it reads: Expect: 100-continue is answered at once by
-# hypercorn) gets the error rather than a reset. Larger bodies cost the connection instead.
+# How much of an unread request body is read and dropped before an error response, so that a
+# client that sends the whole body before it reads gets the error rather than a reset. Larger
+# bodies cost the connection instead. (A client that sent `Expect: 100-continue` to the edge has
+# sent nothing yet: it gets the error instead of the 100, and the connection closes.)
 MAX_DISCARD = 128 * 1024 * 1024
+# A client refused while it waits for 100 Continue gets the whole error at once, then the
+# connection stays open this long reading and dropping whatever body it sends all the same
+# (botocore may; the AWS SDKs wait at most 1 s for a 100), so that it reads the error rather
+# than a reset; then it closes (`Connection: close`).
+CONTINUE_LINGER = 2.0
+SEND_CONTINUE = "send_continue"  # edge/forward.py's hook in the scope's "mrapsim" extension
 
 
 def utc_now() -> dt.datetime:
@@ -115,8 +123,10 @@ class S3App:
         started = time.perf_counter()
         request = _request(scope)
         tally = _Tally()
+        trace: dict[str, Any] = (scope.get("extensions") or {}).get("mrapsim") or {}
+        gate = _ContinueGate(receive, trace.get(SEND_CONTINUE))
         try:
-            await self._serve(request, receive, send, tally, _connection_reset(scope))
+            await self._serve(request, gate, send, tally, trace.get("reset"))
         except ClientDisconnected:
             tally.error_code = tally.error_code or "ClientDisconnected"
         finally:
@@ -124,7 +134,7 @@ class S3App:
                 self._on_request(_record(scope, request.request_id, tally, time.perf_counter() - started))
 
     async def _serve(
-        self, request: S3Request, receive: Receive, send: Send, tally: _Tally, reset: ConnectionReset | None
+        self, request: S3Request, receive: _ContinueGate, send: Send, tally: _Tally, reset: ConnectionReset | None
     ) -> None:
         is_head = request.method == "HEAD"
         try:
@@ -135,6 +145,9 @@ class S3App:
             tally.error_code = error.code
             if tally.body is None:
                 tally.body = RequestBody(receive, None)
+            if not tally.body.complete and receive.withholds_continue(request):
+                await self._refuse_before_continue(send, response.closing(), request, is_head, tally)
+                return
             if not tally.body.complete and not await tally.body.discard(MAX_DISCARD):
                 response = response.closing()
         except ClientDisconnected:
@@ -148,6 +161,18 @@ class S3App:
             send = faulty_send(send, tally.faults.body, reset)
         await _send_response(send, response, request, is_head, tally)
 
+    async def _refuse_before_continue(
+        self, send: Send, response: S3Response, request: S3Request, is_head: bool, tally: _Tally
+    ) -> None:
+        """The error instead of the 100 (see CONTINUE_LINGER): sent whole, then the response is
+        held open while whatever body still comes is dropped, then the connection closes."""
+        tally.status = response.status
+        await _send_response(send, response, request, is_head, tally, finish=False)
+        assert tally.body is not None
+        with trio.move_on_after(CONTINUE_LINGER):
+            await tally.body.discard(MAX_DISCARD)
+        await send({"type": "http.response.body", "body": b""})
+
     async def _handle(self, request: S3Request, receive: Receive, tally: _Tally) -> S3Response:
         raw_path = request.raw_path.encode("latin-1")  # the request line's bytes, as received
         target = resolve_target(request.headers.get("host", ""), raw_path, self._config.mraps)
@@ -155,7 +180,7 @@ class S3App:
         route = resolve_route(request.method, target.level, request.query, request.headers)
         if route is not None:
             tally.operation = route.operation
-        verdict = self._verifier.verify(request, self._clock())
+        verdict = self._verifier.verify(request, self._clock(), resource=_path_style_path(request, target))
         if isinstance(verdict, Rejected):
             raise S3Error(verdict.code, verdict.message, verdict.status, **dict(verdict.extra))
         tally.access_key = verdict.access_key
@@ -175,10 +200,42 @@ class S3App:
             await apply_request_faults(self._faults, operation, target.bucket, target.key, tally.faults)
 
 
-def _connection_reset(scope: Scope) -> ConnectionReset | None:
-    """The edge's way to reset this request's connection (a `truncate_body` fault ends with it)."""
-    reset: ConnectionReset | None = (scope.get("extensions") or {}).get("mrapsim", {}).get("reset")
-    return reset
+def _path_style_path(request: S3Request, target: Target) -> str:
+    """The request's path as path-style addressing spells it, which is what SigV2 signs: a
+    bucket is `/bucket/` (with its slash, as botocore signs it), an object `/bucket/key` as sent."""
+    if target.bucket is not None and target.key is None:
+        return f"/{target.bucket}/"
+    path = request.raw_path or "/"
+    if target.addressing is Addressing.VIRTUAL and target.bucket is not None:
+        return f"/{target.bucket}{path}"
+    return path
+
+
+class _ContinueGate:
+    """The ASGI `receive` of one request, which lets the edge's parked `100 Continue` go out
+    (edge/forward.py) when the app first reads the body: after authentication and routing, as
+    S3 does. Without the edge (a plain ASGI server) it is `receive` unchanged."""
+
+    def __init__(self, receive: Receive, send_continue: Callable[[], Awaitable[None]] | None) -> None:
+        self._receive = receive
+        self._send_continue = send_continue
+        self.started = False
+
+    async def __call__(self) -> Message:
+        if not self.started:
+            self.started = True
+            if self._send_continue is not None:
+                await self._send_continue()
+        return await self._receive()
+
+    def withholds_continue(self, request: S3Request) -> bool:
+        """True when the client waits for a 100 that has not gone out: then it never will (the
+        body, if it comes anyway, is read through this gate without releasing it)."""
+        expects = (request.headers.get("expect") or "").strip().lower() == "100-continue"
+        withheld = expects and not self.started and self._send_continue is not None
+        if withheld:
+            self.started = True
+        return withheld
 
 
 def _request(scope: Scope) -> S3Request:
@@ -201,7 +258,11 @@ def _error_response(error: S3Error, request: S3Request, *, head: bool) -> S3Resp
     return S3Response(error.status, (("content-type", XML_CONTENT_TYPE), *error.headers), b"" if head else body)
 
 
-async def _send_response(send: Send, response: S3Response, request: S3Request, is_head: bool, tally: _Tally) -> None:
+async def _send_response(
+    send: Send, response: S3Response, request: S3Request, is_head: bool, tally: _Tally, *, finish: bool = True
+) -> None:
+    """Send `response`; with `finish=False` the last body message says more is coming (the caller
+    ends the response later, with an empty body message)."""
     headers = [(name.encode("latin-1"), value.encode("utf-8")) for name, value in response.headers]
     headers += [
         (b"x-amz-request-id", request.request_id.encode("ascii")),
@@ -214,16 +275,16 @@ async def _send_response(send: Send, response: S3Response, request: S3Request, i
             headers.append((b"content-length", str(length).encode("ascii")))
     await send({"type": "http.response.start", "status": response.status, "headers": headers})
     if is_head or response.status in NO_CONTENT_LENGTH:
-        await send({"type": "http.response.body", "body": b""})
+        await send({"type": "http.response.body", "body": b"", "more_body": not finish})
         return
     if isinstance(body, bytes):
-        await send({"type": "http.response.body", "body": body})
+        await send({"type": "http.response.body", "body": body, "more_body": not finish})
         tally.bytes_out += len(body)
         return
     async for chunk in body:
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
         tally.bytes_out += len(chunk)
-    await send({"type": "http.response.body", "body": b""})
+    await send({"type": "http.response.body", "body": b"", "more_body": not finish})
 
 
 def _length(body: bytes | AsyncIterable[bytes]) -> int | None:

@@ -1,5 +1,6 @@
-"""SigV4 and SigV4A verification, sans-IO: the signed parts of a request and the current time in,
-a verdict (`Authorized` or `Rejected`) out. No sockets, no clock, no body.
+"""SigV4, SigV4A and SigV2 (sigv2.py; `[auth] sigv2`) verification, sans-IO: the signed parts of
+a request and the current time in, a verdict (`Authorized` or `Rejected`) out. No sockets, no
+clock, no body.
 
 What S3 signs (docs/wire.md §4):
 - canonical request = method, the raw path exactly as received (S3 signers neither normalise nor
@@ -35,6 +36,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mrapsim.config import AuthConfig
+from mrapsim.s3 import sigv2
 from mrapsim.s3.headers import Headers
 
 SIGV4 = "AWS4-HMAC-SHA256"
@@ -283,6 +285,15 @@ UNSUPPORTED_MECHANISM = Rejected(
 )
 
 
+ONE_MECHANISM_ONLY = Rejected(
+    "InvalidArgument",
+    "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
+    "Signature query string parameter or the Authorization header should be specified",
+    400,
+    (("ArgumentName", "Authorization"),),
+)
+
+
 def parse_authorization_header(value: str, amz_date: str) -> Signature | Rejected:
     algorithm, _, rest = value.strip().partition(" ")
     if algorithm not in ALGORITHMS:
@@ -386,7 +397,9 @@ class Verifier:
         self._sigv4a_keys: dict[str, ec.EllipticCurvePublicKey] = {}
         self._signing_keys: dict[tuple[str, str, str, str], bytes] = {}
 
-    def verify(self, request: SignedRequest, now: dt.datetime) -> Verdict:
+    def verify(self, request: SignedRequest, now: dt.datetime, *, resource: str | None = None) -> Verdict:
+        """`resource`: the request's path-style path (`/bucket/key`, as sent) for SigV2, which
+        signs it also for virtual-hosted requests; the raw path when not given."""
         header = request.headers.get("authorization")
         presigned = request.query.get("X-Amz-Signature") is not None or request.query.get("X-Amz-Algorithm") is not None
         if self._auth.mode == "none":
@@ -397,17 +410,11 @@ class Verifier:
                 None,
                 request.headers.get("x-amz-content-sha256"),
             )
+        if _is_sigv2(request, header, presigned):
+            return self._verify_sigv2(request, header, now, resource or request.raw_path or "/")
         if header is not None and presigned:
-            return Rejected(
-                "InvalidArgument",
-                "Only one auth mechanism allowed; only the X-Amz-Algorithm query parameter, "
-                "Signature query string parameter or the Authorization header should be specified",
-                400,
-                (("ArgumentName", "Authorization"),),
-            )
+            return ONE_MECHANISM_ONLY
         if header is None and not presigned:
-            if request.query.get("AWSAccessKeyId") is not None:
-                return UNSUPPORTED_MECHANISM  # a SigV2 presigned URL (boto3's default for S3)
             return Rejected("AccessDenied", "Access Denied", 403)
         signature = self._parse(request, header)
         if isinstance(signature, Rejected):
@@ -449,6 +456,59 @@ class Verifier:
             payload_sha256=payload if HEX_SHA256.fullmatch(payload) else None,
             content_sha256=request.headers.get("x-amz-content-sha256"),
             streaming_key=self._streaming_key(signature, secret, payload),
+        )
+
+    def _verify_sigv2(self, request: SignedRequest, header: str | None, now: dt.datetime, path: str) -> Verdict:
+        """A SigV2 request (sigv2.py), header or query form, when `[auth] sigv2` allows it."""
+        if header is not None and request.query.get("Signature") is not None:
+            return ONE_MECHANISM_ONLY
+        if not self._auth.sigv2:
+            return UNSUPPORTED_MECHANISM
+        parsed = sigv2.parse_header(header) if header is not None else sigv2.parse_query(request.query)
+        if parsed is None and header is not None:
+            return Rejected(
+                "InvalidArgument",
+                "AWS authorization header is invalid.  Expected AwsAccessKeyId:signature",
+                400,
+                (("ArgumentName", "Authorization"), ("ArgumentValue", header)),
+            )
+        if parsed is None:
+            return Rejected(
+                "AccessDenied",
+                "Query-string authentication requires the Signature, Expires and AWSAccessKeyId parameters",
+                403,
+            )
+        date_line = _sigv2_date_line(request, parsed, now)
+        if isinstance(date_line, Rejected):
+            return date_line
+        secret = self._auth.secret_for(parsed.access_key)
+        if secret is None:
+            return Rejected(
+                "InvalidAccessKeyId",
+                "The AWS Access Key Id you provided does not exist in our records.",
+                403,
+                (("AWSAccessKeyId", parsed.access_key),),
+            )
+        resource = sigv2.canonical_resource(path, request.raw_query)
+        to_sign = sigv2.string_to_sign(request.method, request.headers, date_line=date_line, resource=resource)
+        if not sigv2.matches(secret, to_sign, parsed.signature):
+            return Rejected(
+                "SignatureDoesNotMatch",
+                SIGNATURE_MISMATCH_MESSAGE,
+                403,
+                (
+                    ("AWSAccessKeyId", parsed.access_key),
+                    ("StringToSign", to_sign),
+                    ("SignatureProvided", parsed.signature),
+                    ("StringToSignBytes", _spaced_hex(to_sign)),
+                ),
+            )
+        return Authorized(
+            access_key=parsed.access_key,
+            algorithm=sigv2.ALGORITHM,
+            presigned=parsed.presigned,
+            payload_sha256=None,  # SigV2 does not sign the body
+            content_sha256=request.headers.get("x-amz-content-sha256"),
         )
 
     def _streaming_key(self, signature: Signature, secret: str, payload: str) -> StreamingKey | None:
@@ -593,6 +653,60 @@ class Verifier:
             key = sigv4_signing_key(secret, credential.date, credential.region or "", credential.service)
             self._signing_keys[cache_key] = key
         return key
+
+
+def _is_sigv2(request: SignedRequest, header: str | None, presigned_v4: bool) -> bool:
+    if header is not None:
+        return header.strip().partition(" ")[0] == sigv2.ALGORITHM
+    return not presigned_v4 and request.query.get("AWSAccessKeyId") is not None
+
+
+def _sigv2_date_line(request: SignedRequest, parsed: sigv2.SigV2, now: dt.datetime) -> str | Rejected:
+    """The string to sign's date line — Expires (query), Date, or empty with x-amz-date — once
+    the request's time is checked: not expired (query), within MAX_SKEW (header)."""
+    if parsed.expires is not None:
+        if now.timestamp() > parsed.expires:
+            expired_at = dt.datetime.fromtimestamp(parsed.expires, dt.UTC)
+            return Rejected(
+                "AccessDenied",
+                "Request has expired",
+                403,
+                (
+                    ("Expires", expired_at.strftime("%Y-%m-%dT%H:%M:%SZ")),
+                    ("ServerTime", now.strftime("%Y-%m-%dT%H:%M:%SZ")),
+                ),
+            )
+        return str(parsed.expires)
+    amz_date = request.headers.get("x-amz-date")
+    text = amz_date if amz_date is not None else request.headers.get("date")
+    signed_at = _http_or_amz_date(text)
+    if signed_at is None:
+        return Rejected("AccessDenied", "AWS authentication requires a valid Date or x-amz-date header", 403)
+    if abs(now - signed_at) > MAX_SKEW:
+        return Rejected(
+            "RequestTimeTooSkewed",
+            "The difference between the request time and the current time is too large.",
+            403,
+            (
+                ("RequestTime", text or ""),
+                ("ServerTime", now.strftime("%Y-%m-%dT%H:%M:%SZ")),
+                ("MaxAllowedSkewMilliseconds", str(int(MAX_SKEW.total_seconds() * 1000))),
+            ),
+        )
+    return "" if amz_date is not None else (text or "").strip()
+
+
+def _http_or_amz_date(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    parsed = parse_amz_date(text.strip())
+    if parsed is not None:
+        return parsed
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 def _access_key_of(request: SignedRequest, header: str | None) -> str | None:

@@ -22,6 +22,7 @@ from mrapsim.s3.object import (
     parse_http_date,
     request_metadata,
     request_stored_headers,
+    write_precondition,
 )
 from mrapsim.s3.responses import S3Response, xml_response
 from mrapsim.s3.xml import document, leaf
@@ -149,7 +150,7 @@ async def copy_object(ctx: Context) -> S3Response:
             checksum_type=checksum_type,
             etag=info.etag,
         )
-    written = await ctx.store.put_object(ctx.bucket, ctx.key, write)
+    written = await ctx.store.put_object(ctx.bucket, ctx.key, write, write_precondition(ctx.request.headers))
     body = document(
         "CopyObjectResult",
         leaf("ETag", written.etag),

@@ -14,6 +14,7 @@ from mrapsim.store import (
     NoSuchBucketError,
     NoSuchKeyError,
     NoSuchUploadError,
+    PreconditionFailedError,
     StoreError,
 )
 
@@ -73,8 +74,28 @@ def internal_error() -> S3Error:
     return S3Error("InternalError", "We encountered an internal error. Please try again.", 500)
 
 
+def precondition_failed(condition: str) -> S3Error:
+    return S3Error(
+        "PreconditionFailed",
+        "At least one of the pre-conditions you specified did not hold",
+        412,
+        Condition=condition,
+    )
+
+
+def conditional_request_conflict() -> S3Error:
+    """409: a conditional write raced with another operation on the same key or upload."""
+    return S3Error(
+        "ConditionalRequestConflict",
+        "A conflicting conditional operation is currently in progress against this resource. Please try again.",
+        409,
+    )
+
+
 def from_store_error(error: StoreError) -> S3Error:
     """The S3 error for a store refusal: the single mapping between the two vocabularies."""
+    if isinstance(error, PreconditionFailedError):
+        return precondition_failed(error.condition)
     if isinstance(error, NoSuchUploadError):
         return S3Error(
             "NoSuchUpload",

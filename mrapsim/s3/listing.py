@@ -3,7 +3,9 @@
 Both are one `Store.list_page` call (O(log n + page)) plus rendering. Wire rules, from
 docs/wire.md §2: `Prefix`, `Name`, `MaxKeys`, `IsTruncated` always present; `Delimiter`
 and `EncodingType` only when sent; `KeyCount` counts keys and common prefixes; V2 echoes
-`StartAfter` only without a continuation token and sends `NextContinuationToken` only when
+`StartAfter` whenever it was sent, with a continuation token too (botocore's shape: "If
+StartAfter was sent with the request, it is included in the response"), treats an empty
+`continuation-token=` as absent but echoes it, and sends `NextContinuationToken` only when
 truncated; V1 always has `Marker` and has `NextMarker` only with a delimiter and truncation.
 With `encoding-type=url` every key-like element is `quote(s, safe='/')` (so `+` → `%2B`, which
 botocore's unquote_plus decoding needs).
@@ -84,11 +86,11 @@ async def list_objects_v2(ctx: Context) -> S3Response:
     params = ListingParams.parse(query)
     token = query.get("continuation-token")
     start_after = query.get("start-after", "")
-    if token is not None:
-        position = ctx.tokens.decode(ctx.bucket, token) if token else None
+    if token:  # an empty token is no token (S3 echoes it all the same)
+        position = ctx.tokens.decode(ctx.bucket, token)
         if position is None:
             raise invalid_argument("The continuation token provided is incorrect", "continuation-token", token)
-        start_after = position
+        start_after = max(position, start_after)
     page = await ctx.store.list_page(
         ctx.bucket,
         prefix=params.prefix,
@@ -98,7 +100,7 @@ async def list_objects_v2(ctx: Context) -> S3Response:
     )
     fetch_owner = query.get("fetch-owner", "").lower() == "true"
     children = [leaf("Name", ctx.bucket), leaf("Prefix", params.encode(params.prefix))]
-    if token is None and "start-after" in query:
+    if "start-after" in query:
         children.append(leaf("StartAfter", params.encode(query["start-after"])))
     if token is not None:
         children.append(leaf("ContinuationToken", token))

@@ -23,7 +23,9 @@ from mrapsim.s3.checksums import (
     CRC_ALGORITHMS,
     HEADER_PREFIX,
     WIRE_NAMES,
+    bad_digest,
     composite,
+    declared_in_headers,
     encode,
     full_object_crc,
     new_computer,
@@ -31,12 +33,12 @@ from mrapsim.s3.checksums import (
 from mrapsim.s3.context import Context
 from mrapsim.s3.copying import copy_source_range, resolve_copy_source
 from mrapsim.s3.documents import child_text, malformed_xml, parse_request_document
-from mrapsim.s3.errors import S3Error, invalid_argument
-from mrapsim.s3.object import check_key_length, request_metadata, request_stored_headers
+from mrapsim.s3.errors import S3Error, conditional_request_conflict, invalid_argument
+from mrapsim.s3.object import check_key_length, request_metadata, request_stored_headers, write_precondition
 from mrapsim.s3.payload import check_put_size, receive_body
 from mrapsim.s3.responses import S3Response, empty_response, xml_response
 from mrapsim.s3.xml import document, leaf, node, optional_leaf
-from mrapsim.store import ObjectWrite, PartInfo, UploadInfo, stream_content
+from mrapsim.store import NoSuchUploadError, ObjectInfo, ObjectWrite, PartInfo, UploadInfo, stream_content
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_NUMBER = 10_000
@@ -207,9 +209,20 @@ def _requested_parts(body: bytes) -> list[tuple[int, str, dict[str, str]]]:
 
 
 async def complete_multipart_upload(ctx: Context) -> S3Response:
+    """Complete, with S3's conditional writes (`If-None-Match: *`, `If-Match`, checked by the
+    store atomically with the write) and idempotent retries: a Complete of an upload that has
+    just completed answers 200 with the object it made, so a retry after a lost response works."""
     upload_id = ctx.request.query["uploadId"]
-    upload = await ctx.store.get_upload(ctx.bucket, ctx.key, upload_id)
-    received = await receive_body(ctx)
+    precondition = write_precondition(ctx.request.headers)
+    try:
+        upload = await ctx.store.get_upload(ctx.bucket, ctx.key, upload_id)
+    except NoSuchUploadError:
+        done = await ctx.store.completed_upload(ctx.bucket, ctx.key, upload_id)
+        if done is None:
+            raise
+        await receive_body(ctx, checksum_headers_describe_body=False)
+        return _complete_result(ctx, done)
+    received = await receive_body(ctx, checksum_headers_describe_body=False)
     requested = _requested_parts(received.content.read(0, received.content.size))
     numbers = [number for number, _, _ in requested]
     if any(b <= a for a, b in itertools.pairwise(numbers)):
@@ -238,24 +251,32 @@ async def complete_multipart_upload(ctx: Context) -> S3Response:
                 ETag=part.etag,
             )
         chosen.append(part)
-    etag = _multipart_etag(chosen)
-    checksums = _object_checksums(upload, chosen)
-    checksum_type = upload.checksum_type or "FULL_OBJECT"
-    info = await ctx.store.complete_upload(
-        ctx.bucket,
-        ctx.key,
-        upload_id,
-        numbers,
-        ObjectWrite(
-            content=received.content,  # ignored: the store joins the parts
-            content_type=upload.content_type,
-            metadata=upload.metadata,
-            stored_headers=upload.stored_headers,
-            checksums=checksums,
-            checksum_type=checksum_type,
-            etag=etag,
-        ),
+    _check_object_size(ctx, chosen)
+    checksums, checksum_type = _object_checksums(ctx, upload, chosen)
+    write = ObjectWrite(
+        content=received.content,  # ignored: the store joins the parts
+        content_type=upload.content_type,
+        metadata=upload.metadata,
+        stored_headers=upload.stored_headers,
+        checksums=checksums,
+        checksum_type=checksum_type,
+        etag=_multipart_etag(chosen),
+        parts=tuple(chosen),
     )
+    try:
+        info = await ctx.store.complete_upload(ctx.bucket, ctx.key, upload_id, numbers, write, precondition)
+    except NoSuchUploadError:
+        # Completed (or aborted) by a concurrent request since we looked it up.
+        done = await ctx.store.completed_upload(ctx.bucket, ctx.key, upload_id)
+        if done is not None and done.etag == write.etag:
+            return _complete_result(ctx, done)
+        if precondition is not None:
+            raise conditional_request_conflict() from None
+        raise
+    return _complete_result(ctx, info)
+
+
+def _complete_result(ctx: Context, info: ObjectInfo) -> S3Response:
     host = ctx.request.headers.get("host") or "localhost"
     body = document(
         "CompleteMultipartUploadResult",
@@ -263,10 +284,22 @@ async def complete_multipart_upload(ctx: Context) -> S3Response:
         leaf("Bucket", ctx.bucket),
         leaf("Key", ctx.key),
         leaf("ETag", info.etag),
-        *(leaf(f"Checksum{WIRE_NAMES[name]}", value) for name, value in checksums.items()),
-        leaf("ChecksumType", checksum_type) if checksums else "",
+        *(leaf(f"Checksum{WIRE_NAMES[name]}", value) for name, value in info.checksums.items()),
+        leaf("ChecksumType", info.checksum_type) if info.checksums else "",
     )
     return xml_response(body)
+
+
+def _check_object_size(ctx: Context, parts: Sequence[PartInfo]) -> None:
+    """`x-amz-mp-object-size` (botocore's MpuObjectSize): the size the client expects the object to have."""
+    text = ctx.request.headers.get("x-amz-mp-object-size")
+    total = sum(part.size for part in parts)
+    if text is not None and (not text.strip().isdigit() or int(text) != total):
+        raise S3Error(
+            "InvalidRequest",
+            f"The provided 'x-amz-mp-object-size' header value {text} does not match the size of the object, {total}.",
+            400,
+        )
 
 
 def _multipart_etag(parts: Sequence[PartInfo]) -> str:
@@ -274,14 +307,56 @@ def _multipart_etag(parts: Sequence[PartInfo]) -> str:
     return f'"{hashlib.md5(digests, usedforsecurity=False).hexdigest()}-{len(parts)}"'
 
 
-def _object_checksums(upload: UploadInfo, parts: Sequence[PartInfo]) -> dict[str, str]:
-    algorithm = upload.checksum_algorithm
+def _object_checksums(ctx: Context, upload: UploadInfo, parts: Sequence[PartInfo]) -> tuple[dict[str, str], str]:
+    """The object's checksum, combined from the parts' (COMPOSITE, or FULL_OBJECT for CRCs), and
+    checked against the request's `x-amz-checksum-<alg>` header, which describes the object (a
+    full-object CRC of all its bytes, or the composite value) — BadDigest when it differs. An
+    upload created without an algorithm gets one from that header when every part carries it
+    (the SDKs' default integrity protection sends a checksum with each part)."""
+    declared = declared_in_headers(ctx.request.headers)
+    type_text = (ctx.request.headers.get("x-amz-checksum-type") or "").upper() or None
+    algorithm = upload.checksum_algorithm or (declared.algorithm if declared is not None else None)
     if algorithm is None:
-        return {}
+        if type_text is not None:
+            raise S3Error("InvalidRequest", "The x-amz-checksum-type header requires an x-amz-checksum-* header", 400)
+        return {}, "FULL_OBJECT"
+    default_type = "FULL_OBJECT" if algorithm in CRC_ALGORITHMS else "COMPOSITE"
+    checksum_type = upload.checksum_type or type_text or default_type
+    if type_text is not None and type_text != checksum_type:
+        raise S3Error(
+            "InvalidRequest",
+            f"The upload was created using the {checksum_type} checksum mode. "
+            f"The complete request must use the same checksum mode.",
+            400,
+        )
+    if declared is not None and declared.algorithm != algorithm:
+        raise S3Error(
+            "InvalidRequest",
+            f"The upload was created using a {WIRE_NAMES[algorithm]} checksum. "
+            f"The complete request specified a {WIRE_NAMES[declared.algorithm]} checksum.",
+            400,
+        )
+    if checksum_type == "FULL_OBJECT" and algorithm not in CRC_ALGORITHMS:
+        raise S3Error(
+            "InvalidRequest",
+            f"The FULL_OBJECT checksum type cannot be used with the {WIRE_NAMES[algorithm]} checksum algorithm.",
+            400,
+        )
+    missing = [part.number for part in parts if algorithm not in part.checksums]
+    if missing:
+        raise S3Error(
+            "InvalidRequest",
+            f"The {WIRE_NAMES[algorithm]} checksum of the object needs every part's; part {missing[0]} has none.",
+            400,
+        )
     values = [part.checksums[algorithm] for part in parts]
-    if upload.checksum_type == "FULL_OBJECT":
-        return {algorithm: full_object_crc(algorithm, [(v, p.size) for v, p in zip(values, parts, strict=True)])}
-    return {algorithm: composite(algorithm, values)}
+    if checksum_type == "FULL_OBJECT":
+        value = full_object_crc(algorithm, [(v, p.size) for v, p in zip(values, parts, strict=True)])
+    else:
+        value = composite(algorithm, values)
+    if declared is not None and declared.value is not None and declared.value not in (value, value.split("-")[0]):
+        raise bad_digest(algorithm)
+    return {algorithm: value}, checksum_type
 
 
 # -- listing ---------------------------------------------------------------------------------------

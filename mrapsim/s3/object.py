@@ -17,11 +17,11 @@ from email.utils import format_datetime, parsedate_to_datetime
 from mrapsim.s3.checksums import HEADER_PREFIX
 from mrapsim.s3.context import Context
 from mrapsim.s3.documents import child_text, malformed_xml, parse_request_document
-from mrapsim.s3.errors import S3Error
+from mrapsim.s3.errors import S3Error, invalid_argument, not_implemented
 from mrapsim.s3.payload import check_put_size, receive_body, stored_content_encoding
 from mrapsim.s3.responses import S3Response, empty_response, xml_response
 from mrapsim.s3.xml import document, leaf, node
-from mrapsim.store import ObjectInfo, ObjectWrite, stream_content
+from mrapsim.store import ObjectInfo, ObjectWrite, Precondition, stream_content
 
 STORED_HEADERS = (
     "cache-control",
@@ -32,6 +32,16 @@ STORED_HEADERS = (
 )
 METADATA_PREFIX = "x-amz-meta-"
 MAX_KEY_BYTES = 1024
+MAX_PART_NUMBER = 10_000
+# GetObject/HeadObject query parameters that override a response header (signed requests only).
+RESPONSE_OVERRIDES = {
+    "response-cache-control": "cache-control",
+    "response-content-disposition": "content-disposition",
+    "response-content-encoding": "content-encoding",
+    "response-content-language": "content-language",
+    "response-content-type": "content-type",
+    "response-expires": "expires",
+}
 
 
 def http_date(when: dt.datetime) -> str:
@@ -64,13 +74,20 @@ async def head_object(ctx: Context) -> S3Response:
 
 
 async def _read(ctx: Context, *, with_body: bool) -> S3Response:
+    overrides = _response_overrides(ctx)
     stored = await ctx.store.get_object(ctx.bucket, ctx.key)
     info = stored.info
     not_modified = _evaluate_conditions(ctx, info)
     if not_modified:
         return empty_response(304, (("etag", info.etag), ("last-modified", http_date(info.last_modified))))
-    headers = object_headers(info)
-    byte_range = _parse_range(ctx.request.headers.get("range"), info.size)
+    headers = [(name, value) for name, value in object_headers(info) if name not in overrides]
+    headers += overrides.items()
+    part_number = ctx.request.query.get("partNumber")
+    if part_number is not None:
+        byte_range, part_headers = _part_range(ctx, info, part_number)
+        headers += part_headers
+    else:
+        byte_range = _parse_range(ctx.request.headers.get("range"), info.size)
     if byte_range is None:
         start, stop, status = 0, info.size, 200
         if (ctx.request.headers.get("x-amz-checksum-mode") or "").upper() == "ENABLED":
@@ -82,6 +99,55 @@ async def _read(ctx: Context, *, with_body: bool) -> S3Response:
     if not with_body:
         return S3Response(status, tuple(headers), b"", content_length=length)
     return S3Response(status, tuple(headers), stream_content(stored.content, start, stop), content_length=length)
+
+
+def _response_overrides(ctx: Context) -> dict[str, str]:
+    """The `response-*` header overrides; S3 honours them on signed requests only."""
+    query = ctx.request.query
+    overrides = {header: query[name] for name, header in RESPONSE_OVERRIDES.items() if name in query}
+    if overrides and ctx.auth.access_key is None:
+        raise S3Error(
+            "InvalidRequest", "Request specific response headers cannot be used for anonymous GET requests.", 400
+        )
+    return overrides
+
+
+def _part_range(ctx: Context, info: ObjectInfo, text: str) -> tuple[ByteRange | None, list[tuple[str, str]]]:
+    """`?partNumber=N`: the bytes of part N of a multipart object (a single-part object has one
+    part, the whole of it), answered 206 with `x-amz-mp-parts-count`."""
+    if ctx.request.headers.get("range") is not None:
+        raise S3Error("InvalidRequest", "Cannot specify both Range header and partNumber query parameter", 400)
+    if not text.isdigit() or not 1 <= int(text) <= MAX_PART_NUMBER:
+        raise invalid_argument("Part number must be an integer between 1 and 10000, inclusive", "partNumber", text)
+    number = int(text)
+    count = len(info.parts) or 1
+    if number > count:
+        raise S3Error(
+            "InvalidPartNumber",
+            "The requested partnumber is not satisfiable",
+            416,
+            PartNumberRequested=number,
+            ActualPartCount=count,
+        ).with_headers(("content-range", f"bytes */{info.size}"))
+    if not info.parts:
+        return (ByteRange(0, info.size) if info.size else None), []
+    start = sum(part.size for part in info.parts[: number - 1])
+    part = info.parts[number - 1]
+    headers = [("x-amz-mp-parts-count", str(count))]
+    checksum_mode = (ctx.request.headers.get("x-amz-checksum-mode") or "").upper()
+    if info.checksum_type == "COMPOSITE" and checksum_mode == "ENABLED":
+        headers += [(HEADER_PREFIX + name, value) for name, value in part.checksums.items()]
+    return ByteRange(start, start + part.size), headers
+
+
+def write_precondition(headers: Mapping[str, str]) -> Precondition | None:
+    """A conditional write's `If-None-Match: *` / `If-Match: <etag>`, checked by the store."""
+    if_none_match, if_match = headers.get("if-none-match"), headers.get("if-match")
+    if if_none_match is None and if_match is None:
+        return None
+    if if_none_match is not None and if_none_match.strip() != "*":
+        raise not_implemented("If-None-Match on a write takes only the value *")
+    return Precondition(if_none_match=if_none_match is not None, if_match=if_match)
 
 
 def _evaluate_conditions(ctx: Context, info: ObjectInfo) -> bool:
@@ -186,7 +252,7 @@ async def put_object(ctx: Context) -> S3Response:
         checksums=received.checksums,
         etag=received.etag,
     )
-    info = await ctx.store.put_object(ctx.bucket, ctx.key, write)
+    info = await ctx.store.put_object(ctx.bucket, ctx.key, write, write_precondition(headers))
     return empty_response(headers=(("etag", info.etag), *checksum_headers(received.checksums)))
 
 

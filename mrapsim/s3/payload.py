@@ -111,12 +111,16 @@ class _Sink:
         return {name: encode(computer.digest()) for name, computer in self.computers.items()}
 
 
-async def receive_body(ctx: Context, *, compute: Iterable[str] = ()) -> ReceivedBody:
+async def receive_body(
+    ctx: Context, *, compute: Iterable[str] = (), checksum_headers_describe_body: bool = True
+) -> ReceivedBody:
     """Read, decode and verify the request body; see the module comment. `compute` names
-    checksum algorithms to compute even if the request declares none (multipart parts)."""
+    checksum algorithms to compute even if the request declares none (multipart parts).
+    CompleteMultipartUpload passes `checksum_headers_describe_body=False`: its
+    `x-amz-checksum-*` header is the whole object's checksum, not its XML body's."""
     headers = ctx.request.headers
     content_sha256 = ctx.auth.content_sha256
-    header_checksum = declared_in_headers(headers)
+    header_checksum = declared_in_headers(headers) if checksum_headers_describe_body else None
     trailer_names = [n.strip() for n in headers.get("x-amz-trailer", "").split(",") if n.strip()]
     trailer_algorithms = []
     for name in trailer_names:

@@ -2,7 +2,8 @@
 
 Every operation mrapsim knows by name has a row, so the table doubles as the roadmap: a row whose handler
 is None is known by name (records and metrics say "UploadPart", not "unknown") and answers 501
-NotImplemented until it is built.
+NotImplemented until it is built. docs/s3-operations.md is generated from this table
+(`python -m mrapsim.s3.catalogue`; a test keeps it equal), so a new row shows there.
 
 Matching, for the request's method and level, in table order: a row with a marker matches when
 the request carries it (a query parameter, with a value if one is given, or a header); a row
@@ -15,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from mrapsim.s3 import bucket, copying, listing, multipart, service
+from mrapsim.s3 import attributes, bucket, copying, listing, multipart, service
 from mrapsim.s3 import object as object_ops
 from mrapsim.s3.context import Context
 from mrapsim.s3.request import Level
@@ -32,6 +33,8 @@ SUBRESOURCES = frozenset(
         "partNumber", "policy", "policyStatus", "publicAccessBlock", "rename", "replication",
         "requestPayment", "restore", "retention", "select", "session", "tagging", "torrent",
         "uploadId", "uploads", "versionId", "versioning", "versions", "website",
+        # newer operations (botocore 1.43's model); tests/s3/test_catalogue.py checks every one is here
+        "abac", "metadataConfiguration", "metadataInventoryTable", "metadataJournalTable", "renameObject",
     }
 )  # fmt: skip
 
@@ -81,6 +84,9 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", BUCKET, "DeleteObjects", object_ops.delete_objects, q("delete")),
     # object level
     Route("GET", OBJECT, "ListParts", multipart.list_parts, q("uploadId")),
+    Route("GET", OBJECT, "GetObjectAttributes", attributes.get_object_attributes, q("attributes")),
+    Route("GET", OBJECT, "GetObject", object_ops.get_object, q("partNumber")),
+    Route("HEAD", OBJECT, "HeadObject", object_ops.head_object, q("partNumber")),
     Route("GET", OBJECT, "GetObject", object_ops.get_object),
     Route("HEAD", OBJECT, "HeadObject", object_ops.head_object),
     Route("PUT", OBJECT, "UploadPartCopy", multipart.upload_part_copy, Marker("partNumber", None, "x-amz-copy-source")),
@@ -94,6 +100,11 @@ ROUTES: tuple[Route, ...] = (
 )
 
 UNKNOWN_OPERATION = "Unknown"
+
+# Operations whose configuration mrapsim stores and returns without acting on it (e.g. a bucket
+# policy, which no request is evaluated against). docs/s3-operations.md says so for each; add a
+# name here when its handler only stores.
+STORED_NOT_ENFORCED: frozenset[str] = frozenset()
 
 
 def resolve_route(method: str, level: Level, query: Mapping[str, str], headers: Mapping[str, str]) -> Route | None:

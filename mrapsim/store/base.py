@@ -18,6 +18,7 @@ from typing import Protocol
 
 from mrapsim.config import SyntheticSpec
 from mrapsim.store.content import ContentBuilder, ContentSource
+from mrapsim.store.errors import NoSuchKeyError, PreconditionFailedError
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class ObjectInfo:
     checksums: Mapping[str, str] = field(default_factory=dict)
     checksum_type: str = "FULL_OBJECT"  # or "COMPOSITE" (multipart, per-part checksums combined)
     storage_class: str = "STANDARD"
+    # A multipart object's parts, in order (GetObject ?partNumber=, GetObjectAttributes); () otherwise.
+    parts: tuple[PartInfo, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,28 @@ class ObjectWrite:
     checksums: Mapping[str, str] = field(default_factory=dict)
     checksum_type: str = "FULL_OBJECT"
     etag: str | None = None  # given by the S3 layer (it hashes while streaming); else md5 of the content
+    parts: tuple[PartInfo, ...] = ()  # CompleteMultipartUpload: the parts the object is made of
+
+
+@dataclass(frozen=True)
+class Precondition:
+    """A conditional write (`If-None-Match: *`, `If-Match: <etag>`), checked by the store in the
+    same step that writes, so that of two writers racing on one key with `If-None-Match: *`
+    exactly one succeeds (S3's documented semantics; data-lake commit protocols rely on it)."""
+
+    if_none_match: bool = False  # "*": only when no object has the key
+    if_match: str | None = None  # only when the object's ETag is this one (quoted or not)
+
+    def check(self, bucket: str, key: str, current_etag: str | None) -> None:
+        """Raises PreconditionFailedError, or NoSuchKeyError for If-Match on a missing key (S3's 404)."""
+        if self.if_none_match and current_etag is not None:
+            raise PreconditionFailedError(bucket, key, "If-None-Match")
+        if self.if_match is not None:
+            if current_etag is None:
+                raise NoSuchKeyError(bucket, key)
+            wanted = {tag.strip().strip('"') for tag in self.if_match.split(",")}
+            if "*" not in wanted and current_etag.strip('"') not in wanted:
+                raise PreconditionFailedError(bucket, key, "If-Match")
 
 
 def utc_now_seconds() -> dt.datetime:
@@ -81,6 +106,7 @@ def object_info(key: str, write: ObjectWrite, *, size: int, etag: str, last_modi
         stored_headers=dict(write.stored_headers),
         checksums=dict(write.checksums),
         checksum_type=write.checksum_type,
+        parts=tuple(write.parts),
     )
 
 
@@ -152,8 +178,12 @@ class Store(Protocol):
         """Raises NoSuchBucketError, NoSuchKeyError."""
         ...
 
-    async def put_object(self, bucket: str, key: str, write: ObjectWrite) -> ObjectInfo:
-        """Creates or replaces; raises NoSuchBucketError."""
+    async def put_object(
+        self, bucket: str, key: str, write: ObjectWrite, precondition: Precondition | None = None
+    ) -> ObjectInfo:
+        """Creates or replaces; raises NoSuchBucketError. With a `precondition`, it is checked
+        against the object as it is at the moment of the write, atomically with it: raises
+        PreconditionFailedError (or NoSuchKeyError for If-Match on a missing key)."""
         ...
 
     async def delete_object(self, bucket: str, key: str) -> bool:
@@ -213,10 +243,23 @@ class Store(Protocol):
         ...
 
     async def complete_upload(
-        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int], write: ObjectWrite
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_numbers: Sequence[int],
+        write: ObjectWrite,
+        precondition: Precondition | None = None,
     ) -> ObjectInfo:
         """Writes the object made of `part_numbers` (validated by the caller) in that order, with
-        `write`'s attributes (its content is ignored), and forgets the upload."""
+        `write`'s attributes (its content is ignored), and forgets the upload, remembering that
+        it made this object (`completed_upload`). `precondition` as in put_object."""
+        ...
+
+    async def completed_upload(self, bucket: str, key: str, upload_id: str) -> ObjectInfo | None:
+        """The object `upload_id` made, if it completed recently and the object under `key` is
+        still the one it made: a retried CompleteMultipartUpload (after a lost response) answers
+        200 with it, as S3 does. None otherwise. Raises NoSuchBucketError."""
         ...
 
     async def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:

@@ -29,6 +29,14 @@ class BucketNotEmptyError(StoreError):
     pass
 
 
+class PreconditionFailedError(StoreError):
+    """A conditional write's condition did not hold when the store came to write."""
+
+    def __init__(self, bucket: str, key: str, condition: str) -> None:
+        super().__init__(bucket, key)
+        self.condition = condition  # "If-None-Match" or "If-Match"
+
+
 class NoSuchUploadError(StoreError):
     def __init__(self, bucket: str, key: str, upload_id: str) -> None:
         super().__init__(bucket, key)

@@ -35,6 +35,7 @@ from mrapsim.store.base import (
     ObjectInfo,
     ObjectWrite,
     PartInfo,
+    Precondition,
     StoredObject,
     UploadInfo,
     object_info,
@@ -57,6 +58,8 @@ from mrapsim.store.errors import (
 )
 from mrapsim.store.merge import IndexCursor, KeyCursor, MergedCursor, list_merged
 from mrapsim.store.synthetic import SyntheticKeys, synthetic_content, synthetic_info
+
+COMPLETED_REMEMBERED = 1000  # completed uploads per bucket a retried Complete can still find
 
 
 @dataclass
@@ -107,6 +110,8 @@ class _Bucket:
     spec: SyntheticSpec | None = None
     deleted: set[str] = field(default_factory=set)  # synthetic keys deleted (or overwritten and deleted)
     seeded: set[str] = field(default_factory=set)  # keys seed_object wrote once
+    # upload id → (key, ETag) of the object it made, oldest first: retried Completes (bounded).
+    completed: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def synthetic_object(self, key: str) -> StoredObject | None:
         if self.synthetic is None or self.spec is None or key in self.deleted:
@@ -158,8 +163,14 @@ class MemoryStore:
             raise NoSuchKeyError(bucket, key)
         return stored
 
-    async def put_object(self, bucket: str, key: str, write: ObjectWrite) -> ObjectInfo:
+    async def put_object(
+        self, bucket: str, key: str, write: ObjectWrite, precondition: Precondition | None = None
+    ) -> ObjectInfo:
+        # No await between the check and the write: one step of the event loop, so atomic.
         target = self._bucket(bucket)
+        if precondition is not None:
+            current = target.objects.get(key) or target.synthetic_object(key)
+            precondition.check(bucket, key, current.info.etag if current else None)
         info = object_info(
             key,
             write,
@@ -260,13 +271,31 @@ class MemoryStore:
         return [parts[number][0] for number in sorted(parts)]
 
     async def complete_upload(
-        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int], write: ObjectWrite
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_numbers: Sequence[int],
+        write: ObjectWrite,
+        precondition: Precondition | None = None,
     ) -> ObjectInfo:
         upload = self._upload(bucket, key, upload_id)
         content = ConcatContent.of([upload.parts[number][1] for number in part_numbers])
-        info = await self.put_object(bucket, key, replace(write, content=content))
-        del self._bucket(bucket).uploads[upload_id]
+        info = await self.put_object(bucket, key, replace(write, content=content), precondition)
+        target = self._bucket(bucket)
+        del target.uploads[upload_id]
+        target.completed[upload_id] = (key, info.etag)
+        if len(target.completed) > COMPLETED_REMEMBERED:
+            del target.completed[next(iter(target.completed))]
         return info
+
+    async def completed_upload(self, bucket: str, key: str, upload_id: str) -> ObjectInfo | None:
+        target = self._bucket(bucket)
+        made = target.completed.get(upload_id)
+        current = target.objects.get(key)
+        if made is None or current is None or made != (key, current.info.etag):
+            return None
+        return current.info
 
     async def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
         self._upload(bucket, key, upload_id)

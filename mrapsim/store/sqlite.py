@@ -67,6 +67,7 @@ from mrapsim.store.base import (
     ObjectInfo,
     ObjectWrite,
     PartInfo,
+    Precondition,
     StoredObject,
     UploadInfo,
     object_info,
@@ -125,6 +126,7 @@ SCHEMA = (
         storage_class TEXT NOT NULL,
         body_id INTEGER,                    -- bodies.id of a small body, or NULL
         segments TEXT,                      -- else JSON [[blob, offset, length], ...]
+        parts TEXT,                         -- a multipart object's parts as JSON, or NULL
         PRIMARY KEY (bucket, key)
     ) WITHOUT ROWID""",
     "CREATE TABLE bodies (id INTEGER PRIMARY KEY, data BLOB NOT NULL)",
@@ -156,8 +158,21 @@ SCHEMA = (
 )
 
 INFO_COLUMNS = (
-    "key, size, etag, last_modified, content_type, metadata, stored_headers, checksums, checksum_type, storage_class"
+    "key, size, etag, last_modified, content_type, metadata, stored_headers, checksums, checksum_type, storage_class,"
+    " parts"
 )
+# Added to a version-1 database when it opens, so that older stores need no migration step.
+ADDED_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS completed_uploads (
+        bucket TEXT NOT NULL,
+        upload_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        etag TEXT NOT NULL,
+        completed TEXT NOT NULL,
+        PRIMARY KEY (bucket, upload_id)
+    ) WITHOUT ROWID""",
+)
+COMPLETED_KEPT = dt.timedelta(days=1)  # how long a retried Complete still finds its object
 
 Segment = tuple[str, int, int]  # blob name, offset, length
 Row = tuple[Any, ...]
@@ -451,6 +466,7 @@ def _spec_json(spec: SyntheticSpec | None) -> str | None:
 
 def _object_info(row: Row) -> ObjectInfo:
     key, size, etag, modified, content_type, metadata, headers, checksums, checksum_type, storage_class = row[:10]
+    parts = row[10]
     return ObjectInfo(
         key=key,
         size=size,
@@ -462,7 +478,17 @@ def _object_info(row: Row) -> ObjectInfo:
         checksums=json.loads(checksums),
         checksum_type=checksum_type,
         storage_class=storage_class,
+        parts=() if parts is None else tuple(_part_info(item) for item in json.loads(parts)),
     )
+
+
+def _part_json(part: PartInfo) -> list[object]:
+    return [part.number, part.etag, part.size, _time(part.last_modified), dict(part.checksums)]
+
+
+def _part_info(item: list[Any]) -> PartInfo:
+    number, etag, size, modified, checksums = item
+    return PartInfo(number, etag, size, _parse_time(modified), checksums)
 
 
 def _object_values(bucket: str, info: ObjectInfo, body_id: int | None, segments: Sequence[Segment] | None) -> Row:
@@ -480,6 +506,7 @@ def _object_values(bucket: str, info: ObjectInfo, body_id: int | None, segments:
         info.storage_class,
         body_id,
         None if segments is None else _json([list(s) for s in segments]),
+        _json([_part_json(part) for part in info.parts]) if info.parts else None,
     )
 
 
@@ -689,6 +716,11 @@ class SqliteStore:
                 raise StoreOpenError(
                     f"{self._root / DATABASE_NAME}: schema version {version}, this mrapsim knows {SCHEMA_VERSION}"
                 )
+            columns = {row[1] for row in db.execute("PRAGMA table_info(objects)").fetchall()}
+            if "parts" not in columns:
+                db.execute("ALTER TABLE objects ADD COLUMN parts TEXT")
+            for statement in ADDED_SCHEMA:
+                db.execute(statement)
 
     def _sweep(self) -> None:
         """Remove files a crashed process left behind (see the module comment)."""
@@ -785,7 +817,7 @@ class SqliteStore:
                         return StoredObject(synthetic_info(synthetic[0], key), synthetic_content(synthetic[0], key))
                     raise NoSuchKeyError(bucket, key)
                 info = _object_info(row)
-                body_id, segments = row[10], row[11]
+                body_id, segments = row[-2], row[-1]
                 if body_id is not None:
                     (data,) = db.execute("SELECT data FROM bodies WHERE id = ?", (body_id,)).fetchone()
                     return StoredObject(info, BytesContent(data))
@@ -796,12 +828,15 @@ class SqliteStore:
         raise NoSuchKeyError(bucket, key)
 
     @_in_thread
-    def put_object(self, bucket: str, key: str, write: ObjectWrite) -> ObjectInfo:
+    def put_object(
+        self, bucket: str, key: str, write: ObjectWrite, precondition: Precondition | None = None
+    ) -> ObjectInfo:
         etag = write.etag or content_etag(write.content)
         modified = self._clock()
 
         def record(db: sqlite3.Connection, body: _Body) -> tuple[ObjectInfo, list[str]]:
-            self._bucket_row(db, bucket)
+            bucket_row = self._bucket_row(db, bucket)
+            self._check(db, bucket, key, bucket_row, precondition)
             info = object_info(key, write, size=body.size, etag=etag, last_modified=modified)
             dead = self._drop_object(db, bucket, key)
             self._insert_object(db, bucket, info, body)
@@ -925,12 +960,19 @@ class SqliteStore:
 
     @_in_thread
     def complete_upload(
-        self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int], write: ObjectWrite
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_numbers: Sequence[int],
+        write: ObjectWrite,
+        precondition: Precondition | None = None,
     ) -> ObjectInfo:
         etag = write.etag or content_etag(self._parts_content(bucket, key, upload_id, part_numbers))
         modified = self._clock()
         with self._write() as db:
             self._upload(db, bucket, key, upload_id)
+            self._check(db, bucket, key, self._bucket_row(db, bucket), precondition)
             segments = self._part_segments(db, bucket, upload_id, part_numbers)
             for name, count in Counter(name for name, _, _ in segments).items():
                 db.execute("UPDATE blobs SET refs = refs + ? WHERE name = ?", (count, name))
@@ -939,8 +981,30 @@ class SqliteStore:
             dead = self._drop_object(db, bucket, key)
             dead += self._drop_upload(db, bucket, upload_id)
             self._insert_object(db, bucket, info, _Body(info.size, segments=segments))
+            db.execute(
+                "DELETE FROM completed_uploads WHERE bucket = ? AND completed < ?",
+                (bucket, _time(modified - COMPLETED_KEPT)),
+            )
+            db.execute(
+                "INSERT OR REPLACE INTO completed_uploads VALUES (?, ?, ?, ?, ?)",
+                (bucket, upload_id, key, info.etag, _time(modified)),
+            )
         self._unlink(dead)
         return info
+
+    @_in_thread
+    def completed_upload(self, bucket: str, key: str, upload_id: str) -> ObjectInfo | None:
+        with self._read() as db:
+            self._bucket_row(db, bucket)
+            made = db.execute(
+                "SELECT key, etag FROM completed_uploads WHERE bucket = ? AND upload_id = ?", (bucket, upload_id)
+            ).fetchone()
+            row = db.execute(
+                f"SELECT {INFO_COLUMNS} FROM objects WHERE bucket = ? AND key = ?", (bucket, key)
+            ).fetchone()
+        if made is None or row is None or tuple(made) != (key, row[2]):
+            return None
+        return _object_info(row)
 
     @_in_thread
     def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
@@ -999,6 +1063,20 @@ class SqliteStore:
             return False
         deleted = db.execute("SELECT 1 FROM synthetic_deleted WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
         return deleted is None
+
+    def _check(
+        self, db: sqlite3.Connection, bucket: str, key: str, bucket_row: Row, precondition: Precondition | None
+    ) -> None:
+        """Inside the write transaction (which holds the write lock): the condition is checked
+        against the object as it is when the write happens, so racing writers serialise here."""
+        if precondition is None:
+            return
+        row = db.execute("SELECT etag FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
+        etag = None if row is None else row[0]
+        synthetic = self._synthetic_of(bucket_row)
+        if etag is None and synthetic is not None and self._synthetic_exists(db, bucket, key, synthetic[1]):
+            etag = synthetic_info(synthetic[0], key).etag
+        precondition.check(bucket, key, etag)
 
     def _upload(self, db: sqlite3.Connection, bucket: str, key: str, upload_id: str) -> UploadInfo:
         self._bucket_row(db, bucket)

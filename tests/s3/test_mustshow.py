@@ -271,9 +271,9 @@ def test_two_gib_synthetic_download_spot_checked_with_flat_rss(server: MrapsimPr
 
 
 def test_expect_100_continue_is_answered(server: MrapsimProcess) -> None:
-    """hypercorn answers `Expect: 100-continue` with `HTTP/1.1 100 ` (empty reason phrase);
-    botocore accepts that (it needs only "HTTP/x" and "100"). Were it not answered, botocore
-    would wait 1 s before sending each body: five PUTs stay well under that."""
+    """`Expect: 100-continue` is answered `HTTP/1.1 100 Continue` once the request is
+    authenticated (edge/forward.py). Were it not answered, botocore would wait 1 s before sending
+    each body: five PUTs stay well under that. An anonymous request gets its 403 instead."""
     s3 = client(server)
     sent: list[bytes] = []
     s3.meta.events.register("before-send.s3", lambda request, **_: sent.append(request.headers.get("Expect", b"")))
@@ -287,7 +287,7 @@ def test_expect_100_continue_is_answered(server: MrapsimProcess) -> None:
         tls = ssl.create_default_context(cafile=str(server.ca)).wrap_socket(raw, server_hostname="localhost")
         head = b"PUT /mraps3sample/expect/raw HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\n"
         tls.sendall(head + b"Expect: 100-continue\r\n\r\n")
-        assert tls.recv(64).startswith(b"HTTP/1.1 100")
+        assert tls.recv(64).startswith(b"HTTP/1.1 403 Forbidden\r\n")
 
 
 def test_synthetic_ranges_and_listing_through_boto3(server: MrapsimProcess) -> None:

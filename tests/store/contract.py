@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 
 import pytest
+import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,6 +30,8 @@ from mrapsim.store import (
     ObjectInfo,
     ObjectWrite,
     PartInfo,
+    Precondition,
+    PreconditionFailedError,
     SliceContent,
     Store,
     UploadInfo,
@@ -435,3 +438,73 @@ async def test_an_upload_part_copy_shares_the_source_range(make_store: MakeStore
     await store.delete_object("b", "src")
     await store.complete_upload("b", "dst", "u", [2, 1], ObjectWrite(BytesContent(b""), etag='"x-2"'))
     assert (await store.get_object("b", "dst")).content.read(0, 10**9) == data[300_000:] + data[:200_000]
+
+
+# -- conditional writes and completed uploads ---------------------------------------------------------
+
+NEW_ONLY = Precondition(if_none_match=True)
+
+
+async def test_conditional_writes_check_the_current_object(make_store: MakeStore) -> None:
+    store = make_store()
+    await store.create_bucket("b")
+    first = await store.put_object("b", "k", ObjectWrite(BytesContent(b"one")), NEW_ONLY)
+    with pytest.raises(PreconditionFailedError) as failed:
+        await store.put_object("b", "k", ObjectWrite(BytesContent(b"two")), NEW_ONLY)
+    assert failed.value.condition == "If-None-Match"
+    with pytest.raises(PreconditionFailedError) as failed:
+        await store.put_object("b", "k", ObjectWrite(BytesContent(b"two")), Precondition(if_match='"0000"'))
+    assert failed.value.condition == "If-Match"
+    assert (await store.get_object("b", "k")).content.read(0, 10) == b"one"
+    second = await store.put_object("b", "k", ObjectWrite(BytesContent(b"2")), Precondition(if_match=first.etag))
+    unquoted = Precondition(if_match=second.etag.strip('"'))
+    third = await store.put_object("b", "k", ObjectWrite(BytesContent(b"3")), unquoted)
+    await store.put_object("b", "k", ObjectWrite(BytesContent(b"two")), Precondition(if_match=f'"x", {third.etag}'))
+    assert (await store.get_object("b", "k")).content.read(0, 10) == b"two"
+    with pytest.raises(NoSuchKeyError):
+        await store.put_object("b", "missing", ObjectWrite(BytesContent(b"x")), Precondition(if_match="*"))
+    await store.set_synthetic("b", SPEC)
+    with pytest.raises(PreconditionFailedError):  # a synthetic object exists like any other
+        await store.put_object("b", "k001/x", ObjectWrite(BytesContent(b"x")), NEW_ONLY)
+
+
+async def test_of_racing_if_none_match_writers_exactly_one_wins(make_store: MakeStore) -> None:
+    """The sqlite store runs each call on a thread with its own connection: a real race."""
+    store = make_store()
+    await store.create_bucket("b")
+    outcomes: list[bytes | None] = []
+
+    async def writer(data: bytes) -> None:
+        try:
+            await store.put_object("b", "k", ObjectWrite(BytesContent(data)), NEW_ONLY)
+            outcomes.append(data)
+        except PreconditionFailedError:
+            outcomes.append(None)
+
+    async with trio.open_nursery() as nursery:
+        for number in range(8):
+            nursery.start_soon(writer, b"writer %d" % number)
+    (winner,) = [data for data in outcomes if data is not None]
+    assert len(outcomes) == 8 and (await store.get_object("b", "k")).content.read(0, 100) == winner
+
+
+async def test_a_conditional_complete_and_its_retry(make_store: MakeStore) -> None:
+    store = make_store()
+    await store.create_bucket("b")
+    for upload_id in ("u1", "u2"):
+        await store.create_upload("b", upload(upload_id, "k"))
+        await store.put_part("b", "k", upload_id, part(1, upload_id.encode()), BytesContent(upload_id.encode()))
+    assert await store.completed_upload("b", "k", "u1") is None
+    parts = tuple(await store.list_parts("b", "k", "u1"))
+    write = ObjectWrite(BytesContent(b""), etag='"one-1"', parts=parts)
+    done = await store.complete_upload("b", "k", "u1", [1], write, NEW_ONLY)
+    assert done.parts == parts and (await store.head_object("b", "k")).parts == parts
+    assert await store.completed_upload("b", "k", "u1") == done
+    assert await store.completed_upload("b", "other", "u1") is None
+    with pytest.raises(PreconditionFailedError):
+        await store.complete_upload("b", "k", "u2", [1], ObjectWrite(BytesContent(b""), etag='"two-1"'), NEW_ONLY)
+    assert (await store.get_upload("b", "k", "u2")).upload_id == "u2"  # a failed Complete keeps the upload
+    await store.complete_upload("b", "k", "u2", [1], ObjectWrite(BytesContent(b""), etag='"two-1"'))
+    assert await store.completed_upload("b", "k", "u1") is None  # replaced since: not a retry any more
+    assert (await store.completed_upload("b", "k", "u2") or done).etag == '"two-1"'
+    assert (await store.head_object("b", "k")).parts == ()

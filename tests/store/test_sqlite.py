@@ -17,9 +17,17 @@ import pytest
 import trio
 
 from mrapsim.config import BucketConfig, KeyFormatError, SyntheticSpec, load_config
-from mrapsim.store import BytesContent, ObjectWrite, PartInfo, StoreOpenError, UploadInfo, seed_store
+from mrapsim.store import (
+    BytesContent,
+    ObjectWrite,
+    PartInfo,
+    PreconditionFailedError,
+    StoreOpenError,
+    UploadInfo,
+    seed_store,
+)
 from mrapsim.store.sqlite import DATABASE_NAME, INLINE_MAX, SqliteStore
-from tests.store.contract import streamed
+from tests.store.contract import NEW_ONLY, streamed
 
 MIB = 1024 * 1024
 
@@ -200,7 +208,7 @@ async def test_a_page_of_roll_ups_costs_one_short_query_per_prefix(store: Sqlite
         for d in range(30)
         for i in range(1000)
     ]
-    db.executemany("INSERT INTO objects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, '[]')", rows)
+    db.executemany("INSERT INTO objects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, '[]', NULL)", rows)
     db.commit()
     db.close()
     statements: list[str] = []
@@ -372,3 +380,43 @@ def test_a_bad_synthetic_format_never_reaches_the_store() -> None:
     """load_config names the setting; a SyntheticSpec built in code is refused as it is built."""
     with pytest.raises(KeyFormatError, match="zero-pad"):
         BucketConfig("syn", (), SyntheticSpec(keys=100, key_format="k{i}", size=1, seed=0))
+
+
+# -- conditional writes across processes ----------------------------------------------------------------
+
+
+def conditional_writer(root: str, worker: int, start_at: float) -> list[str]:
+    return trio.run(conditional_writer_async, root, worker, start_at)
+
+
+async def conditional_writer_async(root: str, worker: int, start_at: float) -> list[str]:
+    """`If-None-Match: *` on 40 keys that every worker also writes: the keys this worker won."""
+    store = SqliteStore.open(Path(root))
+    await trio.sleep(max(0.0, start_at - time.time()))  # all workers start together
+    won = []
+    for i in range(40):
+        try:
+            await store.put_object("race", f"k{i:02d}", ObjectWrite(BytesContent(b"%d" % worker)), NEW_ONLY)
+            won.append(f"k{i:02d}")
+        except PreconditionFailedError:
+            pass
+    store.close()
+    return won
+
+
+async def test_of_processes_racing_with_if_none_match_exactly_one_wins_each_key(tmp_path: Path) -> None:
+    """`--workers N` share one sqlite store: the condition is checked inside the write
+    transaction, which holds the database's write lock, so it holds across processes too."""
+    root = tmp_path / "data"
+    with SqliteStore.open(root) as store:
+        await store.create_bucket("race")
+    context = multiprocessing.get_context("spawn")
+    start_at = time.time() + 3  # after the spawned interpreters have imported mrapsim
+    with context.Pool(4) as pool:
+        results = pool.starmap(conditional_writer, [(str(root), worker, start_at) for worker in range(4)])
+    won = [key for keys in results for key in keys]
+    assert sorted(won) == [f"k{i:02d}" for i in range(40)]  # each key once, by exactly one worker
+    with SqliteStore.open(root) as store:
+        for worker, keys in enumerate(results):
+            for key in keys:
+                assert (await store.get_object("race", key)).content.read(0, 10) == b"%d" % worker
