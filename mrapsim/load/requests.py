@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mrapsim.load.client import Endpoint
@@ -69,7 +70,7 @@ def build_request(
     task: TaskSpec,
     endpoint: Endpoint,
     key_prefix: str,
-    bodies: dict[int, Body],
+    body: Callable[[int], Body],
     rng: random.Random,
     user: int,
     sequence: int,
@@ -80,8 +81,8 @@ def build_request(
         return PreparedRequest("GET", base + "/", query, EMPTY_BODY)
     size = task.sizes[0] if len(task.sizes) == 1 else rng.choice(task.sizes)
     if task.kind is TaskKind.PUT:
-        key = f"{key_prefix}put/{size}-{user}-{sequence % PUT_KEYS_PER_USER}"
-        return PreparedRequest("PUT", f"{base}/{key}", (), bodies[size])
+        key = task.key or f"{key_prefix}put/{size}-{user}-{sequence % PUT_KEYS_PER_USER}"
+        return PreparedRequest("PUT", f"{base}/{key}", (), body(size))
     key = task.key if task.key is not None else object_key(key_prefix, size)
     extra: tuple[tuple[str, str], ...] = ()
     if task.kind is TaskKind.GET and task.ranges:

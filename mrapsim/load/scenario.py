@@ -1,4 +1,5 @@
-"""Scenarios: weighted tasks, built in by name or read from a TOML file.
+"""Scenarios: weighted tasks, built in by name (Python files in scenarios/), a Python file of
+user classes (users.py) or a TOML file.
 
 A TOML scenario is a list of `[[task]]` tables:
 
@@ -111,10 +112,20 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class Scenario:
+    """TOML tasks (`tasks`), or a Python scenario file (`source`, its user classes imported by
+    `user_classes`). Picklable either way, so that worker processes can load it again."""
+
     name: str
-    tasks: tuple[TaskSpec, ...]
+    tasks: tuple[TaskSpec, ...] = ()
+    source: str | None = None
+    user_class: str | None = None
+    python_task_names: tuple[str, ...] = ()
+    python_seeded: tuple[int, ...] = ()
+    python_uses_s3: bool = True
 
     def __post_init__(self) -> None:
+        if self.source is not None:
+            return
         if not self.tasks or sum(t.weight for t in self.tasks) <= 0:
             raise ValueError(f"scenario {self.name}: needs at least one task with a weight above 0")
         names = [t.name for t in self.tasks]
@@ -122,47 +133,75 @@ class Scenario:
             raise ValueError(f"scenario {self.name}: task names must be unique ({', '.join(names)})")
 
     @property
+    def task_names(self) -> tuple[str, ...]:
+        return self.python_task_names if self.source is not None else tuple(t.name for t in self.tasks)
+
+    @property
     def seeded_sizes(self) -> tuple[int, ...]:
         """Object sizes that get/head tasks read and that the harness writes before it starts."""
+        if self.source is not None:
+            return self.python_seeded
         return tuple(sorted({s for t in self.tasks if t.uses_seeded_objects for s in t.sizes}))
 
+    @property
+    def uses_s3(self) -> bool:
+        """Does it make S3 requests (not only handshakes)? Then the harness checks the bucket
+        and the keys with one request before the run."""
+        if self.source is not None:
+            return self.python_uses_s3
+        return any(t.kind is not TaskKind.HANDSHAKE for t in self.tasks)
 
-def _builtin(name: str, *tasks: TaskSpec) -> tuple[str, Scenario]:
-    return name, Scenario(name, tasks)
+    def module(self) -> Any:
+        from mrapsim.load.users import import_file
+
+        return import_file(Path(self.source)) if self.source is not None else None
+
+    def user_classes(self) -> list[Any]:
+        """The user classes to run (Python files), or one made of the TOML tasks."""
+        from mrapsim.load.users import spec_user, user_classes_of
+
+        if self.source is None:
+            return [spec_user(self.tasks, self.seeded_sizes)]
+        return user_classes_of(self.module(), self.user_class)
+
+    def shape(self) -> Any:
+        """The file's Locust-style shape class, if it has one."""
+        from mrapsim.load.users import shape_of
+
+        return shape_of(self.module()) if self.source is not None else None
 
 
-BUILTIN_SCENARIOS: dict[str, Scenario] = dict((
-    _builtin(
-        "mixed",
-        TaskSpec("list", TaskKind.LIST, weight=10, max_keys=100),
-        TaskSpec("get", TaskKind.GET, weight=10, sizes=(1024, 16384)),
-        TaskSpec("put", TaskKind.PUT, weight=5, sizes=(1024,)),
-        TaskSpec("handshake", TaskKind.HANDSHAKE, weight=9, connection=ConnectionMode.NEW),
-        TaskSpec("handshake_nosni", TaskKind.HANDSHAKE, weight=1, sni=False,
-                 connection=ConnectionMode.NEW),
-    ),
-    _builtin("handshake", TaskSpec("handshake", TaskKind.HANDSHAKE, connection=ConnectionMode.NEW)),
-    _builtin("nosni", TaskSpec("handshake_nosni", TaskKind.HANDSHAKE, sni=False,
-                               connection=ConnectionMode.NEW)),
-    _builtin("list", TaskSpec("list", TaskKind.LIST, max_keys=100)),
-    _builtin("get", TaskSpec("get", TaskKind.GET, sizes=(1024,))),
-    _builtin("put", TaskSpec("put", TaskKind.PUT, sizes=(1024,))),
-    _builtin("head", TaskSpec("head", TaskKind.HEAD, sizes=(1024,))),
-    _builtin("churn", TaskSpec("get_new_conn", TaskKind.GET, sizes=(1024,),
-                                connection=ConnectionMode.NEW)),
-))
+SCENARIO_DIR = Path(__file__).parent / "scenarios"
+BUILTIN_SCENARIOS: tuple[str, ...] = ("mixed", "handshake", "nosni", "list", "get", "put", "head", "churn")
 
 
-def load_scenario(name_or_path: str) -> Scenario:
-    """A built-in scenario by name, or a TOML file; ValueError says what is wrong."""
+def python_scenario(path: Path, user_class: str | None = None, name: str | None = None) -> Scenario:
+    """A Python scenario file: its user classes' task names and seeded sizes, read once here."""
+    from mrapsim.load.users import import_file, user_classes_of
+
+    classes = user_classes_of(import_file(path), user_class)
+    names: list[str] = []
+    seeded: set[int] = set()
+    uses_s3 = any(getattr(cls, "uses_s3", True) for cls in classes)
+    for cls in classes:
+        names.extend(n for n, _, _ in cls.task_functions() if n not in names)
+        seeded.update(parse_size(s) for s in cls.seed_sizes)
+    return Scenario(name or path.stem, (), str(path.resolve()), user_class, tuple(names), tuple(sorted(seeded)),
+                    uses_s3)
+
+
+def load_scenario(name_or_path: str, user_class: str | None = None) -> Scenario:
+    """A built-in scenario by name, a Python file or a TOML file; ValueError says what is wrong."""
     if name_or_path in BUILTIN_SCENARIOS:
-        return BUILTIN_SCENARIOS[name_or_path]
+        return python_scenario(SCENARIO_DIR / f"{name_or_path}.py", user_class, name_or_path)
     path = Path(name_or_path)
     if not path.is_file():
         raise ValueError(
             f"{name_or_path!r} is neither a built-in scenario ({', '.join(BUILTIN_SCENARIOS)}) "
-            "nor a TOML file"
+            "nor a Python or TOML file"
         )
+    if path.suffix == ".py":
+        return python_scenario(path, user_class)
     try:
         document = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mrapsim.load.histogram import Histogram
+from mrapsim.tls.client_outcomes import ClientOutcome
+
+STALLED = ClientOutcome.STALLED.value
 
 JSON_VERSION = 1
 
@@ -26,22 +29,24 @@ class TaskStats:
     failures: int = 0
     content_bytes: int = 0
     histogram: Histogram = field(default_factory=Histogram)
+    stalled: int = 0  # failures classed `stalled`: counted, but their time is not a latency
 
     def merge(self, other: TaskStats) -> None:
         self.requests += other.requests
         self.failures += other.failures
         self.content_bytes += other.content_bytes
+        self.stalled += other.stalled
         self.histogram.merge(other.histogram)
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "method": self.method, "requests": self.requests,
                 "failures": self.failures, "content_bytes": self.content_bytes,
-                "histogram": self.histogram.to_json()}
+                "stalled": self.stalled, "histogram": self.histogram.to_json()}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> TaskStats:
         return cls(str(d["name"]), str(d["method"]), int(d["requests"]), int(d["failures"]),
-                   int(d["content_bytes"]), Histogram.from_json(d["histogram"]))
+                   int(d["content_bytes"]), Histogram.from_json(d["histogram"]), int(d.get("stalled", 0)))
 
 
 @dataclass
@@ -65,14 +70,21 @@ class Interval:
     users: int = 0
     histogram: Histogram = field(default_factory=Histogram)
     by_task: dict[str, int] = field(default_factory=dict)
+    content_bytes: int = 0
+    stalled: int = 0
+    failures_by_task: dict[str, int] = field(default_factory=dict)
 
     def merge(self, other: Interval) -> None:
         self.requests += other.requests
         self.failures += other.failures
         self.users += other.users
+        self.content_bytes += other.content_bytes
+        self.stalled += other.stalled
         self.histogram.merge(other.histogram)
         for name, count in other.by_task.items():
             self.by_task[name] = self.by_task.get(name, 0) + count
+        for name, count in other.failures_by_task.items():
+            self.failures_by_task[name] = self.failures_by_task.get(name, 0) + count
 
 
 @dataclass
@@ -88,6 +100,8 @@ class RunStats:
     not_sent: int = 0  # open model: arrivals still queued when the run stopped
     timeline: dict[int, Interval] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    checks: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (task, check): [pass, fail]
+    operations: dict[str, int] = field(default_factory=dict)
 
     def task(self, name: str, method: str) -> TaskStats:
         found = self.tasks.get(name)
@@ -98,24 +112,55 @@ class RunStats:
     def record(
         self, task: TaskStats, latency_us: int, content_bytes: int, failure: str | None, now: float
     ) -> None:
-        """One finished task (the hot path)."""
+        """One finished task (the hot path). A stalled handshake is counted but its time — the
+        handshake deadline, not anything the server did — stays out of the latency histograms."""
         task.requests += 1
         task.content_bytes += content_bytes
-        task.histogram.record(latency_us)
-        second = int(now)
-        interval = self.timeline.get(second)
-        if interval is None:
-            interval = self.timeline[second] = Interval(users=self.users)
+        stalled = failure == STALLED
+        if stalled:
+            task.stalled += 1
+        else:
+            task.histogram.record(latency_us)
+        interval = self.interval(now)
         interval.requests += 1
-        interval.histogram.record(latency_us)
+        interval.content_bytes += content_bytes
+        if stalled:
+            interval.stalled += 1
+        else:
+            interval.histogram.record(latency_us)
         interval.by_task[task.name] = interval.by_task.get(task.name, 0) + 1
         if failure is not None:
             task.failures += 1
             interval.failures += 1
+            interval.failures_by_task[task.name] = interval.failures_by_task.get(task.name, 0) + 1
             self.failures.setdefault((task.name, failure), FailureCount()).add(1, now, now)
+
+    def interval(self, now: float) -> Interval:
+        second = int(now)
+        interval = self.timeline.get(second)
+        if interval is None:
+            interval = self.timeline[second] = Interval(users=self.users)
+        return interval
+
+    def sample_users(self, now: float) -> None:
+        """The users running now, for the users-over-time chart and the CSV history."""
+        self.interval(now).users = self.users
+
+    def check(self, task: str, name: str, passed: bool) -> None:
+        counts = self.checks.setdefault((task, name), [0, 0])
+        counts[0 if passed else 1] += 1
+
+    def check_totals(self, task: str | None = None) -> tuple[int, int]:
+        """(passed, failed) checks, of one task or of all."""
+        chosen = [c for (t, _), c in self.checks.items() if task is None or t == task]
+        return sum(c[0] for c in chosen), sum(c[1] for c in chosen)
 
     def handshake(self, outcome: str) -> None:
         self.handshakes[outcome] = self.handshakes.get(outcome, 0) + 1
+
+    def operation(self, kind: str) -> None:
+        """Requests by task kind (list, get, …), for the cross-check with the server's counts."""
+        self.operations[kind] = self.operations.get(kind, 0) + 1
 
     # -- derived ---------------------------------------------------------------------------
 
@@ -157,6 +202,12 @@ class RunStats:
             self.timeline.setdefault(second, Interval()).merge(interval)
         for name, value in other.meta.items():
             self.meta.setdefault(name, value)
+        for kind, n in other.operations.items():
+            self.operations[kind] = self.operations.get(kind, 0) + n
+        for key, (passed, failed) in other.checks.items():
+            counts = self.checks.setdefault(key, [0, 0])
+            counts[0] += passed
+            counts[1] += failed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -176,9 +227,14 @@ class RunStats:
             "not_sent": self.not_sent,
             "timeline": [
                 {"second": s, "requests": i.requests, "failures": i.failures, "users": i.users,
-                 "by_task": i.by_task, "histogram": i.histogram.to_json()}
+                 "by_task": i.by_task, "histogram": i.histogram.to_json(),
+                 "content_bytes": i.content_bytes, "stalled": i.stalled,
+                 "failures_by_task": i.failures_by_task}
                 for s, i in sorted(self.timeline.items())
             ],
+            "checks": [{"task": t, "check": c, "passes": n[0], "fails": n[1]}
+                       for (t, c), n in sorted(self.checks.items())],
+            "operations": dict(sorted(self.operations.items())),
             "meta": self.meta,
         }
 
@@ -200,6 +256,11 @@ class RunStats:
         for i in d["timeline"]:
             stats.timeline[int(i["second"])] = Interval(
                 int(i["requests"]), int(i["failures"]), int(i["users"]),
-                Histogram.from_json(i["histogram"]), {str(k): int(v) for k, v in i["by_task"].items()})
+                Histogram.from_json(i["histogram"]), {str(k): int(v) for k, v in i["by_task"].items()},
+                int(i.get("content_bytes", 0)), int(i.get("stalled", 0)),
+                {str(k): int(v) for k, v in i.get("failures_by_task", {}).items()})
+        for c in d.get("checks", []):
+            stats.checks[(str(c["task"]), str(c["check"]))] = [int(c["passes"]), int(c["fails"])]
+        stats.operations = {str(k): int(v) for k, v in d.get("operations", {}).items()}
         stats.meta = dict(d.get("meta", {}))
         return stats

@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.mrapsim_process import MrapsimProcess
@@ -34,7 +35,9 @@ def test_mixed_run_with_one_in_ten_handshakes_without_sni(mrapsim: MrapsimProces
         "--ca-bundle", str(mrapsim.ca), "--scenario", "mixed", "--users", "8", "--duration", "8s",
         "--handshake-timeout", "1s", "--server-metrics", f"http://{mrapsim.admin}",
         "--json", str(tmp_path / "run.json"), "--csv", str(tmp_path / "run"), "--html", str(tmp_path / "run.html"),
-        "--threshold", "fail_rate<0.5", "--seed", "1",
+        "--threshold", "fail_rate<0.5", "--threshold", "p(99)<1000", "--seed", "1",
+        # the README's thresholds: they hold on a healthy server
+        "--threshold", "p(95)<500", "--threshold", "list:rate<0.01", "--threshold", "handshake_nosni:stalled_rate>0.99",
     )
     assert done.returncode == 0, done.stdout + done.stderr
     document = json.loads((tmp_path / "run.json").read_text())
@@ -43,16 +46,18 @@ def test_mixed_run_with_one_in_ten_handshakes_without_sni(mrapsim: MrapsimProces
     nosni = tasks["handshake_nosni"]
     assert nosni["requests"] > 5 and nosni["failures"] == nosni["requests"]
     assert summary["failures_by_class"] == {"stalled": {"handshake_nosni": nosni["requests"]}}
-    assert 1000 <= nosni["p50_ms"] < 1500  # the handshake deadline, then classed
+    stalled = next(t for t in document["tasks"] if t["name"] == "handshake_nosni")["stalled"]
+    assert stalled == nosni["requests"]  # counted apart: their time is the deadline, not a latency
     for name in ("list", "get", "put", "handshake"):
         assert tasks[name]["requests"] > 20 and tasks[name]["failures"] == 0, name
     handshakes = document["handshakes"]
     assert handshakes["stalled"] == nosni["requests"] and set(handshakes) == {"ok", "stalled"}
     rows = document["meta"]["server_metrics"]
     assert {r["what"].split(":")[0] for r in rows} == {"connections", "requests"} and len(rows) == 5
-    for row in rows:
-        assert abs(row["harness"] - row["server"]) <= 0.01 * max(row["harness"], row["server"]), row
-    assert "stalled" in done.stdout and "✓ 'fail_rate<0.5'" in done.stdout
+    for row in rows:  # both sides count the setup (the bucket check and the objects written)
+        assert row["harness"] == row["server"], row
+    assert {r["what"]: r["setup"] for r in rows}["requests: ListObjectsV2"] == 1
+    assert "stalled" in done.stdout and "✓ 'fail_rate<0.5'" in done.stdout and "✓ 'p(99)<1000'" in done.stdout
     assert "mrapsim /metrics over the same interval" in done.stdout
     assert (tmp_path / "run_stats.csv").read_text().startswith("Type,Name,Request Count")
     assert "uPlot" in (tmp_path / "run.html").read_text()
@@ -86,8 +91,9 @@ def test_wrong_secret_is_classed_by_s3_code(mrapsim: MrapsimProcess) -> None:
          "--access-key", "AKIAIOSFODNN7EXAMPLE", "--secret-key", "wrong", "--quiet"],
         capture_output=True, text=True, timeout=60,
     )
-    assert done.returncode == 0, done.stderr
-    assert "s3:SignatureDoesNotMatch" in done.stdout
+    assert done.returncode == 1, done.stderr  # refused by the bucket check, before the run
+    assert done.stderr.count("\n") == 1 and "s3:SignatureDoesNotMatch" in done.stderr
+    assert "--secret-key" in done.stderr and done.stdout == ""
 
 
 def test_bad_options_exit_2() -> None:
@@ -125,3 +131,48 @@ def h2_handshakes(mrapsim: MrapsimProcess) -> float:
     text = mrapsim.admin_get("/metrics")
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("mrapsim_tls_handshakes_total{") and 'alpn="h2"' in line)
+
+
+def bare(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`mrapsim load` without AWS keys in the environment."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MRAPSIM_LOAD_"))}
+    return subprocess.run([sys.executable, "-m", "mrapsim.load", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env, cwd=cwd)
+
+
+def test_locust_flags_and_mrapsims_default_keys(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
+    """Must-show 3, against the fixture's port: no keys, no --ca-bundle (./certs is mrapsim's)."""
+    (tmp_path / "certs").symlink_to(mrapsim.certs_dir)
+    done = bare("-u", "5", "-r", "5", "-t", "3s", "--headless", "-H", f"https://localhost:{mrapsim.port('s3')}/mraps3sample",
+                "--only-summary", "--threshold", "rate<0.01", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "mrapsim's default key pair" in done.stderr and "t=" not in done.stderr  # no live lines
+    assert "✓ 'rate<0.01'" in done.stdout and "5 users" in done.stdout
+
+
+def test_a_threshold_naming_a_missing_task_stops_before_the_run(mrapsim: MrapsimProcess) -> None:
+    started = time.monotonic()
+    done = load("-H", f"https://localhost:{mrapsim.port('s3')}/mraps3sample", "--ca-bundle", str(mrapsim.ca),
+                "-t", "30s", "--threshold", "lst:p(95)<500")
+    assert done.returncode == 2 and time.monotonic() - started < 10  # against a 30 s run
+    assert done.stderr.count("\n") == 1 and "no task named 'lst'" in done.stderr and "list" in done.stderr
+
+
+def test_a_missing_bucket_is_named_before_the_run(mrapsim: MrapsimProcess) -> None:
+    port = mrapsim.port("s3")
+    done = load("-H", f"https://localhost:{port}", "--ca-bundle", str(mrapsim.ca), "-t", "30s")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert f"https://localhost:{port}/mraps3sample" in done.stderr
+    done = load("-H", f"https://localhost:{port}/nosuchbucket", "--ca-bundle", str(mrapsim.ca), "-t", "30s")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert "bucket 'nosuchbucket' does not exist" in done.stderr and "s3:NoSuchBucket" in done.stderr
+
+
+def test_abort_on_fail_stops_the_run_and_still_reports(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
+    started = time.monotonic()
+    done = load("-H", f"https://localhost:{mrapsim.port('s3')}/mraps3sample", "--ca-bundle", str(mrapsim.ca),
+                "-u", "2", "-t", "30s", "--quiet", "--json", str(tmp_path / "run.json"),
+                "--threshold", "rps>1000000 abortOnFail delayAbortEval=1s")
+    assert done.returncode == 99 and time.monotonic() - started < 20, done.stdout + done.stderr
+    assert "Run stopped early: threshold 'rps>1000000 abortOnFail delayAbortEval=1s' failed" in done.stdout
+    assert json.loads((tmp_path / "run.json").read_text())["summary"]["duration_s"] < 10

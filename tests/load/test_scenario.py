@@ -9,7 +9,6 @@ import pytest
 from mrapsim.load.scenario import (
     BUILTIN_SCENARIOS,
     ConnectionMode,
-    TaskKind,
     load_scenario,
     parse_scenario,
     parse_size,
@@ -17,11 +16,12 @@ from mrapsim.load.scenario import (
 
 
 def test_mixed_has_one_in_ten_handshakes_without_sni() -> None:
-    mixed = BUILTIN_SCENARIOS["mixed"]
-    handshakes = [t for t in mixed.tasks if t.kind is TaskKind.HANDSHAKE]
-    without = sum(t.weight for t in handshakes if t.sni is False)
-    assert without / sum(t.weight for t in handshakes) == pytest.approx(0.1)
-    assert {t.kind for t in mixed.tasks} == set(TaskKind) - {TaskKind.HEAD}
+    weights = {n: w for n, w, _ in load_scenario("mixed").user_classes()[0].task_functions()}
+    assert weights == {"list": 10, "get": 10, "put": 5, "handshake": 9, "handshake_nosni": 1}
+    for name in BUILTIN_SCENARIOS:  # every built-in is a Python scenario file that loads
+        scenario = load_scenario(name)
+        assert scenario.source is not None and scenario.task_names, name
+    assert not load_scenario("nosni").uses_s3 and load_scenario("get").seeded_sizes == (1024,)
 
 
 def test_toml_file(tmp_path: Path) -> None:
@@ -87,4 +87,8 @@ def test_shipped_scenario_files_parse() -> None:
     assert files
     for path in files:
         load_scenario(str(path))
-    assert load_scenario(str(directory / "mixed.toml")).tasks == BUILTIN_SCENARIOS["mixed"].tasks
+    toml = load_scenario(str(directory / "mixed.toml"))
+    builtin = load_scenario("mixed")
+    assert toml.task_names == builtin.task_names and toml.seeded_sizes == builtin.seeded_sizes
+    weights = {n: w for n, w, _ in builtin.user_classes()[0].task_functions()}
+    assert weights == {t.name: t.weight for t in toml.tasks}
