@@ -153,7 +153,8 @@ def summary(stats: RunStats) -> str:
         lines.append(f"Checks: {100 * passed / max(1, passed + failed):.2f}% passed ({passed} ✓, {failed} ✗)")
         for (name, check), (good, bad) in sorted(stats.checks.items()):
             mark = "✓" if bad == 0 else "✗"
-            lines.append(f"  {mark} {name}: {check:<40} {good:>7} ✓ {bad:>7} ✗")
+            label = f"{name}: {check}"
+            lines.append(f"  {mark} {label:<48} {good:>7} ✓ {bad:>7} ✗")
     if stats.handshakes:
         lines.append("")
         outcomes = "  ".join(f"{k} {v}" for k, v in sorted(stats.handshakes.items(), key=lambda kv: -kv[1]))

@@ -334,6 +334,7 @@ async def user_session(
     user = cls(UserContext(run, user_id, user_rng(run.options, user_id), pool))
     picker = classes.pickers[cls]
     run.running += 1
+    run.stats.running = run.running
     run.stats.users = max(run.stats.users, run.running)
     try:
         await run_on(user, "on_start")
@@ -354,6 +355,7 @@ async def user_session(
         await run_on(user, "on_stop")
     finally:
         run.running -= 1
+        run.stats.running = run.running
         await pool.aclose(run)
 
 
@@ -463,7 +465,7 @@ async def stop_after(run: Run, duration: float | None, hard: trio.CancelScope) -
 
 async def sample_users(run: Run) -> None:
     while True:
-        run.stats.sample_users(time.time())
+        run.stats.sample_users(time.time(), run.running)
         await trio.sleep(USERS_SAMPLE)
 
 
@@ -508,7 +510,7 @@ async def drive(run: Run) -> None:
                                          UserSlot(), receive.clone())
         outer.cancel_scope.cancel()
     run.stats.ended = time.time()
-    run.stats.sample_users(run.stats.ended)
+    run.stats.sample_users(run.stats.ended, run.running)
 
 
 CREDENTIAL_ERRORS = ("s3:AccessDenied", "s3:InvalidAccessKeyId", "s3:SignatureDoesNotMatch",

@@ -22,6 +22,7 @@ Everything here is parsed once into frozen dataclasses and validated at construc
 
 from __future__ import annotations
 
+import ast
 import enum
 import re
 import tomllib
@@ -186,8 +187,19 @@ def python_scenario(path: Path, user_class: str | None = None, name: str | None 
     for cls in classes:
         names.extend(n for n, _, _ in cls.task_functions() if n not in names)
         seeded.update(parse_size(s) for s in cls.seed_sizes)
+    names.extend(n for n in ("on_start", "on_stop", *_request_names(path)) if n not in names)
     return Scenario(name or path.stem, (), str(path.resolve()), user_class, tuple(names), tuple(sorted(seeded)),
                     uses_s3)
+
+
+def _request_names(path: Path) -> list[str]:
+    """The `name="…"` literals in a scenario file: request names a threshold may use."""
+    try:
+        tree = ast.parse(path.read_text())
+    except (OSError, SyntaxError):
+        return []
+    return [k.value.value for node in ast.walk(tree) if isinstance(node, ast.Call) for k in node.keywords
+            if k.arg == "name" and isinstance(k.value, ast.Constant) and isinstance(k.value.value, str)]
 
 
 def load_scenario(name_or_path: str, user_class: str | None = None) -> Scenario:

@@ -91,7 +91,7 @@ class Interval:
 class RunStats:
     started: float = 0.0  # wall-clock seconds
     ended: float = 0.0
-    users: int = 0
+    users: int = 0  # the most users running at once
     tasks: dict[str, TaskStats] = field(default_factory=dict)
     failures: dict[tuple[str, str], FailureCount] = field(default_factory=dict)
     handshakes: dict[str, int] = field(default_factory=dict)
@@ -102,6 +102,7 @@ class RunStats:
     meta: dict[str, Any] = field(default_factory=dict)
     checks: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (task, check): [pass, fail]
     operations: dict[str, int] = field(default_factory=dict)
+    running: int = 0  # users running now (not merged: a moment's value)
 
     def task(self, name: str, method: str) -> TaskStats:
         found = self.tasks.get(name)
@@ -139,12 +140,12 @@ class RunStats:
         second = int(now)
         interval = self.timeline.get(second)
         if interval is None:
-            interval = self.timeline[second] = Interval(users=self.users)
+            interval = self.timeline[second] = Interval(users=self.running)
         return interval
 
-    def sample_users(self, now: float) -> None:
+    def sample_users(self, now: float, running: int) -> None:
         """The users running now, for the users-over-time chart and the CSV history."""
-        self.interval(now).users = self.users
+        self.interval(now).users = running
 
     def check(self, task: str, name: str, passed: bool) -> None:
         counts = self.checks.setdefault((task, name), [0, 0])

@@ -154,7 +154,7 @@ class S3Client(_Client):
 
     async def put(self, key: str | None = None, size: int | str = 1024, name: str | None = None,
                   **connection: Any) -> Result:
-        """`key` (under the run's key prefix when relative), or a key of the user's own."""
+        """`key` as given, or a key of the user's own under the run's key prefix."""
         return await self._run(self._spec(TaskKind.PUT, name, key=key, sizes=(parse_size(size),), **connection))
 
 

@@ -165,3 +165,14 @@ def test_summary_names_failures_and_handshakes() -> None:
     text = report.summary(sample_stats())
     assert "stalled" in text and "s3:SlowDown" in text and "Handshakes (new connections): stalled 50  ok 1" in text
     assert "Aggregated" in text
+
+
+def test_history_content_size_and_full_history(tmp_path: Path) -> None:
+    report.write_csv(sample_stats(), str(tmp_path / "run"), full_history=True)
+    with (tmp_path / "run_stats_history.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    aggregated = [r for r in rows if r["Name"] == "Aggregated"]
+    assert float(aggregated[-1]["Total Average Content Size"]) == pytest.approx(1024 * 1000 / 1050, rel=1e-3)
+    per_task = [r for r in rows if r["Name"] == "get"]
+    assert len(per_task) == len(aggregated) and per_task[-1]["Total Request Count"] == "1000"
+    assert {r["Type"] for r in per_task} == {"GET"}
