@@ -161,6 +161,26 @@ def test_html_is_self_contained_with_charts() -> None:
     assert len(page) < 250_000
 
 
+def test_html_says_what_was_run() -> None:
+    stats = sample_stats()
+    stats.meta["run"] = {"target": "https://localhost:8444/mraps3sample", "scenario": "mixed",
+                         "scenario_source": "/x/mixed.py", "tasks": ["get", "handshake_nosni"],
+                         "model": "stages 10s:20,10s:0", "command": "mrapsim load -f mixed --stages 10s:20,10s:0",
+                         "credentials": "environment"}
+    stats.meta["server_metrics"] = [{"what": "requests: GetObject", "harness": 1002, "server": 1002, "setup": 2}]
+    stats.check("get", "status is 200", True)
+    stats.check("get", "status is 200", False)
+    page = render_html(stats, [])
+    for text in ("https://localhost:8444/mraps3sample", "mrapsim load -f mixed --stages 10s:20,10s:0",
+                 "stages 10s:20,10s:0", "2027-01-15 08:00:00 UTC", "2027-01-15 08:00:10 UTC",
+                 "requests: GetObject", "✗ get: status is 200", "1 passed, 1 failed", "99.99%"):
+        assert text in page, text
+    table = page.split('id="percentiles"')[1].split("</table>")[0]
+    assert table.count("<tr>") == 4 and "<th>66%</th>" in table  # header, 2 tasks, Aggregated
+    data = json.loads(page.split('id="data">')[1].split("</script>")[0])
+    assert data["users"] and len(data["users"]) == len(data["t"])
+
+
 def test_summary_names_failures_and_handshakes() -> None:
     text = report.summary(sample_stats())
     assert "stalled" in text and "s3:SlowDown" in text and "Handshakes (new connections): stalled 50  ok 1" in text
