@@ -26,7 +26,7 @@ from mrapsim.load.thresholds import Verdict, format_observed
 BINS_PER_DECADE = 20
 
 
-def _vendor(name: str) -> str:
+def vendor(name: str) -> str:
     try:
         return resources.files("mrapsim.load").joinpath("vendor", name).read_text(encoding="utf-8")
     except OSError as exc:
@@ -174,7 +174,7 @@ def render_html(stats: RunStats, verdicts: list[Verdict], title: str = "mrapsim 
     meta = (f"{duration:.1f} s, {stats.users} users at most, sent {stats.bytes_sent / duration / 1000:.1f} kB/s, "
             f"received {stats.bytes_received / duration / 1000:.1f} kB/s")
     return _PAGE.format(
-        title=html.escape(title), css=_vendor("uPlot.min.css"), js=_vendor("uPlot.iife.min.js"),
+        title=html.escape(title), css=vendor("uPlot.min.css"), js=vendor("uPlot.iife.min.js"),
         data=data, meta=html.escape(meta), summary=_summary_rows(stats), run=_list_rows(_run_rows(stats)),
         percentile_head="".join(f"<th>{p}</th>" for p in readable_percentiles(LOCUST_PERCENTILES)),
         percentiles=_percentile_rows(stats), server=_server_rows(stats),
