@@ -281,7 +281,8 @@ def _describe(args: argparse.Namespace, options: RunOptions) -> dict[str, Any]:
              f"{o.users} users" + (f" at {o.spawn_rate:g}/s" if o.spawn_rate else ""))
     return {
         "target": args.target, "connect": args.connect, "scenario": o.scenario.name,
-        "scenario_source": o.scenario.source, "tasks": list(o.scenario.task_names), "model": model,
+        "scenario_source": o.scenario.source, "model": model,
+        "tasks": [n for n in o.scenario.task_names if n not in ("on_start", "on_stop")],
         "command": shlex.join(["mrapsim", "load", *sys.argv[1:]] if sys.argv[1:2] != ["load"]
                               else ["mrapsim", *sys.argv[1:]]),
         "credentials": args.settings_sources.get("access_key", "none (unsigned)"),
