@@ -260,6 +260,11 @@ def run_load(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
+    except BaseExceptionGroup as group:  # Ctrl-C arrives wrapped when it hits inside a nursery
+        if group.subgroup(KeyboardInterrupt) is None:
+            raise
+        _error("interrupted")
+        return 130
     finally:
         if live is not None:
             live.stop()

@@ -87,8 +87,11 @@ def test_shipped_scenario_files_parse() -> None:
     assert files
     for path in files:
         load_scenario(str(path))
+    for path in sorted(directory.glob("*.py")):  # the Python examples import and have tasks
+        assert load_scenario(str(path)).task_names, path
     toml = load_scenario(str(directory / "mixed.toml"))
     builtin = load_scenario("mixed")
-    assert toml.task_names == builtin.task_names and toml.seeded_sizes == builtin.seeded_sizes
+    assert builtin.task_names[:5] == toml.task_names and toml.seeded_sizes == builtin.seeded_sizes
+    assert builtin.task_names[5:] == ("on_start", "on_stop")  # also names a threshold may use
     weights = {n: w for n, w, _ in builtin.user_classes()[0].task_functions()}
     assert weights == {t.name: t.weight for t in toml.tasks}
