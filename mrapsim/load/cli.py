@@ -108,6 +108,8 @@ def add_load_parser(commands: argparse._SubParsersAction) -> None:  # type: igno
                       help="SigV4 access key [AWS_ACCESS_KEY_ID]; against a mrapsim, its default pair")
     load.add_argument("--secret-key", help="[AWS_SECRET_ACCESS_KEY]")
     load.add_argument("--region", help="SigV4 region (default us-east-1) [AWS_REGION]")
+    load.add_argument("--sigv4a", action="store_true", default=None,
+                      help="sign with SigV4A (ECDSA P-256, region set '*'), as SDKs do for MRAPs")
     load.add_argument("--handshake-timeout",
                       help="deadline for TCP connect + CONNECT + TLS handshake (default 5s); "
                            "no byte back by then is 'stalled'")
@@ -203,7 +205,7 @@ def build_options(args: argparse.Namespace) -> RunOptions:
         handshake_timeout=parse_duration(args.handshake_timeout, "--handshake-timeout"),
         timeout=parse_duration(args.timeout, "--timeout"), credentials=credentials, region=args.region,
         ca_bundle=ca_bundle, system_ca=system_ca, insecure=args.insecure, key_prefix=args.key_prefix,
-        seed=args.seed, stages=stages,
+        seed=args.seed, stages=stages, sigv4a=args.sigv4a,
         stop_timeout=parse_duration(args.stop_timeout, "--stop-timeout") if args.stop_timeout else None,
     )
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from mrapsim.load.client import Endpoint
 from mrapsim.load.scenario import TaskKind, TaskSpec
-from mrapsim.load.sigv4 import EMPTY_SHA256, Signer, query_string, uri_encode_path
+from mrapsim.load.sigv4 import EMPTY_SHA256, Signer, SignerV4A, query_string, uri_encode_path
 
 USER_AGENT = "mrapsim-load/1"
 PUT_KEYS_PER_USER = 100
@@ -50,7 +50,7 @@ class PreparedRequest:
         encoded = uri_encode_path(self.path)
         return f"{encoded}?{query_string(self.query)}" if self.query else encoded
 
-    def headers(self, endpoint: Endpoint, signer: Signer | None) -> list[tuple[str, str]]:
+    def headers(self, endpoint: Endpoint, signer: Signer | SignerV4A | None) -> list[tuple[str, str]]:
         host = endpoint.host_header
         headers = [("host", host), ("user-agent", USER_AGENT), *self.extra_headers]
         if self.body.data or self.method == "PUT":

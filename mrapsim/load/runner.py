@@ -40,7 +40,7 @@ from mrapsim.load.http2 import Http2Connection
 from mrapsim.load.requests import Body, PreparedRequest, build_request, seed_requests
 from mrapsim.load.scenario import ConnectionMode, Scenario, TaskKind, TaskSpec
 from mrapsim.load.shapes import Stages
-from mrapsim.load.sigv4 import Credentials, Signer
+from mrapsim.load.sigv4 import Credentials, Signer, SignerV4A
 from mrapsim.load.stats import RunStats, TaskStats
 from mrapsim.load.thresholds import Threshold
 from mrapsim.load.tls import ClientTlsStream
@@ -74,6 +74,7 @@ class RunOptions:
     process_share: float = 1.0  # this process's share of users and rates (several processes)
     id_stride: int = 1  # user numbers go first_user, first_user + id_stride, … (several processes)
     abort_thresholds: tuple[Threshold, ...] = ()
+    sigv4a: bool = False  # sign with SigV4A (ECDSA P-256, region set "*") instead of SigV4
 
     def __post_init__(self) -> None:
         if self.users < 1:
@@ -104,7 +105,7 @@ class Run:
     stats: RunStats = field(default_factory=RunStats)
     stop: trio.Event = field(default_factory=trio.Event)
     budget: int | None = None
-    signer: Signer | None = None
+    signer: Signer | SignerV4A | None = None
     connect: ConnectOptions | None = None
     bodies: dict[int, Body] = field(default_factory=dict)
     server_names: dict[bool | str, str | None] = field(default_factory=dict)
@@ -115,7 +116,7 @@ class Run:
         o = self.options
         self.budget = o.requests
         if o.credentials is not None:
-            self.signer = Signer(o.credentials, o.region)
+            self.signer = SignerV4A(o.credentials) if o.sigv4a else Signer(o.credentials, o.region)
         self.connect = ConnectOptions.create(o.ca_bundle, o.insecure, o.handshake_timeout, o.timeout,
                                              o.system_ca)
 

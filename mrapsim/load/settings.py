@@ -68,6 +68,7 @@ OPTIONS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "access_key": (str, None),
     "secret_key": (str, None),
     "region": (str, "us-east-1"),
+    "sigv4a": (_bool, False),
     "handshake_timeout": (str, "5s"),
     "timeout": (str, "10s"),
     "stop_timeout": (str, None),

@@ -176,3 +176,15 @@ def test_abort_on_fail_stops_the_run_and_still_reports(mrapsim: MrapsimProcess, 
     assert done.returncode == 99 and time.monotonic() - started < 20, done.stdout + done.stderr
     assert "Run stopped early: threshold 'rps>1000000 abortOnFail delayAbortEval=1s' failed" in done.stdout
     assert json.loads((tmp_path / "run.json").read_text())["summary"]["duration_s"] < 10
+
+
+def test_sigv4a_signed_run_on_the_mrap_listener(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
+    port = mrapsim.port("mrap")
+    done = load("-H", f"https://{MRAP_HOST}:{port}", "--connect", f"127.0.0.1:{port}", "--ca-bundle", str(mrapsim.ca),
+                "-f", "mixed", "--sigv4a", "-u", "3", "-t", "2s", "--only-summary",
+                "--json", str(tmp_path / "run.json"),
+                "--handshake-timeout", "0.5s", "--threshold", "list:rate==0", "--threshold", "put:rate==0",
+                "--threshold", "get:rate==0")
+    assert done.returncode == 0, done.stdout + done.stderr
+    tasks = json.loads((tmp_path / "run.json").read_text())["summary"]["tasks"]
+    assert all(tasks[n]["requests"] > 0 for n in ("list", "get", "put")), tasks
