@@ -25,9 +25,8 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from mrapsim.config import default_document, parse_config, parse_duration
-from mrapsim.load import report, server_metrics
+from mrapsim.load import report
 from mrapsim.load.client import parse_endpoint
-from mrapsim.load.html import write_html
 from mrapsim.load.runner import Run, RunOptions, SetupError, seed_objects
 from mrapsim.load.runner import run_load as run_scenario
 from mrapsim.load.scenario import BUILTIN_SCENARIOS, load_scenario
@@ -233,6 +232,8 @@ def run_load(args: argparse.Namespace) -> int:
               file=sys.stderr)
     quiet = args.quiet or args.only_summary
     view = None if quiet else LiveView(sys.stderr, args.interval)
+    from mrapsim.load import server_metrics  # here: prometheus_client is slow to import
+
     try:
         before = server_metrics.fetch(args.server_metrics) if args.server_metrics else None
     except OSError as exc:
@@ -313,6 +314,8 @@ def settled_comparison(
 ) -> list[server_metrics.Comparison]:
     """The server counts a connection when it ends, a moment after the client has let go:
     read /metrics until the connection rows agree, or `patience` runs out."""
+    from mrapsim.load import server_metrics
+
     deadline = time.monotonic() + patience
     while True:
         rows = server_metrics.compare(before, server_metrics.fetch(admin), stats)
@@ -338,6 +341,8 @@ def finish(stats: RunStats, thresholds: list[Threshold], args: argparse.Namespac
     verdicts = evaluate(thresholds, stats)
     sys.stdout.write(report.summary(stats))
     if "server_metrics" in stats.meta:
+        from mrapsim.load import server_metrics
+
         rows = [server_metrics.Comparison(r["what"], r["harness"], r["server"], r.get("setup", 0))
                 for r in stats.meta["server_metrics"]]
         sys.stdout.write("\n" + server_metrics.render(rows))
@@ -350,6 +355,8 @@ def finish(stats: RunStats, thresholds: list[Threshold], args: argparse.Namespac
     if args.json:
         report.write_json(stats, args.json)
     if args.html:
+        from mrapsim.load.html import write_html
+
         write_html(stats, verdicts, args.html)
     sys.stdout.flush()
     return EXIT_THRESHOLDS_FAILED if any(not v.passed for v in verdicts) else EXIT_OK
@@ -405,6 +412,8 @@ class WorkerError(Exception):
 
 
 if TYPE_CHECKING:
+    from mrapsim.load import server_metrics
+
     Pipe = multiprocessing.connection.Connection[Any, Any]
 
 

@@ -88,7 +88,7 @@ def live_table(stats: RunStats, previous: Totals, now: Totals) -> str:
     """Locust's console table, per task, req/s over the last interval."""
     elapsed = max(1e-9, now.at - previous.at)
     running = now.at - stats.started if stats.started else 0.0
-    lines = [f"{running:.0f} s, {stats.users} users", HEADER, "-" * len(HEADER)]
+    lines = [f"{running:.0f} s, {stats.running} users", HEADER, "-" * len(HEADER)]
     total_r = total_f = 0
     for name, task in stats.tasks.items():
         r = now.requests.get(name, 0) - previous.requests.get(name, 0)
@@ -109,7 +109,7 @@ def live_line(stats: RunStats, previous: Totals, now: Totals) -> str:
     f = sum(now.failures.values()) - sum(previous.failures.values())
     p = total.histogram.percentiles(TABLE_PERCENTILES)
     return (
-        f"t={now.at - stats.started:.0f}s users={stats.users} reqs={total.requests} "
+        f"t={now.at - stats.started:.0f}s users={stats.running} reqs={total.requests} "
         f"fails={total.failures} req/s={r / elapsed:.1f} fails/s={f / elapsed:.1f} "
         f"p50={_fmt_ms(p[50.0])}ms p90={_fmt_ms(p[90.0])}ms p99={_fmt_ms(p[99.0])}ms\n"
     )

@@ -26,8 +26,6 @@ from urllib.parse import quote
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from mrapsim.s3.auth import sigv4a_private_key
-
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 ALGORITHM = "AWS4-HMAC-SHA256"
@@ -147,6 +145,9 @@ class SignerV4A:
     @property
     def private_key(self) -> ec.EllipticCurvePrivateKey:
         if self._key is None:
+            # Imported here: mrapsim.s3 is heavy, and only SigV4A runs need it.
+            from mrapsim.s3.auth import sigv4a_private_key
+
             self._key = sigv4a_private_key(self.credentials.access_key, self.credentials.secret_key)
         return self._key
 

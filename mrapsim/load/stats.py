@@ -102,7 +102,7 @@ class RunStats:
     meta: dict[str, Any] = field(default_factory=dict)
     checks: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (task, check): [pass, fail]
     operations: dict[str, int] = field(default_factory=dict)
-    running: int = 0  # users running now (not merged: a moment's value)
+    running: int = 0  # users running now (merged processes: their sum)
 
     def task(self, name: str, method: str) -> TaskStats:
         found = self.tasks.get(name)
@@ -189,6 +189,7 @@ class RunStats:
             self.started = other.started
         self.ended = max(self.ended, other.ended)
         self.users += other.users
+        self.running += other.running
         for name, task in other.tasks.items():
             self.task(name, task.method).merge(task)
         for key, count in other.failures.items():
@@ -216,6 +217,7 @@ class RunStats:
             "started": self.started,
             "ended": self.ended,
             "users": self.users,
+            "running": self.running,
             "tasks": [t.to_json() for t in self.tasks.values()],
             "failures": [
                 {"task": task, "class": failure, "occurrences": c.occurrences,
@@ -262,6 +264,7 @@ class RunStats:
                 {str(k): int(v) for k, v in i.get("failures_by_task", {}).items()})
         for c in d.get("checks", []):
             stats.checks[(str(c["task"]), str(c["check"]))] = [int(c["passes"]), int(c["fails"])]
+        stats.running = int(d.get("running", 0))
         stats.operations = {str(k): int(v) for k, v in d.get("operations", {}).items()}
         stats.meta = dict(d.get("meta", {}))
         return stats
