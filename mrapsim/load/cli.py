@@ -1,8 +1,9 @@
 """`mrapsim load` and `mrapsim load merge`: options, processes, live output, reports, exit code.
 
 Exit codes: 0 the run completed (failures are reported, not fatal; use thresholds to gate),
-1 setup failed (the objects to read could not be written) or a worker process died,
-2 usage, 99 a threshold failed (k6's code).
+1 setup failed (the bucket check before the run, or the objects to read could not be written)
+or a worker process died, 2 usage, 99 a threshold failed (k6's code), 130 interrupted (Ctrl-C:
+the first one stops the run gracefully and the reports are still written).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import shlex
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -48,6 +50,7 @@ from mrapsim.tls.certs import CA_COMMON_NAME
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it
 LIVE_TICK = 1.0  # seconds between updates of the live page and the harness's /metrics
 def _add_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--csv", metavar="PREFIX", default=None,
@@ -262,12 +265,12 @@ def run_load(args: argparse.Namespace) -> int:
         return EXIT_RUN_FAILED
     except KeyboardInterrupt:
         _error("interrupted")
-        return 130
-    except BaseExceptionGroup as group:  # Ctrl-C arrives wrapped when it hits inside a nursery
+        return EXIT_INTERRUPTED
+    except BaseExceptionGroup as group:  # a second Ctrl-C arrives wrapped, from inside a nursery
         if group.subgroup(KeyboardInterrupt) is None:
             raise
         _error("interrupted")
-        return 130
+        return EXIT_INTERRUPTED
     finally:
         if live is not None:
             live.stop()
@@ -276,7 +279,11 @@ def run_load(args: argparse.Namespace) -> int:
         rows = settled_comparison(args.server_metrics, before, stats)
         stats.meta["server_metrics"] = [
             {"what": r.what, "harness": r.harness, "server": r.server, "setup": r.setup} for r in rows]
-    return finish(stats, thresholds, args)
+    code = finish(stats, thresholds, args)
+    if stats.meta.get("interrupted"):
+        _error("interrupted (the reports cover the run until then)")
+        return EXIT_INTERRUPTED
+    return code
 
 
 def _describe(args: argparse.Namespace, options: RunOptions) -> dict[str, Any]:
@@ -439,8 +446,11 @@ def _worker(options: RunOptions, interval: float, conn: Pipe) -> None:
             await trio.sleep(interval)
             conn.send(("snapshot", stats.to_json()))
 
+    # Ctrl-C on a terminal reaches every process of the group: workers leave it to the parent,
+    # which stops them with one SIGTERM each (a second signal would cut their run short).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        stats = trio.run(run_scenario, options, snapshots, False)
+        stats = trio.run(run_scenario, options, snapshots, False, (signal.SIGTERM,))
         conn.send(("final", stats.to_json()))
     except BaseException as exc:  # report any death to the parent, which exits 1
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
@@ -472,14 +482,29 @@ def run_processes(options: RunOptions, processes: int, view: LiveView | None, li
         workers.append(worker)
     latest: list[dict[str, Any] | None] = [None] * processes
     final: list[dict[str, Any] | None] = [None] * processes
+    interrupted: list[bool] = []
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        if interrupted:
+            raise KeyboardInterrupt
+        interrupted.append(True)
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGINT, on_interrupt)
     try:
-        _collect(pipes, latest, final, view, lambda: _merged(latest), live)
+        _collect(pipes, latest, final, view, lambda: _merged(latest), live, lambda: bool(interrupted))
     finally:
+        signal.signal(signal.SIGINT, previous)
         for worker in workers:
             worker.join(timeout=5)
             if worker.is_alive():
                 worker.terminate()
     stats = _merged(final)
+    if interrupted:
+        stats.meta["interrupted"] = True
+        stats.meta.setdefault("aborted", "interrupted (Ctrl-C)")
     stats.meta["setup"] = setup
     stats.meta["processes"] = processes
     return stats
@@ -492,6 +517,7 @@ def _collect(
     view: LiveView | None,
     merged: Callable[[], RunStats],
     live: Any = None,
+    interrupted: Callable[[], bool] = lambda: False,
 ) -> None:
     open_pipes = dict(enumerate(pipes))
     next_draw = time.monotonic() + (view.interval if view else 0)
@@ -503,7 +529,9 @@ def _collect(
                 kind, payload = pipes[index].recv()
             except EOFError:
                 del open_pipes[index]
-                if final[index] is None:
+                # Interrupted while it was still starting, a worker dies of the SIGTERM it had
+                # no handler for yet: it had nothing to report.
+                if final[index] is None and not interrupted():
                     raise WorkerError(f"worker {index} exited without a report") from None
                 continue
             if kind == "error":
@@ -514,5 +542,7 @@ def _collect(
             if live is not None:
                 live.publish(merged())
         if view is not None and time.monotonic() >= next_draw:
-            view.update(merged())
+            current = merged()
+            if current.started:  # nothing to show before the workers' first snapshot
+                view.update(current)
             next_draw += view.interval

@@ -20,6 +20,8 @@ from __future__ import annotations
 import bisect
 import math
 import random
+import signal
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -486,7 +488,22 @@ async def watch_thresholds(run: Run) -> None:
             return
 
 
-async def drive(run: Run) -> None:
+async def stop_on_interrupt(run: Run, stop_signals: tuple[int, ...]) -> None:
+    """Ctrl-C (or, in a worker process, the parent's SIGTERM): the first stops the run as its
+    end would (users finish the task in hand, the reports are written); a second one interrupts
+    at once. Only where signals can be caught (the main thread)."""
+    if not stop_signals or threading.current_thread() is not threading.main_thread():
+        return
+    with trio.open_signal_receiver(*stop_signals) as signals:
+        async for _ in signals:
+            if run.stop.is_set():
+                raise KeyboardInterrupt
+            run.stats.meta["interrupted"] = True
+            run.stats.meta.setdefault("aborted", "interrupted (Ctrl-C)")
+            run.stop.set()
+
+
+async def drive(run: Run, stop_signals: tuple[int, ...] = (signal.SIGINT,)) -> None:
     """Run the users until the duration (or the stages) is over or the budget is spent."""
     o = run.options
     classes = UserClasses(o.scenario)
@@ -498,6 +515,7 @@ async def drive(run: Run) -> None:
     async with trio.open_nursery() as outer:
         outer.start_soon(sample_users, run)
         outer.start_soon(watch_thresholds, run)
+        outer.start_soon(stop_on_interrupt, run, stop_signals)
         async with trio.open_nursery() as users:
             outer.start_soon(stop_after, run, duration, users.cancel_scope)
             if not open_model:
@@ -584,15 +602,17 @@ async def run_load(
     options: RunOptions,
     reporter: Callable[[RunStats], Awaitable[None]] | None = None,
     seed: bool = True,
+    stop_signals: tuple[int, ...] = (signal.SIGINT,),
 ) -> RunStats:
-    """Seed objects (unless told not to), run, return the stats; `reporter` runs alongside."""
+    """Seed objects (unless told not to), run, return the stats; `reporter` runs alongside;
+    `stop_signals` stop the run gracefully (see stop_on_interrupt)."""
     run = Run(options)
     if seed:
         run.stats.meta["setup"] = await seed_objects(run)
     async with trio.open_nursery() as nursery:
         if reporter is not None:
             nursery.start_soon(reporter, run.stats)
-        await drive(run)
+        await drive(run, stop_signals)
         nursery.cancel_scope.cancel()
     order = {name: i for i, name in enumerate(options.scenario.task_names)}
     run.stats.tasks = dict(sorted(run.stats.tasks.items(), key=lambda kv: order.get(kv[0], len(order))))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -188,3 +189,17 @@ def test_sigv4a_signed_run_on_the_mrap_listener(mrapsim: MrapsimProcess, tmp_pat
     assert done.returncode == 0, done.stdout + done.stderr
     tasks = json.loads((tmp_path / "run.json").read_text())["summary"]["tasks"]
     assert all(tasks[n]["requests"] > 0 for n in ("list", "get", "put")), tasks
+
+
+def test_ctrl_c_stops_several_processes_and_still_reports(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
+    load = subprocess.Popen(
+        [sys.executable, "-m", "mrapsim.load", "-H", f"https://localhost:{mrapsim.port('s3')}/mraps3sample",
+         "--ca-bundle", str(mrapsim.ca), "-f", "list", "-u", "2", "--processes", "2", "-t", "60s", "--only-summary",
+         "--json", str(tmp_path / "run.json")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **KEYS})
+    time.sleep(4)
+    load.send_signal(signal.SIGINT)
+    out, err = load.communicate(timeout=40)
+    assert load.returncode == 130 and "interrupted" in err, out + err
+    assert "Run stopped early: interrupted (Ctrl-C)" in out
+    assert json.loads((tmp_path / "run.json").read_text())["meta"]["processes"] == 2

@@ -78,9 +78,10 @@ def test_live_page_and_metrics_while_running(mrapsim: MrapsimProcess, tmp_path: 
         assert (where / "load-live-1.png").stat().st_size > 20_000
         requests = sum(v for (name, _), v in metrics.items() if name == "mrapsim_load_requests_total")
         assert requests > 0 and any(name == "mrapsim_load_users" for name, _ in metrics)
-        load.send_signal(signal.SIGINT)  # Ctrl-C: the harness stops the run and the page with it
-        _, err = load.communicate(timeout=30)
+        load.send_signal(signal.SIGINT)  # Ctrl-C: the harness stops the run, reports, and the page stops
+        out, err = load.communicate(timeout=30)
         assert load.returncode == 130 and "interrupted" in err, err
+        assert "█ SUMMARY" in out and "Run stopped early: interrupted (Ctrl-C)" in out, out
         with pytest.raises(OSError):
             urllib.request.urlopen(url, timeout=5)
     finally:
