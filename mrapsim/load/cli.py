@@ -85,7 +85,7 @@ def add_load_parser(commands: argparse._SubParsersAction) -> None:  # type: igno
     load.add_argument("-u", "--users", type=int, help="concurrent users (default 10)")
     load.add_argument("-r", "--spawn-rate", type=float, help="users started per second (default: all at once)")
     stop = load.add_mutually_exclusive_group()
-    stop.add_argument("-t", "--run-time", "--duration", dest="duration",
+    stop.add_argument("-t", "--run-time", "--duration", dest="duration", metavar="TIME",
                       help="how long to run: 30s, 2m (default 10s)")
     stop.add_argument("--requests", type=int, help="stop after N tasks in total")
     load.add_argument("--stages", "--stage", action="append", metavar="DUR:TARGET[,DUR:TARGET...]",
@@ -191,11 +191,8 @@ def build_options(args: argparse.Namespace) -> RunOptions:
     if args.processes < 1:
         raise ValueError("--processes must be at least 1")
     stages = parse_stages(args.stages)
-    users = args.users
-    if stages and stages.kind == "users":
-        users = max(1, stages.peak)
-        if args.users != 10 and args.users > users:  # an explicit -u above the peak caps nothing
-            users = args.users
+    # User stages set the users themselves (-u is for arrival-rate stages: the cap).
+    users = stages.peak if stages is not None and stages.kind == "users" else args.users
     if duration is None and args.requests is None and not stages:
         duration = 10.0
     if users < args.processes:

@@ -381,9 +381,15 @@ def _spawn(run: Run, nursery: trio.Nursery, classes: UserClasses, slots: list[Us
     nursery.start_soon(user_session, run, classes, user_id, slot)
 
 
+def _my_part(total: int, index: int, processes: int) -> int:
+    """This process's share of `total` users: as even as whole users allow."""
+    return total // processes + (1 if index < total % processes else 0)
+
+
 async def control_users(run: Run, nursery: trio.Nursery, classes: UserClasses) -> None:
     """Closed model: keep the number of users at the target of the moment — `--users` reached
-    at `--spawn-rate`, the k6 stages' ramp, or a shape class's `tick` — until the run stops."""
+    at `--spawn-rate`, the k6 stages' ramp, or a shape class's `tick` — until the run stops.
+    Stage and shape targets are totals; with several processes each takes its part."""
     o = run.options
     stages = o.stages if o.stages is not None and o.stages.kind == "users" else None
     shape_class = o.scenario.shape()
@@ -392,33 +398,33 @@ async def control_users(run: Run, nursery: trio.Nursery, classes: UserClasses) -
     slots: list[UserSlot] = []
     spawned = 0
     credit = 1.0  # the first user starts at once
-    target, rate = float(o.users), o.spawn_rate or math.inf
+    wanted, rate = o.users, o.spawn_rate or math.inf
     last = start
     next_tick = start
     while not run.stop.is_set() and not (run.budget is not None and run.budget <= 0):
         now = trio.current_time()
         if shape is not None and now >= next_tick:
             shape.now = now
-            wanted = shape.tick()
-            if wanted is None:
+            tick = shape.tick()
+            if tick is None:
                 run.stop.set()
                 break
-            target, rate = wanted[0] * o.process_share, wanted[1] * o.process_share or math.inf
+            wanted = _my_part(round(tick[0]), o.first_user, o.id_stride)
+            rate = tick[1] * o.process_share or math.inf
             next_tick += 1.0
         elif stages is not None:
             at = stages.target_at(now - start)
             if at is None:
                 break
-            target = at * o.process_share
+            wanted = _my_part(round(at), o.first_user, o.id_stride)
         credit = min(credit + (now - last) * rate, max(1.0, rate))
         last = now
         slots = [s for s in slots if not s.stopped.is_set()]
-        wanted_users = round(target)
-        while len(slots) < wanted_users and credit >= 1:
+        while len(slots) < wanted and credit >= 1:
             _spawn(run, nursery, classes, slots, o.first_user + spawned * o.id_stride)
             spawned += 1
             credit -= 1
-        for slot in slots[wanted_users:]:
+        for slot in slots[wanted:]:
             slot.stopped.set()  # the newest users stop after the task in hand
         with trio.move_on_after(CONTROL_TICK):
             await run.stop.wait()

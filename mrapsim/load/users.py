@@ -34,7 +34,6 @@ import importlib.util
 import inspect
 import random
 import sys
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -330,7 +329,3 @@ def spec_user(tasks: tuple[TaskSpec, ...], seeded: tuple[int, ...]) -> type[User
     for spec in tasks:
         members[spec.name] = make(spec)
     return type("TomlUser", (User,), members)
-
-
-def now() -> float:
-    return time.time()
