@@ -10,32 +10,17 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
-import multiprocessing
-import multiprocessing.connection
 import os
 import shlex
-import signal
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
-
-import trio
-from cryptography import x509
-from cryptography.x509.oid import NameOID
+from typing import TYPE_CHECKING, Any
 
 from mrapsim.config import default_document, parse_config, parse_duration
-from mrapsim.load import report
-from mrapsim.load.client import parse_endpoint
-from mrapsim.load.runner import Run, RunOptions, SetupError, seed_objects
-from mrapsim.load.runner import run_load as run_scenario
-from mrapsim.load.scenario import BUILTIN_SCENARIOS, load_scenario
+from mrapsim.load.scenario import BUILTIN_SCENARIOS, Scenario, load_scenario
 from mrapsim.load.settings import resolve
 from mrapsim.load.shapes import parse_stages
-from mrapsim.load.sigv4 import Credentials
-from mrapsim.load.stats import RunStats
 from mrapsim.load.thresholds import (
     EXIT_THRESHOLDS_FAILED,
     Threshold,
@@ -45,13 +30,18 @@ from mrapsim.load.thresholds import (
     validate,
 )
 from mrapsim.names import is_ip_literal
-from mrapsim.tls.certs import CA_COMMON_NAME
+
+# The rest is imported where it is used: a usage error is reported before trio, the clients and
+# the reports load (a threshold naming a missing task costs well under a second).
+if TYPE_CHECKING:
+    from mrapsim.load.runner import RunOptions
+    from mrapsim.load.sigv4 import Credentials
+    from mrapsim.load.stats import RunStats
 
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130  # Ctrl-C, as shells report it
-LIVE_TICK = 1.0  # seconds between updates of the live page and the harness's /metrics
 def _add_report_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--csv", metavar="PREFIX", default=None,
                         help="write PREFIX_stats.csv, _stats_history.csv, _failures.csv (Locust's columns)")
@@ -147,12 +137,18 @@ def _certs_dir(args: argparse.Namespace) -> Path:
 
 def default_credentials() -> Credentials:
     """The key pair of mrapsim's embedded configuration (documented in the README)."""
+    from mrapsim.load.sigv4 import Credentials
     pair = default_document()["auth"]["credentials"][0]
     return Credentials(pair["access_key"], pair["secret_key"])
 
 
 def is_mrapsim_ca(path: str | None) -> bool:
     """Does this PEM bundle hold mrapsim's own CA (its fixed common name)?"""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    from mrapsim.tls.certs import CA_COMMON_NAME
+
     if not path:
         return False
     try:
@@ -168,8 +164,13 @@ def _is_loopback(host: str) -> bool:
     return host == "localhost" or (is_ip_literal(host) and ipaddress.ip_address(host.strip("[]")).is_loopback)
 
 
-def build_options(args: argparse.Namespace) -> RunOptions:
-    """RunOptions from parsed arguments (settings resolved); ValueError names the bad option."""
+def build_options(args: argparse.Namespace, scenario: Scenario | None = None) -> RunOptions:
+    """RunOptions from parsed arguments (settings resolved) and the scenario if already loaded;
+    ValueError names the bad option."""
+    from mrapsim.load.client import parse_endpoint
+    from mrapsim.load.runner import RunOptions
+    from mrapsim.load.sigv4 import Credentials
+
     resolve(args)
     if not args.target:
         raise ValueError("--host/--target: required (https://HOST[:PORT][/BUCKET])")
@@ -197,7 +198,8 @@ def build_options(args: argparse.Namespace) -> RunOptions:
         duration = 10.0
     if users < args.processes:
         raise ValueError("--users must be at least --processes")
-    scenario = load_scenario(args.scenario, args.user_class)
+    if scenario is None:
+        scenario = load_scenario(args.scenario, args.user_class)
     return RunOptions(
         endpoint=endpoint, scenario=scenario, users=users,
         spawn_rate=args.spawn_rate, duration=duration, requests=args.requests, rate=args.rate,
@@ -219,21 +221,23 @@ def run_load(args: argparse.Namespace) -> int:
     try:
         resolve(args)
         thresholds = [parse_threshold(t) for t in args.threshold]
-        options = build_options(args)
-        validate(thresholds, options.scenario.task_names)
+        scenario = load_scenario(args.scenario, args.user_class)
+        validate(thresholds, scenario.task_names)  # before the clients are even imported
+        options = build_options(args, scenario)
         _check_bucket_named(options)
     except ValueError as exc:
         _error(str(exc))
         return EXIT_USAGE
+    from mrapsim.load import execution, server_metrics
+    from mrapsim.load.runner import SetupError
+
     options = replace(options, abort_thresholds=tuple(t for t in thresholds if t.abort_on_fail))
     if args.settings_sources.get("access_key") == "mrapsim's default key pair" and not args.quiet:
         print(f"mrapsim load: no AWS credentials set; the target trusts mrapsim's CA, so using mrapsim's "
               f"default key pair ({options.credentials.access_key if options.credentials else ''})",
               file=sys.stderr)
     quiet = args.quiet or args.only_summary
-    view = None if quiet else LiveView(sys.stderr, args.interval)
-    from mrapsim.load import server_metrics  # here: prometheus_client is slow to import
-
+    view = None if quiet else execution.LiveView(sys.stderr, args.interval)
     try:
         before = server_metrics.fetch(args.server_metrics) if args.server_metrics else None
     except OSError as exc:
@@ -251,13 +255,13 @@ def run_load(args: argparse.Namespace) -> int:
         print(f"mrapsim load: live view on {live.url} (Prometheus: {live.url}metrics)", file=sys.stderr)
     try:
         if args.processes == 1:
-            stats = trio.run(_single_process, options, view, live)
+            stats = execution.run_single(options, view, live)
         else:
-            stats = run_processes(options, args.processes, view, live)
+            stats = execution.run_processes(options, args.processes, view, live)
     except SetupError as exc:
         _error(f"setup: {exc}")
         return EXIT_RUN_FAILED
-    except WorkerError as exc:
+    except execution.WorkerError as exc:
         _error(str(exc))
         return EXIT_RUN_FAILED
     except KeyboardInterrupt:
@@ -273,7 +277,7 @@ def run_load(args: argparse.Namespace) -> int:
             live.stop()
     stats.meta["run"] = _describe(args, options)
     if before is not None:
-        rows = settled_comparison(args.server_metrics, before, stats)
+        rows = execution.settled_comparison(args.server_metrics, before, stats)
         stats.meta["server_metrics"] = [
             {"what": r.what, "harness": r.harness, "server": r.server, "setup": r.setup} for r in rows]
     code = finish(stats, thresholds, args)
@@ -313,22 +317,10 @@ def _check_bucket_named(options: RunOptions) -> None:
         )
 
 
-def settled_comparison(
-    admin: str, before: server_metrics.Samples, stats: RunStats, patience: float = 3.0
-) -> list[server_metrics.Comparison]:
-    """The server counts a connection when it ends, a moment after the client has let go:
-    read /metrics until the connection rows agree, or `patience` runs out."""
-    from mrapsim.load import server_metrics
-
-    deadline = time.monotonic() + patience
-    while True:
-        rows = server_metrics.compare(before, server_metrics.fetch(admin), stats)
-        if all(r.harness == r.server for r in rows[:2]) or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.1)
-
-
 def run_merge(args: argparse.Namespace) -> int:
+    from mrapsim.load import report
+    from mrapsim.load.stats import RunStats
+
     try:
         thresholds = [parse_threshold(t) for t in args.threshold or []]
         merged = RunStats()
@@ -342,6 +334,8 @@ def run_merge(args: argparse.Namespace) -> int:
 
 def finish(stats: RunStats, thresholds: list[Threshold], args: argparse.Namespace) -> int:
     """Summary, files, thresholds; the exit code."""
+    from mrapsim.load import report
+
     verdicts = evaluate(thresholds, stats)
     sys.stdout.write(report.summary(stats))
     if "server_metrics" in stats.meta:
@@ -365,181 +359,3 @@ def finish(stats: RunStats, thresholds: list[Threshold], args: argparse.Namespac
     sys.stdout.flush()
     return EXIT_THRESHOLDS_FAILED if any(not v.passed for v in verdicts) else EXIT_OK
 
-
-# -- live output ---------------------------------------------------------------------------
-
-
-class LiveView:
-    """Redraws the table in place on a TTY; prints one line per interval otherwise."""
-
-    def __init__(self, out: TextIO, interval: float) -> None:
-        self.out = out
-        self.interval = max(0.2, interval)
-        self.tty = out.isatty()
-        self.previous: report.Totals | None = None
-        self.drawn = 0
-
-    def update(self, stats: RunStats) -> None:
-        now = report.totals_of(stats, time.time())
-        previous = self.previous or report.Totals(stats.started or now.at, {}, {})
-        self.previous = now
-        if self.tty:
-            text = report.live_table(stats, previous, now)
-            if self.drawn:
-                self.out.write(f"\x1b[{self.drawn}F\x1b[J")
-            self.drawn = text.count("\n")
-        else:
-            text = report.live_line(stats, previous, now)
-        self.out.write(text)
-        self.out.flush()
-
-
-async def _single_process(options: RunOptions, view: LiveView | None, live: Any = None) -> RunStats:
-    async def report_live(stats: RunStats) -> None:
-        next_view = trio.current_time() + (view.interval if view else 0)
-        while True:
-            await trio.sleep(LIVE_TICK)
-            if live is not None:
-                live.publish(stats)
-            if view is not None and trio.current_time() >= next_view:
-                view.update(stats)
-                next_view += view.interval
-
-    return await run_scenario(options, report_live if view is not None or live is not None else None)
-
-
-# -- several processes ---------------------------------------------------------------------
-
-
-class WorkerError(Exception):
-    pass
-
-
-if TYPE_CHECKING:
-    from mrapsim.load import server_metrics
-
-    Pipe = multiprocessing.connection.Connection[Any, Any]
-
-
-def split_options(options: RunOptions, processes: int) -> list[RunOptions]:
-    """Users, spawn rate, arrival rate and request budget shared out between processes."""
-    parts = []
-    for i in range(processes):
-        users = options.users // processes + (1 if i < options.users % processes else 0)
-        requests = None
-        if options.requests is not None:
-            requests = options.requests // processes + (1 if i < options.requests % processes else 0)
-        parts.append(replace(
-            options, users=users, first_user=i, id_stride=processes, requests=requests,
-            spawn_rate=options.spawn_rate / processes, process_share=1 / processes,
-            rate=options.rate / processes if options.rate is not None else None,
-        ))
-    return parts
-
-
-def _worker(options: RunOptions, interval: float, conn: Pipe) -> None:
-    async def snapshots(stats: RunStats) -> None:
-        while True:
-            await trio.sleep(interval)
-            conn.send(("snapshot", stats.to_json()))
-
-    # Ctrl-C on a terminal reaches every process of the group: workers leave it to the parent,
-    # which stops them with one SIGTERM each (a second signal would cut their run short).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        stats = trio.run(run_scenario, options, snapshots, False, (signal.SIGTERM,))
-        conn.send(("final", stats.to_json()))
-    except BaseException as exc:  # report any death to the parent, which exits 1
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
-    finally:
-        conn.close()
-
-
-def _merged(snapshots: list[dict[str, Any] | None]) -> RunStats:
-    merged = RunStats()
-    for snapshot in snapshots:
-        if snapshot is not None:
-            merged.merge(RunStats.from_json(snapshot))
-    return merged
-
-
-def run_processes(options: RunOptions, processes: int, view: LiveView | None, live: Any = None) -> RunStats:
-    """Seed once here, then run the split options in `processes` spawned workers."""
-    setup = trio.run(seed_objects, Run(options))
-    context = multiprocessing.get_context("spawn")
-    interval = LIVE_TICK if live is not None else view.interval if view is not None else 3600.0
-    pipes = []
-    workers = []
-    for part in split_options(options, processes):
-        receiver, sender = context.Pipe(duplex=False)
-        worker = context.Process(target=_worker, args=(part, interval, sender), daemon=True)
-        worker.start()
-        sender.close()
-        pipes.append(receiver)
-        workers.append(worker)
-    latest: list[dict[str, Any] | None] = [None] * processes
-    final: list[dict[str, Any] | None] = [None] * processes
-    interrupted: list[bool] = []
-
-    def on_interrupt(signum: int, frame: object) -> None:
-        if interrupted:
-            raise KeyboardInterrupt
-        interrupted.append(True)
-        for worker in workers:
-            if worker.pid is not None and worker.is_alive():
-                os.kill(worker.pid, signal.SIGTERM)
-
-    previous = signal.signal(signal.SIGINT, on_interrupt)
-    try:
-        _collect(pipes, latest, final, view, lambda: _merged(latest), live, lambda: bool(interrupted))
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        for worker in workers:
-            worker.join(timeout=5)
-            if worker.is_alive():
-                worker.terminate()
-    stats = _merged(final)
-    if interrupted:
-        stats.meta["interrupted"] = True
-        stats.meta.setdefault("aborted", "interrupted (Ctrl-C)")
-    stats.meta["setup"] = setup
-    stats.meta["processes"] = processes
-    return stats
-
-
-def _collect(
-    pipes: list[Pipe],
-    latest: list[dict[str, Any] | None],
-    final: list[dict[str, Any] | None],
-    view: LiveView | None,
-    merged: Callable[[], RunStats],
-    live: Any = None,
-    interrupted: Callable[[], bool] = lambda: False,
-) -> None:
-    open_pipes = dict(enumerate(pipes))
-    next_draw = time.monotonic() + (view.interval if view else 0)
-    while open_pipes:
-        wait = max(0.05, next_draw - time.monotonic()) if view else None
-        for pipe in multiprocessing.connection.wait(list(open_pipes.values()), timeout=wait):
-            index = next(i for i, p in open_pipes.items() if p is pipe)
-            try:
-                kind, payload = pipes[index].recv()
-            except EOFError:
-                del open_pipes[index]
-                # Interrupted while it was still starting, a worker dies of the SIGTERM it had
-                # no handler for yet: it had nothing to report.
-                if final[index] is None and not interrupted():
-                    raise WorkerError(f"worker {index} exited without a report") from None
-                continue
-            if kind == "error":
-                raise WorkerError(f"worker {index} failed: {payload}")
-            if kind == "final":
-                final[index] = payload
-            latest[index] = payload
-            if live is not None:
-                live.publish(merged())
-        if view is not None and time.monotonic() >= next_draw:
-            current = merged()
-            if current.started:  # nothing to show before the workers' first snapshot
-                view.update(current)
-            next_draw += view.interval

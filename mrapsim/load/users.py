@@ -39,8 +39,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
 
-import trio
-
 from mrapsim.load.scenario import ConnectionMode, TaskKind, TaskSpec, parse_size
 
 if TYPE_CHECKING:
@@ -66,7 +64,13 @@ def between(low: float, high: float) -> WaitTime:
 
 def constant_pacing(seconds: float) -> WaitTime:
     """Start a task every `seconds` at most (the pause is what the task left of it)."""
-    return lambda user: max(0.0, seconds - (trio.current_time() - user.task_started))
+
+    def pause(user: User) -> float:
+        import trio  # loaded by then; not at import, so that scenario files load light
+
+        return max(0.0, seconds - (trio.current_time() - user.task_started))
+
+    return pause
 
 
 pacing = constant_pacing
@@ -258,6 +262,8 @@ class UserContext:
         return found
 
     async def execute(self, spec: TaskSpec) -> Result:
+        import trio
+
         from mrapsim.load.runner import execute
 
         scheduled, self.scheduled = self.scheduled, None
