@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mrapsim.config import default_document, parse_config, parse_duration
-from mrapsim.load.scenario import BUILTIN_SCENARIOS, Scenario, load_scenario
+from mrapsim.load.catalog import BUILTIN_SCENARIOS, load_scenario
 from mrapsim.load.settings import resolve
 from mrapsim.load.shapes import parse_stages
 from mrapsim.load.thresholds import (
@@ -35,6 +35,7 @@ from mrapsim.names import is_ip_literal
 # the reports load (a threshold naming a missing task costs well under a second).
 if TYPE_CHECKING:
     from mrapsim.load.runner import RunOptions
+    from mrapsim.load.scenario import Scenario
     from mrapsim.load.sigv4 import Credentials
     from mrapsim.load.stats import RunStats
 

@@ -30,6 +30,7 @@ from typing import Any
 import trio
 
 from mrapsim.load import failures
+from mrapsim.load.catalog import shape_class, user_classes
 from mrapsim.load.client import (
     Connection,
     ConnectOptions,
@@ -46,7 +47,7 @@ from mrapsim.load.sigv4 import Credentials, Signer, SignerV4A
 from mrapsim.load.stats import RunStats, TaskStats
 from mrapsim.load.thresholds import Threshold
 from mrapsim.load.tls import ClientTlsStream
-from mrapsim.load.users import TaskFunction, User, UserContext
+from mrapsim.load.users import Executor, TaskFunction, User, UserContext
 
 CONTROL_TICK = 0.05  # seconds between the user controller's looks at its target
 USERS_SAMPLE = 0.25  # seconds between samples of the running users
@@ -299,7 +300,7 @@ class UserClasses:
     """The scenario's user classes and a weighted choice between them for each new user."""
 
     def __init__(self, scenario: Scenario) -> None:
-        self.classes: list[type[User]] = scenario.user_classes()
+        self.classes: list[type[User]] = user_classes(scenario)
         self.pickers = {cls: TaskPicker(cls.task_functions()) for cls in self.classes}
         self.weights = [max(0, cls.weight) for cls in self.classes]
         if sum(self.weights) <= 0:
@@ -309,7 +310,7 @@ class UserClasses:
         return random.Random(user).choices(self.classes, self.weights)[0]
 
 
-async def run_task(user: User, picker: TaskPicker, scheduled: float | None) -> None:
+async def run_task(run: Run, user: User, picker: TaskPicker, scheduled: float | None) -> None:
     """One task of a user; an exception in scenario code is recorded as a failure of the task."""
     context = user.context
     name, function = picker.pick(context.rng)
@@ -319,11 +320,21 @@ async def run_task(user: User, picker: TaskPicker, scheduled: float | None) -> N
     try:
         await function(user)
     except Exception as exc:  # the scenario's own code failed: count it, keep the user going
-        run = context.run
         latency = int((trio.current_time() - (scheduled or user.task_started)) * 1_000_000)
         run.stats.record(run.stats.task(name, "PY"), latency, 0, f"exception:{type(exc).__name__}", time.time())
         run.stats.meta.setdefault("exceptions", {}).setdefault(f"{type(exc).__name__}: {exc}", 0)
         run.stats.meta["exceptions"][f"{type(exc).__name__}: {exc}"] += 1
+
+
+def executor_for(run: Run) -> Executor:
+    """How the users' clients send their requests: over the user's own connections, recorded
+    in the run's stats."""
+
+    async def send(context: UserContext, spec: TaskSpec, scheduled: float) -> tuple[str | None, Response | None]:
+        outcome = await execute(run, spec, context.pool, context.rng, context.user, context.sequence, scheduled)
+        return outcome.failure, outcome.response
+
+    return send
 
 
 async def user_session(
@@ -334,16 +345,16 @@ async def user_session(
     on_stop. Its connections are closed, and their bytes counted, however it ends."""
     cls = classes.for_user(user_id)
     pool = UserPool()
-    user = cls(UserContext(run, user_id, user_rng(run.options, user_id), pool))
+    user = cls(UserContext(executor_for(run), run.stats, user_id, user_rng(run.options, user_id), pool))
     picker = classes.pickers[cls]
     run.running += 1
     run.stats.running = run.running
     run.stats.users = max(run.stats.users, run.running)
     try:
-        await run_on(user, "on_start")
+        await run_on(run, user, "on_start")
         if arrivals is None:
             while not slot.stopped.is_set() and run.take():
-                await run_task(user, picker, None)
+                await run_task(run, user, picker, None)
                 pause = type(user).wait_time(user)
                 if pause > 0:
                     with trio.move_on_after(pause):
@@ -354,21 +365,20 @@ async def user_session(
                     if run.stop.is_set():
                         run.stats.not_sent += 1
                         continue
-                    await run_task(user, picker, scheduled)
-        await run_on(user, "on_stop")
+                    await run_task(run, user, picker, scheduled)
+        await run_on(run, user, "on_stop")
     finally:
         run.running -= 1
         run.stats.running = run.running
         await pool.aclose(run)
 
 
-async def run_on(user: User, hook: str) -> None:
+async def run_on(run: Run, user: User, hook: str) -> None:
     """on_start / on_stop, their requests counted under the hook's name."""
     user.context.current_task = hook
     try:
         await getattr(user, hook)()
     except Exception as exc:  # scenario code: counted like a failed task
-        run = user.context.run
         run.stats.record(run.stats.task(hook, "PY"), 0, 0, f"exception:{type(exc).__name__}", time.time())
 
 
@@ -392,9 +402,9 @@ async def control_users(run: Run, nursery: trio.Nursery, classes: UserClasses) -
     Stage and shape targets are totals; with several processes each takes its part."""
     o = run.options
     stages = o.stages if o.stages is not None and o.stages.kind == "users" else None
-    shape_class = o.scenario.shape()
+    shape_type = shape_class(o.scenario)
     start = trio.current_time()
-    shape = shape_class(start) if shape_class is not None else None
+    shape = shape_type(start) if shape_type is not None else None
     slots: list[UserSlot] = []
     spawned = 0
     credit = 1.0  # the first user starts at once

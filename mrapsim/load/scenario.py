@@ -1,5 +1,5 @@
-"""Scenarios: weighted tasks, built in by name (Python files in scenarios/), a Python file of
-user classes (users.py) or a TOML file.
+"""Scenarios as data: weighted task specifications read from a TOML file, or the names and
+seeded sizes of a Python scenario file (catalog.py loads those; users.py is their API).
 
 A TOML scenario is a list of `[[task]]` tables:
 
@@ -22,7 +22,6 @@ Everything here is parsed once into frozen dataclasses and validated at construc
 
 from __future__ import annotations
 
-import ast
 import enum
 import re
 import tomllib
@@ -152,68 +151,9 @@ class Scenario:
             return self.python_uses_s3
         return any(t.kind is not TaskKind.HANDSHAKE for t in self.tasks)
 
-    def module(self) -> Any:
-        from mrapsim.load.users import import_file
 
-        return import_file(Path(self.source)) if self.source is not None else None
-
-    def user_classes(self) -> list[Any]:
-        """The user classes to run (Python files), or one made of the TOML tasks."""
-        from mrapsim.load.users import spec_user, user_classes_of
-
-        if self.source is None:
-            return [spec_user(self.tasks, self.seeded_sizes)]
-        return user_classes_of(self.module(), self.user_class)
-
-    def shape(self) -> Any:
-        """The file's Locust-style shape class, if it has one."""
-        from mrapsim.load.users import shape_of
-
-        return shape_of(self.module()) if self.source is not None else None
-
-
-SCENARIO_DIR = Path(__file__).parent / "scenarios"
-BUILTIN_SCENARIOS: tuple[str, ...] = ("mixed", "handshake", "nosni", "list", "get", "put", "head", "churn")
-
-
-def python_scenario(path: Path, user_class: str | None = None, name: str | None = None) -> Scenario:
-    """A Python scenario file: its user classes' task names and seeded sizes, read once here."""
-    from mrapsim.load.users import import_file, user_classes_of
-
-    classes = user_classes_of(import_file(path), user_class)
-    names: list[str] = []
-    seeded: set[int] = set()
-    uses_s3 = any(getattr(cls, "uses_s3", True) for cls in classes)
-    for cls in classes:
-        names.extend(n for n, _, _ in cls.task_functions() if n not in names)
-        seeded.update(parse_size(s) for s in cls.seed_sizes)
-    names.extend(n for n in ("on_start", "on_stop", *_request_names(path)) if n not in names)
-    return Scenario(name or path.stem, (), str(path.resolve()), user_class, tuple(names), tuple(sorted(seeded)),
-                    uses_s3)
-
-
-def _request_names(path: Path) -> list[str]:
-    """The `name="…"` literals in a scenario file: request names a threshold may use."""
-    try:
-        tree = ast.parse(path.read_text())
-    except (OSError, SyntaxError):
-        return []
-    return [k.value.value for node in ast.walk(tree) if isinstance(node, ast.Call) for k in node.keywords
-            if k.arg == "name" and isinstance(k.value, ast.Constant) and isinstance(k.value.value, str)]
-
-
-def load_scenario(name_or_path: str, user_class: str | None = None) -> Scenario:
-    """A built-in scenario by name, a Python file or a TOML file; ValueError says what is wrong."""
-    if name_or_path in BUILTIN_SCENARIOS:
-        return python_scenario(SCENARIO_DIR / f"{name_or_path}.py", user_class, name_or_path)
-    path = Path(name_or_path)
-    if not path.is_file():
-        raise ValueError(
-            f"{name_or_path!r} is neither a built-in scenario ({', '.join(BUILTIN_SCENARIOS)}) "
-            "nor a Python or TOML file"
-        )
-    if path.suffix == ".py":
-        return python_scenario(path, user_class)
+def load_toml(path: Path) -> Scenario:
+    """A TOML scenario file; ValueError says what is wrong."""
     try:
         document = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:

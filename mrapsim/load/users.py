@@ -30,19 +30,16 @@ not fail the request; threshold them with `checks>0.99`). The built-in scenarios
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import random
-import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, overload
 
 from mrapsim.load.scenario import ConnectionMode, TaskKind, TaskSpec, parse_size
 
 if TYPE_CHECKING:
-    from mrapsim.load.runner import Run, UserPool
+    from mrapsim.load.stats import RunStats
 
 WaitTime = Callable[["User"], float]
 TaskFunction = Callable[["User"], Awaitable[Any]]
@@ -215,7 +212,7 @@ class User:
                 passed = bool(predicate(value))
             except Exception:  # a check that cannot be evaluated has failed
                 passed = False
-            self.context.run.stats.check(self.context.current_task, label, passed)
+            self.context.stats.check(self.context.current_task, label, passed)
             passed_all &= passed
         return passed_all
 
@@ -238,11 +235,20 @@ def _definition_order(cls: type) -> list[str]:
     return names
 
 
-class UserContext:
-    """What a user object reaches the run through: its numbers, random source, connections."""
+class Executor(Protocol):
+    """How a user's request reaches the run (runner.py provides it): run `spec`, record it,
+    and give back the failure class (None on success) and the response, if one came."""
 
-    def __init__(self, run: Run, user: int, rng: random.Random, pool: UserPool) -> None:
-        self.run = run
+    async def __call__(self, context: UserContext, spec: TaskSpec, scheduled: float) -> tuple[str | None, Any]: ...
+
+
+class UserContext:
+    """What a user object reaches the run through: its numbers, random source, the stats (for
+    checks), and the executor that sends its requests over its own connections."""
+
+    def __init__(self, executor: Executor, stats: RunStats, user: int, rng: random.Random, pool: Any) -> None:
+        self.executor = executor
+        self.stats = stats
         self.user = user
         self.rng = rng
         self.pool = pool
@@ -262,63 +268,15 @@ class UserContext:
         return found
 
     async def execute(self, spec: TaskSpec) -> Result:
-        import trio
-
-        from mrapsim.load.runner import execute
+        import trio  # loaded by then; not at import, so that scenario files load light
 
         scheduled, self.scheduled = self.scheduled, None
         started = trio.current_time()
-        outcome = await execute(self.run, spec, self.pool, self.rng, self.user, self.sequence,
-                                started if scheduled is None else scheduled)
+        failure, response = await self.executor(self, spec, started if scheduled is None else scheduled)
         self.sequence += 1
-        response = outcome.response
-        return Result(spec.name, response.status if response else 0, outcome.failure,
+        return Result(spec.name, response.status if response else 0, failure,
                       response.content_length if response else 0, response.headers if response else (),
                       response.body_head if response else b"", trio.current_time() - started)
-
-
-# -- loading scenario files -----------------------------------------------------------------
-
-
-def import_file(path: Path) -> Any:
-    """Import a scenario file as a module (once per process; `sys.modules` keeps it)."""
-    resolved = path.resolve()
-    module_name = f"mrapsim_scenario_{abs(hash(str(resolved)))}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, resolved)
-    if spec is None or spec.loader is None:
-        raise ValueError(f"{path}: cannot be imported")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception as exc:
-        del sys.modules[module_name]
-        raise ValueError(f"{path}: {type(exc).__name__}: {exc}") from exc
-    return module
-
-
-def user_classes_of(module: Any, only: str | None = None) -> list[type[User]]:
-    found = [v for v in vars(module).values()
-             if isinstance(v, type) and issubclass(v, User) and not v.abstract and v.task_functions()]
-    if only is not None:
-        found = [c for c in found if c.__name__ == only]
-        if not found:
-            raise ValueError(f"no User class named {only!r} with tasks in {module.__file__}")
-    if not found:
-        raise ValueError(f"{module.__file__}: no User subclass with @task methods")
-    return found
-
-
-def shape_of(module: Any) -> Any:
-    """A Locust-style shape class in the file (one with a `tick` method), or None."""
-    from mrapsim.load.shapes import LoadShape
-
-    for value in vars(module).values():
-        if isinstance(value, type) and issubclass(value, LoadShape) and value is not LoadShape:
-            return value
-    return None
 
 
 def spec_user(tasks: tuple[TaskSpec, ...], seeded: tuple[int, ...]) -> type[User]:

@@ -6,17 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from mrapsim.load.scenario import (
-    BUILTIN_SCENARIOS,
-    ConnectionMode,
-    load_scenario,
-    parse_scenario,
-    parse_size,
-)
+from mrapsim.load.catalog import BUILTIN_SCENARIOS, load_scenario, user_classes
+from mrapsim.load.scenario import ConnectionMode, parse_scenario, parse_size
 
 
 def test_mixed_has_one_in_ten_handshakes_without_sni() -> None:
-    weights = {n: w for n, w, _ in load_scenario("mixed").user_classes()[0].task_functions()}
+    weights = {n: w for n, w, _ in user_classes(load_scenario("mixed"))[0].task_functions()}
     assert weights == {"list": 10, "get": 10, "put": 5, "handshake": 9, "handshake_nosni": 1}
     for name in BUILTIN_SCENARIOS:  # every built-in is a Python scenario file that loads
         scenario = load_scenario(name)
@@ -93,5 +88,5 @@ def test_shipped_scenario_files_parse() -> None:
     builtin = load_scenario("mixed")
     assert builtin.task_names[:5] == toml.task_names and toml.seeded_sizes == builtin.seeded_sizes
     assert builtin.task_names[5:] == ("on_start", "on_stop")  # also names a threshold may use
-    weights = {n: w for n, w, _ in builtin.user_classes()[0].task_functions()}
+    weights = {n: w for n, w, _ in user_classes(builtin)[0].task_functions()}
     assert weights == {t.name: t.weight for t in toml.tasks}
