@@ -1,4 +1,4 @@
-"""`mrapsim load`: a Locust- and k6-style load harness on trio (SPEC §9).
+"""`mrapsim load`: a Locust- and k6-style load harness on trio.
 
 Layout: `scenario` (tasks as data, TOML), `users` (the Python scenario API: User, task,
 wait times, clients, checks), `shapes` (k6 stages, Locust shape classes), `catalog` (built-in,
