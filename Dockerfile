@@ -2,7 +2,7 @@
 # environment, and only that environment copied onto a fresh slim Python base.
 #
 #   docker build -t mrapsim .
-#   docker run --rm -p 8443:8443 -p 8444:8444 -p 9901:9901 mrapsim
+#   docker run --rm -p 8443:8443 -p 8444:8444 -p 9911:9911 mrapsim
 #
 # Configuration: MRAPSIM_* environment variables, and a TOML file at
 # /etc/mrapsim/config/mrapsim.toml (mount your own over it; it is layered over the embedded
@@ -49,7 +49,7 @@ ENV PATH=/opt/mrapsim/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     MRAPSIM_CONFIG=/etc/mrapsim/config/mrapsim.toml \
-    MRAPSIM_ADMIN=0.0.0.0:9901
+    MRAPSIM_ADMIN=0.0.0.0:9911
 # An environment variable beats the file, so only what a container must differ in is set here:
 # the admin API listens on all interfaces (probes, HEALTHCHECK, metrics). The default relative
 # paths (certs_dir = "./certs", [store] path = "./data") resolve inside the volume.
@@ -57,8 +57,8 @@ WORKDIR /var/lib/mrapsim
 VOLUME ["/var/lib/mrapsim"]
 USER 10001:10001
 # mrap (SNI required), s3 (standard S3 endpoint), admin (plain HTTP: probes and metrics)
-EXPOSE 8443 8444 9901
+EXPOSE 8443 8444 9911
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
-  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('MRAPSIM_ADMIN', '127.0.0.1:9901').rpartition(':')[2], timeout=2)"]
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('MRAPSIM_ADMIN', '127.0.0.1:9911').rpartition(':')[2], timeout=2)"]
 ENTRYPOINT ["mrapsim"]
 CMD ["serve"]

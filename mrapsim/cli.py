@@ -1,4 +1,4 @@
-"""The `mrapsim` command line (SPEC §2).
+"""The `mrapsim` command line.
 
 Every `serve` option also reads an environment variable (`--certs-dir` ↔ `MRAPSIM_CERTS_DIR`);
 a flag beats the variable, the variable beats the configuration file. A bad flag, file or value
@@ -52,7 +52,7 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         "--admin",
         metavar="HOST:PORT",
         default=_env("ADMIN"),
-        help="admin API address (default 127.0.0.1:9901) [MRAPSIM_ADMIN]",
+        help="admin API address (default 127.0.0.1:9911) [MRAPSIM_ADMIN]",
     )
     parser.add_argument(
         "--listen",
@@ -97,11 +97,13 @@ def build_parser() -> OneLineParser:
         help="key type for new certificates [MRAPSIM_KEY_TYPE]",
     )
 
+    from mrapsim.exec import add_exec_parser
     from mrapsim.load.cli import add_load_parser
     from mrapsim.probe import add_probe_parser
 
     add_probe_parser(commands)
     add_load_parser(commands)
+    add_exec_parser(commands)
     return parser
 
 
@@ -157,9 +159,10 @@ def run_serve(args: argparse.Namespace) -> int:
     import trio
 
     from mrapsim.logs import configure_logging
-    from mrapsim.server import certificate_names, serve
+    from mrapsim.server import certificate_names, load_faults, serve
     from mrapsim.tls.certs import ensure_certificates
 
+    load_faults(config)  # a bad fault is a usage error here, not a worker that fails to start
     configure_logging(config.log_format)
     certificates = ensure_certificates(
         config.certs_dir, certificate_names(config), config.key_type, minted_dir=config.minted_dir
@@ -196,6 +199,7 @@ def run_certs(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from mrapsim.store.errors import StoreOpenError
     from mrapsim.tls.certs import CertificateError
 
     try:
@@ -214,24 +218,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             from mrapsim.load.cli import run_load
 
             return run_load(args)
+        if args.command == "exec":
+            from mrapsim.exec import run_exec
+
+            return run_exec(args)
         raise UsageError(f"unknown command {args.command!r}")
     except UsageError as exc:
         print(f"mrapsim: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except (ConfigError, CertificateError) as exc:
-        print(f"mrapsim: error: {exc}", file=sys.stderr)
+    except (ConfigError, CertificateError, StoreOpenError) as exc:
+        print(f"mrapsim: error: {_start_up_error(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except BaseExceptionGroup as group:
-        found = group.subgroup((ConfigError, CertificateError))
+        found = group.subgroup((ConfigError, CertificateError, StoreOpenError))
         if found is None:
             raise
         first = found.exceptions[0]
         while isinstance(first, BaseExceptionGroup):
             first = first.exceptions[0]
-        print(f"mrapsim: error: {first}", file=sys.stderr)
+        print(f"mrapsim: error: {_start_up_error(first)}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130
+
+
+def _start_up_error(exc: BaseException) -> str:
+    """The one line that reports `exc`, naming the setting at fault."""
+    from mrapsim.store.errors import StoreOpenError  # loaded by main() already; deferred as there
+
+    if isinstance(exc, StoreOpenError):
+        return str(ConfigError("store.path", str(exc)))
+    return str(exc)
 
 
 def entry() -> NoReturn:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import re
+import string
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,13 +25,24 @@ import tomli_w
 from mrapsim.names import format_host_port, normalize_name
 from mrapsim.outcomes import DropAction
 
+# The defaults are the real MRAP edge's behaviour, as measured (docs/proxies.md, CHANGELOG.md):
+# - ALPN http/1.1 on both listeners: AWS S3 selects http/1.1 when a client offers h2,http/1.1 (a
+#   published sweep of 23 object-storage endpoints, 2026-09: AWS S3 "picks http/1.1"; ClickHouse
+#   issue 118563). h2 stays available as a configuration choice.
+# - stall_timeout 300 s: longer than every common proxy's default connect/handshake timeout (nginx
+#   proxy_connect_timeout 60 s, Envoy's cluster connect_timeout 5 s, HAProxy `timeout connect`,
+#   squid connect_timeout 1 min), so the proxy's own timer fires first and its symptom is the real
+#   one, not a race with mrapsim closing the stall.
+# - max_stalled 4096 per listener: 300 s stalls would otherwise let a retrying proxy or a scan hold
+#   unbounded sockets; beyond the cap the oldest stall is closed (counted and logged).
+# - admin on 9911: 9901 is Envoy's admin default, and Envoy often runs beside mrapsim.
 DEFAULT_TOML = """\
 log_format = "text"
 workers = 1
 certs_dir = "./certs"
 
 [admin]
-address = "127.0.0.1:9901"
+address = "127.0.0.1:9911"
 
 [tls]
 key_type = "ecdsa"
@@ -40,8 +52,9 @@ address = "0.0.0.0:8443"
 sni = "required"
 on_missing_sni = "stall"
 on_unknown_sni = "stall"
-alpn = ["h2", "http/1.1"]
-stall_timeout = "60s"
+alpn = ["http/1.1"]
+stall_timeout = "300s"
+max_stalled = 4096
 client_hello_timeout = "10s"
 max_client_hello = 16384
 
@@ -55,7 +68,8 @@ sni = "optional"
 on_missing_sni = "stall"
 on_unknown_sni = "stall"
 alpn = ["http/1.1"]
-stall_timeout = "60s"
+stall_timeout = "300s"
+max_stalled = 4096
 client_hello_timeout = "10s"
 max_client_hello = 16384
 
@@ -152,6 +166,7 @@ class ListenerConfig:
     on_unknown_sni: DropAction
     alpn: tuple[str, ...]
     stall_timeout: float
+    max_stalled: int  # stalled connections held at once; beyond it the oldest is closed
     client_hello_timeout: float
     max_client_hello: int
     routes: tuple[Route, ...]
@@ -186,12 +201,63 @@ class MrapConfig:
         return f"{self.alias}.accesspoint.s3-global.amazonaws.com"
 
 
+class KeyFormatError(ValueError):
+    """A synthetic key format whose key order would not be its index order."""
+
+
+ZERO_PADDED = re.compile(r"0(?:>)?(\d+)([dxXob]?)")
+BASES = {"": 10, "d": 10, "x": 16, "X": 16, "o": 8, "b": 2}
+
+
+@dataclass(frozen=True)
+class KeyLayout:
+    """Where the index sits in a synthetic bucket's keys: `prefix`, `width` digits in `base`,
+    `suffix`. Listing needs key order to equal index order, so `{i}` must be zero-padded to a
+    fixed width (store/synthetic.py says what that buys)."""
+
+    prefix: str
+    suffix: str
+    width: int
+    base: int
+
+    @classmethod
+    def parse(cls, key_format: str, count: int) -> KeyLayout:
+        """The layout of keys `key_format.format(i=i)` for i in [0, count). Raises KeyFormatError."""
+        try:
+            fields = list(string.Formatter().parse(key_format))
+            key_format.format(i=0)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise KeyFormatError(f"must format with {{i}}: {exc}") from exc
+        named = [(literal, name, spec, conversion) for literal, name, spec, conversion in fields if name is not None]
+        if len(named) != 1 or named[0][1] != "i" or named[0][3] is not None:
+            raise KeyFormatError(f"{key_format!r} must contain {{i}} exactly once, without a conversion")
+        padded = ZERO_PADDED.fullmatch(named[0][2] or "")
+        first, last = key_format.format(i=0), key_format.format(i=max(count - 1, 0))
+        if count > 1 and (padded is None or len(first) != len(last)):
+            raise KeyFormatError(
+                f"{key_format!r} must zero-pad {{i}} to a fixed width wide enough for {count} keys "
+                f"(e.g. 'obj/{{i:0{len(str(count - 1))}d}}') so that key order is index order; "
+                f"it gives {first!r} … {last!r}"
+            )
+        at = fields.index(next(f for f in fields if f[1] is not None))
+        prefix = "".join(f[0] for f in fields[: at + 1])
+        suffix = "".join(f[0] for f in fields[at + 1 :])
+        width = len(first) - len(prefix) - len(suffix)
+        return cls(prefix, suffix, width, BASES[padded.group(2) if padded else ""])
+
+
 @dataclass(frozen=True)
 class SyntheticSpec:
+    """A synthetic key space; its key format is checked once, here (raises KeyFormatError)."""
+
     keys: int
     key_format: str
     size: int
     seed: int
+    layout: KeyLayout = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "layout", KeyLayout.parse(self.key_format, self.keys))
 
 
 @dataclass(frozen=True)
@@ -362,8 +428,9 @@ LISTENER_DEFAULTS: dict[str, Any] = {
     "sni": "required",
     "on_missing_sni": "stall",
     "on_unknown_sni": "stall",
-    "alpn": ["h2", "http/1.1"],
-    "stall_timeout": "60s",
+    "alpn": ["http/1.1"],
+    "stall_timeout": "300s",
+    "max_stalled": 4096,
     "client_hello_timeout": "10s",
     "max_client_hello": 16384,
     "routes": [],
@@ -377,12 +444,16 @@ LISTENER_KEYS = {
     "on_unknown_sni",
     "alpn",
     "stall_timeout",
+    "max_stalled",
     "client_hello_timeout",
     "max_client_hello",
     "routes",
 }
 
 KNOWN_ALPN = ("h2", "http/1.1")
+
+# Each stalled connection holds a socket; a million is more than any process's file limit.
+MAX_STALLED_LIMIT = 1 << 20
 
 
 def parse_listener(name: str, doc: Mapping[str, Any]) -> ListenerConfig:
@@ -410,6 +481,7 @@ def parse_listener(name: str, doc: Mapping[str, Any]) -> ListenerConfig:
         on_unknown_sni=_action(doc, "on_unknown_sni", f"{where}.on_unknown_sni"),
         alpn=alpn,
         stall_timeout=parse_duration(doc.get("stall_timeout"), f"{where}.stall_timeout"),
+        max_stalled=_int(doc, "max_stalled", f"{where}.max_stalled", minimum=1, maximum=MAX_STALLED_LIMIT),
         client_hello_timeout=parse_duration(doc.get("client_hello_timeout"), f"{where}.client_hello_timeout"),
         max_client_hello=_int(doc, "max_client_hello", f"{where}.max_client_hello", minimum=512, maximum=1 << 20),
         routes=routes,
@@ -468,30 +540,17 @@ def parse_bucket(doc: Mapping[str, Any], where: str) -> BucketConfig:
     if "synthetic" in doc:
         spec = _as_table(doc["synthetic"], f"{where}.synthetic")
         _reject_unknown(spec, {"keys", "key_format", "size", "seed"}, f"{where}.synthetic")
-        key_format = str(spec.get("key_format", "obj/{i:07d}"))
+        keys = _int(spec, "keys", f"{where}.synthetic.keys", minimum=0, maximum=10**10)
         try:
-            key_format.format(i=0)
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ConfigError(f"{where}.synthetic.key_format", f"must format with {{i}}: {exc}") from exc
-        _check_synthetic_format(key_format, spec.get("keys"), f"{where}.synthetic.key_format")
-        synthetic = SyntheticSpec(
-            keys=_int(spec, "keys", f"{where}.synthetic.keys", minimum=0, maximum=10**10),
-            key_format=key_format,
-            size=_int(spec, "size", f"{where}.synthetic.size", minimum=0, maximum=5 * 1024**4),
-            seed=_int({"seed": spec.get("seed", 0)}, "seed", f"{where}.synthetic.seed", minimum=0, maximum=2**63),
-        )
+            synthetic = SyntheticSpec(
+                keys=keys,
+                key_format=str(spec.get("key_format", "obj/{i:07d}")),
+                size=_int(spec, "size", f"{where}.synthetic.size", minimum=0, maximum=5 * 1024**4),
+                seed=_int({"seed": spec.get("seed", 0)}, "seed", f"{where}.synthetic.seed", minimum=0, maximum=2**63),
+            )
+        except KeyFormatError as exc:
+            raise ConfigError(f"{where}.synthetic.key_format", str(exc)) from exc
     return BucketConfig(name, tuple(objects), synthetic)
-
-
-def _check_synthetic_format(key_format: str, keys: Any, where: str) -> None:
-    """Key order must be index order for a synthetic key space (store/synthetic.py says why)."""
-    from mrapsim.store.synthetic import SyntheticFormatError, SyntheticKeys  # the store imports config
-
-    if isinstance(keys, int) and not isinstance(keys, bool) and keys >= 0:
-        try:
-            SyntheticKeys.from_format(key_format, keys)
-        except SyntheticFormatError as exc:
-            raise ConfigError(where, str(exc)) from exc
 
 
 def parse_mrap(doc: Mapping[str, Any], where: str) -> MrapConfig:

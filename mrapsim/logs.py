@@ -105,7 +105,8 @@ def _what_is_done(action: str, stall_timeout: float) -> str:
         return (
             f"mrapsim stalls it like the MRAP edge does: no ServerHello, the connection left open "
             f"until the client gives up (or {stall_timeout:g} s pass), so the client or proxy reports "
-            "a connect timeout (Envoy: `upstream connect error ... connection failure`, a 503)"
+            "a connect timeout (Envoy: a 503, `upstream connect error or disconnect/reset before headers. "
+            "reset reason: connection timeout`)"
         )
     if action == "reset":
         return "mrapsim resets the TCP connection (RST)"
@@ -140,7 +141,7 @@ def connection_line(record: ConnectionRecord) -> tuple[str, dict[str, Any]]:
     text = (
         f"conn={record.id} listener={record.listener} peer={record.peer} "
         f"sni={record.sni or '-'} alpn={','.join(record.alpn_offered) or '-'} "
-        f"outcome={record.outcome.value} action={record.action} "
+        f"outcome={record.outcome or '-'} action={record.action or '-'} "
         f"bytes_in={record.bytes_in} bytes_out={record.bytes_out} "
         f"duration={record.duration:.3f}s ja4={record.ja4 or '-'}"
     )
@@ -169,6 +170,28 @@ def log_listening(logger: logging.Logger, listeners: Mapping[str, str], admin: s
     logger.info(
         f"mrapsim listening: {addresses} admin={admin}{extra}",
         extra={"fields": {"event": "listening", "listeners": dict(listeners), "admin": admin, **more}},
+    )
+
+
+def log_stall_eviction(
+    logger: logging.Logger, limiter: ExplanationLimiter, listener: str, max_stalled: int, evicted_total: int
+) -> None:
+    """Say that a listener is at its stall cap, once per listener per minute however many stalls
+    it ends: under a flood every new connection evicts one, and a line each would be the flood."""
+    if not limiter.admit(("stall-evicted", listener), time.monotonic()):
+        return
+    logger.warning(
+        f"listener {listener!r} holds its maximum of {max_stalled} stalled connections (max_stalled): "
+        f"each new stall closes the oldest one; {evicted_total} closed so far "
+        "(mrapsim_stalled_evicted_total). A proxy retrying without SNI, or a connection flood?",
+        extra={
+            "fields": {
+                "event": "stall_evicted",
+                "listener": listener,
+                "max_stalled": max_stalled,
+                "evicted_total": evicted_total,
+            }
+        },
     )
 
 

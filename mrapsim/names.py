@@ -1,4 +1,4 @@
-"""DNS names as the edge compares them (SPEC §3).
+"""DNS names as the edge compares them.
 
 Names compare case-insensitively after removing one trailing dot; `*` in a pattern stands for
 exactly one label; an IP literal is never a server name (RFC 6066 §3) and so never matches.

@@ -13,7 +13,7 @@ from mrapsim.tls.alerts import ALERT_CODES
 
 
 class Outcome(enum.StrEnum):
-    """How a connection on an edge listener ended (SPEC §4)."""
+    """How a connection on an edge listener ended."""
 
     FORWARDED = "forwarded"
     NO_SNI = "no_sni"
@@ -24,6 +24,7 @@ class Outcome(enum.StrEnum):
     PEEK_TIMEOUT = "peek_timeout"
     CLIENT_CLOSED = "client_closed"
     BACKEND_ERROR = "backend_error"
+    PROXY_DISABLED = "proxy_disabled"  # its listener or route was taken down (Toxiproxy's enabled: false)
 
 
 class DropKind(enum.StrEnum):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import random
 import signal
 import socket
 import ssl
@@ -18,15 +17,19 @@ from collections.abc import Awaitable, Callable
 import trio
 from hypercorn.trio.worker_context import WorkerContext
 
-from mrapsim.admin.app import ServerState, create_admin_app
+from mrapsim.admin.app import create_admin_app
+from mrapsim.admin.backend import LocalBackend, ServerState
 from mrapsim.admin.http import serve_admin_app
 from mrapsim.config import Config, ConfigError, ListenerConfig
 from mrapsim.edge.connection import ListenerRuntime, handle_connection
+from mrapsim.edge.drop import StalledConnections
 from mrapsim.edge.forward import BuiltinBackend, hypercorn_config
-from mrapsim.faults import FaultError, FaultSet
+from mrapsim.edge.tlsfaults import FaultyCertificates
+from mrapsim.faults import FaultError, FaultObserver, FaultSet, Vocabulary
 from mrapsim.logs import log_listening
 from mrapsim.names import format_host_port, name_matches
 from mrapsim.s3.app import create_app
+from mrapsim.s3.routing import ROUTES
 from mrapsim.store.seed import create_store
 from mrapsim.supervisor import WorkerHandoff
 from mrapsim.telemetry import Telemetry
@@ -47,6 +50,27 @@ def certificate_names(config: Config) -> list[str]:
     return names
 
 
+def fault_vocabulary(config: Config) -> Vocabulary:
+    """The names a fault may refer to: this configuration's listeners and routes, S3's operations."""
+    routes = dict.fromkeys(route.match for listener in config.listeners for route in listener.routes)
+    return Vocabulary(
+        listeners=tuple(listener.name for listener in config.listeners),
+        routes=tuple(routes),
+        operations=tuple(sorted({route.operation for route in ROUTES})),
+    )
+
+
+def load_faults(config: Config, observer: FaultObserver | None = None) -> FaultSet:
+    """The configuration's faults, checked against its listeners and routes: ConfigError if one
+    is bad (`mrapsim serve` exits 2, before any worker starts)."""
+    faults = FaultSet(vocabulary=fault_vocabulary(config), observer=observer)
+    try:
+        faults.load(config.faults)
+    except FaultError as exc:
+        raise ConfigError("faults", str(exc)) from exc
+    return faults
+
+
 def _mint_predicate(listener: ListenerConfig) -> Callable[[str], bool]:
     patterns = [route.match for route in listener.routes if route.is_builtin]
     return lambda name: any(name_matches(pattern, name) for pattern in patterns)
@@ -62,16 +86,14 @@ async def serve(
         config.certs_dir, certificate_names(config), config.key_type, minted_dir=config.minted_dir
     )
     telemetry = Telemetry(config)
-    try:
-        faults = FaultSet.from_documents(config.faults)
-    except FaultError as exc:
-        raise ConfigError("faults", str(exc)) from exc
-    store = create_store(config)
+    faults = load_faults(config, telemetry)
+    store = await create_store(config)
     s3_app = create_app(config, store, on_request=telemetry.request_finished, faults=faults)
     http = hypercorn_config()
     worker = WorkerContext(None)
     state = ServerState()
     contexts = server_contexts(config, certificates)
+    faulty_certificates = FaultyCertificates(lambda kind, name, alpn: certificates.faulty_context(kind, name, alpn))
     runtimes = [
         ListenerRuntime(
             config=listener,
@@ -84,14 +106,21 @@ async def serve(
             ),
             observer=telemetry,
             faults=faults,
-            rng=random.Random(),
+            stalls=StalledConnections(
+                listener.max_stalled,
+                listener.stall_timeout,
+                functools.partial(telemetry.stalled_connection_evicted, listener.name),
+            ),
+            faulty_certificates=faulty_certificates,
         )
         for listener in config.listeners
     ]
+    for runtime in runtimes:
+        telemetry.metrics.watch_stalled(runtime.config.name, runtime.stalls.__len__)
     async with trio.open_nursery() as root:
         root.start_soon(reload_certificates_on_sighup, config, contexts)
         admin_stop = trio.Event()
-        admin_app = create_admin_app(state, telemetry, faults)
+        admin_app = create_admin_app(LocalBackend(state, telemetry, faults))
         state.admin = await root.start(serve_admin_app, admin_app, config.admin, admin_stop)
         async with trio.open_nursery() as handlers:
             async with trio.open_nursery() as acceptors:
@@ -109,8 +138,7 @@ async def serve(
                 acceptors.cancel_scope.cancel()
             await worker.terminated.set()  # idle keep-alive connections close now
             with trio.move_on_after(DRAIN_SECONDS):
-                while telemetry.active_total:
-                    await trio.sleep(0.05)
+                await telemetry.wait_until_idle()
             handlers.cancel_scope.cancel()
         admin_stop.set()
         root.cancel_scope.cancel()  # the SIGHUP watcher

@@ -3,9 +3,8 @@
 The supervisor binds every listener once and hands the sockets to N `mrapsim serve` worker
 processes, which all accept on them (the kernel spreads the connections). Workers share objects
 through the sqlite store, so they need `store.kind = "sqlite"`. The supervisor serves the admin
-API for the whole server: `/connections` and `/metrics` merge what every worker reports, `/faults`
-changes go to every worker, readiness is every worker's. A worker that dies takes the server down
-(exit 1): a half-served test run is worse than a failed one. SIGTERM drains every worker.
+API for the whole server over its workers' own (`admin/workers.py`). A worker that dies takes the
+server down (exit 1): a half-served test run is worse than a failed one. SIGTERM drains every worker.
 """
 
 from __future__ import annotations
@@ -17,24 +16,19 @@ import signal
 import socket
 import sys
 import tempfile
-import urllib.error
-import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import trio
-from prometheus_client.parser import text_string_to_metric_families
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
 
+from mrapsim.admin.app import create_admin_app
 from mrapsim.admin.http import serve_admin_app
-from mrapsim.config import Address, Config, ConfigError, dump_toml, redact
+from mrapsim.admin.workers import WorkersBackend
+from mrapsim.config import Address, Config, ConfigError, dump_toml
 from mrapsim.logs import log_listening
 from mrapsim.names import format_host_port
+from mrapsim.store.seed import create_store
 
 log = logging.getLogger("mrapsim")
 
@@ -42,8 +36,6 @@ ENV_LISTEN_FDS = "MRAPSIM_WORKER_LISTEN_FDS"  # name=fd,name=fd (internal: super
 ENV_READY_FD = "MRAPSIM_WORKER_READY_FD"
 WORKER_START_SECONDS = 30.0
 WORKER_STOP_SECONDS = 15.0
-ADMIN_FETCH_SECONDS = 5.0
-PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 @dataclass(frozen=True)
@@ -98,13 +90,17 @@ class Supervision:
     def ready(self) -> bool:
         return not self.stopping and all(w.admin is not None for w in self.workers)
 
+    @property
+    def worker_count(self) -> int:
+        return len(self.workers)
+
     def worker_admins(self) -> list[str]:
         return [w.admin for w in self.workers if w.admin is not None]
 
 
 async def supervise(config: Config) -> int:
     """Run `config.workers` workers until SIGTERM/SIGINT (exit 0) or until one dies (exit 1)."""
-    _open_store_once(config)
+    await _open_store_once(config)
     sockets = {listener.name: bind_listener(listener.address, listener.name) for listener in config.listeners}
     try:
         with tempfile.TemporaryDirectory(prefix="mrapsim-") as scratch:
@@ -117,15 +113,10 @@ async def supervise(config: Config) -> int:
             sock.close()
 
 
-def _open_store_once(config: Config) -> None:
+async def _open_store_once(config: Config) -> None:
     """Open (and seed) the shared store here first: a bad `store.path` is a one-line start-up
     error, and N workers starting at once find the seeding done."""
-    from mrapsim.store.seed import create_store
-    from mrapsim.store.sqlite import SqliteStore  # only --workers needs it
-
-    store = create_store(config)
-    if isinstance(store, SqliteStore):
-        store.close()
+    (await create_store(config)).close()
 
 
 async def _supervise(config: Config, sockets: Mapping[str, socket.socket], config_file: Path) -> int:
@@ -133,7 +124,8 @@ async def _supervise(config: Config, sockets: Mapping[str, socket.socket], confi
     supervision = Supervision(config, listeners)
     async with trio.open_nursery() as nursery:
         admin_stop = trio.Event()
-        admin = await nursery.start(serve_admin_app, create_supervisor_admin_app(supervision), config.admin, admin_stop)
+        admin_app = create_admin_app(WorkersBackend(supervision))
+        admin = await nursery.start(serve_admin_app, admin_app, config.admin, admin_stop)
         for index in range(config.workers):
             await nursery.start(_run_worker, supervision, index, config_file, sockets)
         with trio.move_on_after(WORKER_START_SECONDS):
@@ -246,119 +238,3 @@ async def _stop_workers(supervision: Supervision) -> None:
         if worker.process.returncode is None:
             worker.process.kill()
             await worker.process.wait()
-
-
-# -- the admin API of the whole server ---------------------------------------------------------------
-
-
-def _fetch(admin: str, path: str, method: str = "GET", body: bytes | None = None) -> tuple[int, bytes]:
-    request = urllib.request.Request(f"http://{admin}{path}", method=method, data=body)
-    try:
-        with urllib.request.urlopen(request, timeout=ADMIN_FETCH_SECONDS) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-async def _fetch_all(
-    admins: Sequence[str], path: str, method: str = "GET", body: bytes | None = None
-) -> list[tuple[int, bytes]]:
-    results: list[tuple[int, bytes]] = [(0, b"")] * len(admins)
-
-    async def one(i: int, admin: str) -> None:
-        results[i] = await trio.to_thread.run_sync(_fetch, admin, path, method, body)
-
-    async with trio.open_nursery() as nursery:
-        for i, admin in enumerate(admins):
-            nursery.start_soon(one, i, admin)
-    return results
-
-
-def merge_connections(documents: Sequence[list[dict[str, Any]]], limit: int) -> list[dict[str, Any]]:
-    merged = [record for document in documents for record in document]
-    merged.sort(key=lambda record: record["start"], reverse=True)
-    return merged[:limit]
-
-
-def merge_metrics(texts: Sequence[str]) -> str:
-    """Sum samples with the same name and labels across workers; `_created` takes the earliest,
-    build info and other gauges that are facts rather than amounts take the largest."""
-    families: dict[str, tuple[str, str]] = {}
-    values: dict[tuple[str, str, tuple[tuple[str, str], ...]], float] = {}
-    for text in texts:
-        for family in text_string_to_metric_families(text):
-            families.setdefault(family.name, (family.type, family.documentation))
-            for sample in family.samples:
-                key = (family.name, sample.name, tuple(sorted(sample.labels.items())))
-                if key not in values:
-                    values[key] = sample.value
-                elif sample.name.endswith("_created"):
-                    values[key] = min(values[key], sample.value)
-                elif family.name == "mrapsim_build_info":
-                    values[key] = max(values[key], sample.value)
-                else:
-                    values[key] += sample.value
-    lines: list[str] = []
-    for name, (kind, documentation) in families.items():
-        lines.append(f"# HELP {name} {documentation}")
-        lines.append(f"# TYPE {name} {kind}")
-        for (family_name, sample_name, labels), value in values.items():
-            if family_name == name:
-                rendered = ",".join(f'{k}="{_escape(v)}"' for k, v in labels)
-                lines.append(f"{sample_name}{{{rendered}}} {value!r}" if labels else f"{sample_name} {value!r}")
-    return "\n".join(lines) + "\n"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def create_supervisor_admin_app(supervision: Supervision) -> Starlette:
-    async def healthz(request: Request) -> Response:
-        return PlainTextResponse("ok\n")
-
-    async def readyz(request: Request) -> Response:
-        body = {
-            "ready": supervision.ready,
-            "draining": supervision.stopping,
-            "listeners": supervision.listeners,
-            "workers": len(supervision.workers),
-        }
-        return JSONResponse(body, status_code=200 if supervision.ready else 503)
-
-    async def connections(request: Request) -> Response:
-        results = await _fetch_all(supervision.worker_admins(), f"/connections?{request.url.query}")
-        for status, body in results:
-            if status != 200:
-                return Response(body, status_code=status, media_type="application/json")
-        limit = int(request.query_params.get("limit", "100"))
-        return JSONResponse(merge_connections([json.loads(body) for _, body in results], limit))
-
-    async def metrics(request: Request) -> Response:
-        results = await _fetch_all(supervision.worker_admins(), "/metrics")
-        return Response(merge_metrics([body.decode() for _, body in results]), media_type=PROMETHEUS_CONTENT_TYPE)
-
-    async def config(request: Request) -> Response:
-        return Response(
-            json.dumps(redact(supervision.config.raw), indent=2, default=str), media_type="application/json"
-        )
-
-    async def faults(request: Request) -> Response:
-        """Every worker holds the same faults: changes go to all of them, in the same order, so
-        their ids agree; the first worker's answer is the answer."""
-        body = await request.body()
-        results = await _fetch_all(supervision.worker_admins(), request.url.path, request.method, body or None)
-        status, first = results[0]
-        return Response(first, status_code=status, media_type="application/json")
-
-    return Starlette(
-        routes=[
-            Route("/healthz", healthz),
-            Route("/readyz", readyz),
-            Route("/connections", connections),
-            Route("/metrics", metrics),
-            Route("/config", config),
-            Route("/faults", faults, methods=["GET", "PUT", "POST"]),
-            Route("/faults/{fault_id}", faults, methods=["DELETE"]),
-        ]
-    )

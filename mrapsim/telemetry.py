@@ -1,15 +1,25 @@
-"""Where connection and request events go: the record ring, the metrics and the log."""
+"""Where connection and request events go: the open connections, the ring of closed ones, the
+metrics and the log."""
 
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from mrapsim.admin.metrics import Metrics
 from mrapsim.config import Config
-from mrapsim.edge.records import ConnectionRecord, RecordRing, Refusal
-from mrapsim.logs import ExplanationLimiter, log_connection, log_refusal, log_request
+from mrapsim.edge.records import (
+    ConnectionRecord,
+    OpenConnection,
+    OpenConnections,
+    RecordQuery,
+    RecordRing,
+    Refusal,
+    find_records,
+)
+from mrapsim.faults import Fault
+from mrapsim.logs import ExplanationLimiter, log_connection, log_refusal, log_request, log_stall_eviction
+from mrapsim.metrics import Metrics
 from mrapsim.s3.records import RequestRecord
 
 edge_log = logging.getLogger("mrapsim.edge")
@@ -22,17 +32,23 @@ class Telemetry:
     metrics: Metrics = field(default_factory=Metrics)
     ring: RecordRing = field(default_factory=RecordRing)
     limiter: ExplanationLimiter = field(default_factory=ExplanationLimiter)
-    active: Counter[str] = field(default_factory=Counter)
+    open: OpenConnections = field(default_factory=OpenConnections)
+    # Its own limiter: a flood from many peers must not push the listener's key out of `limiter`.
+    eviction_limiter: ExplanationLimiter = field(default_factory=ExplanationLimiter)
 
-    @property
-    def active_total(self) -> int:
-        return sum(self.active.values())
+    def records(self, query: RecordQuery) -> list[ConnectionRecord]:
+        return find_records(query, self.open, self.ring)
+
+    async def wait_until_idle(self) -> None:
+        """Return once no edge connection is open (a draining server waits for this)."""
+        await self.open.wait_until_empty()
 
     # EdgeObserver
 
-    def connection_opened(self, listener: str) -> None:
-        self.active[listener] += 1
-        self.metrics.active.labels(listener).inc()
+    def connection_opened(self, connection: OpenConnection) -> None:
+        # The gauge and the open records change together: they agree by construction.
+        self.open.add(connection)
+        self.metrics.active.labels(connection.listener).inc()
 
     def hello_read(
         self, listener: str, hello_bytes: int, first_byte_seconds: float | None, hello_seconds: float
@@ -50,11 +66,26 @@ class Telemetry:
         log_refusal(edge_log, self.limiter, refusal, self.config.listener(refusal.listener).stall_timeout)
 
     def connection_closed(self, record: ConnectionRecord) -> None:
-        self.active[record.listener] -= 1
+        self.open.remove(record.id)
         self.metrics.active.labels(record.listener).dec()
         self.ring.add(record)
         self.metrics.connection_closed(record)
         log_connection(edge_log, record)
+
+    def stalled_connection_evicted(self, listener: str, evicted_total: int) -> None:
+        self.metrics.stalled_evicted.labels(listener).inc()
+        max_stalled = self.config.listener(listener).max_stalled
+        log_stall_eviction(edge_log, self.eviction_limiter, listener, max_stalled, evicted_total)
+
+    # Faults (FaultObserver)
+
+    def fault_applied(self, fault: Fault) -> None:
+        self.metrics.faults_applied.labels(fault.type).inc()
+
+    def faults_changed(self, active: Mapping[str, int]) -> None:
+        self.metrics.faults_active.clear()
+        for kind, count in active.items():
+            self.metrics.faults_active.labels(kind).set(count)
 
     # S3 requests
 

@@ -97,6 +97,25 @@ def test_config_prints_effective_toml_with_secrets_redacted() -> None:
     assert shown["auth"]["credentials"][0]["secret_key"].startswith("wJalr")
 
 
+def test_config_prints_the_faithful_defaults() -> None:
+    """The defaults that changed in the faithful-defaults release, as `mrapsim config` prints them."""
+    result = mrapsim("config")
+    assert result.returncode == 0, result.stderr
+    assert 'stall_timeout = "300s"' in result.stdout and "max_stalled = 4096" in result.stdout
+    document = tomllib.loads(result.stdout)
+    assert document["admin"]["address"] == "127.0.0.1:9911"
+    for name in ("mrap", "s3"):
+        listener = document["listeners"][name]
+        assert listener["alpn"] == ["http/1.1"]
+        assert listener["stall_timeout"] == "300s" and listener["max_stalled"] == 4096
+
+
+def test_bad_max_stalled_is_one_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[listeners.mrap]\nmax_stalled = 0\n")
+    assert_one_line_error(mrapsim("config", "--config", str(bad)), "listeners.mrap.max_stalled", "between 1 and")
+
+
 def test_certs_creates_and_reuses(tmp_path: Path) -> None:
     first = mrapsim("certs", "--certs-dir", str(tmp_path / "certs"))
     assert first.returncode == 0, first.stderr
@@ -121,7 +140,14 @@ def test_admin_port_in_use(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = mrapsim(
-            "serve", "--certs-dir", str(tmp_path / "c"), "--admin", f"127.0.0.1:{port}",
-            "--listen", "mrap=127.0.0.1:0", "--listen", "s3=127.0.0.1:0",
+            "serve",
+            "--certs-dir",
+            str(tmp_path / "c"),
+            "--admin",
+            f"127.0.0.1:{port}",
+            "--listen",
+            "mrap=127.0.0.1:0",
+            "--listen",
+            "s3=127.0.0.1:0",
         )
     assert_one_line_error(result, "admin.address", str(port), "in use")

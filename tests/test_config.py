@@ -26,8 +26,12 @@ def test_defaults_match_the_spec() -> None:
     assert str(mrap.address) == "0.0.0.0:8443" and str(s3.address) == "0.0.0.0:8444"
     assert mrap.sni_required and not s3.sni_required
     assert mrap.on_missing_sni == DropAction(DropKind.STALL) == mrap.on_unknown_sni
-    assert mrap.alpn == ("h2", "http/1.1") and s3.alpn == ("http/1.1",)
-    assert mrap.stall_timeout == 60 and mrap.client_hello_timeout == 10 and mrap.max_client_hello == 16384
+    # AWS S3 selects http/1.1 when offered h2 (see the comment on DEFAULT_TOML): both listeners.
+    assert mrap.alpn == ("http/1.1",) and s3.alpn == ("http/1.1",)
+    # Longer than every common proxy's connect timeout (nginx 60 s): the proxy's timer fires first.
+    assert mrap.stall_timeout == 300 and s3.stall_timeout == 300
+    assert mrap.max_stalled == 4096 and s3.max_stalled == 4096
+    assert mrap.client_hello_timeout == 10 and mrap.max_client_hello == 16384
     assert [r.match for r in mrap.routes] == ["*.mrap.accesspoint.s3-global.amazonaws.com"]
     assert [r.match for r in s3.routes] == [
         "s3.amazonaws.com",
@@ -37,7 +41,7 @@ def test_defaults_match_the_spec() -> None:
         "localhost",
         "*.localhost",
     ]
-    assert str(config.admin) == "127.0.0.1:9901"
+    assert str(config.admin) == "127.0.0.1:9911"  # not 9901, Envoy's admin default
     assert config.auth.mode == "sigv4"
     assert config.auth.secret_for("AKIAIOSFODNN7EXAMPLE") == "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
     assert config.mraps[0].alias == "mfzwi23gnjvgw.mrap" and config.mraps[0].buckets == ("mraps3sample",)
@@ -75,6 +79,10 @@ def test_routes_replace_wholesale() -> None:
         ({"listeners": {"mrap": {"sni": "maybe"}}}, "listeners.mrap.sni"),
         ({"listeners": {"mrap": {"alpn": ["h3"]}}}, "listeners.mrap.alpn"),
         ({"listeners": {"mrap": {"max_client_hello": 10}}}, "listeners.mrap.max_client_hello"),
+        ({"listeners": {"mrap": {"max_stalled": 0}}}, "listeners.mrap.max_stalled"),
+        ({"listeners": {"s3": {"max_stalled": "many"}}}, "listeners.s3.max_stalled"),
+        ({"listeners": {"mrap": {"max_stalled": 1.5}}}, "listeners.mrap.max_stalled"),
+        ({"listeners": {"mrap": {"max_stalled": 1 << 21}}}, "listeners.mrap.max_stalled"),
         ({"listeners": {"mrap": {"address": "nowhere"}}}, "listeners.mrap.address"),
         ({"listeners": {"mrap": {"typo": 1}}}, "listeners.mrap.typo"),
         (
@@ -147,8 +155,17 @@ def test_bad_drop_actions(text: str) -> None:
 def test_a_new_listener_gets_the_edge_defaults() -> None:
     doc = merge(default_document(), {"listeners": {"edge2": {"address": "127.0.0.1:0"}}})
     listener = parse_config(doc).listener("edge2")
-    assert listener.sni_required and listener.alpn == ("h2", "http/1.1") and listener.stall_timeout == 60
+    assert listener.sni_required and listener.alpn == ("http/1.1",) and listener.stall_timeout == 300
+    assert listener.max_stalled == 4096
     assert listener.routes == ()
+
+
+def test_h2_stays_a_configuration_choice_and_max_stalled_is_set_per_listener(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('[listeners.mrap]\nalpn = ["h2", "http/1.1"]\nmax_stalled = 8\n')
+    config = load_config(path)
+    assert config.listener("mrap").alpn == ("h2", "http/1.1") and config.listener("mrap").max_stalled == 8
+    assert config.listener("s3").max_stalled == 4096
 
 
 def test_a_listener_can_be_disabled() -> None:

@@ -89,7 +89,7 @@ def test_metrics_parse_and_agree_with_connections(start_server: Any) -> None:
     port = server.port("mrap")
     for _ in range(3):
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-            tls_handshake(sock, MRAP_HOST, server.ca, ["h2"])
+            tls_handshake(sock, MRAP_HOST, server.ca, ["h2", "http/1.1"])
     for name in (None, "nope.example.com"):
         with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
             sock.sendall(client_hello_bytes(name))
@@ -100,8 +100,9 @@ def test_metrics_parse_and_agree_with_connections(start_server: Any) -> None:
         sock.sendall(b"GET / HTTP/1.1\r\n\r\n")
         sock.settimeout(5)
         sock.recv(10)
-    wait_until(lambda: len(server.connections(limit=1000)) == 6)
-    records = Counter((r["listener"], r["outcome"]) for r in server.connections(limit=1000))
+    # Counters count a connection when it closes: compare them with the closed records.
+    wait_until(lambda: len(server.connections(limit=1000, state="closed")) == 6)
+    records = Counter((r["listener"], r["outcome"]) for r in server.connections(limit=1000, state="closed"))
     assert records == {
         ("mrap", "forwarded"): 3,
         ("mrap", "no_sni"): 1,
@@ -114,9 +115,9 @@ def test_metrics_parse_and_agree_with_connections(start_server: Any) -> None:
     }
     assert metrics == records
     handshakes = counter_values(server, "mrapsim_tls_handshakes_total")
-    assert handshakes[(("alpn", "h2"), ("listener", "mrap"), ("version", "TLSv1.3"))] == 3
+    assert handshakes[(("alpn", "http/1.1"), ("listener", "mrap"), ("version", "TLSv1.3"))] == 3
     assert counter_values(server, "mrapsim_build_info")
-    assert counter_values(server, "mrapsim_connections_active")[(("listener", "mrap"),)] == 0
+    assert counter_values(server, "mrapsim_connections_open")[(("listener", "mrap"),)] == 0
 
 
 def probe(*args: str, timeout: float = 20) -> tuple[int, dict[str, Any], float]:
@@ -143,7 +144,7 @@ def test_probe_reports_a_verified_handshake(mrapsim: MrapsimProcess) -> None:
         f"https://{MRAP_HOST}:8443", "--connect", f"127.0.0.1:{mrapsim.port('mrap')}", "--ca-bundle", str(mrapsim.ca)
     )
     assert code == 0 and report["outcome"] == "ok" and report["verified"] is True
-    assert report["tls_version"] == "TLSv1.3" and report["alpn"] == "h2" and report["cipher"]
+    assert report["tls_version"] == "TLSv1.3" and report["alpn"] == "http/1.1" and report["cipher"]
     assert "*.mrap.accesspoint.s3-global.amazonaws.com" in report["certificate"]["sans"]
 
 

@@ -40,7 +40,9 @@ def connect(server: MrapsimProcess, listener: str) -> socket.socket:
     return socket.create_connection(("127.0.0.1", server.port(listener)), timeout=10)
 
 
-def test_openssl_with_sni_verifies_and_negotiates_h2(mrapsim: MrapsimProcess) -> None:
+def test_openssl_with_sni_verifies_and_gets_http11_like_aws_s3(mrapsim: MrapsimProcess) -> None:
+    """Offered h2 and http/1.1, the mrap listener picks http/1.1 by default, as AWS S3 does (see the
+    comment on DEFAULT_TOML in mrapsim/config.py)."""
     out = s_client(
         mrapsim.port("mrap"),
         "-servername",
@@ -51,12 +53,19 @@ def test_openssl_with_sni_verifies_and_negotiates_h2(mrapsim: MrapsimProcess) ->
         "h2,http/1.1",
     )
     assert "Verify return code: 0 (ok)" in out
-    assert "ALPN protocol: h2" in out
+    assert "ALPN protocol: http/1.1" in out
     record = mrapsim.wait_for_connection(sni=MRAP_HOST, listener="mrap")
     assert record["outcome"] == "forwarded"
     assert record["action"] == "forward:*.mrap.accesspoint.s3-global.amazonaws.com"
-    assert record["alpn"] == "h2" and record["tls_version"] == "TLSv1.3"
+    assert record["alpn"] == "http/1.1" and record["tls_version"] == "TLSv1.3"
+    assert record["alpn_offered"] == ["h2", "http/1.1"]
     assert record["ja4"].startswith("t13d") and record["ja3"]
+
+
+def test_h2_on_mrap_is_a_configuration_choice(start_server: Any) -> None:
+    server = start_server('[listeners.mrap]\nalpn = ["h2", "http/1.1"]\n')
+    out = s_client(server.port("mrap"), "-servername", MRAP_HOST, "-CAfile", str(server.ca), "-alpn", "h2,http/1.1")
+    assert "Verify return code: 0 (ok)" in out and "ALPN protocol: h2" in out
 
 
 def test_no_sni_on_mrap_stalls_with_no_byte_back(mrapsim: MrapsimProcess) -> None:
@@ -139,7 +148,7 @@ def test_ip_literal_sni_never_matches(start_server: Any) -> None:
 def test_fragmented_client_hello_is_forwarded(mrapsim: MrapsimProcess, sender: Any) -> None:
     with connect(mrapsim, "mrap") as sock:
         tls = tls_handshake(sock, MRAP_HOST, mrapsim.ca, ["h2", "http/1.1"], first_flight=sender)
-        assert tls.selected_alpn_protocol() == "h2"
+        assert tls.selected_alpn_protocol() == "http/1.1"
         assert tls.version() == "TLSv1.3"
 
 
@@ -262,6 +271,19 @@ def test_sigterm_drains_then_exits(start_server: Any) -> None:
     assert time.monotonic() - started < 8
 
 
+def test_a_drain_ends_when_the_last_connection_closes(start_server: Any) -> None:
+    server = start_server()
+    with connect(server, "mrap") as stalled:
+        stalled.sendall(client_hello_bytes(None))
+        time.sleep(0.2)
+        server.process.send_signal(15)
+        time.sleep(0.5)
+        assert server.process.poll() is None  # draining: one connection is still open
+        closed = time.monotonic()
+    assert server.process.wait(timeout=15) == 0
+    assert time.monotonic() - closed < 3  # the drain would otherwise last its 5 s
+
+
 def test_sighup_reloads_renewed_certificates(start_server: Any) -> None:
     server = start_server()
 
@@ -274,7 +296,9 @@ def test_sighup_reloads_renewed_certificates(start_server: Any) -> None:
     before = served_certificate()
     renewed = subprocess.run(
         [sys.executable, "-m", "mrapsim.cli", "certs", "--renew", "--certs-dir", str(server.certs_dir)],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert renewed.returncode == 0, renewed.stderr
     server.process.send_signal(signal.SIGHUP)

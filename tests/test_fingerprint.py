@@ -92,7 +92,7 @@ def test_grease_is_ignored_everywhere() -> None:
 
 
 def test_chrome_like_matches_the_chrome_value_seen_in_the_wild() -> None:
-    """research/sni.md §4: Chrome 2025/26 (browserleaks) is t13d1516h2_8daaf6152771_d8a2da3f94cd."""
+    """docs/wire.md §1: Chrome 2025/26 (browserleaks) is t13d1516h2_8daaf6152771_d8a2da3f94cd."""
     for seed in (1, 2, 3):
         assert ja4(parse(tb.to_records(tb.chrome_like_hello(seed=seed)))) == ("t13d1516h2_8daaf6152771_d8a2da3f94cd")
 

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.tlsclient import tls_handshake
+from tests.tlsclient import client_hello_bytes, tls_handshake
 
 pytest.importorskip("mrapsim.store.sqlite")
 
@@ -30,24 +29,9 @@ def s3_client(server: Any) -> Any:
     return server.s3_client(max_pool_connections=1, tcp_keepalive=False)
 
 
-def test_workers_share_sockets_store_and_admin(workers_server: Any) -> None:
-    ready = workers_server.admin_get("/readyz")
-    assert ready["ready"] is True and ready["workers"] == 2
-
-    for _ in range(20):
-        with socket.create_connection(("127.0.0.1", workers_server.port("s3")), timeout=5) as sock:
-            tls_handshake(sock, "localhost", workers_server.ca)
-    deadline = time.monotonic() + 10
-    while len(workers_server.connections(limit=1000, listener="s3")) < 20 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert len(workers_server.connections(limit=1000, listener="s3")) == 20
-    samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for family in text_string_to_metric_families(workers_server.admin_get("/metrics"))
-        for s in family.samples
-    }
-    assert samples[("mrapsim_connections_total", (("listener", "s3"), ("outcome", "forwarded")))] == 20
-
+def test_workers_share_sockets_and_store(workers_server: Any) -> None:
+    """(The admin API over two workers: tests/test_admin.py runs each of its tests against them.)"""
+    assert workers_server.admin_get("/readyz")["workers"] == 2
     # Writes through one worker are read through the other: every request below is a new connection.
     for i in range(6):
         client = s3_client(workers_server)
@@ -58,22 +42,6 @@ def test_workers_share_sockets_store_and_admin(workers_server: Any) -> None:
         o["Key"] for o in s3_client(workers_server).list_objects_v2(Bucket="mraps3sample", Prefix="shared/")["Contents"]
     ]
     assert keys == [f"shared/{i}.txt" for i in range(6)]
-
-
-def test_faults_reach_every_worker(workers_server: Any) -> None:
-    request = urllib.request.Request(
-        f"http://{workers_server.admin}/faults",
-        method="POST",
-        data=json.dumps({"type": "latency", "listener": "s3", "attributes": {"latency_ms": 300}}).encode(),
-    )
-    with urllib.request.urlopen(request, timeout=5) as response:
-        assert json.loads(response.read())["id"] == "f1"
-    for _ in range(6):
-        started = time.monotonic()
-        with socket.create_connection(("127.0.0.1", workers_server.port("s3")), timeout=5) as sock:
-            tls_handshake(sock, "localhost", workers_server.ca)
-        assert time.monotonic() - started >= 0.3
-    assert [f["id"] for f in workers_server.admin_get("/faults")] == ["f1"]
     workers_server.stop()
     assert workers_server.process.returncode == 0
 
@@ -124,3 +92,78 @@ def test_a_bad_store_path_is_a_start_up_error(tmp_path: Path) -> None:
         timeout=30,
     )
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "store.path" in result.stderr
+
+
+# The sqlite store waits up to 30 s (BUSY_TIMEOUT) for another process's write lock. The test holds
+# the lock for HOLD_SECONDS while writes wait on it in both workers; every bound below is far
+# shorter, so a worker whose event loop waited on the lock (accepting nothing, running no timer
+# until the lock came free) fails it, and a busy machine does not.
+HOLD_SECONDS = 8.0
+STALL_SECONDS = 1.0
+MARGIN_SECONDS = 2.0
+
+
+def test_a_write_waiting_for_the_lock_stalls_neither_accepts_nor_timers(start_server: Any, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    server = start_server(
+        f'workers = 2\n[store]\nkind = "sqlite"\npath = "{data}"\n'
+        f'[listeners.mrap]\nstall_timeout = "{STALL_SECONDS:g}s"\n'
+    )
+    done: dict[int, float] = {}
+    errors: list[BaseException] = []
+
+    def put(i: int) -> None:
+        try:
+            s3_client(server).put_object(Bucket="mraps3sample", Key=f"held/{i}", Body=b"x" * 100)
+            done[i] = time.monotonic()
+        except BaseException as exc:  # reported by the assertions below
+            errors.append(exc)
+
+    lock = sqlite3.connect(data / "mrapsim.sqlite3", isolation_level=None, timeout=10)
+    lock.execute("BEGIN IMMEDIATE")  # another process's long write transaction
+    held_since = time.monotonic()
+    # Four writes on four connections: with an event loop that waited on the lock, the first
+    # would block one worker and the next, accepted by the other, block that one too.
+    writers = [threading.Thread(target=put, args=(i,), daemon=True) for i in range(4)]
+    try:
+        for writer in writers:
+            writer.start()
+        time.sleep(1.0)
+        assert not done and not errors, "the writes should be waiting for the lock"
+
+        handshakes = []
+        for _ in range(8):  # new connections, accepted by either worker
+            started = time.monotonic()
+            with socket.create_connection(("127.0.0.1", server.port("s3")), timeout=10) as sock:
+                tls_handshake(sock, "localhost", server.ca, timeout=10)
+            handshakes.append(time.monotonic() - started)
+        assert max(handshakes) < MARGIN_SECONDS, handshakes
+
+        stalled = []
+        for _ in range(4):  # stalls in either worker end on their timer
+            sock = socket.create_connection(("127.0.0.1", server.port("mrap")), timeout=10)
+            sock.sendall(client_hello_bytes(None))
+            stalled.append((sock, time.monotonic()))
+        closes = [_seconds_until_closed(sock, since) for sock, since in stalled]
+        assert all(STALL_SECONDS - 0.1 <= c < STALL_SECONDS + MARGIN_SECONDS for c in closes), closes
+        assert not done and not errors, "the lock was held throughout"
+        assert time.monotonic() - held_since < HOLD_SECONDS
+        time.sleep(max(0.0, held_since + HOLD_SECONDS - time.monotonic()))
+    finally:
+        lock.execute("ROLLBACK")
+        released = time.monotonic()
+        lock.close()
+    for writer in writers:
+        writer.join(timeout=30)
+    assert not errors and len(done) == 4 and min(done.values()) >= released
+    assert s3_client(server).get_object(Bucket="mraps3sample", Key="held/3")["Body"].read() == b"x" * 100
+
+
+def _seconds_until_closed(sock: socket.socket, since: float) -> float:
+    with sock:
+        try:
+            while sock.recv(4096):
+                pass
+        except ConnectionResetError:
+            pass
+        return time.monotonic() - since

@@ -12,6 +12,7 @@ import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 Sender = Callable[[socket.socket, bytes], None]
 
@@ -50,7 +51,7 @@ class TlsOverBio:
     ) -> None:
         self.sock, self.tls, self.incoming, self.outgoing = sock, tls, incoming, outgoing
 
-    def __getattr__(self, name: str) -> object:
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.tls, name)
 
     def send(self, data: bytes) -> None:

@@ -1,73 +1,46 @@
-"""The admin API (plain HTTP, SPEC §5): a small explicit route table over the server's state."""
+"""The admin API (plain HTTP): one explicit route table over an `AdminBackend`, for one process
+and for the supervisor of several alike."""
 
 from __future__ import annotations
 
-import datetime
 import json
-from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from mrapsim.admin.backend import AdminBackend, BackendError
+from mrapsim.admin.query import BadQuery, parse_record_query
 from mrapsim.config import redact
-from mrapsim.edge.records import RecordQuery
-from mrapsim.faults import FaultError, FaultSet, parse_fault
-from mrapsim.outcomes import Outcome
-from mrapsim.telemetry import Telemetry
+from mrapsim.faults import FaultConflict, FaultError
 
-MAX_CONNECTIONS_LIMIT = 10_000
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-@dataclass
-class ServerState:
-    """What the admin API reports about the server's life: bound addresses and phase."""
-
-    listeners: dict[str, str] = field(default_factory=dict)
-    admin: str | None = None
-    ready: bool = False
-    draining: bool = False
-
-
-class BadQuery(ValueError):
-    pass
-
-
-def create_admin_app(state: ServerState, telemetry: Telemetry, faults: FaultSet) -> Starlette:
+def create_admin_app(backend: AdminBackend) -> Starlette:
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")
 
     async def readyz(request: Request) -> Response:
-        ready = state.ready and not state.draining
-        body = {"ready": ready, "draining": state.draining, "listeners": state.listeners}
-        return JSONResponse(body, status_code=200 if ready else 503)
+        body = await backend.readiness()
+        return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
     async def metrics(request: Request) -> Response:
-        return Response(telemetry.metrics.render(), media_type=PROMETHEUS_CONTENT_TYPE)
+        return Response(await backend.metrics(), media_type=PROMETHEUS_CONTENT_TYPE)
 
     async def connections(request: Request) -> Response:
         try:
             query = parse_record_query(dict(request.query_params))
         except BadQuery as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse([record.to_json() for record in telemetry.ring.query(query)])
+        return JSONResponse(await backend.connections(query))
 
     async def config(request: Request) -> Response:
         return Response(
-            json.dumps(redact(telemetry.config.raw), indent=2, default=str),
+            json.dumps(redact(backend.config.raw), indent=2, default=str),
             media_type="application/json",
         )
-
-    def fault_list() -> Response:
-        return JSONResponse([fault.to_json() for fault in faults.all()])
-
-    async def read_json(request: Request) -> object:
-        try:
-            return json.loads(await request.body())
-        except ValueError as exc:
-            raise FaultError(f"the body is not JSON: {exc}") from exc
 
     async def faults_endpoint(request: Request) -> Response:
         try:
@@ -75,18 +48,36 @@ def create_admin_app(state: ServerState, telemetry: Telemetry, faults: FaultSet)
                 documents = await read_json(request)
                 if not isinstance(documents, list):
                     raise FaultError("PUT /faults takes a JSON list of faults")
-                faults.replace([parse_fault(d, f"faults[{i}]") for i, d in enumerate(documents)])
+                await backend.replace_faults(documents)
             elif request.method == "POST":
-                fault_id = faults.add(parse_fault(await read_json(request)))
+                fault_id = await backend.add_fault(await read_json(request))
                 return JSONResponse({"id": fault_id}, status_code=201)
+        except FaultConflict as exc:
+            return JSONResponse({"error": str(exc)}, status_code=409)
         except FaultError as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
-        return fault_list()
+        return JSONResponse(await backend.faults())
 
     async def fault_endpoint(request: Request) -> Response:
-        if faults.remove(request.path_params["fault_id"]):
+        if await backend.remove_fault(request.path_params["fault_id"]):
             return Response(status_code=204)
         return JSONResponse({"error": "no such fault"}, status_code=404)
+
+    async def toxiproxy(request: Request) -> Response:
+        """Toxiproxy's REST API (admin/toxiproxy.py), for its clients and CLI."""
+        document = None
+        body = await request.body()
+        if body.strip():
+            try:
+                document = json.loads(body)
+            except ValueError as exc:
+                return JSONResponse({"error": f"bad request body: {exc}", "status": 400}, status_code=400)
+        path = request.scope.get("raw_path", request.url.path.encode()).decode("latin-1").partition("?")[0]
+        status, answer = await backend.toxiproxy(request.method, path, document)
+        return Response(status_code=status) if answer is None else JSONResponse(answer, status_code=status)
+
+    async def backend_error(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": str(exc)}, status_code=502)
 
     return Starlette(
         routes=[
@@ -97,44 +88,21 @@ def create_admin_app(state: ServerState, telemetry: Telemetry, faults: FaultSet)
             Route("/metrics", metrics),
             Route("/connections", connections),
             Route("/config", config),
-        ]
+            # Toxiproxy's API (its api.go routes), over the same fault set as /faults
+            Route("/version", toxiproxy, methods=["GET"]),
+            Route("/reset", toxiproxy, methods=["POST"]),
+            Route("/populate", toxiproxy, methods=["POST"]),
+            Route("/proxies", toxiproxy, methods=["GET", "POST"]),
+            Route("/proxies/{proxy}", toxiproxy, methods=["GET", "POST", "PATCH", "DELETE"]),
+            Route("/proxies/{proxy}/toxics", toxiproxy, methods=["GET", "POST"]),
+            Route("/proxies/{proxy}/toxics/{toxic}", toxiproxy, methods=["GET", "POST", "PATCH", "DELETE"]),
+        ],
+        exception_handlers={BackendError: backend_error},
     )
 
 
-def parse_record_query(params: dict[str, str]) -> RecordQuery:
-    """`limit`, `outcome`, `sni`, `listener`, `since` (ISO 8601 or seconds since the epoch)."""
-    unknown = set(params) - {"limit", "outcome", "sni", "listener", "since"}
-    if unknown:
-        raise BadQuery(f"unknown parameter(s) {', '.join(sorted(unknown))}")
-    limit = 100
-    if "limit" in params:
-        if not params["limit"].isdigit() or not 1 <= int(params["limit"]) <= MAX_CONNECTIONS_LIMIT:
-            raise BadQuery(f"limit must be an integer from 1 to {MAX_CONNECTIONS_LIMIT}")
-        limit = int(params["limit"])
-    outcome = None
-    if "outcome" in params:
-        try:
-            outcome = Outcome(params["outcome"])
-        except ValueError:
-            raise BadQuery(f"outcome must be one of {', '.join(o.value for o in Outcome)}") from None
-    return RecordQuery(
-        limit=limit,
-        outcome=outcome,
-        sni=params.get("sni"),
-        listener=params.get("listener"),
-        since=parse_since(params["since"]) if "since" in params else None,
-    )
-
-
-def parse_since(text: str) -> float:
+async def read_json(request: Request) -> object:
     try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise BadQuery("since must be ISO 8601 (2026-11-26T12:00:00Z) or seconds since the epoch") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=datetime.UTC)
-    return moment.timestamp()
+        return json.loads(await request.body())
+    except ValueError as exc:
+        raise FaultError(f"the body is not JSON: {exc}") from exc

@@ -8,25 +8,25 @@ traceback and kept in the record, and the listener goes on.
 from __future__ import annotations
 
 import logging
-import random
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import trio
 
 from mrapsim.config import ListenerConfig, Route
 from mrapsim.edge.decide import Decision, PeekResult, PeekTimedOut, PeerClosed, decide
-from mrapsim.edge.drop import carry_out_drop
+from mrapsim.edge.drop import StalledConnections, carry_out_drop
 from mrapsim.edge.forward import BackendError, BuiltinBackend, BuiltinSession, splice
-from mrapsim.edge.records import ConnectionRecord, Refusal, tls_version_name
+from mrapsim.edge.records import ConnectionRecord, ConnectionState, OpenConnection, Refusal, tls_version_name
 from mrapsim.edge.routing import route_label
 from mrapsim.edge.streams import EdgeStream
-from mrapsim.edge.toxics import ToxicStream
+from mrapsim.edge.tlsfaults import FaultyCertificates, apply_tls_faults
+from mrapsim.edge.toxics import ConnectionToxics, ToxicStream
 from mrapsim.faults import FaultSet
 from mrapsim.names import format_host_port
-from mrapsim.outcomes import Outcome
+from mrapsim.outcomes import DropAction, DropKind, Outcome
 from mrapsim.tls.clienthello import ClientHello, ClientHelloReader
 from mrapsim.tls.fingerprint import ja3, ja4
 
@@ -38,7 +38,7 @@ PEEK_CHUNK = 16384
 class EdgeObserver(Protocol):
     """Who hears about connections: metrics, logs, the record ring."""
 
-    def connection_opened(self, listener: str) -> None: ...
+    def connection_opened(self, connection: OpenConnection) -> None: ...
 
     def hello_read(
         self, listener: str, hello_bytes: int, first_byte_seconds: float | None, hello_seconds: float
@@ -94,7 +94,8 @@ class ListenerRuntime:
     builtin: BuiltinBackend
     observer: EdgeObserver
     faults: FaultSet
-    rng: random.Random
+    stalls: StalledConnections  # this listener's stalled connections, bounded by max_stalled
+    faulty_certificates: FaultyCertificates | None = None  # for `certificate` TLS faults
 
 
 def new_connection_id() -> str:
@@ -107,37 +108,20 @@ async def handle_connection(transport: trio.SocketStream, runtime: ListenerRunti
     connection_id = new_connection_id()
     started_wall, started = time.time(), time.perf_counter()
     peer = _peer_of(transport)
-    runtime.observer.connection_opened(listener.name)
-    session = BuiltinSession(extensions={"connection_id": connection_id, "listener": listener.name, "peer": peer})
+    session = BuiltinSession(
+        # `reset` lets an S3 fault (truncate_body) end the connection with a TCP RST.
+        extensions={"connection_id": connection_id, "listener": listener.name, "peer": peer, "reset": stream.reset}
+    )
     hello: ClientHello | None = None
     decision: Decision | None = None
     error: str | None = None
-    try:
-        peek, peeked = await read_client_hello(stream, listener)
-        if isinstance(peek.result, ClientHello):
-            hello = peek.result
-            runtime.observer.hello_read(listener.name, hello.size, peek.first_byte_seconds, peek.seconds)
-        decision = decide(listener, peek.result)
-        if decision.route is not None:
-            stream.unread(peeked)
-            try:
-                await _forward(stream, decision.route, runtime, session)
-            except BackendError as exc:
-                decision = Decision(Outcome.BACKEND_ERROR, route=decision.route, reason=str(exc))
-                runtime.observer.connection_refused(_refusal(connection_id, listener.name, peer, hello, decision))
-                await stream.aclose()
-        else:
-            assert decision.drop is not None
-            runtime.observer.connection_refused(_refusal(connection_id, listener.name, peer, hello, decision))
-            await carry_out_drop(stream, decision.drop, listener.stall_timeout)
-    except Exception as exc:
-        error = f"internal error: {exc!r}"
-        log.exception("connection %s on listener %s failed", connection_id, listener.name)
-    finally:
-        with trio.CancelScope(shield=True):
-            await stream.aclose()
-        record = _record(
+    faults_applied: list[str] = []
+
+    def record(state: ConnectionState = ConnectionState.OPEN) -> ConnectionRecord:
+        # Reads the variables above when called: an open connection's record is what it did so far.
+        return _record(
             connection_id,
+            state,
             started_wall,
             peer,
             listener.name,
@@ -147,22 +131,88 @@ async def handle_connection(transport: trio.SocketStream, runtime: ListenerRunti
             stream,
             time.perf_counter() - started,
             error,
+            tuple(faults_applied),
         )
-        runtime.observer.connection_closed(record)
+
+    runtime.observer.connection_opened(OpenConnection(connection_id, listener.name, started_wall, record))
+    try:
+        if not runtime.faults.enabled(listener.name):
+            decision = _taken_down(f"listener {listener.name}")
+            runtime.observer.connection_refused(_refusal(connection_id, listener.name, peer, hello, decision))
+            await stream.reset()
+            return
+        peek, peeked = await read_client_hello(stream, listener)
+        if isinstance(peek.result, ClientHello):
+            hello = peek.result
+            runtime.observer.hello_read(listener.name, hello.size, peek.first_byte_seconds, peek.seconds)
+        decision = decide(listener, peek.result)
+        if decision.route is not None and not runtime.faults.enabled(listener.name, decision.route.match):
+            decision = _taken_down(f"route {decision.route.match} of {listener.name}")
+        if decision.route is not None:
+            stream.unread(peeked)
+            try:
+                sni = hello.server_name if hello else None
+                await _forward(stream, decision.route, runtime, session, faults_applied, sni)
+            except BackendError as exc:
+                decision = Decision(Outcome.BACKEND_ERROR, route=decision.route, reason=str(exc))
+                runtime.observer.connection_refused(_refusal(connection_id, listener.name, peer, hello, decision))
+                await stream.aclose()
+        else:
+            assert decision.drop is not None
+            runtime.observer.connection_refused(_refusal(connection_id, listener.name, peer, hello, decision))
+            if await carry_out_drop(stream, decision.drop, runtime.stalls):
+                decision = replace(decision, reason=f"{decision.reason}; {runtime.stalls.eviction_note()}")
+    except Exception as exc:
+        error = f"internal error: {exc!r}"
+        log.exception("connection %s on listener %s failed", connection_id, listener.name)
+    finally:
+        with trio.CancelScope(shield=True):
+            await stream.aclose()
+        runtime.observer.connection_closed(record(ConnectionState.CLOSED))
 
 
-async def _forward(stream: EdgeStream, route: Route, runtime: ListenerRuntime, session: BuiltinSession) -> None:
-    toxics = runtime.faults.toxics_for(runtime.config.name, route.match, runtime.rng)
-    client: trio.abc.HalfCloseableStream = ToxicStream(stream, toxics, runtime.rng) if toxics else stream
-    if route.upstream is not None:
-        await splice(client, route.upstream)
-        return
+def _taken_down(what: str) -> Decision:
+    return Decision(
+        Outcome.PROXY_DISABLED, drop=DropAction(DropKind.RESET), reason=f"{what} is taken down (enabled: false)"
+    )
 
-    def handshake_done(done: BuiltinSession) -> None:
-        assert done.tls_version is not None and done.handshake_seconds is not None
-        runtime.observer.handshake_done(runtime.config.name, done.tls_version, done.alpn or "", done.handshake_seconds)
 
-    await runtime.builtin.serve(client, session, handshake_done)
+async def _forward(
+    stream: EdgeStream,
+    route: Route,
+    runtime: ListenerRuntime,
+    session: BuiltinSession,
+    faults_applied: list[str],
+    sni: str | None,
+) -> None:
+    """Every forwarded connection goes through a ToxicStream, toxics or not: one added later must
+    reach it (a pooled connection lives for minutes). Without toxics it is a direct path."""
+    toxics = ConnectionToxics(runtime.faults, runtime.config.name, route.match, faults_applied)
+    unreachable: BackendError | None = None
+    async with trio.open_nursery() as nursery:
+        client = ToxicStream(stream, toxics, nursery)
+        try:
+            if route.upstream is not None:
+                await splice(client, route.upstream)
+                return
+
+            def handshake_done(done: BuiltinSession) -> None:
+                assert done.tls_version is not None and done.handshake_seconds is not None
+                runtime.observer.handshake_done(
+                    runtime.config.name, done.tls_version, done.alpn or "", done.handshake_seconds
+                )
+
+            backend = await apply_tls_faults(
+                runtime.faults, runtime.config, sni, runtime.builtin, runtime.faulty_certificates, faults_applied
+            )
+            await backend.serve(client, session, handshake_done)
+        except BackendError as exc:
+            unreachable = exc  # raised past the nursery it would come wrapped in an ExceptionGroup
+        finally:
+            client.detach()
+            nursery.cancel_scope.cancel()
+    if unreachable is not None:
+        raise unreachable
 
 
 def _peer_of(transport: trio.SocketStream) -> str:
@@ -193,6 +243,7 @@ def _refusal(connection_id: str, listener: str, peer: str, hello: ClientHello | 
 
 def _record(
     connection_id: str,
+    state: ConnectionState,
     started_wall: float,
     peer: str,
     listener: str,
@@ -202,13 +253,14 @@ def _record(
     stream: EdgeStream,
     duration: float,
     error: str | None,
+    faults: tuple[str, ...],
 ) -> ConnectionRecord:
-    if decision is None:  # cancelled while peeking: the server is shutting down
+    if decision is None and state is ConnectionState.CLOSED:  # cancelled while peeking: shutting down
         decision = Decision(Outcome.CLIENT_CLOSED, reason="the server shut down during the peek")
-    action = _action(decision)
-    reason = error or decision.reason or session.handshake_error
+    reason = error or (decision.reason if decision else None) or session.handshake_error
     return ConnectionRecord(
         id=connection_id,
+        state=state,
         start=started_wall,
         peer=peer,
         listener=listener,
@@ -219,8 +271,8 @@ def _record(
         ja4=ja4(hello) if hello else None,
         ja3=ja3(hello) if hello else None,
         client_hello_bytes=hello.size if hello else 0,
-        outcome=decision.outcome,
-        action=action,
+        outcome=decision.outcome if decision else None,
+        action=_action(decision) if decision else None,
         reason=reason,
         tls_version=session.tls_version,
         alpn=session.alpn,
@@ -228,4 +280,5 @@ def _record(
         bytes_in=stream.bytes_in,
         bytes_out=stream.bytes_out,
         duration=duration,
+        faults=faults,
     )

@@ -1,6 +1,6 @@
 """From what the peek saw to what the edge does: a pure function, exhaustively testable.
 
-The MRAP edge's rule (SPEC §3–§4): a listener that requires SNI drops a hello without it, and a
+The MRAP edge's rule: a listener that requires SNI drops a hello without it, and a
 hello whose SNI matches no route, with the configured action; a listener with optional SNI sends
 both to its first route. Anything that is not a complete, well-formed ClientHello is closed.
 """

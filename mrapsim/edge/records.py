@@ -1,12 +1,18 @@
-"""What the edge remembers about each connection (SPEC §4) and the bounded ring that holds it."""
+"""What the edge remembers about each connection: the connections open now, whose
+records are made on demand with their figures so far, and the bounded ring of closed ones."""
 
 from __future__ import annotations
 
 import collections
 import datetime
-from collections.abc import Iterator
+import enum
+import heapq
+import itertools
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
+
+import trio
 
 from mrapsim.outcomes import Outcome
 
@@ -24,9 +30,19 @@ def tls_version_name(code: int) -> str:
     return TLS_VERSION_NAMES.get(code, f"0x{code:04x}")
 
 
+class ConnectionState(enum.StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
 @dataclass(frozen=True)
 class ConnectionRecord:
+    """A connection as it ended, or, while it is open, as it is so far: then its duration, bytes
+    and requests are those up to now, and `outcome` and `action` are None until the ClientHello
+    has been read and decided on."""
+
     id: str
+    state: ConnectionState
     start: float  # seconds since the epoch
     peer: str
     listener: str
@@ -37,8 +53,8 @@ class ConnectionRecord:
     ja4: str | None
     ja3: str | None
     client_hello_bytes: int
-    outcome: Outcome
-    action: str  # forward:<route>, stall, reset, close, alert:<name>
+    outcome: Outcome | None
+    action: str | None  # forward:<route>, stall, reset, close, alert:<name>
     reason: str | None  # why a connection was not forwarded, in words
     tls_version: str | None  # negotiated, for builtin routes
     alpn: str | None  # negotiated, for builtin routes
@@ -46,6 +62,7 @@ class ConnectionRecord:
     bytes_in: int
     bytes_out: int
     duration: float
+    faults: tuple[str, ...] = ()  # names of the toxics the connection got (docs/faults.md)
 
     def to_json(self) -> dict[str, Any]:
         document = asdict(self)
@@ -54,7 +71,8 @@ class ConnectionRecord:
             .isoformat(timespec="milliseconds")
             .replace("+00:00", "Z")
         )
-        document["outcome"] = self.outcome.value
+        document["state"] = self.state.value
+        document["outcome"] = self.outcome.value if self.outcome else None
         document["duration"] = round(self.duration, 6)
         return document
 
@@ -79,10 +97,12 @@ class RecordQuery:
     sni: str | None = None
     listener: str | None = None
     since: float | None = None  # seconds since the epoch
+    state: ConnectionState | None = None  # None: open and closed
 
     def admits(self, record: ConnectionRecord) -> bool:
         return (
-            (self.outcome is None or record.outcome == self.outcome)
+            (self.state is None or record.state == self.state)
+            and (self.outcome is None or record.outcome == self.outcome)
             and (self.sni is None or (record.sni or "").lower() == self.sni.lower())
             and (self.listener is None or record.listener == self.listener)
             and (self.since is None or record.start >= self.since)
@@ -104,11 +124,51 @@ class RecordRing:
     def newest_first(self) -> Iterator[ConnectionRecord]:
         return reversed(self._records)
 
-    def query(self, query: RecordQuery) -> list[ConnectionRecord]:
-        found: list[ConnectionRecord] = []
-        for record in self.newest_first():
-            if query.admits(record):
-                found.append(record)
-                if len(found) >= query.limit:
-                    break
-        return found
+
+@dataclass(frozen=True)
+class OpenConnection:
+    id: str
+    listener: str
+    start: float  # seconds since the epoch
+    record: Callable[[], ConnectionRecord]  # its record so far, made when asked for
+
+
+class OpenConnections:
+    """The connections open now, by id; `wait_until_empty` is what a draining server awaits."""
+
+    def __init__(self) -> None:
+        self._open: dict[str, OpenConnection] = {}
+        self._empty = trio.Event()
+        self._empty.set()
+
+    def add(self, connection: OpenConnection) -> None:
+        if self._empty.is_set():
+            self._empty = trio.Event()  # a trio Event is set once: a new one for the next time
+        self._open[connection.id] = connection
+
+    def remove(self, connection_id: str) -> None:
+        self._open.pop(connection_id, None)
+        if not self._open:
+            self._empty.set()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+    async def wait_until_empty(self) -> None:
+        await self._empty.wait()
+
+    def newest_first(self) -> Iterator[ConnectionRecord]:
+        """Records made one at a time, newest start first: a query stops at its limit."""
+        for connection in sorted(self._open.values(), key=lambda c: c.start, reverse=True):
+            yield connection.record()
+
+
+def find_records(query: RecordQuery, open_now: OpenConnections, closed: RecordRing) -> list[ConnectionRecord]:
+    """Newest start first; closed records keep the ring's order (closing order) among themselves."""
+    candidates: list[Iterator[ConnectionRecord]] = []
+    if query.state in (None, ConnectionState.OPEN):
+        candidates.append(open_now.newest_first())
+    if query.state in (None, ConnectionState.CLOSED):
+        candidates.append(closed.newest_first())
+    merged = heapq.merge(*candidates, key=lambda record: record.start, reverse=True)
+    return list(itertools.islice(filter(query.admits, merged), query.limit))

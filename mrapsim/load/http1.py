@@ -150,8 +150,11 @@ class ResponseReader:
                 raise ProtocolError("response header block over 64 KiB")
             self._scan = len(buffer)
             if self._eof:
-                raise IncompleteError("the connection closed before a complete response head"
-                                      if buffer else "the connection closed before any response")
+                raise IncompleteError(
+                    "the connection closed before a complete response head"
+                    if buffer
+                    else "the connection closed before any response"
+                )
             return False
         head = bytes(buffer[:end])
         del buffer[: end + 4]
@@ -163,8 +166,7 @@ class ResponseReader:
         self._status = status
         self._headers = _header_fields(lines[1:])
         length, chunked, connection = _framing(lines[1:])
-        self._keep_alive = ("keep-alive" in connection if version == b"HTTP/1.0"
-                            else "close" not in connection)
+        self._keep_alive = "keep-alive" in connection if version == b"HTTP/1.0" else "close" not in connection
         if self._head_request or status in (204, 304):
             self._state = _State.DONE
         elif chunked:
@@ -220,8 +222,7 @@ def _header_fields(lines: list[bytes]) -> tuple[tuple[str, str], ...]:
 
 def _status_line(line: bytes) -> tuple[bytes, int]:
     parts = line.split(b" ", 2)
-    if len(parts) < 2 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0") or len(parts[1]) != 3 \
-            or not parts[1].isdigit():
+    if len(parts) < 2 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0") or len(parts[1]) != 3 or not parts[1].isdigit():
         raise ProtocolError(f"bad status line {line[:40]!r}")
     return parts[0], int(parts[1])
 

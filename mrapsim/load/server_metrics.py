@@ -1,5 +1,5 @@
 """The server's view of the same run: mrapsim's `/metrics` read before and after, set beside the
-harness's counts (`mrapsim load --server-metrics http://127.0.0.1:9901`).
+harness's counts (`mrapsim load --server-metrics http://127.0.0.1:9911`).
 
 Rows compared: connections whose handshake completed (harness) vs `forwarded` connections
 (server); handshakes classed `stalled` vs connections that ended `no_sni` or `unknown_sni`; and
@@ -19,7 +19,7 @@ from mrapsim.load import failures
 from mrapsim.load.stats import RunStats
 from mrapsim.outcomes import Outcome
 
-# Metric names as registered in mrapsim/admin/metrics.py.
+# Metric names as registered in mrapsim/metrics.py.
 CONNECTIONS = "mrapsim_connections_total"
 S3_REQUESTS = "mrapsim_s3_requests_total"
 OPERATIONS = {"list": "ListObjectsV2", "get": "GetObject", "put": "PutObject", "head": "HeadObject"}

@@ -1,11 +1,12 @@
-"""The S3 data plane (SPEC §6): an ASGI app that speaks S3's REST API over a `Store`.
+"""The S3 data plane: an ASGI app that speaks S3's REST API over a `Store`.
 
-Modules: `app` (the ASGI callable), `routing` (the dispatch table), `addressing` (host and path →
-bucket and key), `auth` (SigV4/SigV4A, sans-IO), one module per operation family (`service`,
+Modules: `app` (the ASGI callable), `request` and `headers` (the one request value, read by all
+that follows), `routing` (the dispatch table), `addressing` (host and path → bucket and key),
+`auth` (SigV4/SigV4A, sans-IO), one module per operation family (`service`,
 `bucket`, `listing`, `object`, `multipart`, `copying`), `xml` and `errors` (rendering),
 `documents` (XML request bodies), `tokens` (continuation tokens). Bodies: `chunked` (the sans-IO
 aws-chunked decoder), `payload` (streaming receive: decode, verify signatures and checksums,
-store), `checksums` and `crc` (flexible checksums, CRC arithmetic).
+store), `checksums` (flexible checksums and their CRC arithmetic, by awscrt).
 """
 
 from mrapsim.s3.app import RequestHook, S3App, create_app

@@ -1,7 +1,9 @@
 """The S3 data plane as one ASGI application.
 
-Per request: resolve the addressed bucket and key (addressing.py), pick the operation from the
-dispatch table (routing.py), verify the signature (auth.py), run the handler, render S3Error as
+Per request: build the one request value (`S3Request`, request.py; its headers, headers.py,
+join repeats with "," for every reader), resolve the addressed bucket and key (addressing.py),
+pick the operation from the dispatch table (routing.py), verify the signature (auth.py, which
+reads the same value), run the handler with a `Context` (context.py), render S3Error as
 S3's error XML (errors.py), add `x-amz-request-id` / `x-amz-id-2`, send, and hand a
 `RequestRecord` to `on_request`. Handlers return values (`S3Response`) and never touch ASGI.
 
@@ -14,21 +16,19 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import logging
-import random
 import secrets
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterable, Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-import trio
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mrapsim.config import Config
-from mrapsim.faults import S3_ERRORS, FaultSet
+from mrapsim.faults import FaultSet
 from mrapsim.s3.addressing import resolve_target
-from mrapsim.s3.auth import Rejected, SignedRequest, Verifier
+from mrapsim.s3.auth import Rejected, Verifier
 from mrapsim.s3.context import Context
 from mrapsim.s3.errors import (
     S3Error,
@@ -37,8 +37,10 @@ from mrapsim.s3.errors import (
     not_implemented,
     render_error,
 )
+from mrapsim.s3.faults import RequestFaults, apply_request_faults, faulty_send
+from mrapsim.s3.headers import Headers
 from mrapsim.s3.records import RequestRecord
-from mrapsim.s3.request import ClientDisconnected, RequestBody, S3Request, Target, parse_query
+from mrapsim.s3.request import ClientDisconnected, RequestBody, S3Request, Target
 from mrapsim.s3.responses import XML_CONTENT_TYPE, S3Response
 from mrapsim.s3.routing import UNKNOWN_OPERATION, resolve_route
 from mrapsim.s3.tokens import ContinuationTokens
@@ -47,6 +49,7 @@ from mrapsim.store import Store, StoreError
 logger = logging.getLogger("mrapsim.s3")
 
 RequestHook = Callable[[RequestRecord], None]
+ConnectionReset = Callable[[], Awaitable[None]]
 NO_CONTENT_LENGTH = (204, 304)
 # How much of an unread request body is read and dropped before an error response, so that the
 # client (which sends the whole body before it reads: Expect: 100-continue is answered at once by
@@ -82,6 +85,7 @@ class _Tally:
     error_code: str | None = None
     bytes_out: int = 0
     body: RequestBody | None = None
+    faults: RequestFaults = field(default_factory=RequestFaults)
 
 
 class S3App:
@@ -95,7 +99,6 @@ class S3App:
         faults: FaultSet | None = None,
     ) -> None:
         self._faults = faults
-        self._rng = random.Random()
         self._config = config
         self._store = store
         self._on_request = on_request
@@ -110,47 +113,25 @@ class S3App:
         if scope["type"] != "http":
             raise RuntimeError(f"the S3 app serves HTTP, not {scope['type']!r}")
         started = time.perf_counter()
-        request_id = secrets.token_hex(8).upper()
-        host_id = base64.b64encode(secrets.token_bytes(48)).decode("ascii")
+        request = _request(scope)
         tally = _Tally()
         try:
-            await self._serve(scope, receive, send, request_id, host_id, tally)
+            await self._serve(request, receive, send, tally, _connection_reset(scope))
         except ClientDisconnected:
             tally.error_code = tally.error_code or "ClientDisconnected"
         finally:
             if self._on_request is not None:
-                self._on_request(_record(scope, request_id, tally, time.perf_counter() - started))
+                self._on_request(_record(scope, request.request_id, tally, time.perf_counter() - started))
 
     async def _serve(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        request_id: str,
-        host_id: str,
-        tally: _Tally,
+        self, request: S3Request, receive: Receive, send: Send, tally: _Tally, reset: ConnectionReset | None
     ) -> None:
-        method: str = scope["method"]
-        raw_path_bytes: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
-        raw_path = raw_path_bytes.decode("latin-1")
-        raw_query = bytes(scope.get("query_string", b"")).decode("latin-1")
-        headers = tuple((_text(name).lower(), _text(value)) for name, value in scope["headers"])
-        is_head = method == "HEAD"
+        is_head = request.method == "HEAD"
         try:
-            response = await self._handle(
-                method,
-                raw_path,
-                raw_path_bytes,
-                raw_query,
-                headers,
-                receive,
-                request_id,
-                host_id,
-                tally,
-            )
+            response = await self._handle(request, receive, tally)
         except (S3Error, StoreError) as caught:
             error = caught if isinstance(caught, S3Error) else from_store_error(caught)
-            response = _error_response(error, raw_path, request_id, host_id, head=is_head)
+            response = _error_response(error, request, head=is_head)
             tally.error_code = error.code
             if tally.body is None:
                 tally.body = RequestBody(receive, None)
@@ -159,84 +140,72 @@ class S3App:
         except ClientDisconnected:
             raise
         except Exception:
-            logger.exception("request %s failed", request_id)
-            response = _error_response(internal_error(), raw_path, request_id, host_id, head=is_head)
+            logger.exception("request %s failed", request.request_id)
+            response = _error_response(internal_error(), request, head=is_head)
             tally.error_code = "InternalError"
         tally.status = response.status
-        await _send_response(send, response, request_id, host_id, is_head, tally)
+        if tally.faults.body is not None and response.status < 300:  # truncate_body, corrupt_body
+            send = faulty_send(send, tally.faults.body, reset)
+        await _send_response(send, response, request, is_head, tally)
 
-    async def _handle(
-        self,
-        method: str,
-        raw_path: str,
-        raw_path_bytes: bytes,
-        raw_query: str,
-        headers: tuple[tuple[str, str], ...],
-        receive: Receive,
-        request_id: str,
-        host_id: str,
-        tally: _Tally,
-    ) -> S3Response:
-        header_map = dict(headers)
-        target = resolve_target(header_map.get("host", ""), raw_path_bytes, self._config.mraps)
+    async def _handle(self, request: S3Request, receive: Receive, tally: _Tally) -> S3Response:
+        raw_path = request.raw_path.encode("latin-1")  # the request line's bytes, as received
+        target = resolve_target(request.headers.get("host", ""), raw_path, self._config.mraps)
         tally.target = target
-        query = parse_query(raw_query)
-        route = resolve_route(method, target.level, query, header_map)
+        route = resolve_route(request.method, target.level, request.query, request.headers)
         if route is not None:
             tally.operation = route.operation
-        verdict = self._verifier.verify(SignedRequest(method, raw_path, raw_query, headers), self._clock())
+        verdict = self._verifier.verify(request, self._clock())
         if isinstance(verdict, Rejected):
             raise S3Error(verdict.code, verdict.message, verdict.status, **dict(verdict.extra))
         tally.access_key = verdict.access_key
         if route is not None:
-            await self._inject_faults(route.operation, target)
+            await self._inject_faults(route.operation, target, tally)
         if route is None or route.handler is None:
-            what = route.operation if route else f"{method} {target.level.value} {sorted(query)}"
+            what = route.operation if route else f"{request.method} {target.level.value} {sorted(request.query)}"
             raise not_implemented(what)
         body = RequestBody(receive, verdict.payload_sha256)
         tally.body = body
-        request = S3Request(method, raw_path, raw_query, query, headers, target, verdict, request_id, host_id)
-        context = Context(request, body, self._store, self._config, self._tokens, self._clock)
+        context = Context(request, target, verdict, body, self._store, self._config, self._tokens, self._clock)
         return await route.handler(context)
 
-
-    async def _inject_faults(self, operation: str, target: Target) -> None:
-        """The S3 faults in force for this request (SPEC §8): each applies with its rate."""
-        if self._faults is None:
-            return
-        for fault in self._faults.s3_faults_for(operation, target.bucket, target.key):
-            if self._rng.random() >= fault.rate:
-                continue
-            if fault.type == "s3_latency":
-                jitter = self._rng.uniform(-fault.jitter_ms, fault.jitter_ms)
-                await trio.sleep(max(0.0, fault.latency_ms + jitter) / 1000)
-            elif fault.code is not None:
-                status, message = S3_ERRORS[fault.code]
-                error = S3Error(fault.code, message, status)
-                raise error.with_headers(("retry-after", "1")) if status == 503 else error
+    async def _inject_faults(self, operation: str, target: Target, tally: _Tally) -> None:
+        """The S3 faults in force for this request (s3/faults.py): each applies with its rate."""
+        if self._faults is not None:
+            await apply_request_faults(self._faults, operation, target.bucket, target.key, tally.faults)
 
 
-def _text(raw: bytes) -> str:
-    """Header bytes as text: UTF-8 when they are (that is what clients sign), else Latin-1."""
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")
+def _connection_reset(scope: Scope) -> ConnectionReset | None:
+    """The edge's way to reset this request's connection (a `truncate_body` fault ends with it)."""
+    reset: ConnectionReset | None = (scope.get("extensions") or {}).get("mrapsim", {}).get("reset")
+    return reset
 
 
-def _error_response(error: S3Error, raw_path: str, request_id: str, host_id: str, *, head: bool) -> S3Response:
-    body = render_error(error, resource=unquote(raw_path) or "/", request_id=request_id, host_id=host_id)
+def _request(scope: Scope) -> S3Request:
+    """The one request value, from the scope, with the ids S3 answers it under."""
+    raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
+    return S3Request(
+        method=scope["method"],
+        raw_path=raw_path.decode("latin-1"),
+        raw_query=bytes(scope.get("query_string", b"")).decode("latin-1"),
+        headers=Headers.from_raw(scope["headers"]),
+        request_id=secrets.token_hex(8).upper(),
+        host_id=base64.b64encode(secrets.token_bytes(48)).decode("ascii"),
+    )
+
+
+def _error_response(error: S3Error, request: S3Request, *, head: bool) -> S3Response:
+    resource = unquote(request.raw_path) or "/"
+    body = render_error(error, resource=resource, request_id=request.request_id, host_id=request.host_id)
     # A HEAD error has no body; botocore then names the error by its status ("404").
     return S3Response(error.status, (("content-type", XML_CONTENT_TYPE), *error.headers), b"" if head else body)
 
 
-async def _send_response(
-    send: Send, response: S3Response, request_id: str, host_id: str, is_head: bool, tally: _Tally
-) -> None:
+async def _send_response(send: Send, response: S3Response, request: S3Request, is_head: bool, tally: _Tally) -> None:
     headers = [(name.encode("latin-1"), value.encode("utf-8")) for name, value in response.headers]
     headers += [
-        (b"x-amz-request-id", request_id.encode("ascii")),
-        (b"x-amz-id-2", host_id.encode("ascii")),
+        (b"x-amz-request-id", request.request_id.encode("ascii")),
+        (b"x-amz-id-2", request.host_id.encode("ascii")),
     ]
     body = response.body
     if response.status not in NO_CONTENT_LENGTH:
@@ -251,13 +220,13 @@ async def _send_response(
         await send({"type": "http.response.body", "body": body})
         tally.bytes_out += len(body)
         return
-    for chunk in body:
+    async for chunk in body:
         await send({"type": "http.response.body", "body": chunk, "more_body": True})
         tally.bytes_out += len(chunk)
     await send({"type": "http.response.body", "body": b""})
 
 
-def _length(body: bytes | Iterable[bytes]) -> int | None:
+def _length(body: bytes | AsyncIterable[bytes]) -> int | None:
     return len(body) if isinstance(body, bytes) else None
 
 
@@ -290,4 +259,5 @@ def _record(scope: Scope, request_id: str, tally: _Tally, duration: float) -> Re
         duration=duration,
         bytes_in=tally.body.bytes_received if tally.body else 0,
         bytes_out=tally.bytes_out,
+        faults=tuple(tally.faults.names),
     )

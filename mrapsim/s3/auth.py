@@ -1,7 +1,7 @@
 """SigV4 and SigV4A verification, sans-IO: the signed parts of a request and the current time in,
 a verdict (`Authorized` or `Rejected`) out. No sockets, no clock, no body.
 
-What S3 signs (research/s3-api.md §3.4, §3.5):
+What S3 signs (docs/wire.md §4):
 - canonical request = method, the raw path exactly as received (S3 signers neither normalise nor
   double-encode), the canonical query (decode, re-encode RFC 3986, sort), the signed headers
   (lower-case, trimmed, whitespace runs collapsed, repeats joined by ","), the signed header
@@ -24,8 +24,10 @@ import datetime as dt
 import hashlib
 import hmac
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 from urllib.parse import quote, unquote
 
 from cryptography.exceptions import InvalidSignature
@@ -33,6 +35,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from mrapsim.config import AuthConfig
+from mrapsim.s3.headers import Headers
 
 SIGV4 = "AWS4-HMAC-SHA256"
 SIGV4A = "AWS4-ECDSA-P256-SHA256"
@@ -69,26 +72,25 @@ SIGNING_KEY_CACHE_LIMIT = 1024
 # -- values ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class SignedRequest:
-    """The parts of an HTTP request that a signature covers, as received."""
+class SignedRequest(Protocol):
+    """The parts of an HTTP request that a signature covers, as received: a read-only view of
+    the app's one request value (`S3Request` is one), so auth reads the same headers, with the
+    same semantics (repeats joined by ","), as every handler after it."""
 
-    method: str
-    raw_path: str  # percent-encoded, exactly as on the request line
-    raw_query: str  # without the "?"
-    headers: tuple[tuple[str, str], ...]  # names lower-case, in arrival order
+    @property
+    def method(self) -> str: ...
 
-    def header(self, name: str) -> str | None:
-        """All values of `name` joined by "," (how SigV4 canonicalises repeats), or None."""
-        values = [value for key, value in self.headers if key == name]
-        return ",".join(values) if values else None
+    @property
+    def raw_path(self) -> str: ...  # percent-encoded, exactly as on the request line
 
-    def query_param(self, name: str) -> str | None:
-        for part in self.raw_query.split("&"):
-            key, _, value = part.partition("=")
-            if unquote(key) == name:
-                return unquote(value)
-        return None
+    @property
+    def raw_query(self) -> str: ...  # without the "?"
+
+    @property
+    def query(self) -> Mapping[str, str]: ...  # decoded, first occurrence winning
+
+    @property
+    def headers(self) -> Headers: ...
 
 
 @dataclass(frozen=True)
@@ -200,10 +202,12 @@ def canonical_query(raw_query: str, *, drop_signature: bool) -> str:
 
 
 def canonical_headers(request: SignedRequest, signed_headers: tuple[str, ...]) -> str:
+    """One line per signed header: each value trimmed with its whitespace runs collapsed, the
+    repeats joined by "," (as botocore and aws-c-auth build it)."""
     lines = []
     for name in signed_headers:
-        value = request.header(name) or ""
-        lines.append(f"{name}:{' '.join(value.split())}\n")
+        value = ",".join(" ".join(each.split()) for each in request.headers.get_all(name))
+        lines.append(f"{name}:{value}\n")
     return "".join(lines)
 
 
@@ -316,7 +320,7 @@ PRESIGNED_PARAMS = (
 
 
 def parse_presigned_query(request: SignedRequest) -> Signature | Rejected:
-    values = {name: request.query_param(name) for name in PRESIGNED_PARAMS}
+    values = {name: request.query.get(name) for name in PRESIGNED_PARAMS}
     if any(value is None for value in values.values()):
         return Rejected(
             "AuthorizationQueryParametersError",
@@ -383,17 +387,15 @@ class Verifier:
         self._signing_keys: dict[tuple[str, str, str, str], bytes] = {}
 
     def verify(self, request: SignedRequest, now: dt.datetime) -> Verdict:
-        header = request.header("authorization")
-        presigned = (
-            request.query_param("X-Amz-Signature") is not None or request.query_param("X-Amz-Algorithm") is not None
-        )
+        header = request.headers.get("authorization")
+        presigned = request.query.get("X-Amz-Signature") is not None or request.query.get("X-Amz-Algorithm") is not None
         if self._auth.mode == "none":
             return Authorized(
                 _access_key_of(request, header),
                 None,
                 False,
                 None,
-                request.header("x-amz-content-sha256"),
+                request.headers.get("x-amz-content-sha256"),
             )
         if header is not None and presigned:
             return Rejected(
@@ -404,7 +406,7 @@ class Verifier:
                 (("ArgumentName", "Authorization"),),
             )
         if header is None and not presigned:
-            if request.query_param("AWSAccessKeyId") is not None:
+            if request.query.get("AWSAccessKeyId") is not None:
                 return UNSUPPORTED_MECHANISM  # a SigV2 presigned URL (boto3's default for S3)
             return Rejected("AccessDenied", "Access Denied", 403)
         signature = self._parse(request, header)
@@ -445,7 +447,7 @@ class Verifier:
             algorithm=signature.algorithm,
             presigned=signature.presigned,
             payload_sha256=payload if HEX_SHA256.fullmatch(payload) else None,
-            content_sha256=request.header("x-amz-content-sha256"),
+            content_sha256=request.headers.get("x-amz-content-sha256"),
             streaming_key=self._streaming_key(signature, secret, payload),
         )
 
@@ -472,9 +474,9 @@ class Verifier:
             return parse_presigned_query(request)
         if header.strip().partition(" ")[0] not in ALGORITHMS:
             return UNSUPPORTED_MECHANISM  # before asking for a date the mechanism does not use
-        amz_date = request.header("x-amz-date")
+        amz_date = request.headers.get("x-amz-date")
         if amz_date is None:
-            date_header = request.header("date")
+            date_header = request.headers.get("date")
             try:
                 amz_date = _amz(parsedate_to_datetime(date_header)) if date_header else None
             except (TypeError, ValueError):
@@ -485,7 +487,7 @@ class Verifier:
 
     @staticmethod
     def _payload_line(request: SignedRequest, signature: Signature) -> str | Rejected:
-        content_sha256 = request.header("x-amz-content-sha256")
+        content_sha256 = request.headers.get("x-amz-content-sha256")
         if content_sha256 is None:
             if signature.presigned:
                 return UNSIGNED_PAYLOAD
@@ -595,7 +597,7 @@ class Verifier:
 
 def _access_key_of(request: SignedRequest, header: str | None) -> str | None:
     """Best-effort access key for records when nothing is verified (auth mode "none")."""
-    credential = request.query_param("X-Amz-Credential")
+    credential = request.query.get("X-Amz-Credential")
     if credential is None and header is not None:
         match = re.search(r"Credential=([^/,\s]+)/", header)
         return match.group(1) if match else None

@@ -15,12 +15,12 @@ REGION_HEADERS = (("x-amz-bucket-region", REGION),)
 
 
 async def head_bucket(ctx: Context) -> S3Response:
-    ctx.store.get_bucket(ctx.bucket)
+    await ctx.store.get_bucket(ctx.bucket)
     return empty_response(headers=(*REGION_HEADERS, ("x-amz-access-point-alias", "false")))
 
 
 async def get_bucket_location(ctx: Context) -> S3Response:
-    ctx.store.get_bucket(ctx.bucket)
+    await ctx.store.get_bucket(ctx.bucket)
     # S3 reports us-east-1 as an empty LocationConstraint (a historical quirk clients rely on).
     constraint = "" if REGION == "us-east-1" else REGION
     return xml_response(document("LocationConstraint", constraint))
@@ -39,10 +39,10 @@ async def create_bucket(ctx: Context) -> S3Response:
     body = await ctx.body.read_all()
     if body.strip():
         parse_request_document(body, "CreateBucketConfiguration")
-    ctx.store.create_bucket(name)
+    await ctx.store.create_bucket(name)
     return empty_response(headers=(("location", f"/{ctx.bucket}"),))
 
 
 async def delete_bucket(ctx: Context) -> S3Response:
-    ctx.store.delete_bucket(ctx.bucket)
+    await ctx.store.delete_bucket(ctx.bucket)
     return empty_response(204)

@@ -1,11 +1,9 @@
 """Flexible checksums (`x-amz-checksum-<algorithm>`): the algorithms, incremental computers, and
 the CRC arithmetic that multipart composite and full-object checksums need.
 
-Values on the wire are base64 of the big-endian digest. CRC32 is zlib's; SHA1/SHA256 are
-hashlib's; CRC32C (Castagnoli) and CRC64NVME come from `awscrt.checksums` when awscrt is
-importable (it is C, and aws-cli/boto3 users usually have it) and otherwise from the table-driven
-pure-Python code in `mrapsim.s3.crc` (slicing-by-8, correct but ~10 MB/s, so big bodies with
-those algorithms want awscrt).
+Values on the wire are base64 of the big-endian digest. The CRCs (CRC32, CRC32C, CRC64NVME)
+and their combination come from `awscrt.checksums`, the C code the AWS SDKs use; SHA1/SHA256 are
+hashlib's.
 
 Computers are fed the body as it streams in; nothing here holds a body.
 """
@@ -15,13 +13,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import importlib
-import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-from mrapsim.s3 import crc
+from awscrt import checksums as crt
+
 from mrapsim.s3.errors import S3Error
 
 ALGORITHMS = ("crc32", "crc32c", "crc64nvme", "sha1", "sha256")
@@ -37,30 +34,20 @@ class Computer(Protocol):
     def digest(self) -> bytes: ...
 
 
-CrcFunction = Callable[[bytes, int], int]
+CrcFunction = Callable[[bytes, int], int]  # (data, previous crc) -> crc, chaining from 0
+CombineFunction = Callable[[int, int, int], int]  # (crc of A, crc of B, len(B)) -> crc of A‖B
 
-
-def _crt_function(name: str) -> CrcFunction | None:
-    try:
-        crt = importlib.import_module("awscrt.checksums")
-    except ImportError:  # awscrt is optional at run time
-        return None
-    found: CrcFunction | None = getattr(crt, name, None)
-    return found
-
-
-def _zlib_crc32(data: bytes, previous: int) -> int:
-    return zlib.crc32(data, previous)
+CRC_FUNCTIONS: Mapping[str, CrcFunction] = {"crc32": crt.crc32, "crc32c": crt.crc32c, "crc64nvme": crt.crc64nvme}
+CRC_COMBINE: Mapping[str, CombineFunction] = {
+    "crc32": crt.combine_crc32,
+    "crc32c": crt.combine_crc32c,
+    "crc64nvme": crt.combine_crc64nvme,
+}
 
 
 def crc_function(algorithm: str) -> CrcFunction:
-    """`f(data, previous) -> crc` for a CRC algorithm, the fastest implementation available."""
-    if algorithm == "crc32":
-        return _zlib_crc32
-    native = _crt_function(algorithm)
-    if native is not None:
-        return native
-    return crc.PARAMETERS[algorithm].update
+    """`f(data, previous) -> crc` for a CRC algorithm."""
+    return CRC_FUNCTIONS[algorithm]
 
 
 class _Crc:
@@ -175,12 +162,12 @@ def composite(algorithm: str, part_values: list[str]) -> str:
 def full_object_crc(algorithm: str, parts: list[tuple[str, int]]) -> str:
     """S3's FULL_OBJECT checksum of a multipart object, combined from the parts' CRCs and sizes
     (no pass over the data: CRC(A‖B) follows from CRC(A), CRC(B) and len(B))."""
-    params = crc.PARAMETERS[algorithm]
+    combine = CRC_COMBINE[algorithm]
     total = 0
     for index, (value, size) in enumerate(parts):
         raw = decode_value(algorithm, value)
         if raw is None:
             raise invalid_checksum_value(algorithm)
         part = int.from_bytes(raw, "big")
-        total = part if index == 0 else params.combine(total, part, size)
+        total = part if index == 0 else combine(total, part, size)
     return encode(total.to_bytes(DIGEST_SIZES[algorithm], "big"))

@@ -5,7 +5,7 @@ pull events, as h11 does: `receive_data(bytes)`, `receive_eof()`, `next_event()`
 `NEED_DATA`, or a terminal `Malformed` verdict. No sockets, no clock, no signatures: signature
 and checksum checks belong to the caller (payload.py), which sees every chunk boundary here.
 
-Wire format (research/s3-api.md §3.1; AWS "sigv4-streaming" and "-trailers" pages):
+Wire format (docs/wire.md §3; AWS "sigv4-streaming" and "-trailers" pages):
 
     <hex-size>[;chunk-signature=<sig>]\\r\\n<data>\\r\\n     ... repeated
     0[;chunk-signature=<sig>]\\r\\n                        the final chunk

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mrapsim.config import Config
-from mrapsim.s3.request import RequestBody, S3Request
+from mrapsim.s3.auth import Authorized
+from mrapsim.s3.request import RequestBody, S3Request, Target
 from mrapsim.s3.tokens import ContinuationTokens
 from mrapsim.store import Store
 
@@ -31,6 +32,8 @@ class Owner:
 @dataclass(frozen=True)
 class Context:
     request: S3Request
+    target: Target  # where the request is addressed (addressing.py)
+    auth: Authorized  # who signed it, and what its body must hash to (auth.py)
     body: RequestBody
     store: Store
     config: Config
@@ -39,7 +42,7 @@ class Context:
 
     @property
     def owner(self) -> Owner:
-        access_key = self.request.auth.access_key
+        access_key = self.auth.access_key
         if access_key is None and self.config.auth.credentials:
             access_key = self.config.auth.credentials[0].access_key
         return Owner.for_access_key(access_key)
@@ -47,14 +50,14 @@ class Context:
     @property
     def bucket(self) -> str:
         """The addressed bucket; only called by bucket- and object-level handlers."""
-        bucket = self.request.target.bucket
+        bucket = self.target.bucket
         if bucket is None:
             raise RuntimeError("a bucket-level handler was routed a service-level request")
         return bucket
 
     @property
     def key(self) -> str:
-        key = self.request.target.key
+        key = self.target.key
         if key is None:
             raise RuntimeError("an object-level handler was routed a bucket-level request")
         return key

@@ -25,7 +25,7 @@ from mrapsim.s3.object import (
 )
 from mrapsim.s3.responses import S3Response, xml_response
 from mrapsim.s3.xml import document, leaf
-from mrapsim.store import ContentSource, ObjectWrite, SliceContent, StoredObject
+from mrapsim.store import ContentSource, ObjectWrite, SliceContent, StoredObject, stream_content
 
 
 @dataclass(frozen=True)
@@ -58,10 +58,10 @@ def _precondition_failed(condition: str) -> S3Error:
     )
 
 
-def resolve_copy_source(ctx: Context) -> StoredObject:
-    header = ctx.request.header
+async def resolve_copy_source(ctx: Context) -> StoredObject:
+    header = ctx.request.headers.get
     source = parse_copy_source(header("x-amz-copy-source") or "")
-    stored = ctx.store.get_object(source.bucket, source.key)
+    stored = await ctx.store.get_object(source.bucket, source.key)
     info = stored.info
     if_match = header("x-amz-copy-source-if-match")
     if if_match is not None and not etag_matches(if_match, info.etag):
@@ -80,7 +80,7 @@ def resolve_copy_source(ctx: Context) -> StoredObject:
 
 def copy_source_range(ctx: Context, content: ContentSource) -> ContentSource:
     """The `x-amz-copy-source-range: bytes=a-b` slice of `content` (UploadPartCopy)."""
-    text = ctx.request.header("x-amz-copy-source-range")
+    text = ctx.request.headers.get("x-amz-copy-source-range")
     if text is None:
         return content
     first, sep, last = text.removeprefix("bytes=").partition("-")
@@ -102,13 +102,13 @@ def copy_source_range(ctx: Context, content: ContentSource) -> ContentSource:
 
 async def copy_object(ctx: Context) -> S3Response:
     check_key_length(ctx.key)
-    ctx.store.get_bucket(ctx.bucket)
+    await ctx.store.get_bucket(ctx.bucket)
     await ctx.body.discard(0)
-    header = ctx.request.header
+    header = ctx.request.headers.get
     directive = (header("x-amz-metadata-directive") or "COPY").upper()
     if directive not in ("COPY", "REPLACE"):
         raise invalid_argument("Unknown metadata directive.", "x-amz-metadata-directive", directive)
-    stored = resolve_copy_source(ctx)
+    stored = await resolve_copy_source(ctx)
     source = parse_copy_source(header("x-amz-copy-source") or "")
     info = stored.info
     if (source.bucket, source.key) == (ctx.bucket, ctx.key) and directive == "COPY":
@@ -125,15 +125,15 @@ async def copy_object(ctx: Context) -> S3Response:
         raise invalid_argument("Checksum algorithm provided is unsupported.", "x-amz-checksum-algorithm", wanted)
     if wanted and wanted not in checksums:
         computer = new_computer(wanted)
-        for chunk in stored.content.chunks(0, stored.content.size):
+        async for chunk in stream_content(stored.content, 0, stored.content.size):
             computer.update(chunk)
         checksums, checksum_type = {wanted: encode(computer.digest())}, "FULL_OBJECT"
     if directive == "REPLACE":
-        headers = dict(ctx.request.headers)
+        headers = ctx.request.headers
         write = ObjectWrite(
             content=stored.content,
             content_type=headers.get("content-type", "binary/octet-stream"),
-            metadata=request_metadata(ctx.request.headers),
+            metadata=request_metadata(headers),
             stored_headers=request_stored_headers(headers),
             checksums=checksums,
             checksum_type=checksum_type,
@@ -149,7 +149,7 @@ async def copy_object(ctx: Context) -> S3Response:
             checksum_type=checksum_type,
             etag=info.etag,
         )
-    written = ctx.store.put_object(ctx.bucket, ctx.key, write)
+    written = await ctx.store.put_object(ctx.bucket, ctx.key, write)
     body = document(
         "CopyObjectResult",
         leaf("ETag", written.etag),

@@ -1,9 +1,17 @@
 """Request bodies that are XML documents (CompleteMultipartUpload, Delete, CreateBucketConfiguration):
-parsed with the standard library, namespaces stripped, DTDs refused, errors as MalformedXML."""
+parsed by defusedxml over the standard library's expat, namespaces stripped, DTDs refused, errors
+as MalformedXML.
+
+The DTD is refused by the parser, not by a byte search: a document may be UTF-16 (or any encoding
+expat reads), where `<!DOCTYPE` is not those bytes, and its entities would then expand (the
+"billion laughs"). defusedxml stops at the DOCTYPE's start, before any entity is declared."""
 
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import fromstring
 
 from mrapsim.s3.errors import S3Error
 
@@ -20,12 +28,13 @@ def malformed_xml() -> S3Error:
 
 def parse_request_document(body: bytes, root: str) -> ET.Element:
     """A request body's XML with namespaces stripped from tags; MalformedXML when it is not a
-    `root` document. DTDs are refused outright (no entity expansion from request bodies)."""
-    if len(body) > MAX_REQUEST_DOCUMENT or b"<!DOCTYPE" in body or b"<!ENTITY" in body:
+    `root` document. DTDs, entity declarations and external references are refused outright, in
+    any encoding (no entity expansion from request bodies)."""
+    if len(body) > MAX_REQUEST_DOCUMENT:
         raise malformed_xml()
     try:
-        element = ET.fromstring(body)
-    except ET.ParseError:
+        element: ET.Element = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except (ET.ParseError, DefusedXmlException):
         raise malformed_xml() from None
     for node_ in element.iter():
         if isinstance(node_.tag, str) and "}" in node_.tag:

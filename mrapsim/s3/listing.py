@@ -1,7 +1,7 @@
 """ListObjectsV2 and ListObjects (v1).
 
 Both are one `Store.list_page` call (O(log n + page)) plus rendering. Wire rules, from
-research/s3-api.md §1: `Prefix`, `Name`, `MaxKeys`, `IsTruncated` always present; `Delimiter`
+docs/wire.md §2: `Prefix`, `Name`, `MaxKeys`, `IsTruncated` always present; `Delimiter`
 and `EncodingType` only when sent; `KeyCount` counts keys and common prefixes; V2 echoes
 `StartAfter` only without a continuation token and sends `NextContinuationToken` only when
 truncated; V1 always has `Marker` and has `NextMarker` only with a delimiter and truncation.
@@ -89,7 +89,7 @@ async def list_objects_v2(ctx: Context) -> S3Response:
         if position is None:
             raise invalid_argument("The continuation token provided is incorrect", "continuation-token", token)
         start_after = position
-    page = ctx.store.list_page(
+    page = await ctx.store.list_page(
         ctx.bucket,
         prefix=params.prefix,
         delimiter=params.delimiter,
@@ -113,7 +113,7 @@ async def list_objects_v1(ctx: Context) -> S3Response:
     query = ctx.request.query
     params = ListingParams.parse(query)
     marker = query.get("marker", "")
-    page = ctx.store.list_page(
+    page = await ctx.store.list_page(
         ctx.bucket,
         prefix=params.prefix,
         delimiter=params.delimiter,

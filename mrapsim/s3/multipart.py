@@ -1,5 +1,5 @@
 """Multipart uploads: Create, UploadPart, UploadPartCopy, Complete, Abort, ListParts,
-ListMultipartUploads (research/s3-api.md §5).
+ListMultipartUploads (docs/wire.md §5).
 
 S3's rules, as aws-cli/s3transfer and the SDKs rely on them:
 - the object's ETag is md5(concatenated binary part MD5s) + "-N";
@@ -36,7 +36,7 @@ from mrapsim.s3.object import check_key_length, request_metadata, request_stored
 from mrapsim.s3.payload import check_put_size, receive_body
 from mrapsim.s3.responses import S3Response, empty_response, xml_response
 from mrapsim.s3.xml import document, leaf, node, optional_leaf
-from mrapsim.store import ObjectWrite, PartInfo, UploadInfo
+from mrapsim.store import ObjectWrite, PartInfo, UploadInfo, stream_content
 
 MIN_PART_SIZE = 5 * 1024 * 1024
 MAX_PART_NUMBER = 10_000
@@ -49,7 +49,7 @@ def _owner_xml(ctx: Context, tag: str) -> str:
 
 
 def _checksum_choice(ctx: Context) -> tuple[str | None, str | None]:
-    header = ctx.request.header
+    header = ctx.request.headers.get
     algorithm_text = header("x-amz-checksum-algorithm")
     type_text = (header("x-amz-checksum-type") or "").upper() or None
     if algorithm_text is None:
@@ -90,18 +90,18 @@ def _checksum_type_headers(upload: UploadInfo) -> tuple[tuple[str, str], ...]:
 
 async def create_multipart_upload(ctx: Context) -> S3Response:
     check_key_length(ctx.key)
-    ctx.store.get_bucket(ctx.bucket)
+    await ctx.store.get_bucket(ctx.bucket)
     algorithm, checksum_type = _checksum_choice(ctx)
     await ctx.body.discard(0)
-    headers = dict(ctx.request.headers)
-    upload = ctx.store.create_upload(
+    headers = ctx.request.headers
+    upload = await ctx.store.create_upload(
         ctx.bucket,
         UploadInfo(
             upload_id=secrets.token_urlsafe(48),
             key=ctx.key,
             initiated=ctx.now().replace(microsecond=0),
             content_type=headers.get("content-type", "binary/octet-stream"),
-            metadata=request_metadata(ctx.request.headers),
+            metadata=request_metadata(headers),
             stored_headers=request_stored_headers(headers),
             checksum_algorithm=algorithm,
             checksum_type=checksum_type,
@@ -117,7 +117,7 @@ async def create_multipart_upload(ctx: Context) -> S3Response:
 
 
 async def abort_multipart_upload(ctx: Context) -> S3Response:
-    ctx.store.abort_upload(ctx.bucket, ctx.key, ctx.request.query["uploadId"])
+    await ctx.store.abort_upload(ctx.bucket, ctx.key, ctx.request.query["uploadId"])
     return empty_response(204)
 
 
@@ -133,13 +133,13 @@ def _part_number(ctx: Context) -> int:
 
 async def upload_part(ctx: Context) -> S3Response:
     number = _part_number(ctx)
-    upload = ctx.store.get_upload(ctx.bucket, ctx.key, ctx.request.query["uploadId"])
-    check_put_size(dict(ctx.request.headers), ctx.request.auth.content_sha256)
+    upload = await ctx.store.get_upload(ctx.bucket, ctx.key, ctx.request.query["uploadId"])
+    check_put_size(ctx.request.headers, ctx.auth.content_sha256)
     algorithm = upload.checksum_algorithm
     received = await receive_body(ctx, compute=(algorithm,) if algorithm else ())
     checksums = {algorithm: received.checksums[algorithm]} if algorithm else dict(received.checksums)
     part = PartInfo(number, received.etag, received.content.size, ctx.now().replace(microsecond=0), checksums)
-    ctx.store.put_part(ctx.bucket, ctx.key, upload.upload_id, part, received.content)
+    await ctx.store.put_part(ctx.bucket, ctx.key, upload.upload_id, part, received.content)
     return empty_response(headers=(("etag", part.etag), *_part_checksum_headers(checksums)))
 
 
@@ -149,21 +149,21 @@ def _part_checksum_headers(checksums: dict[str, str]) -> tuple[tuple[str, str], 
 
 async def upload_part_copy(ctx: Context) -> S3Response:
     number = _part_number(ctx)
-    upload = ctx.store.get_upload(ctx.bucket, ctx.key, ctx.request.query["uploadId"])
+    upload = await ctx.store.get_upload(ctx.bucket, ctx.key, ctx.request.query["uploadId"])
     await ctx.body.discard(0)
-    source = resolve_copy_source(ctx)
+    source = await resolve_copy_source(ctx)
     content = copy_source_range(ctx, source.content)
     md5 = hashlib.md5(usedforsecurity=False)
-    for chunk in content.chunks(0, content.size):
+    async for chunk in stream_content(content, 0, content.size):
         md5.update(chunk)
     checksums = {}
     if upload.checksum_algorithm is not None:
         computer = new_computer(upload.checksum_algorithm)
-        for chunk in content.chunks(0, content.size):
+        async for chunk in stream_content(content, 0, content.size):
             computer.update(chunk)
         checksums[upload.checksum_algorithm] = encode(computer.digest())
     part = PartInfo(number, f'"{md5.hexdigest()}"', content.size, ctx.now().replace(microsecond=0), checksums)
-    ctx.store.put_part(ctx.bucket, ctx.key, upload.upload_id, part, content)
+    await ctx.store.put_part(ctx.bucket, ctx.key, upload.upload_id, part, content)
     body = document(
         "CopyPartResult",
         leaf("ETag", part.etag),
@@ -208,7 +208,7 @@ def _requested_parts(body: bytes) -> list[tuple[int, str, dict[str, str]]]:
 
 async def complete_multipart_upload(ctx: Context) -> S3Response:
     upload_id = ctx.request.query["uploadId"]
-    upload = ctx.store.get_upload(ctx.bucket, ctx.key, upload_id)
+    upload = await ctx.store.get_upload(ctx.bucket, ctx.key, upload_id)
     received = await receive_body(ctx)
     requested = _requested_parts(received.content.read(0, received.content.size))
     numbers = [number for number, _, _ in requested]
@@ -218,7 +218,7 @@ async def complete_multipart_upload(ctx: Context) -> S3Response:
             "The list of parts was not in ascending order. The parts list must be specified in order by part number.",
             400,
         )
-    stored = {part.number: part for part in ctx.store.list_parts(ctx.bucket, ctx.key, upload_id)}
+    stored = {part.number: part for part in (await ctx.store.list_parts(ctx.bucket, ctx.key, upload_id))}
     chosen: list[PartInfo] = []
     for index, (number, etag, sent) in enumerate(requested):
         part = stored.get(number)
@@ -241,7 +241,7 @@ async def complete_multipart_upload(ctx: Context) -> S3Response:
     etag = _multipart_etag(chosen)
     checksums = _object_checksums(upload, chosen)
     checksum_type = upload.checksum_type or "FULL_OBJECT"
-    info = ctx.store.complete_upload(
+    info = await ctx.store.complete_upload(
         ctx.bucket,
         ctx.key,
         upload_id,
@@ -256,7 +256,7 @@ async def complete_multipart_upload(ctx: Context) -> S3Response:
             etag=etag,
         ),
     )
-    host = ctx.request.header("host") or "localhost"
+    host = ctx.request.headers.get("host") or "localhost"
     body = document(
         "CompleteMultipartUploadResult",
         leaf("Location", f"https://{host}/{ctx.bucket}/{ctx.key}"),
@@ -298,13 +298,13 @@ def _max(ctx: Context, name: str) -> int:
 
 async def list_parts(ctx: Context) -> S3Response:
     upload_id = ctx.request.query["uploadId"]
-    upload = ctx.store.get_upload(ctx.bucket, ctx.key, upload_id)
+    upload = await ctx.store.get_upload(ctx.bucket, ctx.key, upload_id)
     marker_text = ctx.request.query.get("part-number-marker", "0") or "0"
     if not marker_text.isdigit():
         raise invalid_argument("Provided part-number-marker not an integer", "part-number-marker", marker_text)
     marker = int(marker_text)
     max_parts = _max(ctx, "max-parts")
-    remaining = [p for p in ctx.store.list_parts(ctx.bucket, ctx.key, upload_id) if p.number > marker]
+    remaining = [p for p in (await ctx.store.list_parts(ctx.bucket, ctx.key, upload_id)) if p.number > marker]
     page = remaining[:max_parts]
     truncated = len(remaining) > len(page)
     children = [
@@ -344,7 +344,7 @@ async def list_multipart_uploads(ctx: Context) -> S3Response:
     # In-progress uploads are few (they are completed or aborted); a filter is fine here.
     uploads = [
         u
-        for u in ctx.store.list_uploads(ctx.bucket)
+        for u in (await ctx.store.list_uploads(ctx.bucket))
         if u.key.startswith(prefix)
         and (u.key > key_marker or (u.key == key_marker and upload_id_marker and u.upload_id > upload_id_marker))
     ]

@@ -10,7 +10,7 @@ unsatisfiable one is 416 InvalidRange). Full-object checksum headers are sent on
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import format_datetime, parsedate_to_datetime
 
@@ -21,7 +21,7 @@ from mrapsim.s3.errors import S3Error
 from mrapsim.s3.payload import check_put_size, receive_body, stored_content_encoding
 from mrapsim.s3.responses import S3Response, empty_response, xml_response
 from mrapsim.s3.xml import document, leaf, node
-from mrapsim.store import ObjectInfo, ObjectWrite
+from mrapsim.store import ObjectInfo, ObjectWrite, stream_content
 
 STORED_HEADERS = (
     "cache-control",
@@ -56,37 +56,37 @@ def object_headers(info: ObjectInfo) -> list[tuple[str, str]]:
 
 
 async def get_object(ctx: Context) -> S3Response:
-    return _read(ctx, with_body=True)
+    return await _read(ctx, with_body=True)
 
 
 async def head_object(ctx: Context) -> S3Response:
-    return _read(ctx, with_body=False)
+    return await _read(ctx, with_body=False)
 
 
-def _read(ctx: Context, *, with_body: bool) -> S3Response:
-    stored = ctx.store.get_object(ctx.bucket, ctx.key)
+async def _read(ctx: Context, *, with_body: bool) -> S3Response:
+    stored = await ctx.store.get_object(ctx.bucket, ctx.key)
     info = stored.info
     not_modified = _evaluate_conditions(ctx, info)
     if not_modified:
         return empty_response(304, (("etag", info.etag), ("last-modified", http_date(info.last_modified))))
     headers = object_headers(info)
-    byte_range = _parse_range(ctx.request.header("range"), info.size)
+    byte_range = _parse_range(ctx.request.headers.get("range"), info.size)
     if byte_range is None:
         start, stop, status = 0, info.size, 200
-        if (ctx.request.header("x-amz-checksum-mode") or "").upper() == "ENABLED":
+        if (ctx.request.headers.get("x-amz-checksum-mode") or "").upper() == "ENABLED":
             headers += checksum_headers(info.checksums, info.checksum_type)
     else:
         start, stop, status = byte_range.start, byte_range.stop, 206
         headers.append(("content-range", f"bytes {start}-{stop - 1}/{info.size}"))
     length = stop - start
     if not with_body:
-        return S3Response(status, tuple(headers), (), content_length=length)
-    return S3Response(status, tuple(headers), stored.content.chunks(start, stop), content_length=length)
+        return S3Response(status, tuple(headers), b"", content_length=length)
+    return S3Response(status, tuple(headers), stream_content(stored.content, start, stop), content_length=length)
 
 
 def _evaluate_conditions(ctx: Context, info: ObjectInfo) -> bool:
     """Raises PreconditionFailed; returns True when the answer is 304 Not Modified."""
-    header = ctx.request.header
+    header = ctx.request.headers.get
     if_match = header("if-match")
     if if_match is not None:
         if not etag_matches(if_match, info.etag):
@@ -173,21 +173,20 @@ def _invalid_range(text: str, size: int) -> S3Error:
 
 
 async def put_object(ctx: Context) -> S3Response:
-    request = ctx.request
     check_key_length(ctx.key)
-    headers = dict(request.headers)
-    check_put_size(headers, request.auth.content_sha256)
-    ctx.store.get_bucket(ctx.bucket)  # fail before reading a body we would throw away
+    headers = ctx.request.headers
+    check_put_size(headers, ctx.auth.content_sha256)
+    await ctx.store.get_bucket(ctx.bucket)  # fail before reading a body we would throw away
     received = await receive_body(ctx)
     write = ObjectWrite(
         content=received.content,
         content_type=headers.get("content-type", "binary/octet-stream"),
-        metadata=request_metadata(request.headers),
+        metadata=request_metadata(headers),
         stored_headers=request_stored_headers(headers),
         checksums=received.checksums,
         etag=received.etag,
     )
-    info = ctx.store.put_object(ctx.bucket, ctx.key, write)
+    info = await ctx.store.put_object(ctx.bucket, ctx.key, write)
     return empty_response(headers=(("etag", info.etag), *checksum_headers(received.checksums)))
 
 
@@ -209,8 +208,9 @@ def check_key_length(key: str) -> None:
         )
 
 
-def request_metadata(headers: Iterable[tuple[str, str]]) -> dict[str, str]:
-    return {name[len(METADATA_PREFIX) :]: value for name, value in headers if name.startswith(METADATA_PREFIX)}
+def request_metadata(headers: Mapping[str, str]) -> dict[str, str]:
+    """User metadata from `x-amz-meta-*` headers; a repeated one is stored joined by "," (as S3 does)."""
+    return {name[len(METADATA_PREFIX) :]: value for name, value in headers.items() if name.startswith(METADATA_PREFIX)}
 
 
 def request_stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
@@ -222,7 +222,7 @@ def request_stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 async def delete_object(ctx: Context) -> S3Response:
-    ctx.store.delete_object(ctx.bucket, ctx.key)
+    await ctx.store.delete_object(ctx.bucket, ctx.key)
     return empty_response(204)
 
 
@@ -234,7 +234,7 @@ MAX_DELETE_KEYS = 1000
 async def delete_objects(ctx: Context) -> S3Response:
     """POST ?delete. The body's integrity is checked like any body: Content-MD5 if sent, the
     x-amz-checksum-* header botocore ≥ 1.36 sends instead (CRC32) — neither is demanded."""
-    ctx.store.get_bucket(ctx.bucket)
+    await ctx.store.get_bucket(ctx.bucket)
     received = await receive_body(ctx)
     root = parse_request_document(received.content.read(0, received.content.size), "Delete")
     quiet = (child_text(root, "Quiet") or "").strip().lower() == "true"
@@ -246,7 +246,7 @@ async def delete_objects(ctx: Context) -> S3Response:
         key = child_text(item, "Key")
         if key is None:
             raise malformed_xml()
-        ctx.store.delete_object(ctx.bucket, key)
+        await ctx.store.delete_object(ctx.bucket, key)
         if not quiet:
             results.append(node("Deleted", leaf("Key", key)))
     return xml_response(document("DeleteResult", *results))

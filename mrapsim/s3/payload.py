@@ -114,9 +114,8 @@ class _Sink:
 async def receive_body(ctx: Context, *, compute: Iterable[str] = ()) -> ReceivedBody:
     """Read, decode and verify the request body; see the module comment. `compute` names
     checksum algorithms to compute even if the request declares none (multipart parts)."""
-    request = ctx.request
-    headers = dict(request.headers)
-    content_sha256 = request.auth.content_sha256
+    headers = ctx.request.headers
+    content_sha256 = ctx.auth.content_sha256
     header_checksum = declared_in_headers(headers)
     trailer_names = [n.strip() for n in headers.get("x-amz-trailer", "").split(",") if n.strip()]
     trailer_algorithms = []
@@ -138,7 +137,7 @@ async def receive_body(ctx: Context, *, compute: Iterable[str] = ()) -> Received
     trailer: Mapping[str, str] = {}
     if is_aws_chunked(headers, content_sha256):
         decoded_length = declared_size(headers, True)
-        trailer = await _receive_aws_chunked(ctx, sink, decoded_length, request.auth.streaming_key, content_sha256)
+        trailer = await _receive_aws_chunked(ctx, sink, decoded_length, ctx.auth.streaming_key, content_sha256)
     else:
         async for piece in ctx.body.chunks():
             sink.write(piece)
@@ -207,7 +206,7 @@ async def _receive_aws_chunked(
     decoder.receive_eof()
     if not finished and not drain():
         raise _framing_error(chunked.Malformed(chunked.Problem.TRUNCATED, "the body ended early"))
-    if content_sha256 == STREAMING_UNSIGNED_TRAILER and not trailer and ctx.request.header("x-amz-trailer"):
+    if content_sha256 == STREAMING_UNSIGNED_TRAILER and not trailer and ctx.request.headers.get("x-amz-trailer"):
         raise S3Error("InvalidRequest", "The aws-chunked body has no trailer", 400)
     return trailer
 

@@ -21,3 +21,4 @@ class RequestRecord:
     duration: float  # seconds, from the request's arrival to the last byte handed to the server
     bytes_in: int  # request body bytes read
     bytes_out: int  # response body bytes sent
+    faults: tuple[str, ...] = ()  # names of the S3 faults the request got (docs/faults.md)

@@ -1,7 +1,10 @@
-"""A request as the S3 handlers see it: where it is addressed, what it asks, who signed it.
+"""A request as the S3 app sees it: what was received, and where it is addressed.
 
-`S3Request` is built once per request and never changes; the body is separate
-(`RequestBody`) because reading it is stateful and may fail late (digest mismatch).
+`S3Request` is built once per request, from the ASGI scope, and never changes: addressing,
+routing, auth (which reads it as a `SignedRequest`) and the handlers all read this one value and
+its one header semantics (headers.py). What the app derives from it (the `Target`, the auth
+verdict) travels beside it in the handler's `Context`. The body is separate (`RequestBody`)
+because reading it is stateful and may fail late (digest mismatch).
 """
 
 from __future__ import annotations
@@ -9,13 +12,14 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from urllib.parse import unquote
 
 from starlette.types import Receive
 
-from mrapsim.s3.auth import Authorized
 from mrapsim.s3.errors import S3Error
+from mrapsim.s3.headers import Headers
 
 
 class Addressing(enum.StrEnum):
@@ -59,20 +63,15 @@ def parse_query(raw_query: str) -> dict[str, str]:
 @dataclass(frozen=True)
 class S3Request:
     method: str
-    raw_path: str
-    raw_query: str
-    query: Mapping[str, str]
-    headers: tuple[tuple[str, str], ...]  # names lower-case, in arrival order
-    target: Target
-    auth: Authorized
+    raw_path: str  # percent-encoded, exactly as on the request line (its bytes as Latin-1)
+    raw_query: str  # without the "?"
+    headers: Headers
     request_id: str
     host_id: str
+    query: Mapping[str, str] = field(init=False)  # decoded from raw_query by parse_query
 
-    def header(self, name: str) -> str | None:
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "query", MappingProxyType(parse_query(self.raw_query)))
 
 
 class ClientDisconnected(Exception):

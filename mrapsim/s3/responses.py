@@ -6,7 +6,7 @@ it; handlers never touch ASGI.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import AsyncIterable
 from dataclasses import dataclass
 
 XML_CONTENT_TYPE = "application/xml"
@@ -16,7 +16,7 @@ XML_CONTENT_TYPE = "application/xml"
 class S3Response:
     status: int = 200
     headers: tuple[tuple[str, str], ...] = ()
-    body: bytes | Iterable[bytes] = b""
+    body: bytes | AsyncIterable[bytes] = b""
     # For a streamed body, its length (sent as Content-Length); bytes bodies are measured.
     content_length: int | None = None
 

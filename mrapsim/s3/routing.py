@@ -1,6 +1,6 @@
 """The dispatch table: (method, level, marker) → operation.
 
-Every operation of SPEC §6 has a row, so the table doubles as the roadmap: a row whose handler
+Every operation mrapsim knows by name has a row, so the table doubles as the roadmap: a row whose handler
 is None is known by name (records and metrics say "UploadPart", not "unknown") and answers 501
 NotImplemented until it is built.
 

@@ -23,7 +23,7 @@ async def list_buckets(ctx: Context) -> S3Response:
             raise invalid_argument("The continuation token provided is incorrect", "continuation-token", token)
         after = decoded
     # Bucket counts are small (S3 caps an account at 10,000 by default): a filter is fine here.
-    buckets = [b for b in ctx.store.list_buckets() if b.name.startswith(prefix) and b.name > after]
+    buckets = [b for b in (await ctx.store.list_buckets()) if b.name.startswith(prefix) and b.name > after]
     page, rest = buckets[:max_buckets], buckets[max_buckets:]
     owner = ctx.owner
     children = [

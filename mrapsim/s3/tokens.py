@@ -1,4 +1,4 @@
-"""Stateless continuation tokens for listings (SPEC §6).
+"""Stateless continuation tokens for listings.
 
 A token carries the resume position (`ListPage.next_after`) encrypted and authenticated with
 AES-GCM under a key derived from the configuration, with the bucket name as associated data:

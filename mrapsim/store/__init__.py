@@ -1,4 +1,4 @@
-"""Where objects live: the `Store` interface and its implementations (SPEC §7).
+"""Where objects live: the `Store` interface and its implementations.
 
 The S3 app (`mrapsim.s3`) talks to a `Store` only; it never knows which implementation it has.
 """
@@ -20,6 +20,7 @@ from mrapsim.store.content import (
     ContentSource,
     MemoryContentBuilder,
     SliceContent,
+    stream_content,
 )
 from mrapsim.store.errors import (
     BucketAlreadyExistsError,
@@ -28,6 +29,7 @@ from mrapsim.store.errors import (
     NoSuchKeyError,
     NoSuchUploadError,
     StoreError,
+    StoreOpenError,
 )
 from mrapsim.store.memory import MemoryStore
 from mrapsim.store.seed import create_store, seed_store
@@ -52,8 +54,10 @@ __all__ = [
     "SliceContent",
     "Store",
     "StoreError",
+    "StoreOpenError",
     "StoredObject",
     "UploadInfo",
     "create_store",
     "seed_store",
+    "stream_content",
 ]

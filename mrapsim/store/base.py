@@ -3,7 +3,7 @@
 Every value is a frozen dataclass: a listing page or an object's description can be handed to
 the S3 layer, logged or cached without anyone mutating it underneath.
 
-Listing is the operation that must scale (SPEC §6): `list_page` costs O(log n + page size) in
+Listing is the operation that must scale: `list_page` costs O(log n + page size) in
 every implementation, delimiter roll-ups included — never a scan or sort of the bucket. Its
 resume position is a plain string (`start_after`) so that stateless continuation tokens can
 carry it across restarts and replicas.
@@ -64,6 +64,11 @@ class ObjectWrite:
     etag: str | None = None  # given by the S3 layer (it hashes while streaming); else md5 of the content
 
 
+def utc_now_seconds() -> dt.datetime:
+    """A store's clock: S3 times are UTC with whole seconds (HTTP dates have no finer resolution)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
 def object_info(key: str, write: ObjectWrite, *, size: int, etag: str, last_modified: dt.datetime) -> ObjectInfo:
     """What a store records for `write` stored under `key`; the store supplies size, ETag, time."""
     return ObjectInfo(
@@ -117,43 +122,45 @@ class ListPage:
 
 
 class Store(Protocol):
-    """Buckets and objects. Implementations are used from one event loop; they are synchronous
-    because the in-memory store never blocks (a database-backed store may push work to a thread
-    behind the same methods)."""
+    """Buckets and objects, used from one trio event loop. The methods are async so that a store
+    that waits (for a disk, for another process's write lock) does it off the event loop: while
+    one request waits, the process keeps accepting connections and its stall and peek timers
+    keep time. The in-memory store never waits; the sqlite store runs each call in a thread.
+    `new_content` and `close` never wait, so they stay synchronous."""
 
-    def list_buckets(self) -> Sequence[BucketInfo]:
+    async def list_buckets(self) -> Sequence[BucketInfo]:
         """All buckets, by name."""
         ...
 
-    def get_bucket(self, bucket: str) -> BucketInfo:
+    async def get_bucket(self, bucket: str) -> BucketInfo:
         """Raises NoSuchBucketError."""
         ...
 
-    def create_bucket(self, bucket: str) -> BucketInfo:
+    async def create_bucket(self, bucket: str) -> BucketInfo:
         """Raises BucketAlreadyExistsError."""
         ...
 
-    def delete_bucket(self, bucket: str) -> None:
+    async def delete_bucket(self, bucket: str) -> None:
         """Raises NoSuchBucketError, BucketNotEmptyError."""
         ...
 
-    def head_object(self, bucket: str, key: str) -> ObjectInfo:
+    async def head_object(self, bucket: str, key: str) -> ObjectInfo:
         """Raises NoSuchBucketError, NoSuchKeyError."""
         ...
 
-    def get_object(self, bucket: str, key: str) -> StoredObject:
+    async def get_object(self, bucket: str, key: str) -> StoredObject:
         """Raises NoSuchBucketError, NoSuchKeyError."""
         ...
 
-    def put_object(self, bucket: str, key: str, write: ObjectWrite) -> ObjectInfo:
+    async def put_object(self, bucket: str, key: str, write: ObjectWrite) -> ObjectInfo:
         """Creates or replaces; raises NoSuchBucketError."""
         ...
 
-    def delete_object(self, bucket: str, key: str) -> bool:
+    async def delete_object(self, bucket: str, key: str) -> bool:
         """True when the key existed; raises NoSuchBucketError."""
         ...
 
-    def list_page(
+    async def list_page(
         self,
         bucket: str,
         *,
@@ -167,9 +174,20 @@ class Store(Protocol):
         together. Raises NoSuchBucketError."""
         ...
 
-    def add_synthetic(self, bucket: str, spec: SyntheticSpec) -> None:
-        """Give `bucket` a synthetic key space (store/synthetic.py) beneath its real objects.
-        Raises NoSuchBucketError, SyntheticFormatError."""
+    async def set_synthetic(self, bucket: str, spec: SyntheticSpec | None) -> None:
+        """Give `bucket` a synthetic key space (store/synthetic.py) beneath its real objects;
+        None takes it away. Raises NoSuchBucketError."""
+        ...
+
+    async def seed_object(self, bucket: str, key: str, write: ObjectWrite) -> bool:
+        """Write `key` the first time this store is seeded with it, never again: a seeded key the
+        user has since overwritten or deleted stays as the user left it, across restarts and
+        across worker processes that share the store and seed it at once. True when written.
+        Raises NoSuchBucketError."""
+        ...
+
+    def close(self) -> None:
+        """Let go of what the store holds open (database connections); the data stays."""
         ...
 
     def new_content(self) -> ContentBuilder:
@@ -178,33 +196,33 @@ class Store(Protocol):
 
     # -- multipart uploads -------------------------------------------------------------------------
 
-    def create_upload(self, bucket: str, upload: UploadInfo) -> UploadInfo:
+    async def create_upload(self, bucket: str, upload: UploadInfo) -> UploadInfo:
         """Registers `upload` (its upload_id chosen by the caller). Raises NoSuchBucketError."""
         ...
 
-    def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
+    async def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
         """Raises NoSuchBucketError, NoSuchUploadError."""
         ...
 
-    def put_part(self, bucket: str, key: str, upload_id: str, part: PartInfo, content: ContentSource) -> PartInfo:
+    async def put_part(self, bucket: str, key: str, upload_id: str, part: PartInfo, content: ContentSource) -> PartInfo:
         """Creates or replaces part `part.number`. Raises NoSuchBucketError, NoSuchUploadError."""
         ...
 
-    def list_parts(self, bucket: str, key: str, upload_id: str) -> Sequence[PartInfo]:
+    async def list_parts(self, bucket: str, key: str, upload_id: str) -> Sequence[PartInfo]:
         """The parts uploaded so far, by part number. Raises NoSuchBucketError, NoSuchUploadError."""
         ...
 
-    def complete_upload(
+    async def complete_upload(
         self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int], write: ObjectWrite
     ) -> ObjectInfo:
         """Writes the object made of `part_numbers` (validated by the caller) in that order, with
         `write`'s attributes (its content is ignored), and forgets the upload."""
         ...
 
-    def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
+    async def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
         """Raises NoSuchBucketError, NoSuchUploadError."""
         ...
 
-    def list_uploads(self, bucket: str) -> Sequence[UploadInfo]:
+    async def list_uploads(self, bucket: str) -> Sequence[UploadInfo]:
         """Uploads in progress, by key then initiation time. Raises NoSuchBucketError."""
         ...

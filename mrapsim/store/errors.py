@@ -33,3 +33,8 @@ class NoSuchUploadError(StoreError):
     def __init__(self, bucket: str, key: str, upload_id: str) -> None:
         super().__init__(bucket, key)
         self.upload_id = upload_id
+
+
+class StoreOpenError(Exception):
+    """The store cannot be opened (its directory unwritable, a newer schema, no WAL); the command
+    line reports it as a start-up error about `store.path`."""

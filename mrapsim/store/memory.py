@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -39,8 +38,16 @@ from mrapsim.store.base import (
     StoredObject,
     UploadInfo,
     object_info,
+    utc_now_seconds,
 )
-from mrapsim.store.content import BytesContent, ConcatContent, ContentBuilder, ContentSource, MemoryContentBuilder
+from mrapsim.store.content import (
+    BytesContent,
+    ConcatContent,
+    ContentBuilder,
+    ContentSource,
+    MemoryContentBuilder,
+    content_etag,
+)
 from mrapsim.store.errors import (
     BucketAlreadyExistsError,
     BucketNotEmptyError,
@@ -50,17 +57,6 @@ from mrapsim.store.errors import (
 )
 from mrapsim.store.merge import IndexCursor, KeyCursor, MergedCursor, list_merged
 from mrapsim.store.synthetic import SyntheticKeys, synthetic_content, synthetic_info
-
-
-def utc_now_seconds() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0)
-
-
-def content_etag(content: ContentSource) -> str:
-    md5 = hashlib.md5(usedforsecurity=False)
-    for chunk in content.chunks(0, content.size):
-        md5.update(chunk)
-    return f'"{md5.hexdigest()}"'
 
 
 @dataclass
@@ -110,6 +106,7 @@ class _Bucket:
     synthetic: SyntheticKeys | None = None
     spec: SyntheticSpec | None = None
     deleted: set[str] = field(default_factory=set)  # synthetic keys deleted (or overwritten and deleted)
+    seeded: set[str] = field(default_factory=set)  # keys seed_object wrote once
 
     def synthetic_object(self, key: str) -> StoredObject | None:
         if self.synthetic is None or self.spec is None or key in self.deleted:
@@ -131,37 +128,37 @@ class MemoryStore:
 
     # -- buckets -------------------------------------------------------------------------------
 
-    def list_buckets(self) -> Sequence[BucketInfo]:
+    async def list_buckets(self) -> Sequence[BucketInfo]:
         return [self._buckets[name].info for name in sorted(self._buckets)]
 
-    def get_bucket(self, bucket: str) -> BucketInfo:
+    async def get_bucket(self, bucket: str) -> BucketInfo:
         return self._bucket(bucket).info
 
-    def create_bucket(self, bucket: str) -> BucketInfo:
+    async def create_bucket(self, bucket: str) -> BucketInfo:
         if bucket in self._buckets:
             raise BucketAlreadyExistsError(bucket)
         info = BucketInfo(bucket, self._clock())
         self._buckets[bucket] = _Bucket(info)
         return info
 
-    def delete_bucket(self, bucket: str) -> None:
+    async def delete_bucket(self, bucket: str) -> None:
         if not self._bucket(bucket).is_empty():
             raise BucketNotEmptyError(bucket)
         del self._buckets[bucket]
 
     # -- objects -------------------------------------------------------------------------------
 
-    def head_object(self, bucket: str, key: str) -> ObjectInfo:
-        return self.get_object(bucket, key).info
+    async def head_object(self, bucket: str, key: str) -> ObjectInfo:
+        return (await self.get_object(bucket, key)).info
 
-    def get_object(self, bucket: str, key: str) -> StoredObject:
+    async def get_object(self, bucket: str, key: str) -> StoredObject:
         target = self._bucket(bucket)
         stored = target.objects.get(key) or target.synthetic_object(key)
         if stored is None:
             raise NoSuchKeyError(bucket, key)
         return stored
 
-    def put_object(self, bucket: str, key: str, write: ObjectWrite) -> ObjectInfo:
+    async def put_object(self, bucket: str, key: str, write: ObjectWrite) -> ObjectInfo:
         target = self._bucket(bucket)
         info = object_info(
             key,
@@ -175,11 +172,13 @@ class MemoryStore:
         target.objects[key] = StoredObject(info, write.content)
         return info
 
-    def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str = "binary/octet-stream") -> ObjectInfo:
+    async def put_bytes(
+        self, bucket: str, key: str, data: bytes, content_type: str = "binary/octet-stream"
+    ) -> ObjectInfo:
         """Convenience for seeding and tests."""
-        return self.put_object(bucket, key, ObjectWrite(BytesContent(data), content_type=content_type))
+        return await self.put_object(bucket, key, ObjectWrite(BytesContent(data), content_type=content_type))
 
-    def delete_object(self, bucket: str, key: str) -> bool:
+    async def delete_object(self, bucket: str, key: str) -> bool:
         target = self._bucket(bucket)
         synthetic = target.synthetic_object(key) is not None
         if synthetic:
@@ -189,16 +188,26 @@ class MemoryStore:
         target.order.remove(key)
         return True
 
-    def add_synthetic(self, bucket: str, spec: SyntheticSpec) -> None:
+    async def set_synthetic(self, bucket: str, spec: SyntheticSpec | None) -> None:
         """Give `bucket` the synthetic key space `spec` describes, under its real objects
-        (a real object with a synthetic key shadows it). Raises SyntheticFormatError."""
+        (a real object with a synthetic key shadows it); None takes it away."""
         target = self._bucket(bucket)
-        target.synthetic = SyntheticKeys.from_format(spec.key_format, spec.keys)
+        target.synthetic = None if spec is None else SyntheticKeys.of(spec)
         target.spec = spec
+
+    async def seed_object(self, bucket: str, key: str, write: ObjectWrite) -> bool:
+        target = self._bucket(bucket)
+        if key in target.seeded:
+            return False
+        target.seeded.add(key)
+        if key in target.objects:
+            return False
+        await self.put_object(bucket, key, write)
+        return True
 
     # -- listing -------------------------------------------------------------------------------
 
-    def list_page(
+    async def list_page(
         self,
         bucket: str,
         *,
@@ -230,37 +239,40 @@ class MemoryStore:
     def new_content(self) -> ContentBuilder:
         return MemoryContentBuilder()
 
+    def close(self) -> None:
+        """Nothing to let go of: the objects live as long as the process."""
+
     # -- multipart uploads -----------------------------------------------------------------------
 
-    def create_upload(self, bucket: str, upload: UploadInfo) -> UploadInfo:
+    async def create_upload(self, bucket: str, upload: UploadInfo) -> UploadInfo:
         self._bucket(bucket).uploads[upload.upload_id] = _Upload(upload)
         return upload
 
-    def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
+    async def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
         return self._upload(bucket, key, upload_id).info
 
-    def put_part(self, bucket: str, key: str, upload_id: str, part: PartInfo, content: ContentSource) -> PartInfo:
+    async def put_part(self, bucket: str, key: str, upload_id: str, part: PartInfo, content: ContentSource) -> PartInfo:
         self._upload(bucket, key, upload_id).parts[part.number] = (part, content)
         return part
 
-    def list_parts(self, bucket: str, key: str, upload_id: str) -> Sequence[PartInfo]:
+    async def list_parts(self, bucket: str, key: str, upload_id: str) -> Sequence[PartInfo]:
         parts = self._upload(bucket, key, upload_id).parts
         return [parts[number][0] for number in sorted(parts)]
 
-    def complete_upload(
+    async def complete_upload(
         self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int], write: ObjectWrite
     ) -> ObjectInfo:
         upload = self._upload(bucket, key, upload_id)
         content = ConcatContent.of([upload.parts[number][1] for number in part_numbers])
-        info = self.put_object(bucket, key, replace(write, content=content))
+        info = await self.put_object(bucket, key, replace(write, content=content))
         del self._bucket(bucket).uploads[upload_id]
         return info
 
-    def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
+    async def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
         self._upload(bucket, key, upload_id)
         del self._bucket(bucket).uploads[upload_id]
 
-    def list_uploads(self, bucket: str) -> Sequence[UploadInfo]:
+    async def list_uploads(self, bucket: str) -> Sequence[UploadInfo]:
         uploads = [u.info for u in self._bucket(bucket).uploads.values()]
         return sorted(uploads, key=lambda u: (u.key, u.initiated, u.upload_id))
 

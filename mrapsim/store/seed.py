@@ -1,34 +1,37 @@
-"""Building the configured store and filling it from `Config.buckets` and `Config.mraps`."""
+"""Building the configured store and filling it from `Config.buckets` and `Config.mraps`.
+
+One seeding routine serves every store. It may run many times over the same store (a sqlite
+store outlives restarts and is shared by worker processes that all seed it as they start), so
+each step is idempotent: an existing bucket is kept, and each configured object is written
+through `Store.seed_object`, which writes a key once in the store's life.
+"""
 
 from __future__ import annotations
 
 import contextlib
 
-from mrapsim.config import Config, ConfigError
+import trio
+
+from mrapsim.config import Config
 from mrapsim.store.base import ObjectWrite, Store
 from mrapsim.store.content import BytesContent
 from mrapsim.store.errors import BucketAlreadyExistsError
 from mrapsim.store.memory import MemoryStore
-from mrapsim.store.synthetic import SyntheticFormatError
+from mrapsim.store.sqlite import SqliteStore
 
 
-def create_store(config: Config) -> Store:
-    """The store `config.store` asks for, seeded.
-
-    The sqlite store is shared by worker processes and outlives restarts, so it seeds itself:
-    once per (bucket, key), never overwriting what a user changed since.
-    """
-    if config.store.kind == "sqlite":
-        from mrapsim.store.sqlite import SqliteStore, StoreOpenError  # sqlite imports this module
-
-        try:
-            sqlite = SqliteStore.open(config.store.path)
-        except StoreOpenError as exc:
-            raise ConfigError("store.path", str(exc)) from exc
-        sqlite.seed(config)
-        return sqlite
-    store = MemoryStore()
-    seed_store(store, config)
+async def create_store(config: Config) -> Store:
+    """The store `config.store` asks for, seeded. Raises StoreOpenError."""
+    store: Store
+    if config.store.kind == "sqlite":  # opening may wait for another worker's write lock
+        store = await trio.to_thread.run_sync(SqliteStore.open, config.store.path)
+    else:
+        store = MemoryStore()
+    try:
+        await seed_store(store, config)
+    except BaseException:
+        store.close()
+        raise
     return store
 
 
@@ -37,23 +40,14 @@ def seed_content_type(key: str) -> str:
     return "text/plain" if key.endswith((".txt", ".md", ".csv")) else "binary/octet-stream"
 
 
-def seed_store(store: Store, config: Config) -> None:
-    """Create every declared bucket with its objects, then every bucket an MRAP names but no
-    `[[buckets]]` entry declares (empty). Existing buckets are kept, so seeding is idempotent."""
+async def seed_store(store: Store, config: Config) -> None:
+    """Create every declared bucket and every bucket an MRAP names (empty), give each declared
+    bucket exactly its configured synthetic key space, and write each declared object once."""
+    for name in [bucket.name for bucket in config.buckets] + [name for mrap in config.mraps for name in mrap.buckets]:
+        with contextlib.suppress(BucketAlreadyExistsError):
+            await store.create_bucket(name)
     for bucket in config.buckets:
-        _ensure_bucket(store, bucket.name)
-        if bucket.synthetic is not None:
-            try:
-                store.add_synthetic(bucket.name, bucket.synthetic)
-            except SyntheticFormatError as exc:
-                raise ConfigError(f"buckets.{bucket.name}.synthetic.key_format", str(exc)) from exc
+        await store.set_synthetic(bucket.name, bucket.synthetic)
         for key, data in bucket.objects:
-            store.put_object(bucket.name, key, ObjectWrite(BytesContent(data), content_type=seed_content_type(key)))
-    for mrap in config.mraps:
-        for name in mrap.buckets:
-            _ensure_bucket(store, name)
-
-
-def _ensure_bucket(store: Store, name: str) -> None:
-    with contextlib.suppress(BucketAlreadyExistsError):
-        store.create_bucket(name)
+            write = ObjectWrite(BytesContent(data), content_type=seed_content_type(key))
+            await store.seed_object(bucket.name, key, write)

@@ -1,4 +1,4 @@
-"""The persistent store (SPEC §7): SQLite for the catalogue, plain files for large bodies, one
+"""The persistent store: SQLite for the catalogue, plain files for large bodies, one
 directory shared by every `mrapsim serve --workers N` process on a machine.
 
 Layout of the directory (`store.path`):
@@ -10,8 +10,8 @@ Layout of the directory (`store.path`):
 Sharing between processes: the database is in WAL mode (readers never block the writer), every
 connection waits up to BUSY_TIMEOUT for the write lock, and every write is one short
 `BEGIN IMMEDIATE` transaction that only touches rows and renames files — bodies are written
-before it starts. Each process has its own connection (reopened after a fork); the store is used
-from one thread, so each method runs synchronously and briefly.
+before it starts. Each method runs on a worker thread with a connection of its own (the class
+comment says how), so that waiting for the lock never stalls the process's event loop.
 
 Bodies: up to INLINE_MAX bytes live in the database (`bodies`). Larger ones stream into a spool
 file under tmp/ (`new_content()`), never into memory, and storing the object renames that file
@@ -33,17 +33,17 @@ merges that cursor with a synthetic key space exactly as the in-memory store doe
 by SQLite's BINARY collation of UTF-8 text — byte order, the same as S3's and as Python's code
 point order. Each page runs in one read transaction: one consistent snapshot.
 
-Seeding (`seed`) runs in one transaction and is idempotent across restarts and across workers
-starting at once: buckets are created if absent, each configured object is written once (a key
-the user has since overwritten or deleted is left alone).
+Seeding (store/seed.py) is idempotent across restarts and across workers starting at once:
+`seed_object` records each seeded key in the `seeded` table in the transaction that writes it,
+so each configured object is written once (a key the user has since overwritten or deleted is
+left alone).
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime as dt
-import hashlib
+import functools
 import json
 import os
 import sqlite3
@@ -52,13 +52,15 @@ import threading
 import uuid
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
-from mrapsim.config import Config, ConfigError, SyntheticSpec
+import trio
+
+from mrapsim.config import SyntheticSpec
 from mrapsim.store.base import (
     BucketInfo,
     ListPage,
@@ -68,6 +70,7 @@ from mrapsim.store.base import (
     StoredObject,
     UploadInfo,
     object_info,
+    utc_now_seconds,
 )
 from mrapsim.store.content import (
     DEFAULT_CHUNK_SIZE,
@@ -76,6 +79,7 @@ from mrapsim.store.content import (
     ContentBuilder,
     ContentSource,
     SliceContent,
+    content_etag,
 )
 from mrapsim.store.errors import (
     BucketAlreadyExistsError,
@@ -83,13 +87,13 @@ from mrapsim.store.errors import (
     NoSuchBucketError,
     NoSuchKeyError,
     NoSuchUploadError,
+    StoreOpenError,
 )
-from mrapsim.store.memory import content_etag, utc_now_seconds
 from mrapsim.store.merge import IndexCursor, KeyCursor, MergedCursor, list_merged, prefix_successor
-from mrapsim.store.seed import seed_content_type
-from mrapsim.store.synthetic import SyntheticFormatError, SyntheticKeys, synthetic_content, synthetic_info
+from mrapsim.store.synthetic import SyntheticKeys, synthetic_content, synthetic_info
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 SCHEMA_VERSION = 1
 DATABASE_NAME = "mrapsim.sqlite3"
@@ -159,10 +163,6 @@ Segment = tuple[str, int, int]  # blob name, offset, length
 Row = tuple[Any, ...]
 
 
-class StoreOpenError(Exception):
-    """The store directory or database cannot be used (unwritable, a newer schema, no WAL)."""
-
-
 # -- bodies in files ------------------------------------------------------------------------------
 
 
@@ -219,6 +219,10 @@ class FileContent:
     @property
     def size(self) -> int:
         return self.length
+
+    @property
+    def on_disk(self) -> bool:
+        return True
 
     def read(self, start: int, stop: int) -> bytes:
         stop = min(stop, self.length)
@@ -439,6 +443,12 @@ def _json(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def _spec_json(spec: SyntheticSpec | None) -> str | None:
+    if spec is None:
+        return None
+    return _json({"keys": spec.keys, "key_format": spec.key_format, "size": spec.size, "seed": spec.seed})
+
+
 def _object_info(row: Row) -> ObjectInfo:
     key, size, etag, modified, content_type, metadata, headers, checksums, checksum_type, storage_class = row[:10]
     return ObjectInfo(
@@ -517,23 +527,76 @@ def _pid_alive(pid: int) -> bool:
 # -- the store ------------------------------------------------------------------------------------
 
 
+@dataclass
+class _Returned(Generic[T]):
+    """What a call on a worker thread returned or raised (see `_in_thread`)."""
+
+    value: T | None = None
+    error: BaseException | None = None
+
+
+def _capture(call: Callable[[], T]) -> _Returned[T]:
+    try:
+        return _Returned(value=call())
+    except BaseException as exc:
+        return _Returned(error=exc)
+
+
+def _in_thread(
+    method: Callable[Concatenate[SqliteStore, P], T],
+) -> Callable[Concatenate[SqliteStore, P], Coroutine[Any, Any, T]]:
+    """The async Store method that runs the synchronous `method` on a worker thread. It is not
+    abandoned when its caller is cancelled: the thread finishes (its wait is bounded by
+    BUSY_TIMEOUT) and the transaction commits or rolls back whole, files included."""
+
+    async def run(self: SqliteStore, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        # An exception comes back as a value and is raised here, leaving no reference to it in
+        # trio's thread machinery: there it would sit in a reference cycle with its frames and
+        # keep the call's arguments (an unstored upload's spool file) until the garbage collector
+        # ran. Raised here, everything is let go of when the caller is done with the exception.
+        returned = await trio.to_thread.run_sync(_capture, functools.partial(method, self, *args, **kwargs))
+        error, returned.error = returned.error, None
+        if error is None:
+            return cast(T, returned.value)
+        try:
+            raise error
+        finally:
+            del error, returned
+
+    run.__name__, run.__qualname__, run.__doc__ = method.__name__, method.__qualname__, method.__doc__
+    return run
+
+
 class SqliteStore:
-    """The persistent Store; see the module comment. Construct with `SqliteStore.open(path)`."""
+    """The persistent Store; see the module comment. Construct with `SqliteStore.open(path)`.
+
+    Every Store method runs on a worker thread (`_in_thread`), so a wait for another process's
+    write lock, a large copy or an fsync never stalls the event loop. Threads and connections:
+    sqlite3 ties a connection to the thread that made it unless `check_same_thread=False`, and
+    even then a connection must not be used by two threads at once. Each call checks a connection
+    out of `_idle` for its whole transaction and puts it back afterwards, so a connection is only
+    ever used by one thread at a time, while trio may run the next call on another thread of its
+    pool (hence `check_same_thread=False`). Concurrent calls get connections of their own: a read
+    never queues behind a write that waits for the lock (WAL readers do not block on writers), and
+    writers queue in SQLite's busy handler, at most BUSY_TIMEOUT each.
+    """
 
     def __init__(self, root: Path, clock: Callable[[], dt.datetime] = utc_now_seconds) -> None:
         self._root = root
         self._blobs = root / "blobs"
         self._tmp = root / "tmp"
         self._clock = clock
-        self._db: sqlite3.Connection | None = None
-        self._pid = -1
-        self._lock = threading.RLock()  # one transaction at a time, should a caller use threads
+        self._idle: list[sqlite3.Connection] = []  # connections no thread is using, last used last
+        self._idle_lock = threading.Lock()
+        self._pid = os.getpid()
+        # Parsed synthetic specs by their JSON; threads may fill it at once (same value, no harm).
         self._synthetic: dict[str, tuple[SyntheticSpec, SyntheticKeys]] = {}
 
     @classmethod
     def open(cls, path: Path, *, clock: Callable[[], dt.datetime] = utc_now_seconds) -> SqliteStore:
         """Open (creating if need be) the store in directory `path`; safe to call from several
-        processes at once. Raises StoreOpenError."""
+        processes at once. It may wait for another process's write lock: from the event loop,
+        call it through `trio.to_thread`. Raises StoreOpenError."""
         root = Path(path).absolute()
         try:
             for directory in (root, root / "blobs", root / "tmp"):
@@ -550,9 +613,12 @@ class SqliteStore:
         return self._root
 
     def close(self) -> None:
-        if self._db is not None and self._pid == os.getpid():
-            self._db.close()
-        self._db = None
+        """Close the idle connections (a call still running puts its own back afterwards)."""
+        with self._idle_lock:
+            idle, self._idle = self._idle, []
+            ours = self._pid == os.getpid()
+        for db in idle if ours else ():
+            db.close()
 
     def __enter__(self) -> SqliteStore:
         return self
@@ -562,23 +628,38 @@ class SqliteStore:
 
     # -- connection and transactions ---------------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._db is None or self._pid != os.getpid():  # a forked child never uses its parent's
-            db = sqlite3.connect(
-                self._root / DATABASE_NAME, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
-            )
-            mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(
+            self._root / DATABASE_NAME, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
+        )
+        mode = db.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            db.close()
+            raise StoreOpenError(f"{self._root}: SQLite cannot use WAL mode here (got {mode!r})")
+        db.execute("PRAGMA synchronous = NORMAL")
+        return db
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """A connection for this thread alone until the block ends (see the class comment)."""
+        with self._idle_lock:
+            if self._pid != os.getpid():  # a forked child never uses its parent's connections
+                self._idle, self._pid = [], os.getpid()
+            db = self._idle.pop() if self._idle else None
+        if db is None:
+            db = self._connect()
+        try:
+            yield db
+        finally:
+            if db.in_transaction:  # a failed rollback: do not hand the transaction on
                 db.close()
-                raise StoreOpenError(f"{self._root}: SQLite cannot use WAL mode here (got {mode!r})")
-            db.execute("PRAGMA synchronous = NORMAL")
-            self._db, self._pid = db, os.getpid()
-        return self._db
+            else:
+                with self._idle_lock:
+                    self._idle.append(db)
 
     @contextlib.contextmanager
     def _transaction(self, begin: str) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            db = self._connection()
+        with self._connection() as db:
             db.execute(begin)
             try:
                 yield db
@@ -628,16 +709,19 @@ class SqliteStore:
 
     # -- buckets -----------------------------------------------------------------------------------
 
+    @_in_thread
     def list_buckets(self) -> Sequence[BucketInfo]:
         with self._read() as db:
             rows = db.execute("SELECT name, created FROM buckets ORDER BY name").fetchall()
         return [BucketInfo(name, _parse_time(created)) for name, created in rows]
 
+    @_in_thread
     def get_bucket(self, bucket: str) -> BucketInfo:
         with self._read() as db:
             row = self._bucket_row(db, bucket)
         return BucketInfo(bucket, _parse_time(row[0]))
 
+    @_in_thread
     def create_bucket(self, bucket: str) -> BucketInfo:
         info = BucketInfo(bucket, self._clock())
         with self._write() as db:
@@ -646,6 +730,7 @@ class SqliteStore:
             db.execute("INSERT INTO buckets (name, created) VALUES (?, ?)", (bucket, _time(info.created)))
         return info
 
+    @_in_thread
     def delete_bucket(self, bucket: str) -> None:
         with self._write() as db:
             synthetic = self._synthetic_of(self._bucket_row(db, bucket))
@@ -663,16 +748,17 @@ class SqliteStore:
             db.execute("DELETE FROM buckets WHERE name = ?", (bucket,))
         self._unlink(dead)
 
-    def add_synthetic(self, bucket: str, spec: SyntheticSpec) -> None:
-        """Give `bucket` the synthetic key space `spec` describes, beneath its real objects.
-        Raises NoSuchBucketError, SyntheticFormatError."""
-        SyntheticKeys.from_format(spec.key_format, spec.keys)
+    @_in_thread
+    def set_synthetic(self, bucket: str, spec: SyntheticSpec | None) -> None:
+        """Give `bucket` the synthetic key space `spec` describes, beneath its real objects;
+        None takes it away. Raises NoSuchBucketError."""
         with self._write() as db:
             self._bucket_row(db, bucket)
-            db.execute("UPDATE buckets SET synthetic = ? WHERE name = ?", (_json(dataclasses.asdict(spec)), bucket))
+            db.execute("UPDATE buckets SET synthetic = ? WHERE name = ?", (_spec_json(spec), bucket))
 
     # -- objects -----------------------------------------------------------------------------------
 
+    @_in_thread
     def head_object(self, bucket: str, key: str) -> ObjectInfo:
         with self._read() as db:
             synthetic = self._synthetic_of(self._bucket_row(db, bucket))
@@ -685,6 +771,7 @@ class SqliteStore:
                 return synthetic_info(synthetic[0], key)
         raise NoSuchKeyError(bucket, key)
 
+    @_in_thread
     def get_object(self, bucket: str, key: str) -> StoredObject:
         for _ in range(READ_RETRIES):
             with self._read() as db:
@@ -708,6 +795,7 @@ class SqliteStore:
                 continue  # replaced or deleted since the row was read: read it again
         raise NoSuchKeyError(bucket, key)
 
+    @_in_thread
     def put_object(self, bucket: str, key: str, write: ObjectWrite) -> ObjectInfo:
         etag = write.etag or content_etag(write.content)
         modified = self._clock()
@@ -721,10 +809,13 @@ class SqliteStore:
 
         return self._write_body(write.content, inline=True, record=record)
 
-    def put_bytes(self, bucket: str, key: str, data: bytes, content_type: str = "binary/octet-stream") -> ObjectInfo:
+    async def put_bytes(
+        self, bucket: str, key: str, data: bytes, content_type: str = "binary/octet-stream"
+    ) -> ObjectInfo:
         """Convenience for seeding and tests (as MemoryStore.put_bytes)."""
-        return self.put_object(bucket, key, ObjectWrite(BytesContent(data), content_type=content_type))
+        return await self.put_object(bucket, key, ObjectWrite(BytesContent(data), content_type=content_type))
 
+    @_in_thread
     def delete_object(self, bucket: str, key: str) -> bool:
         with self._write() as db:
             synthetic = self._synthetic_of(self._bucket_row(db, bucket))
@@ -739,6 +830,7 @@ class SqliteStore:
 
     # -- listing -----------------------------------------------------------------------------------
 
+    @_in_thread
     def list_page(
         self,
         bucket: str,
@@ -777,6 +869,7 @@ class SqliteStore:
 
     # -- multipart uploads -------------------------------------------------------------------------
 
+    @_in_thread
     def create_upload(self, bucket: str, upload: UploadInfo) -> UploadInfo:
         with self._write() as db:
             self._bucket_row(db, bucket)
@@ -786,10 +879,12 @@ class SqliteStore:
             )
         return upload
 
+    @_in_thread
     def get_upload(self, bucket: str, key: str, upload_id: str) -> UploadInfo:
         with self._read() as db:
             return self._upload(db, bucket, key, upload_id)
 
+    @_in_thread
     def put_part(self, bucket: str, key: str, upload_id: str, part: PartInfo, content: ContentSource) -> PartInfo:
         def record(db: sqlite3.Connection, body: _Body) -> tuple[PartInfo, list[str]]:
             self._upload(db, bucket, key, upload_id)
@@ -815,6 +910,7 @@ class SqliteStore:
 
         return self._write_body(content, inline=False, record=record)
 
+    @_in_thread
     def list_parts(self, bucket: str, key: str, upload_id: str) -> Sequence[PartInfo]:
         with self._read() as db:
             self._upload(db, bucket, key, upload_id)
@@ -827,6 +923,7 @@ class SqliteStore:
             PartInfo(n, etag, size, _parse_time(modified), json.loads(sums)) for n, etag, size, modified, sums in rows
         ]
 
+    @_in_thread
     def complete_upload(
         self, bucket: str, key: str, upload_id: str, part_numbers: Sequence[int], write: ObjectWrite
     ) -> ObjectInfo:
@@ -845,12 +942,14 @@ class SqliteStore:
         self._unlink(dead)
         return info
 
+    @_in_thread
     def abort_upload(self, bucket: str, key: str, upload_id: str) -> None:
         with self._write() as db:
             self._upload(db, bucket, key, upload_id)
             dead = self._drop_upload(db, bucket, upload_id)
         self._unlink(dead)
 
+    @_in_thread
     def list_uploads(self, bucket: str) -> Sequence[UploadInfo]:
         with self._read() as db:
             self._bucket_row(db, bucket)
@@ -860,38 +959,22 @@ class SqliteStore:
 
     # -- seeding -----------------------------------------------------------------------------------
 
-    def seed(self, config: Config) -> None:
-        """Create `config`'s buckets and objects (see the module comment): one transaction,
-        idempotent, never overwriting what a user changed. Declared buckets get exactly the
-        synthetic key space the configuration gives them. Raises ConfigError."""
-        for bucket in config.buckets:
-            if bucket.synthetic is not None:
-                try:
-                    SyntheticKeys.from_format(bucket.synthetic.key_format, bucket.synthetic.keys)
-                except SyntheticFormatError as exc:
-                    raise ConfigError(f"buckets.{bucket.name}.synthetic.key_format", str(exc)) from exc
-        now = self._clock()
+    @_in_thread
+    def seed_object(self, bucket: str, key: str, write: ObjectWrite) -> bool:
+        """See Store.seed_object: the `seeded` table remembers every key ever seeded, in the same
+        transaction as the write, so workers seeding at once write each key once between them."""
+        data = write.content.read(0, write.content.size)
+        etag = write.etag or content_etag(write.content)
+        modified = self._clock()
         with self._write() as db:
-            names = [bucket.name for bucket in config.buckets]
-            names += [name for mrap in config.mraps for name in mrap.buckets]
-            for name in names:
-                db.execute("INSERT OR IGNORE INTO buckets (name, created) VALUES (?, ?)", (name, _time(now)))
-            for bucket in config.buckets:
-                spec = None if bucket.synthetic is None else _json(dataclasses.asdict(bucket.synthetic))
-                db.execute("UPDATE buckets SET synthetic = ? WHERE name = ?", (spec, bucket.name))
-                for key, data in bucket.objects:
-                    if db.execute("INSERT OR IGNORE INTO seeded VALUES (?, ?)", (bucket.name, key)).rowcount == 0:
-                        continue  # seeded before: the user may have changed or deleted it since
-                    if db.execute("SELECT 1 FROM objects WHERE bucket = ? AND key = ?", (bucket.name, key)).fetchone():
-                        continue
-                    info = ObjectInfo(
-                        key=key,
-                        size=len(data),
-                        etag=f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"',
-                        last_modified=now,
-                        content_type=seed_content_type(key),
-                    )
-                    self._insert_object(db, bucket.name, info, _Body(len(data), inline=data))
+            self._bucket_row(db, bucket)
+            if db.execute("INSERT OR IGNORE INTO seeded VALUES (?, ?)", (bucket, key)).rowcount == 0:
+                return False  # seeded before: the user may have changed or deleted it since
+            if db.execute("SELECT 1 FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone():
+                return False
+            info = object_info(key, write, size=len(data), etag=etag, last_modified=modified)
+            self._insert_object(db, bucket, info, _Body(len(data), inline=data))
+        return True
 
     # -- internals: rows ---------------------------------------------------------------------------
 
@@ -908,7 +991,7 @@ class SqliteStore:
         found = self._synthetic.get(text)
         if found is None:
             spec = SyntheticSpec(**json.loads(text))
-            found = self._synthetic[text] = (spec, SyntheticKeys.from_format(spec.key_format, spec.keys))
+            found = self._synthetic[text] = (spec, SyntheticKeys.of(spec))
         return found
 
     def _synthetic_exists(self, db: sqlite3.Connection, bucket: str, key: str, keys: SyntheticKeys) -> bool:

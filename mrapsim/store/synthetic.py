@@ -1,11 +1,12 @@
-"""Synthetic objects (SPEC §7): N keys of a given size whose content derives from key and seed,
+"""Synthetic objects: N keys of a given size whose content derives from key and seed,
 costing no memory per key or per byte — a million keys or a 50 GiB object for load tests.
 
 Keys: key i is `key_format.format(i=i)`. Listing needs key order to equal index order, so the
 format must zero-pad `{i}` to a fixed width (`obj/{i:07d}`, `{i:08x}`): then every key has the
 same length and the digits, the only part that varies, compare like the numbers. Under that rule
 "the first key ≥ k" is a binary search over indices (O(log n) formats) and "is k a key" is a
-parse, so a bucket of 10^10 keys is as cheap as one of ten.
+parse, so a bucket of 10^10 keys is as cheap as one of ten. The configuration checks the rule
+when it is read (`config.KeyLayout`), so every `SyntheticSpec` a store receives keeps it.
 
 Content: 64 KiB blocks. A per-object base block comes from SHAKE-256 of (seed, key); block b is
 the base block with its first 16 bytes replaced by BLAKE2b(seed, key, b). So any byte range is
@@ -21,8 +22,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
-import string
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -35,12 +34,6 @@ from mrapsim.store.content import DEFAULT_CHUNK_SIZE
 BLOCK_SIZE = 64 * 1024
 BLOCK_HEADER = 16
 SYNTHETIC_LAST_MODIFIED = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-ZERO_PADDED = re.compile(r"0(?:>)?(\d+)([dxXob]?)")
-BASES = {"": 10, "d": 10, "x": 16, "X": 16, "o": 8, "b": 2}
-
-
-class SyntheticFormatError(ValueError):
-    """A key format whose key order would not be its index order."""
 
 
 @dataclass(frozen=True)
@@ -55,25 +48,10 @@ class SyntheticKeys:
     base: int
 
     @classmethod
-    def from_format(cls, key_format: str, count: int) -> SyntheticKeys:
-        fields = list(string.Formatter().parse(key_format))
-        named = [(literal, name, spec, conversion) for literal, name, spec, conversion in fields if name is not None]
-        if len(named) != 1 or named[0][1] != "i" or named[0][3] is not None:
-            raise SyntheticFormatError(f"{key_format!r} must contain {{i}} exactly once, without a conversion")
-        spec = named[0][2] or ""
-        padded = ZERO_PADDED.fullmatch(spec)
-        first, last = key_format.format(i=0), key_format.format(i=max(count - 1, 0))
-        if count > 1 and (padded is None or len(first) != len(last)):
-            raise SyntheticFormatError(
-                f"{key_format!r} must zero-pad {{i}} to a fixed width wide enough for {count} keys "
-                f"(e.g. 'obj/{{i:0{len(str(count - 1))}d}}') so that key order is index order; "
-                f"it gives {first!r} … {last!r}"
-            )
-        at = fields.index(next(f for f in fields if f[1] is not None))
-        prefix = "".join(f[0] for f in fields[: at + 1])
-        suffix = "".join(f[0] for f in fields[at + 1 :])
-        width = len(first) - len(prefix) - len(suffix)
-        return cls(count, key_format, prefix, suffix, width, BASES[padded.group(2) if padded else ""])
+    def of(cls, spec: SyntheticSpec) -> SyntheticKeys:
+        """`spec`'s key space; the configuration checked its format (config.KeyLayout)."""
+        layout = spec.layout
+        return cls(spec.keys, spec.key_format, layout.prefix, layout.suffix, layout.width, layout.base)
 
     def __len__(self) -> int:
         return self.count
@@ -158,6 +136,10 @@ class SyntheticContent:
     @property
     def size(self) -> int:
         return self.length
+
+    @property
+    def on_disk(self) -> bool:
+        return False
 
     @cached_property
     def _base(self) -> bytes:

@@ -1,13 +1,13 @@
 """A sans-IO reader for the first TLS ClientHello of a TCP stream.
 
-The edge peeks at each connection's ClientHello to route on SNI (SPEC §4). This module turns
+The edge peeks at each connection's ClientHello to route on SNI. This module turns
 bytes into either a parsed `ClientHello` or a `Rejection` verdict; it never touches a socket or
 a clock, so every case is a plain byte-string test (h11's receive buffer is the model).
 
 Operations: `ClientHelloReader.feed(data)` adds bytes and returns `None` ("need more"), a
 `ClientHello` or a `Rejection`. The first result is final; later feeds return it again.
 
-What it accepts (research/sni.md §2):
+What it accepts (docs/wire.md §1):
 - a ClientHello split over any number of feeds and over any number of TLS records (RFC 8446
   §5.1 lets a handshake message be fragmented across records);
 - SSLv2-compatible hellos (`byte0 & 0x80`, message type 1; they carry no extensions, so no SNI);
@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 from mrapsim.outcomes import Outcome
 
-DEFAULT_MAX_SIZE = 16384  # BoringSSL, Envoy, caddy-l4 and nginx's default cap (sni.md §2.9)
+DEFAULT_MAX_SIZE = 16384  # BoringSSL, Envoy, caddy-l4 and nginx's default cap (docs/wire.md §1)
 
 _HANDSHAKE = 0x16
 _CLIENT_HELLO = 1

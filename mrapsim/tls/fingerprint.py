@@ -1,4 +1,4 @@
-"""JA3 and JA4 fingerprints of a parsed ClientHello, for the connection record (SPEC §4).
+"""JA3 and JA4 fingerprints of a parsed ClientHello, for the connection record.
 
 - JA3 (salesforce/ja3): `version,ciphers,extensions,groups,point_formats` in decimal, values
   joined by `-`, GREASE removed, version = legacy_version; `ja3` is its MD5. Unstable for

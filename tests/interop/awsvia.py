@@ -10,27 +10,16 @@ proxy under test. That is what a pod behind an intercepting proxy sends; `--endp
 change the Host header and the SNI, which are the two things under test.
 
 Only `socket.getaddrinfo` is replaced (urllib3, used by botocore, resolves through it), in this
-process only; everything after is aws-cli's own `awscli.clidriver.main()`, as the `aws` script runs it.
+process only, by the same code `mrapsim exec` loads into its child (mrapsim/exec_site/sitecustomize.py);
+everything after is aws-cli's own `awscli.clidriver.main()`, as the `aws` script runs it. Outside the
+tests, `mrapsim exec --connect HOST:PORT -- aws ...` does the same.
 """
 
 from __future__ import annotations
 
-import socket
 import sys
-from typing import Any
 
-SUFFIX = ".amazonaws.com"
-
-
-def redirect(host: str, port: int) -> None:
-    original = socket.getaddrinfo
-
-    def getaddrinfo(name: Any, service: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(name, str) and name.lower().rstrip(".").endswith(SUFFIX):
-            return original(host, port, *args, **kwargs)
-        return original(name, service, *args, **kwargs)
-
-    socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]
+from mrapsim.exec_site.sitecustomize import redirect
 
 
 def main(argv: list[str]) -> int:

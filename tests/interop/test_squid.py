@@ -58,8 +58,10 @@ def test_bump_without_sni_fails_against_mrap_by_squids_timeout(
         assert record["outcome"] == "no_sni" and record["action"] == "stall", explain(cell)
         assert record["bytes_out"] == 0, explain(cell)
         # squid gives the upstream handshake min(connect_timeout, read_timeout) = 2 s here, and checks
-        # its timers once a second: measured 2.5-3 s; mrapsim's own stall_timeout is 60 s.
-        assert CONNECT_TIMEOUT - 0.1 <= record["duration"] < min(CONNECT_TIMEOUT, READ_TIMEOUT) + 2, explain(cell)
+        # its timers once a second: measured 2.5-3 s; mrapsim's own stall_timeout is 300 s. mrapsim's
+        # clock starts at accept, which under load can come after squid started its timer: half the
+        # connect timeout is the lower bound.
+        assert CONNECT_TIMEOUT / 2 <= record["duration"] < min(CONNECT_TIMEOUT, READ_TIMEOUT) + 2, explain(cell)
 
 
 def test_bump_without_sni_works_against_standard_s3(squid: Proxy, edge: MrapsimProcess, proxy_ca: ProxyCA) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import boto3
 import pytest
@@ -26,7 +26,7 @@ from starlette.types import ASGIApp
 
 from mrapsim.config import Config, load_config
 from mrapsim.s3 import RequestRecord, create_app
-from mrapsim.store import MemoryStore, create_store
+from mrapsim.store import MemoryStore, seed_store
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
 SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -69,7 +69,8 @@ def serving(app: ASGIApp) -> Iterator[str]:
         stop = trio.Event()
         state["stop"], state["token"] = stop, trio.lowlevel.current_trio_token()
         async with trio.open_nursery() as nursery:
-            state["binds"] = await nursery.start(partial(serve, app, hypercorn_config, shutdown_trigger=stop.wait))
+            serving = partial(serve, cast(Any, app), hypercorn_config, shutdown_trigger=stop.wait)
+            state["binds"] = await nursery.start(serving)
             started.set()
 
     def run() -> None:
@@ -94,11 +95,16 @@ def serving(app: ASGIApp) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def live() -> Iterator[LiveServer]:
     config = load_config(overrides={"buckets": [{"name": BULK_BUCKET}, {"name": NAMES_BUCKET}, {"name": WRITE_BUCKET}]})
-    store = create_store(config)
-    for i in range(BULK_KEYS):
-        store.put_bytes(BULK_BUCKET, f"k/{i:05d}", b"x")
-    for key in ODD_KEYS:
-        store.put_bytes(NAMES_BUCKET, key, key.encode())
+    store = MemoryStore()
+
+    async def fill() -> None:
+        await seed_store(store, config)
+        for i in range(BULK_KEYS):
+            await store.put_bytes(BULK_BUCKET, f"k/{i:05d}", b"x")
+        for key in ODD_KEYS:
+            await store.put_bytes(NAMES_BUCKET, key, key.encode())
+
+    trio.run(fill)
     records: list[RequestRecord] = []
     app = create_app(config, store, on_request=records.append)
     with serving(app) as url:

@@ -3,7 +3,7 @@ HEAD bodies, lifespan."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import trio
 
@@ -50,7 +50,7 @@ async def call(
 def test_scope_extension_reaches_the_record_and_mode_none_admits_anonymous() -> None:
     config = load_config(overrides={"auth": {"mode": "none"}})
     records: list[RequestRecord] = []
-    app = create_app(config, create_store(config), on_request=records.append)
+    app = create_app(config, trio.run(create_store, config), on_request=records.append)
     trace = {"mrapsim": {"connection_id": "c-42", "listener": "mrap"}}
 
     async def main() -> None:
@@ -76,7 +76,7 @@ def test_scope_extension_reaches_the_record_and_mode_none_admits_anonymous() -> 
 
 def test_lifespan_is_acknowledged() -> None:
     config = load_config()
-    app = create_app(config, create_store(config))
+    app = create_app(config, trio.run(create_store, config))
     messages = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
     sent: list[str] = []
 
@@ -86,5 +86,6 @@ def test_lifespan_is_acknowledged() -> None:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message["type"])
 
-    trio.run(app, {"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
+    # The app is Starlette-typed; trio.run only needs an async callable.
+    trio.run(cast(Any, app), {"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send)
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]

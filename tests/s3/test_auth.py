@@ -21,6 +21,8 @@ from mrapsim.s3.auth import (
     canonical_query,
     sigv4a_private_key,
 )
+from mrapsim.s3.headers import Headers
+from mrapsim.s3.request import S3Request
 
 AK = "AKIAIOSFODNN7EXAMPLE"
 SECRET = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
@@ -33,6 +35,11 @@ def verifier() -> Verifier:
     return Verifier(load_config().auth)
 
 
+def received(method: str, path: str, query: str, headers: tuple[tuple[str, str], ...]) -> SignedRequest:
+    """The app's one request value, which the verifier reads as its `SignedRequest` view."""
+    return S3Request(method, path, query, Headers(headers), "TESTREQUESTID", "test-host-id")
+
+
 def header_request(path: str, query: str, signed: str, signature: str, *extra: tuple[str, str]) -> SignedRequest:
     headers = (
         HOST,
@@ -41,7 +48,7 @@ def header_request(path: str, query: str, signed: str, signature: str, *extra: t
         ("x-amz-date", "20130524T000000Z"),
         ("authorization", f"AWS4-HMAC-SHA256 Credential={SCOPE},SignedHeaders={signed},Signature={signature}"),
     )
-    return SignedRequest("GET", path, query, headers)
+    return received("GET", path, query, headers)
 
 
 # -- AWS's published examples (S3 API reference, "Signature Calculations for the Authorization
@@ -78,7 +85,7 @@ PRESIGNED_QUERY = (
 
 
 def test_aws_example_presigned_url_and_its_expiry() -> None:
-    request = SignedRequest("GET", "/test.txt", PRESIGNED_QUERY, (HOST,))
+    request = received("GET", "/test.txt", PRESIGNED_QUERY, (HOST,))
     verdict = verifier().verify(request, AWS_EXAMPLE_TIME)
     assert isinstance(verdict, Authorized) and verdict.presigned and verdict.payload_sha256 is None
     expired = verifier().verify(request, AWS_EXAMPLE_TIME + dt.timedelta(seconds=86401))
@@ -100,19 +107,19 @@ def test_signature_mismatch_reports_canonical_request_and_string_to_sign() -> No
 
 def test_refusals() -> None:
     v = verifier()
-    anonymous = v.verify(SignedRequest("GET", "/", "", (HOST,)), AWS_EXAMPLE_TIME)
+    anonymous = v.verify(received("GET", "/", "", (HOST,)), AWS_EXAMPLE_TIME)
     assert isinstance(anonymous, Rejected) and (anonymous.code, anonymous.status) == ("AccessDenied", 403)
     request = header_request("/", "", "host", "00")
     skewed = v.verify(request, AWS_EXAMPLE_TIME + dt.timedelta(minutes=16))
     assert isinstance(skewed, Rejected) and skewed.code == "RequestTimeTooSkewed"
-    unknown = SignedRequest("GET", "/", "", tuple((k, v.replace(AK, "AKIDUNKNOWN")) for k, v in request.headers))
+    unknown = received("GET", "/", "", tuple((k, v.replace(AK, "AKIDUNKNOWN")) for k, v in request.headers.fields))
     verdict = v.verify(unknown, AWS_EXAMPLE_TIME)
     assert isinstance(verdict, Rejected) and verdict.code == "InvalidAccessKeyId"
-    v2 = SignedRequest("GET", "/", "", (HOST, ("authorization", "AWS AKIAIOSFODNN7EXAMPLE:abc=")))
+    v2 = received("GET", "/", "", (HOST, ("authorization", "AWS AKIAIOSFODNN7EXAMPLE:abc=")))
     verdict = v.verify(v2, AWS_EXAMPLE_TIME)
     assert isinstance(verdict, Rejected) and verdict.code == "InvalidRequest"
-    bad_payload = SignedRequest(
-        "GET", "/", "", tuple((k, "nope" if k == "x-amz-content-sha256" else v) for k, v in request.headers)
+    bad_payload = received(
+        "GET", "/", "", tuple((k, "nope" if k == "x-amz-content-sha256" else v) for k, v in request.headers.fields)
     )
     verdict = v.verify(bad_payload, AWS_EXAMPLE_TIME)
     assert isinstance(verdict, Rejected) and verdict.code == "InvalidArgument"
@@ -120,7 +127,7 @@ def test_refusals() -> None:
 
 def test_auth_mode_none_admits_anything() -> None:
     v = Verifier(AuthConfig("none", ()))
-    verdict = v.verify(SignedRequest("GET", "/", "", ()), AWS_EXAMPLE_TIME)
+    verdict = v.verify(received("GET", "/", "", ()), AWS_EXAMPLE_TIME)
     assert verdict == Authorized(None, None, False, None, None)
 
 
@@ -145,7 +152,7 @@ def test_sigv4a_key_derivation_matches_aws_c_auth_vector() -> None:
 
 
 def sigv4a_request(signature: str) -> SignedRequest:
-    return SignedRequest(
+    return received(
         "GET",
         "/",
         "list-type=2",

@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from mrapsim.s3.checksums import checksum
-from tests.s3.conftest import WRITE_BUCKET, LiveServer, signed_request
+from tests.s3.conftest import WRITE_BUCKET, LiveServer, RawResponse, signed_request
 from tests.s3.test_live import error_code
 
 MIB = 1024 * 1024
@@ -203,3 +203,53 @@ def test_upload_part_copy_with_ranges(s3: Any) -> None:
             CopySourceRange=f"bytes=0-{len(source)}",
         )
     assert error_code(bad_range) == "InvalidArgument"
+
+
+# -- XML request bodies with a DTD, in encodings where "<!DOCTYPE" is not those bytes -----------
+
+# The "billion laughs": nine levels of ten references each, so &lol9; is 10^9 "lol"s.
+BILLION_LAUGHS = '<!ENTITY lol0 "lol">' + "".join(
+    f'<!ENTITY lol{level} "{f"&lol{level - 1};" * 10}">' for level in range(1, 10)
+)
+
+
+def dtd_document(codec: str, root: str, body: str, *, value: str, laughs: bool) -> bytes:
+    """`<root>body</root>` after a DOCTYPE declaring the entity `&v;` as `value` (and with
+    `laughs`, the billion laughs, referenced from a `<laughs>` element), encoded in
+    `codec` with its byte-order mark. Parsed as written, the document acts on `value`."""
+    declarations = f"<!ENTITY v '{value}'>" + (BILLION_LAUGHS if laughs else "")
+    text = (
+        f'<?xml version="1.0" encoding="{codec.upper()}"?>\n'
+        f"<!DOCTYPE {root} [{declarations}]>\n"
+        f'<{root} xmlns="http://s3.amazonaws.com/doc/2006-03-01/">{body}'
+        + ("<laughs>&lol9;</laughs>" if laughs else "")
+        + f"</{root}>"
+    )
+    return text.encode(codec)
+
+
+def malformed(response: RawResponse) -> bool:
+    return response.status == 400 and ET.fromstring(response.body).findtext("Code") == "MalformedXML"
+
+
+@pytest.mark.parametrize("laughs", [False, True], ids=["internal-entity", "billion-laughs"])
+@pytest.mark.parametrize("codec", ["utf-8", "utf-16", "utf-32"])
+def test_xml_with_a_dtd_is_malformed_in_any_encoding(s3: Any, live: LiveServer, codec: str, laughs: bool) -> None:
+    kept = f"dtd/{codec}/{laughs}/kept"
+    s3.put_object(Bucket=WRITE_BUCKET, Key=kept, Body=b"x")
+    delete = dtd_document(codec, "Delete", "<Object><Key>&v;</Key></Object>", value=kept, laughs=laughs)
+    assert malformed(signed_request(f"{live.url}/{WRITE_BUCKET}?delete", "POST", body=delete))
+    assert s3.head_object(Bucket=WRITE_BUCKET, Key=kept)["ContentLength"] == 1
+
+    assembled = f"dtd/{codec}/{laughs}/assembled"
+    upload_id = start(s3, assembled)
+    etag = s3.upload_part(Bucket=WRITE_BUCKET, Key=assembled, UploadId=upload_id, PartNumber=1, Body=b"y")["ETag"]
+    part = "<Part><PartNumber>1</PartNumber><ETag>&v;</ETag></Part>"
+    complete = dtd_document(codec, "CompleteMultipartUpload", part, value=etag.strip('"'), laughs=laughs)
+    url = f"{live.url}/{WRITE_BUCKET}/{assembled}?uploadId={upload_id}"
+    assert malformed(signed_request(url, "POST", body=complete))
+    parts = s3.list_parts(Bucket=WRITE_BUCKET, Key=assembled, UploadId=upload_id)["Parts"]
+    assert [p["PartNumber"] for p in parts] == [1]
+    with pytest.raises(ClientError) as missing:
+        s3.head_object(Bucket=WRITE_BUCKET, Key=assembled)
+    assert error_code(missing) == "404"

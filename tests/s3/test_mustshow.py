@@ -275,7 +275,7 @@ def test_expect_100_continue_is_answered(server: MrapsimProcess) -> None:
     botocore accepts that (it needs only "HTTP/x" and "100"). Were it not answered, botocore
     would wait 1 s before sending each body: five PUTs stay well under that."""
     s3 = client(server)
-    sent: list[str] = []
+    sent: list[bytes] = []
     s3.meta.events.register("before-send.s3", lambda request, **_: sent.append(request.headers.get("Expect", b"")))
     s3.list_buckets()
     started = time.monotonic()

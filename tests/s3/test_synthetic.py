@@ -7,12 +7,11 @@ import dataclasses
 
 import pytest
 
-from mrapsim.config import ConfigError, SyntheticSpec, load_config
+from mrapsim.config import ConfigError, KeyFormatError, SyntheticSpec, load_config
 from mrapsim.store import ObjectInfo
 from mrapsim.store.synthetic import (
     BLOCK_SIZE,
     SYNTHETIC_LAST_MODIFIED,
-    SyntheticFormatError,
     SyntheticKeys,
     synthetic_content,
     synthetic_info,
@@ -21,21 +20,25 @@ from mrapsim.store.synthetic import (
 SPEC = SyntheticSpec(keys=300, key_format="k{i:03d}/x", size=10, seed=7)
 
 
+def key_space(key_format: str, count: int) -> SyntheticKeys:
+    return SyntheticKeys.of(SyntheticSpec(keys=count, key_format=key_format, size=0, seed=0))
+
+
 def test_key_space_search_and_parse() -> None:
-    keys = SyntheticKeys.from_format("obj/{i:07d}.bin", 1_000_000)
+    keys = key_space("obj/{i:07d}.bin", 1_000_000)
     assert keys.key_at(42) == "obj/0000042.bin" and len(keys) == 1_000_000
     assert keys.index_of("obj/0000042.bin") == 42
     assert keys.index_of("obj/1000000.bin") is None and keys.index_of("obj/000004.bin") is None
     assert keys.index_of("obj/00000-1.bin") is None and keys.index_of("other") is None
     assert keys.index_at_or_after("obj/0000042") == 42 and keys.index_after("obj/0000042.bin") == 43
     assert keys.index_at_or_after("a") == 0 and keys.index_at_or_after("z") == 1_000_000
-    assert SyntheticKeys.from_format("{i:08x}", 1000).index_of("000003e7") == 999
+    assert key_space("{i:08x}", 1000).index_of("000003e7") == 999
 
 
 @pytest.mark.parametrize("key_format", ["obj/{i}", "obj/{i:3d}", "obj/{i:02d}", "{i:03d}/{i}", "{j}", "{i!r:05}"])
 def test_formats_whose_order_is_not_index_order_are_refused(key_format: str) -> None:
-    with pytest.raises(SyntheticFormatError):
-        SyntheticKeys.from_format(key_format, 1000)
+    with pytest.raises(KeyFormatError):
+        key_space(key_format, 1000)
 
 
 def test_bad_format_is_a_config_error() -> None:

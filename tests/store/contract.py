@@ -32,6 +32,7 @@ from mrapsim.store import (
     SliceContent,
     Store,
     UploadInfo,
+    stream_content,
 )
 from mrapsim.store.synthetic import synthetic_content
 
@@ -41,15 +42,15 @@ SPEC = SyntheticSpec(keys=300, key_format="k{i:03d}/x", size=10, seed=7)
 _names = itertools.count()
 
 
-def fresh_bucket(store: Store) -> str:
+async def fresh_bucket(store: Store) -> str:
     """A new bucket per hypothesis example: one store serves every example of a test."""
     name = f"b{next(_names)}"
-    store.create_bucket(name)
+    await store.create_bucket(name)
     return name
 
 
-def put(store: Store, bucket: str, key: str, data: bytes = b"", **extra: object) -> ObjectInfo:
-    return store.put_object(bucket, key, ObjectWrite(BytesContent(data), **extra))  # type: ignore[arg-type]
+async def put(store: Store, bucket: str, key: str, data: bytes = b"", **extra: object) -> ObjectInfo:
+    return await store.put_object(bucket, key, ObjectWrite(BytesContent(data), **extra))  # type: ignore[arg-type]
 
 
 def streamed(store: Store, data: bytes, piece: int = 100_003) -> ObjectWrite:
@@ -72,11 +73,11 @@ def model_listing(keys: set[str], prefix: str, delimiter: str) -> list[tuple[str
     return seen
 
 
-def paginate(store: Store, bucket: str, prefix: str, delimiter: str, page_size: int) -> list[tuple[str, bool]]:
+async def paginate(store: Store, bucket: str, prefix: str, delimiter: str, page_size: int) -> list[tuple[str, bool]]:
     got: list[tuple[str, bool]] = []
     after = ""
     for _ in range(1000):
-        page = store.list_page(bucket, prefix=prefix, delimiter=delimiter, start_after=after, max_keys=page_size)
+        page = await store.list_page(bucket, prefix=prefix, delimiter=delimiter, start_after=after, max_keys=page_size)
         assert len(page.entries) + len(page.common_prefixes) <= page_size
         items = [(e.key, False) for e in page.entries] + [(p, True) for p in page.common_prefixes]
         got += sorted(items)
@@ -87,10 +88,10 @@ def paginate(store: Store, bucket: str, prefix: str, delimiter: str, page_size: 
     raise AssertionError("pagination did not end")
 
 
-def walk(store: Store, bucket: str, prefix: str, delimiter: str, page: int) -> list[tuple[list[str], list[str]]]:
+async def walk(store: Store, bucket: str, prefix: str, delimiter: str, page: int) -> list[tuple[list[str], list[str]]]:
     pages, after = [], ""
     while True:
-        got = store.list_page(bucket, prefix=prefix, delimiter=delimiter, start_after=after, max_keys=page)
+        got = await store.list_page(bucket, prefix=prefix, delimiter=delimiter, start_after=after, max_keys=page)
         pages.append(([e.key for e in got.entries], list(got.common_prefixes)))
         if not got.is_truncated:
             return pages
@@ -110,49 +111,49 @@ KEYS = st.sets(st.text(alphabet="ab/.é\U0010ffff\x00", min_size=1, max_size=6),
     delimiter=st.sampled_from(["", "/", ".", "b/", "\U0010ffff"]),
     page_size=st.integers(1, 7),
 )
-def test_paginated_listing_equals_the_model(
+async def test_paginated_listing_equals_the_model(
     make_store: MakeStore, keys: set[str], prefix: str, delimiter: str, page_size: int
 ) -> None:
     store = make_store()
-    bucket = fresh_bucket(store)
+    bucket = await fresh_bucket(store)
     for key in keys:
-        put(store, bucket, key)
-    assert paginate(store, bucket, prefix, delimiter, page_size) == model_listing(keys, prefix, delimiter)
+        await put(store, bucket, key)
+    assert await paginate(store, bucket, prefix, delimiter, page_size) == model_listing(keys, prefix, delimiter)
 
 
-def test_common_prefix_roll_up_skips_the_group(make_store: MakeStore) -> None:
+async def test_common_prefix_roll_up_skips_the_group(make_store: MakeStore) -> None:
     store = make_store()
-    store.create_bucket("b")
+    await store.create_bucket("b")
     for i in range(2000):
-        put(store, "b", f"big/{i:05d}")
-    put(store, "b", "z.txt")
-    page = store.list_page("b", delimiter="/", max_keys=1)
+        await put(store, "b", f"big/{i:05d}")
+    await put(store, "b", "z.txt")
+    page = await store.list_page("b", delimiter="/", max_keys=1)
     assert page.common_prefixes == ["big/"] and page.is_truncated and page.next_after == "big/"
-    page = store.list_page("b", delimiter="/", start_after="big/", max_keys=10)
+    page = await store.list_page("b", delimiter="/", start_after="big/", max_keys=10)
     assert [e.key for e in page.entries] == ["z.txt"] and not page.is_truncated
 
 
-def test_start_after_inside_a_common_prefix_resumes_after_it(make_store: MakeStore) -> None:
+async def test_start_after_inside_a_common_prefix_resumes_after_it(make_store: MakeStore) -> None:
     store = make_store()
-    store.create_bucket("b")
+    await store.create_bucket("b")
     for key in ("a/1", "a/2", "b"):
-        put(store, "b", key)
-    page = store.list_page("b", delimiter="/", start_after="a/1")
+        await put(store, "b", key)
+    page = await store.list_page("b", delimiter="/", start_after="a/1")
     assert [e.key for e in page.entries] == ["b"] and page.common_prefixes == []
 
 
-def test_max_keys_zero_is_empty_and_not_truncated(make_store: MakeStore) -> None:
+async def test_max_keys_zero_is_empty_and_not_truncated(make_store: MakeStore) -> None:
     store = make_store()
-    store.create_bucket("b")
-    put(store, "b", "k")
-    page = store.list_page("b", max_keys=0)
+    await store.create_bucket("b")
+    await put(store, "b", "k")
+    page = await store.list_page("b", max_keys=0)
     assert (list(page.entries), list(page.common_prefixes), page.is_truncated) == ([], [], False)
 
 
-def test_listing_returns_what_was_stored(make_store: MakeStore) -> None:
+async def test_listing_returns_what_was_stored(make_store: MakeStore) -> None:
     store = make_store()
-    store.create_bucket("b")
-    written = put(
+    await store.create_bucket("b")
+    written = await put(
         store,
         "b",
         "dir/ünï 😀.txt",
@@ -163,8 +164,8 @@ def test_listing_returns_what_was_stored(make_store: MakeStore) -> None:
         checksums={"crc32": "AAAAAA=="},
         checksum_type="FULL_OBJECT",
     )
-    (listed,) = store.list_page("b", prefix="dir/").entries
-    assert listed == written == store.head_object("b", "dir/ünï 😀.txt")
+    (listed,) = (await store.list_page("b", prefix="dir/")).entries
+    assert listed == written == await store.head_object("b", "dir/ünï 😀.txt")
     assert written.metadata == {"a": "1", "ü": "é"} and written.stored_headers == {"cache-control": "no-cache"}
     assert written.last_modified.tzinfo is not None and written.last_modified.microsecond == 0
 
@@ -172,23 +173,23 @@ def test_listing_returns_what_was_stored(make_store: MakeStore) -> None:
 # -- buckets and objects --------------------------------------------------------------------------------
 
 
-def test_objects_and_buckets_lifecycle(make_store: MakeStore) -> None:
+async def test_objects_and_buckets_lifecycle(make_store: MakeStore) -> None:
     store = make_store()
-    created = store.create_bucket("b")
-    assert store.get_bucket("b") == created and [b.name for b in store.list_buckets()] == ["b"]
+    created = await store.create_bucket("b")
+    assert await store.get_bucket("b") == created and [b.name for b in await store.list_buckets()] == ["b"]
     with pytest.raises(BucketAlreadyExistsError):
-        store.create_bucket("b")
-    info = put(store, "b", "k", b"hello")
+        await store.create_bucket("b")
+    info = await put(store, "b", "k", b"hello")
     assert info.etag == '"5d41402abc4b2a76b9719d911017c592"' and info.size == 5
-    assert store.get_object("b", "k").content.read(1, 3) == b"el"
+    assert (await store.get_object("b", "k")).content.read(1, 3) == b"el"
     with pytest.raises(BucketNotEmptyError):
-        store.delete_bucket("b")
-    assert store.delete_object("b", "k") and not store.delete_object("b", "k")
+        await store.delete_bucket("b")
+    assert await store.delete_object("b", "k") and not await store.delete_object("b", "k")
     with pytest.raises(NoSuchKeyError):
-        store.get_object("b", "k")
+        await store.get_object("b", "k")
     with pytest.raises(NoSuchKeyError):
-        store.head_object("b", "k")
-    store.delete_bucket("b")
+        await store.head_object("b", "k")
+    await store.delete_bucket("b")
     for call in (
         lambda: store.list_page("b"),
         lambda: store.get_bucket("b"),
@@ -199,77 +200,114 @@ def test_objects_and_buckets_lifecycle(make_store: MakeStore) -> None:
         lambda: store.delete_bucket("b"),
     ):
         with pytest.raises(NoSuchBucketError):
-            call()
+            await call()
 
 
-def test_replacing_an_object_replaces_body_and_attributes(make_store: MakeStore) -> None:
+async def test_replacing_an_object_replaces_body_and_attributes(make_store: MakeStore) -> None:
     store = make_store()
-    store.create_bucket("b")
+    await store.create_bucket("b")
     big = os.urandom(300_000)
-    store.put_object("b", "k", streamed(store, big))
-    assert store.get_object("b", "k").content.read(0, 10**9) == big
-    put(store, "b", "k", b"small", content_type="text/x")
-    got = store.get_object("b", "k")
+    await store.put_object("b", "k", streamed(store, big))
+    assert (await store.get_object("b", "k")).content.read(0, 10**9) == big
+    await put(store, "b", "k", b"small", content_type="text/x")
+    got = await store.get_object("b", "k")
     assert got.content.read(0, 100) == b"small" and got.info.content_type == "text/x" and got.info.size == 5
-    store.put_object("b", "k", streamed(store, big[::-1]))
-    assert store.get_object("b", "k").content.read(0, 10**9) == big[::-1]
+    await store.put_object("b", "k", streamed(store, big[::-1]))
+    assert (await store.get_object("b", "k")).content.read(0, 10**9) == big[::-1]
 
 
 @pytest.mark.parametrize("size", [0, 1, 65_536, 65_537, 1_000_000])
-def test_streamed_bodies_read_back_by_range_and_chunk(make_store: MakeStore, size: int) -> None:
+async def test_streamed_bodies_read_back_by_range_and_chunk(make_store: MakeStore, size: int) -> None:
     store = make_store()
-    store.create_bucket("b")
+    await store.create_bucket("b")
     data = os.urandom(size)
-    info = store.put_object("b", "k", streamed(store, data))
+    info = await store.put_object("b", "k", streamed(store, data))
     assert info.size == size and info.etag == f'"{hashlib.md5(data).hexdigest()}"'
-    content = store.get_object("b", "k").content
+    content = (await store.get_object("b", "k")).content
     assert content.size == size and content.read(0, size + 10) == data
     for start, stop in [(0, 1), (size // 3, size // 2 + 7), (max(0, size - 5), size + 100)]:
         assert content.read(start, stop) == data[start:stop]
         assert b"".join(content.chunks(start, stop, 4096)) == data[start:stop]
 
 
-def test_copies_outlive_their_source(make_store: MakeStore) -> None:
+async def test_copies_outlive_their_source(make_store: MakeStore) -> None:
     """CopyObject hands the source's content to put_object, UploadPartCopy a slice of it."""
     store = make_store()
-    store.create_bucket("b")
+    await store.create_bucket("b")
     data = os.urandom(400_000)
-    store.put_object("b", "src", streamed(store, data))
-    source = store.get_object("b", "src").content
-    store.put_object("b", "copy", ObjectWrite(source, etag='"given"'))
-    store.put_object("b", "slice", ObjectWrite(SliceContent(source, 1000, 200_000)))
+    await store.put_object("b", "src", streamed(store, data))
+    source = (await store.get_object("b", "src")).content
+    await store.put_object("b", "copy", ObjectWrite(source, etag='"given"'))
+    await store.put_object("b", "slice", ObjectWrite(SliceContent(source, 1000, 200_000)))
     joined = ConcatContent.of([SliceContent(source, 0, 100_000), BytesContent(b"middle"), source])
-    store.put_object("b", "joined", ObjectWrite(joined))
-    assert store.delete_object("b", "src")
-    assert store.get_object("b", "copy").content.read(0, 10**9) == data
-    assert store.head_object("b", "copy").etag == '"given"'
-    assert store.get_object("b", "slice").content.read(0, 10**9) == data[1000:201_000]
-    assert store.get_object("b", "joined").content.read(0, 10**9) == data[:100_000] + b"middle" + data
-    store.put_object("b", "copy", ObjectWrite(store.get_object("b", "slice").content))
-    assert store.get_object("b", "copy").content.read(0, 10**9) == data[1000:201_000]
+    await store.put_object("b", "joined", ObjectWrite(joined))
+    assert await store.delete_object("b", "src")
+    assert (await store.get_object("b", "copy")).content.read(0, 10**9) == data
+    assert (await store.head_object("b", "copy")).etag == '"given"'
+    assert (await store.get_object("b", "slice")).content.read(0, 10**9) == data[1000:201_000]
+    assert (await store.get_object("b", "joined")).content.read(0, 10**9) == data[:100_000] + b"middle" + data
+    await store.put_object("b", "copy", ObjectWrite((await store.get_object("b", "slice")).content))
+    assert (await store.get_object("b", "copy")).content.read(0, 10**9) == data[1000:201_000]
 
 
-def test_a_stored_body_survives_its_object_being_replaced_while_read(make_store: MakeStore) -> None:
+async def test_a_stored_body_survives_its_object_being_replaced_while_read(make_store: MakeStore) -> None:
     store = make_store()
-    store.create_bucket("b")
+    await store.create_bucket("b")
     data = os.urandom(200_000)
-    store.put_object("b", "k", streamed(store, data))
-    reading = store.get_object("b", "k").content
-    put(store, "b", "k", b"new")
-    store.delete_object("b", "k")
+    await store.put_object("b", "k", streamed(store, data))
+    reading = (await store.get_object("b", "k")).content
+    await put(store, "b", "k", b"new")
+    await store.delete_object("b", "k")
     assert reading.read(0, 10**9) == data
+
+
+async def test_a_body_streams_to_the_event_loop_as_it_reads(make_store: MakeStore) -> None:
+    """`stream_content` gives what `chunks` gives, whether the body is in memory or on disk."""
+    store = make_store()
+    await store.create_bucket("b")
+    data = os.urandom(700_000)
+    await store.put_object("b", "k", streamed(store, data))
+    await put(store, "b", "small", b"small")
+    for key, body in (("k", data), ("small", b"small")):
+        content = (await store.get_object("b", key)).content
+        pieces = [piece async for piece in stream_content(content, 3, len(body) - 2, 65_536)]
+        assert pieces == list(content.chunks(3, len(body) - 2, 65_536)) and b"".join(pieces) == body[3:-2]
+
+
+# -- seeding ----------------------------------------------------------------------------------------------
+
+
+async def test_seeding_writes_each_key_once_in_the_store_s_life(make_store: MakeStore) -> None:
+    store = make_store()
+    await store.create_bucket("b")
+    assert await store.seed_object("b", "k", ObjectWrite(BytesContent(b"one"), content_type="text/plain"))
+    seeded = await store.get_object("b", "k")
+    assert seeded.content.read(0, 10) == b"one" and seeded.info.content_type == "text/plain"
+    assert seeded.info.etag == f'"{hashlib.md5(b"one").hexdigest()}"'
+    await put(store, "b", "k", b"user")
+    assert not await store.seed_object("b", "k", ObjectWrite(BytesContent(b"two")))
+    assert (await store.get_object("b", "k")).content.read(0, 10) == b"user"
+    await store.delete_object("b", "k")
+    assert not await store.seed_object("b", "k", ObjectWrite(BytesContent(b"three")))
+    with pytest.raises(NoSuchKeyError):
+        await store.get_object("b", "k")
+    await put(store, "b", "mine", b"user")  # written by a user before it was ever seeded
+    assert not await store.seed_object("b", "mine", ObjectWrite(BytesContent(b"seed")))
+    assert (await store.get_object("b", "mine")).content.read(0, 10) == b"user"
+    with pytest.raises(NoSuchBucketError):
+        await store.seed_object("nobucket", "k", ObjectWrite(BytesContent(b"x")))
 
 
 # -- synthetic key spaces ---------------------------------------------------------------------------------
 
 
-def materialised(make_store: MakeStore, store: Store, bucket: str) -> tuple[Store, str]:
+async def materialised(make_store: MakeStore, store: Store, bucket: str) -> tuple[Store, str]:
     """The same bucket with every key a real object: the model listing must agree with."""
     model = make_store()
-    name = fresh_bucket(model)
-    page = store.list_page(bucket, max_keys=10**9)
+    name = await fresh_bucket(model)
+    page = await store.list_page(bucket, max_keys=10**9)
     for info in page.entries:
-        put(model, name, info.key, b"x" * info.size)
+        await put(model, name, info.key, b"x" * info.size)
     return model, name
 
 
@@ -281,48 +319,62 @@ def materialised(make_store: MakeStore, store: Store, bucket: str) -> tuple[Stor
     delimiter=st.sampled_from(["", "/", "0"]),
     page=st.integers(1, 40),
 )
-def test_synthetic_listing_matches_a_materialised_model(
+async def test_synthetic_listing_matches_a_materialised_model(
     make_store: MakeStore, real: list[str], deleted: list[int], prefix: str, delimiter: str, page: int
 ) -> None:
     store = make_store()
-    bucket = fresh_bucket(store)
-    store.add_synthetic(bucket, SPEC)
+    bucket = await fresh_bucket(store)
+    await store.set_synthetic(bucket, SPEC)
     for key in real:
-        put(store, bucket, key, b"real")
+        await put(store, bucket, key, b"real")
     for i in deleted:
-        store.delete_object(bucket, f"k{i:03d}/x")
-    model, name = materialised(make_store, store, bucket)
-    assert walk(store, bucket, prefix, delimiter, page) == walk(model, name, prefix, delimiter, page)
+        await store.delete_object(bucket, f"k{i:03d}/x")
+    model, name = await materialised(make_store, store, bucket)
+    assert await walk(store, bucket, prefix, delimiter, page) == await walk(model, name, prefix, delimiter, page)
 
 
-def test_synthetic_objects_merge_shadow_and_delete(make_store: MakeStore) -> None:
+async def test_synthetic_objects_merge_shadow_and_delete(make_store: MakeStore) -> None:
     store = make_store()
-    store.create_bucket("b")
-    store.add_synthetic("b", SPEC)
-    synthetic = store.get_object("b", "k001/x")
+    await store.create_bucket("b")
+    await store.set_synthetic("b", SPEC)
+    synthetic = await store.get_object("b", "k001/x")
     assert synthetic.info.size == 10 and synthetic.info.etag.startswith('"') and len(synthetic.info.etag) == 34
     assert synthetic.content.read(0, 10) == synthetic_content(SPEC, "k001/x").read(0, 10)
-    assert store.head_object("b", "k001/x") == synthetic.info
-    put(store, "b", "k001/x", b"real")
-    assert store.get_object("b", "k001/x").content.read(0, 10) == b"real"
-    assert store.delete_object("b", "k001/x")
-    assert not store.delete_object("b", "k001/x")
+    assert await store.head_object("b", "k001/x") == synthetic.info
+    await put(store, "b", "k001/x", b"real")
+    assert (await store.get_object("b", "k001/x")).content.read(0, 10) == b"real"
+    assert await store.delete_object("b", "k001/x")
+    assert not await store.delete_object("b", "k001/x")
     with pytest.raises(NoSuchKeyError, match="k001/x"):
-        store.get_object("b", "k001/x")
-    assert list(store.list_page("b", prefix="k001/").entries) == []
-    put(store, "b", "k001/x", b"back")
-    assert [e.key for e in store.list_page("b", prefix="k001/").entries] == ["k001/x"]
+        await store.get_object("b", "k001/x")
+    assert list((await store.list_page("b", prefix="k001/")).entries) == []
+    await put(store, "b", "k001/x", b"back")
+    assert [e.key for e in (await store.list_page("b", prefix="k001/")).entries] == ["k001/x"]
 
 
-def test_a_synthetic_bucket_is_empty_once_every_key_is_deleted(make_store: MakeStore) -> None:
+async def test_a_synthetic_key_space_can_be_taken_away(make_store: MakeStore) -> None:
     store = make_store()
-    store.create_bucket("b")
-    store.add_synthetic("b", SyntheticSpec(keys=3, key_format="s{i:01d}", size=1, seed=1))
+    await store.create_bucket("b")
+    await store.set_synthetic("b", SPEC)
+    await put(store, "b", "real", b"r")
+    assert len((await store.list_page("b", max_keys=1000)).entries) == 301
+    await store.set_synthetic("b", None)
+    assert [e.key for e in (await store.list_page("b")).entries] == ["real"]
+    with pytest.raises(NoSuchKeyError):
+        await store.get_object("b", "k001/x")
+    with pytest.raises(NoSuchBucketError):
+        await store.set_synthetic("nobucket", SPEC)
+
+
+async def test_a_synthetic_bucket_is_empty_once_every_key_is_deleted(make_store: MakeStore) -> None:
+    store = make_store()
+    await store.create_bucket("b")
+    await store.set_synthetic("b", SyntheticSpec(keys=3, key_format="s{i:01d}", size=1, seed=1))
     with pytest.raises(BucketNotEmptyError):
-        store.delete_bucket("b")
+        await store.delete_bucket("b")
     for key in ("s0", "s1", "s2"):
-        assert store.delete_object("b", key)
-    store.delete_bucket("b")
+        assert await store.delete_object("b", key)
+    await store.delete_bucket("b")
 
 
 # -- multipart uploads ---------------------------------------------------------------------------------------
@@ -336,49 +388,50 @@ def part(number: int, data: bytes) -> PartInfo:
     return PartInfo(number, f'"{hashlib.md5(data).hexdigest()}"', len(data), dt.datetime(2026, 5, 1, tzinfo=dt.UTC))
 
 
-def test_multipart_upload_lifecycle(make_store: MakeStore) -> None:
+async def test_multipart_upload_lifecycle(make_store: MakeStore) -> None:
     store = make_store()
-    store.create_bucket("b")
+    await store.create_bucket("b")
     info = upload("u1", "mp/k", content_type="text/x", metadata={"m": "1"}, checksum_algorithm="crc32")
-    assert store.create_upload("b", info) == info and store.get_upload("b", "mp/k", "u1") == info
-    store.create_upload("b", upload("u0", "mp/a"))
-    assert [u.upload_id for u in store.list_uploads("b")] == ["u0", "u1"]
+    assert await store.create_upload("b", info) == info and await store.get_upload("b", "mp/k", "u1") == info
+    await store.create_upload("b", upload("u0", "mp/a"))
+    assert [u.upload_id for u in await store.list_uploads("b")] == ["u0", "u1"]
     first, second, third = os.urandom(300_000), os.urandom(100_000), b"tail"
-    store.put_part("b", "mp/k", "u1", part(1, b"replaced"), BytesContent(b"replaced"))
+    await store.put_part("b", "mp/k", "u1", part(1, b"replaced"), BytesContent(b"replaced"))
     builder = store.new_content()
     builder.append(first)
-    store.put_part("b", "mp/k", "u1", part(1, first), builder.finish())
-    store.put_part("b", "mp/k", "u1", part(3, third), BytesContent(third))
-    store.put_part("b", "mp/k", "u1", part(2, second), streamed(store, second).content)
-    assert [(p.number, p.size) for p in store.list_parts("b", "mp/k", "u1")] == [(1, 300_000), (2, 100_000), (3, 4)]
-    assert store.list_parts("b", "mp/k", "u1")[0] == part(1, first)
+    await store.put_part("b", "mp/k", "u1", part(1, first), builder.finish())
+    await store.put_part("b", "mp/k", "u1", part(3, third), BytesContent(third))
+    await store.put_part("b", "mp/k", "u1", part(2, second), streamed(store, second).content)
+    parts = await store.list_parts("b", "mp/k", "u1")
+    assert [(p.number, p.size) for p in parts] == [(1, 300_000), (2, 100_000), (3, 4)]
+    assert (await store.list_parts("b", "mp/k", "u1"))[0] == part(1, first)
     with pytest.raises(NoSuchUploadError):
-        store.get_upload("b", "other-key", "u1")
+        await store.get_upload("b", "other-key", "u1")
     with pytest.raises(NoSuchUploadError):
-        store.list_parts("b", "mp/k", "nope")
+        await store.list_parts("b", "mp/k", "nope")
     write = ObjectWrite(BytesContent(b""), content_type="text/x", metadata={"m": "1"}, etag='"abc-2"')
-    done = store.complete_upload("b", "mp/k", "u1", [1, 3], write)
+    done = await store.complete_upload("b", "mp/k", "u1", [1, 3], write)
     assert (done.size, done.etag, done.content_type, dict(done.metadata)) == (300_004, '"abc-2"', "text/x", {"m": "1"})
-    got = store.get_object("b", "mp/k")
+    got = await store.get_object("b", "mp/k")
     assert got.info == done and got.content.read(0, 10**9) == first + third
     assert got.content.read(299_998, 300_002) == first[-2:] + third[:2]
     with pytest.raises(NoSuchUploadError):
-        store.get_upload("b", "mp/k", "u1")
-    store.abort_upload("b", "mp/a", "u0")
+        await store.get_upload("b", "mp/k", "u1")
+    await store.abort_upload("b", "mp/a", "u0")
     with pytest.raises(NoSuchUploadError):
-        store.abort_upload("b", "mp/a", "u0")
-    assert list(store.list_uploads("b")) == []
+        await store.abort_upload("b", "mp/a", "u0")
+    assert list(await store.list_uploads("b")) == []
 
 
-def test_an_upload_part_copy_shares_the_source_range(make_store: MakeStore) -> None:
+async def test_an_upload_part_copy_shares_the_source_range(make_store: MakeStore) -> None:
     store = make_store()
-    store.create_bucket("b")
+    await store.create_bucket("b")
     data = os.urandom(500_000)
-    store.put_object("b", "src", streamed(store, data))
-    store.create_upload("b", upload("u", "dst"))
-    source = store.get_object("b", "src").content
-    store.put_part("b", "dst", "u", part(1, data[:200_000]), SliceContent(source, 0, 200_000))
-    store.put_part("b", "dst", "u", part(2, data[300_000:]), SliceContent(source, 300_000, 200_000))
-    store.delete_object("b", "src")
-    store.complete_upload("b", "dst", "u", [2, 1], ObjectWrite(BytesContent(b""), etag='"x-2"'))
-    assert store.get_object("b", "dst").content.read(0, 10**9) == data[300_000:] + data[:200_000]
+    await store.put_object("b", "src", streamed(store, data))
+    await store.create_upload("b", upload("u", "dst"))
+    source = (await store.get_object("b", "src")).content
+    await store.put_part("b", "dst", "u", part(1, data[:200_000]), SliceContent(source, 0, 200_000))
+    await store.put_part("b", "dst", "u", part(2, data[300_000:]), SliceContent(source, 300_000, 200_000))
+    await store.delete_object("b", "src")
+    await store.complete_upload("b", "dst", "u", [2, 1], ObjectWrite(BytesContent(b""), etag='"x-2"'))
+    assert (await store.get_object("b", "dst")).content.read(0, 10**9) == data[300_000:] + data[:200_000]

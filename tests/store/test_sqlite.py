@@ -3,7 +3,6 @@ see, and that no file outlives the object, part or upload it belonged to."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import hashlib
 import multiprocessing
@@ -15,10 +14,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trio
 
-from mrapsim.config import BucketConfig, ConfigError, SyntheticSpec, load_config
-from mrapsim.store import BytesContent, ObjectWrite, PartInfo, UploadInfo
-from mrapsim.store.sqlite import DATABASE_NAME, INLINE_MAX, SqliteStore, StoreOpenError
+from mrapsim.config import BucketConfig, KeyFormatError, SyntheticSpec, load_config
+from mrapsim.store import BytesContent, ObjectWrite, PartInfo, StoreOpenError, UploadInfo, seed_store
+from mrapsim.store.sqlite import DATABASE_NAME, INLINE_MAX, SqliteStore
 from tests.store.contract import streamed
 
 MIB = 1024 * 1024
@@ -51,12 +51,12 @@ def assert_no_leaks(store: SqliteStore) -> None:
 # -- persistence -----------------------------------------------------------------------------------
 
 
-def test_everything_persists_across_reopen(tmp_path: Path) -> None:
+async def test_everything_persists_across_reopen(tmp_path: Path) -> None:
     root = tmp_path / "data"
     big = os.urandom(3 * INLINE_MAX)
     with SqliteStore.open(root) as store:
-        created = store.create_bucket("b")
-        small = store.put_object(
+        created = await store.create_bucket("b")
+        small = await store.put_object(
             "b",
             "small.txt",
             ObjectWrite(
@@ -68,25 +68,25 @@ def test_everything_persists_across_reopen(tmp_path: Path) -> None:
                 checksum_type="COMPOSITE",
             ),
         )
-        large = store.put_object("b", "large.bin", streamed(store, big))
-        store.add_synthetic("b", SyntheticSpec(keys=10, key_format="s{i:02d}", size=3, seed=5))
-        store.delete_object("b", "s03")
+        large = await store.put_object("b", "large.bin", streamed(store, big))
+        await store.set_synthetic("b", SyntheticSpec(keys=10, key_format="s{i:02d}", size=3, seed=5))
+        await store.delete_object("b", "s03")
         initiated = dt.datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=dt.UTC)
         upload = UploadInfo("u1", "mp", initiated, "text/x", {"m": "1"}, {"expires": "never"}, "crc32", "COMPOSITE")
-        store.create_upload("b", upload)
+        await store.create_upload("b", upload)
         part = PartInfo(1, '"p1"', 4, initiated, {"crc32": "BBBBBB=="})
-        store.put_part("b", "mp", "u1", part, BytesContent(b"part"))
-        listing = store.list_page("b")
+        await store.put_part("b", "mp", "u1", part, BytesContent(b"part"))
+        listing = await store.list_page("b")
     with SqliteStore.open(root) as again:
-        assert again.list_buckets() == [created]
-        assert again.head_object("b", "small.txt") == small
-        assert again.get_object("b", "large.bin").info == large
-        assert again.get_object("b", "large.bin").content.read(0, 10**9) == big
-        assert again.list_page("b") == listing
+        assert await again.list_buckets() == [created]
+        assert await again.head_object("b", "small.txt") == small
+        assert (await again.get_object("b", "large.bin")).info == large
+        assert (await again.get_object("b", "large.bin")).content.read(0, 10**9) == big
+        assert await again.list_page("b") == listing
         assert "s03" not in [e.key for e in listing.entries] and "s04" in [e.key for e in listing.entries]
-        assert again.get_upload("b", "mp", "u1") == upload
-        assert again.list_parts("b", "mp", "u1") == [part]
-        assert again.get_object("b", "s04").content.size == 3
+        assert await again.get_upload("b", "mp", "u1") == upload
+        assert await again.list_parts("b", "mp", "u1") == [part]
+        assert (await again.get_object("b", "s04")).content.size == 3
 
 
 def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
@@ -107,44 +107,44 @@ def test_an_unusable_directory_is_a_clear_error(tmp_path: Path) -> None:
 # -- files: sharing, adoption, no leaks ---------------------------------------------------------------
 
 
-def test_no_file_outlives_its_objects_parts_and_uploads(store: SqliteStore) -> None:
-    store.create_bucket("b")
+async def test_no_file_outlives_its_objects_parts_and_uploads(store: SqliteStore) -> None:
+    await store.create_bucket("b")
     data = os.urandom(500_000)
-    store.put_object("b", "a", streamed(store, data))
-    store.put_object("b", "copy", ObjectWrite(store.get_object("b", "a").content))
+    await store.put_object("b", "a", streamed(store, data))
+    await store.put_object("b", "copy", ObjectWrite((await store.get_object("b", "a")).content))
     assert list(blob_rows(store).values()) == [2]  # the copy shares the blob
-    store.put_object("b", "a", streamed(store, data[::-1]))  # replaced: the old blob stays for "copy"
+    await store.put_object("b", "a", streamed(store, data[::-1]))  # replaced: the old blob stays for "copy"
     assert sorted(blob_rows(store).values()) == [1, 1]
-    store.delete_object("b", "copy")
+    await store.delete_object("b", "copy")
     assert len(blob_files(store.path)) == 1
-    store.create_upload("b", UploadInfo("u", "mp", dt.datetime(2026, 1, 1, tzinfo=dt.UTC)))
+    await store.create_upload("b", UploadInfo("u", "mp", dt.datetime(2026, 1, 1, tzinfo=dt.UTC)))
     for number in (1, 2, 3):
-        store.put_part(
+        await store.put_part(
             "b",
             "mp",
             "u",
             PartInfo(number, '"e"', 100_000, dt.datetime.now(dt.UTC)),
             streamed(store, data[:100_000]).content,
         )
-    store.put_part("b", "mp", "u", PartInfo(2, '"e"', 10, dt.datetime.now(dt.UTC)), BytesContent(b"0123456789"))
+    await store.put_part("b", "mp", "u", PartInfo(2, '"e"', 10, dt.datetime.now(dt.UTC)), BytesContent(b"0123456789"))
     assert len(blob_files(store.path)) == 4
-    store.complete_upload("b", "mp", "u", [1, 2], ObjectWrite(BytesContent(b""), etag='"m-2"'))
+    await store.complete_upload("b", "mp", "u", [1, 2], ObjectWrite(BytesContent(b""), etag='"m-2"'))
     assert len(blob_files(store.path)) == 3  # part 3 was not used
-    store.create_upload("b", UploadInfo("v", "mp", dt.datetime(2026, 1, 1, tzinfo=dt.UTC)))
-    store.put_part(
+    await store.create_upload("b", UploadInfo("v", "mp", dt.datetime(2026, 1, 1, tzinfo=dt.UTC)))
+    await store.put_part(
         "b", "mp", "v", PartInfo(1, '"e"', 100_000, dt.datetime.now(dt.UTC)), streamed(store, data[:100_000]).content
     )
-    store.abort_upload("b", "mp", "v")
+    await store.abort_upload("b", "mp", "v")
     assert len(blob_files(store.path)) == 3
     assert_no_leaks(store)
     for key in ("a", "mp"):
-        store.delete_object("b", key)
-    store.delete_bucket("b")
+        await store.delete_object("b", key)
+    await store.delete_bucket("b")
     assert blob_files(store.path) == set() and blob_rows(store) == {}
     assert_no_leaks(store)
 
 
-def test_a_spool_nobody_stores_is_removed(store: SqliteStore) -> None:
+async def test_a_spool_nobody_stores_is_removed(store: SqliteStore) -> None:
     builder = store.new_content()
     builder.append(os.urandom(2 * INLINE_MAX))
     assert len(list((store.path / "tmp").iterdir())) == 1
@@ -154,28 +154,28 @@ def test_a_spool_nobody_stores_is_removed(store: SqliteStore) -> None:
     del content
     assert list((store.path / "tmp").iterdir()) == []
     with pytest.raises(Exception, match="nobucket"):
-        store.put_object("nobucket", "k", streamed(store, os.urandom(2 * INLINE_MAX)))
+        await store.put_object("nobucket", "k", streamed(store, os.urandom(2 * INLINE_MAX)))
     assert_no_leaks(store)
 
 
-def test_sharing_a_blob_that_was_deleted_meanwhile_copies_it(store: SqliteStore) -> None:
+async def test_sharing_a_blob_that_was_deleted_meanwhile_copies_it(store: SqliteStore) -> None:
     """Another process may delete the source's last object between our read and our write."""
-    store.create_bucket("b")
+    await store.create_bucket("b")
     data = os.urandom(200_000)
-    store.put_object("b", "src", streamed(store, data))
-    source = store.get_object("b", "src").content
-    store.delete_object("b", "src")
+    await store.put_object("b", "src", streamed(store, data))
+    source = (await store.get_object("b", "src")).content
+    await store.delete_object("b", "src")
     assert blob_rows(store) == {}
-    store.put_object("b", "dst", ObjectWrite(source))
-    assert store.get_object("b", "dst").content.read(0, 10**9) == data
+    await store.put_object("b", "dst", ObjectWrite(source))
+    assert (await store.get_object("b", "dst")).content.read(0, 10**9) == data
     assert_no_leaks(store)
 
 
-def test_opening_sweeps_what_a_crash_left(tmp_path: Path) -> None:
+async def test_opening_sweeps_what_a_crash_left(tmp_path: Path) -> None:
     root = tmp_path / "data"
     with SqliteStore.open(root) as store:
-        store.create_bucket("b")
-        store.put_object("b", "kept", streamed(store, os.urandom(100_000)))
+        await store.create_bucket("b")
+        await store.put_object("b", "kept", streamed(store, os.urandom(100_000)))
     (root / "blobs" / "zz").mkdir()
     (root / "blobs" / "zz" / "zz-orphan").write_bytes(b"x")
     dead = multiprocessing.get_context("spawn").Process(target=os.getpid)
@@ -185,15 +185,15 @@ def test_opening_sweeps_what_a_crash_left(tmp_path: Path) -> None:
     (root / "tmp" / f"spool-{os.getpid()}-live").write_bytes(b"x")
     with SqliteStore.open(root) as store:
         assert len(blob_files(root)) == 1
-        assert store.get_object("b", "kept").content.size == 100_000
+        assert (await store.get_object("b", "kept")).content.size == 100_000
         assert [p.name for p in (root / "tmp").iterdir()] == [f"spool-{os.getpid()}-live"]
 
 
 # -- cost ----------------------------------------------------------------------------------------------
 
 
-def test_a_page_of_roll_ups_costs_one_short_query_per_prefix(store: SqliteStore) -> None:
-    store.create_bucket("b")
+async def test_a_page_of_roll_ups_costs_one_short_query_per_prefix(store: SqliteStore) -> None:
+    await store.create_bucket("b")
     db = sqlite3.connect(store.path / DATABASE_NAME)
     rows = [
         ("b", f"d{d:02d}/{i:04d}", 0, '""', "2026-01-01T00:00:00+00:00", "x", "{}", "{}", "{}", "F", "S")
@@ -204,20 +204,21 @@ def test_a_page_of_roll_ups_costs_one_short_query_per_prefix(store: SqliteStore)
     db.commit()
     db.close()
     statements: list[str] = []
-    store._connection().set_trace_callback(statements.append)
-    page = store.list_page("b", delimiter="/", max_keys=10)
+    with store._connection() as traced:  # idle again after the block: the next call uses it
+        traced.set_trace_callback(statements.append)
+    page = await store.list_page("b", delimiter="/", max_keys=10)
     assert page.common_prefixes == [f"d{d:02d}/" for d in range(10)] and page.is_truncated
     queries = [s for s in statements if s.startswith("SELECT") and "FROM objects" in s]
     assert len(queries) <= 12, queries
     assert all(s.rstrip().endswith(("LIMIT 11", "LIMIT 16", "LIMIT 32")) for s in queries), queries
     statements.clear()
-    page = store.list_page("b", prefix="d07/", start_after="d07/0499", max_keys=100)
+    page = await store.list_page("b", prefix="d07/", start_after="d07/0499", max_keys=100)
     assert [e.key for e in page.entries][:2] == ["d07/0500", "d07/0501"] and len(page.entries) == 100
     queries += [s for s in statements if "FROM objects" in s]
     assert len(queries) <= 13
-    store._connection().set_trace_callback(None)
+    traced.set_trace_callback(None)
     for query in queries:  # every one an index range search, none a scan
-        plan = " ".join(row[-1] for row in store._connection().execute(f"EXPLAIN QUERY PLAN {query}"))
+        plan = " ".join(row[-1] for row in traced.execute(f"EXPLAIN QUERY PLAN {query}"))
         assert plan.startswith("SEARCH objects USING PRIMARY KEY (bucket=? AND key>? AND key<?)") or plan.startswith(
             "SEARCH objects USING PRIMARY KEY (bucket=? AND key>?)"
         ), plan
@@ -233,8 +234,12 @@ def test_a_large_body_streams_without_growing_memory(tmp_path: Path) -> None:
 
 
 def stream_large_body(root: str, mebibytes: int) -> tuple[int, str, str]:
+    return trio.run(stream_large_body_async, root, mebibytes)
+
+
+async def stream_large_body_async(root: str, mebibytes: int) -> tuple[int, str, str]:
     store = SqliteStore.open(Path(root))
-    store.create_bucket("b")
+    await store.create_bucket("b")
     chunk = os.urandom(MIB)
     md5 = hashlib.md5()
     baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -243,10 +248,10 @@ def stream_large_body(root: str, mebibytes: int) -> tuple[int, str, str]:
         piece = i.to_bytes(8, "big") + chunk[8:]
         builder.append(piece)
         md5.update(piece)
-    info = store.put_object("b", "big", ObjectWrite(builder.finish(), etag=f'"{md5.hexdigest()}"'))
-    copied = store.put_object("b", "copy", ObjectWrite(store.get_object("b", "big").content))
+    info = await store.put_object("b", "big", ObjectWrite(builder.finish(), etag=f'"{md5.hexdigest()}"'))
+    copied = await store.put_object("b", "copy", ObjectWrite((await store.get_object("b", "big")).content))
     read = hashlib.md5()
-    for part in store.get_object("b", "copy").content.chunks(0, copied.size, 256 * 1024):
+    for part in (await store.get_object("b", "copy")).content.chunks(0, copied.size, 256 * 1024):
         read.update(part)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     assert info.size == mebibytes * MIB
@@ -257,6 +262,10 @@ def stream_large_body(root: str, mebibytes: int) -> tuple[int, str, str]:
 
 
 def writer_and_lister(root: str, worker: int, count: int) -> tuple[float, float, list[str]]:
+    return trio.run(writer_and_lister_async, root, worker, count)
+
+
+async def writer_and_lister_async(root: str, worker: int, count: int) -> tuple[float, float, list[str]]:
     """Each worker writes its own keys (small and spooled) and lists everything as it goes;
     every listing must be sorted, hold all of its own writes so far, and never shrink."""
     store = SqliteStore.open(Path(root))
@@ -265,14 +274,14 @@ def writer_and_lister(root: str, worker: int, count: int) -> tuple[float, float,
     for i in range(count):
         key = f"w{worker}/{i:04d}"
         if i % 10 == 0:
-            store.put_object("shared", key, streamed(store, os.urandom(INLINE_MAX + 1)))
+            await store.put_object("shared", key, streamed(store, os.urandom(INLINE_MAX + 1)))
         else:
-            store.put_object("shared", key, ObjectWrite(BytesContent(key.encode())))
+            await store.put_object("shared", key, ObjectWrite(BytesContent(key.encode())))
         if i % 7 == 0:
             keys: list[str] = []
             after = ""
             while True:
-                page = store.list_page("shared", start_after=after, max_keys=250)
+                page = await store.list_page("shared", start_after=after, max_keys=250)
                 keys += [e.key for e in page.entries]
                 if not page.is_truncated:
                     break
@@ -283,14 +292,18 @@ def writer_and_lister(root: str, worker: int, count: int) -> tuple[float, float,
             assert len(keys) >= seen_total
             seen_total = len(keys)
         if i % 25 == 0:
-            page = store.list_page("shared", prefix=f"w{worker}/", delimiter="/")
-            assert store.get_object("shared", key).info.size in (len(key), INLINE_MAX + 1)
-    store.create_upload("shared", UploadInfo(f"u{worker}", "mp", dt.datetime.now(dt.UTC)))
+            page = await store.list_page("shared", prefix=f"w{worker}/", delimiter="/")
+            assert (await store.get_object("shared", key)).info.size in (len(key), INLINE_MAX + 1)
+    await store.create_upload("shared", UploadInfo(f"u{worker}", "mp", dt.datetime.now(dt.UTC)))
     store.close()
     return started, time.time(), [f"w{worker}/{j:04d}" for j in range(count)]
 
 
 def seed_in_process(root: str) -> int:
+    return trio.run(seed_in_process_async, root)
+
+
+async def seed_in_process_async(root: str) -> int:
     config = load_config(
         overrides={
             "buckets": [
@@ -300,35 +313,35 @@ def seed_in_process(root: str) -> int:
         }
     )
     store = SqliteStore.open(Path(root))
-    store.seed(config)
-    count = len(store.list_page("mraps3sample").entries)
+    await seed_store(store, config)
+    count = len((await store.list_page("mraps3sample")).entries)
     store.close()
     return count
 
 
-def test_processes_write_and_list_one_store_concurrently(tmp_path: Path) -> None:
+async def test_processes_write_and_list_one_store_concurrently(tmp_path: Path) -> None:
     root = tmp_path / "data"
     context = multiprocessing.get_context("spawn")
     with context.Pool(4) as pool:
         seeded = pool.map(seed_in_process, [str(root)] * 4)  # N workers starting at once
         assert seeded == [2, 2, 2, 2]
         with SqliteStore.open(root) as store:
-            store.create_bucket("shared")
+            await store.create_bucket("shared")
         results = pool.starmap(writer_and_lister, [(str(root), worker, 120) for worker in range(4)])
     with SqliteStore.open(root) as store:
-        listed = [e.key for e in store.list_page("shared", max_keys=1000).entries]
+        listed = [e.key for e in (await store.list_page("shared", max_keys=1000)).entries]
         assert listed == sorted(key for _, _, keys in results for key in keys)
     assert max(start for start, _, _ in results) < min(end for _, end, _ in results), "the workers did not overlap"
     with SqliteStore.open(root) as store:
-        assert sorted(u.upload_id for u in store.list_uploads("shared")) == ["u0", "u1", "u2", "u3"]
-        assert len(store.list_page("syn").entries) == 50
+        assert sorted(u.upload_id for u in await store.list_uploads("shared")) == ["u0", "u1", "u2", "u3"]
+        assert len((await store.list_page("syn")).entries) == 50
         assert_no_leaks(store)
 
 
 # -- seeding -------------------------------------------------------------------------------------------
 
 
-def test_seeding_is_idempotent_and_keeps_user_changes(tmp_path: Path) -> None:
+async def test_seeding_is_idempotent_and_keeps_user_changes(tmp_path: Path) -> None:
     root = tmp_path / "data"
     config = load_config(
         overrides={
@@ -337,28 +350,25 @@ def test_seeding_is_idempotent_and_keeps_user_changes(tmp_path: Path) -> None:
         }
     )
     with SqliteStore.open(root) as store:
-        store.seed(config)
-        assert [b.name for b in store.list_buckets()] == ["mraps3sample", "only-mrap"]
-        hello = store.get_object("mraps3sample", "hello.txt")
+        await seed_store(store, config)
+        assert [b.name for b in await store.list_buckets()] == ["mraps3sample", "only-mrap"]
+        hello = await store.get_object("mraps3sample", "hello.txt")
         assert hello.content.read(0, 100) == b"hello\n" and hello.info.content_type == "text/plain"
-        assert store.head_object("mraps3sample", "a.bin").content_type == "binary/octet-stream"
-        store.put_object("mraps3sample", "a.bin", ObjectWrite(BytesContent(b"changed")))
-        store.delete_object("mraps3sample", "gone.txt")
-        before = store.list_page("mraps3sample")
+        assert (await store.head_object("mraps3sample", "a.bin")).content_type == "binary/octet-stream"
+        await store.put_object("mraps3sample", "a.bin", ObjectWrite(BytesContent(b"changed")))
+        await store.delete_object("mraps3sample", "gone.txt")
+        before = await store.list_page("mraps3sample")
     with SqliteStore.open(root) as store:
-        store.seed(config)
-        store.seed(config)
-        assert store.list_page("mraps3sample") == before
-        assert store.get_object("mraps3sample", "a.bin").content.read(0, 100) == b"changed"
-        store.delete_bucket("only-mrap")
-        store.seed(config)
-        assert [b.name for b in store.list_buckets()] == ["mraps3sample", "only-mrap"]
+        await seed_store(store, config)
+        await seed_store(store, config)
+        assert await store.list_page("mraps3sample") == before
+        assert (await store.get_object("mraps3sample", "a.bin")).content.read(0, 100) == b"changed"
+        await store.delete_bucket("only-mrap")
+        await seed_store(store, config)
+        assert [b.name for b in await store.list_buckets()] == ["mraps3sample", "only-mrap"]
 
 
-def test_seeding_a_bad_synthetic_format_is_a_config_error(store: SqliteStore) -> None:
-    """load_config refuses it too; a Config built in code reaches the store unchecked."""
-    bad = BucketConfig("syn", (), SyntheticSpec(keys=100, key_format="k{i}", size=1, seed=0))
-    config = dataclasses.replace(load_config(), buckets=(bad,))
-    with pytest.raises(ConfigError, match=r"buckets\.syn\.synthetic\.key_format"):
-        store.seed(config)
-    assert store.list_buckets() == []
+def test_a_bad_synthetic_format_never_reaches_the_store() -> None:
+    """load_config names the setting; a SyntheticSpec built in code is refused as it is built."""
+    with pytest.raises(KeyFormatError, match="zero-pad"):
+        BucketConfig("syn", (), SyntheticSpec(keys=100, key_format="k{i}", size=1, seed=0))

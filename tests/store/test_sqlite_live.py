@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from boto3.s3.transfer import TransferConfig  # type: ignore[import-untyped]
+import trio
+from boto3.s3.transfer import TransferConfig
 
 from mrapsim.config import load_config
 from mrapsim.s3 import create_app
+from mrapsim.store import seed_store
 from mrapsim.store.sqlite import SqliteStore
 from tests.s3.conftest import make_client, serving
 from tests.store.test_sqlite import assert_no_leaks, blob_files
@@ -25,7 +27,7 @@ MIB = 1024 * 1024
 def sqlite_s3(tmp_path: Path) -> Iterator[tuple[Any, SqliteStore]]:
     config = load_config(overrides={"buckets": [{"name": "data", "objects": {"seeded.txt": "seed\n"}}]})
     store = SqliteStore.open(tmp_path / "store")
-    store.seed(config)
+    trio.run(seed_store, store, config)
     with serving(create_app(config, store)) as url:
         yield make_client(url), store
     store.close()

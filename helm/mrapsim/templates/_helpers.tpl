@@ -170,7 +170,7 @@ Keys are sorted; strings are JSON strings, which are valid TOML basic strings.
 {{- $_ := set $doc "tls" (dict "key_type" .Values.tls.keyType) }}
 {{- /* mrapsim needs every key of a listener that its embedded defaults do not have: a listener
      added in values takes the MRAP edge's defaults for the keys it leaves out. */}}
-{{- $listenerDefaults := dict "sni" "required" "on_missing_sni" "stall" "on_unknown_sni" "stall" "alpn" (list "h2" "http/1.1") "stall_timeout" "60s" "client_hello_timeout" "10s" "max_client_hello" 16384 "routes" (list) }}
+{{- $listenerDefaults := dict "sni" "required" "on_missing_sni" "stall" "on_unknown_sni" "stall" "alpn" (list "http/1.1") "stall_timeout" "300s" "max_stalled" 4096 "client_hello_timeout" "10s" "max_client_hello" 16384 "routes" (list) }}
 {{- $listeners := dict }}
 {{- range $name, $listener := $doc.listeners }}
 {{- $_ := set $listeners $name (merge (deepCopy $listener) (deepCopy $listenerDefaults)) }}

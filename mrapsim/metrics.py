@@ -5,6 +5,7 @@ operations and outcomes from fixed vocabularies)."""
 from __future__ import annotations
 
 import platform
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -34,8 +35,20 @@ class Metrics:
             registry=r,
         )
         self.active = Gauge(
-            "mrapsim_connections_active",
+            "mrapsim_connections_open",
             "Edge connections open now.",
+            ["listener"],
+            registry=r,
+        )
+        self.stalled = Gauge(
+            "mrapsim_connections_stalled",
+            "Stalled connections held now (at most the listener's max_stalled).",
+            ["listener"],
+            registry=r,
+        )
+        self.stalled_evicted = Counter(
+            "mrapsim_stalled_evicted",
+            "Stalled connections closed early because their listener held max_stalled of them.",
             ["listener"],
             registry=r,
         )
@@ -105,6 +118,18 @@ class Metrics:
             ["direction"],
             registry=r,
         )
+        self.faults_active = Gauge(
+            "mrapsim_faults_active",
+            "Faults in force now, by type.",
+            ["type"],
+            registry=r,
+        )
+        self.faults_applied = Counter(
+            "mrapsim_faults_applied",
+            "Faults applied: a toxic drawn for a connection, an S3 or TLS fault that fired.",
+            ["type"],
+            registry=r,
+        )
         Gauge(
             "mrapsim_build_info",
             "Build information; the value is always 1.",
@@ -112,7 +137,13 @@ class Metrics:
             registry=r,
         ).labels(__version__, platform.python_version()).set(1)
 
+    def watch_stalled(self, listener: str, count: Callable[[], int]) -> None:
+        """The stalled gauge reads the listener's own count at scrape time; evictions start at 0."""
+        self.stalled.labels(listener).set_function(count)
+        self.stalled_evicted.labels(listener)
+
     def connection_closed(self, record: ConnectionRecord) -> None:
+        assert record.outcome is not None and record.action is not None, "a closed connection was decided"
         self.connections.labels(record.listener, record.outcome.value).inc()
         self.actions.labels(record.listener, record.action).inc()
         self.connection_bytes.labels(record.listener, "received").inc(record.bytes_in)

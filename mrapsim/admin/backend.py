@@ -1,0 +1,103 @@
+"""What the admin API reads and changes, behind one small protocol.
+
+One process answers from its own state (`LocalBackend`); the supervisor asks every worker and
+merges the answers (`admin/workers.py`). The route table (`admin/app.py`) is written once, over
+either.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mrapsim.admin.toxiproxy import ToxiproxyApi
+from mrapsim.config import Config
+from mrapsim.edge.records import RecordQuery
+from mrapsim.faults import FaultSet
+from mrapsim.telemetry import Telemetry
+
+
+class BackendError(Exception):
+    """The backend could not answer (a worker did not); the message says why in words."""
+
+
+class AdminBackend(Protocol):
+    @property
+    def config(self) -> Config: ...
+
+    async def readiness(self) -> dict[str, Any]:
+        """The `/readyz` document; its `ready` member decides the status code."""
+        ...
+
+    async def metrics(self) -> bytes:
+        """Prometheus text exposition."""
+        ...
+
+    async def connections(self, query: RecordQuery) -> list[dict[str, Any]]: ...
+
+    async def faults(self) -> list[dict[str, Any]]: ...
+
+    async def add_fault(self, document: object) -> str:
+        """The new fault's id; FaultError when `document` is not a fault."""
+        ...
+
+    async def replace_faults(self, documents: list[object]) -> None:
+        """FaultError when one of `documents` is not a fault; then nothing changes."""
+        ...
+
+    async def remove_fault(self, fault_id: str) -> bool:
+        """False when there is no such fault."""
+        ...
+
+    async def toxiproxy(self, method: str, path: str, document: object) -> tuple[int, Any]:
+        """Toxiproxy's REST API (admin/toxiproxy.py): status and JSON answer (None: no body).
+        `path` is the request's path as sent, percent-encoding kept."""
+        ...
+
+
+@dataclass
+class ServerState:
+    """What the admin API reports about one process's life: bound addresses and phase."""
+
+    listeners: dict[str, str] = field(default_factory=dict)
+    admin: str | None = None
+    ready: bool = False
+    draining: bool = False
+
+
+@dataclass(frozen=True)
+class LocalBackend:
+    """The admin API of one process, over that process's own state."""
+
+    state: ServerState
+    telemetry: Telemetry
+    fault_set: FaultSet
+
+    @property
+    def config(self) -> Config:
+        return self.telemetry.config
+
+    async def readiness(self) -> dict[str, Any]:
+        ready = self.state.ready and not self.state.draining
+        return {"ready": ready, "draining": self.state.draining, "listeners": self.state.listeners}
+
+    async def metrics(self) -> bytes:
+        return self.telemetry.metrics.render()
+
+    async def connections(self, query: RecordQuery) -> list[dict[str, Any]]:
+        return [record.to_json() for record in self.telemetry.records(query)]
+
+    async def faults(self) -> list[dict[str, Any]]:
+        return [fault.to_json() for fault in self.fault_set.all()]
+
+    async def add_fault(self, document: object) -> str:
+        return self.fault_set.add(self.fault_set.parse(document))
+
+    async def replace_faults(self, documents: list[object]) -> None:
+        self.fault_set.load(documents)
+
+    async def remove_fault(self, fault_id: str) -> bool:
+        return self.fault_set.remove(fault_id)
+
+    async def toxiproxy(self, method: str, path: str, document: object) -> tuple[int, Any]:
+        return ToxiproxyApi(self.config, self.state.listeners, self.fault_set).handle(method, path, document)
