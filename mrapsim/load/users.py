@@ -8,7 +8,7 @@ harness's clients, and k6-like checks (`mrapsim load --scenario my_mix.py`).
         seed_sizes = (1024,)                   # objects written before the run for s3.get/head
 
         async def on_start(self) -> None:      # once per user, before its first task
-            await self.s3.put("mine.txt", body=b"hello", name="setup_put")
+            await self.s3.put("mine.txt", size=100, name="setup_put")
 
         @task(3)
         async def read(self) -> None:
@@ -133,9 +133,9 @@ class _Client:
 
 
 class S3Client(_Client):
-    """S3 operations, signed (SigV4) when the run has credentials. Connection options on every
-    call: `sni` (True: the target's host, False: none, or a name), `connection` ("keep-alive"
-    or "new"), `http` ("1.1" or "2")."""
+    """S3 operations, signed (SigV4, or SigV4A with --sigv4a) when the run has credentials.
+    Connection options on every call: `sni` (True: the target's host, False: none, or a name),
+    `connection` ("keep-alive" or "new"), `http` ("1.1" or "2")."""
 
     async def list(self, prefix: str = "", max_keys: int = 1000, name: str | None = None,
                    **connection: Any) -> Result:
