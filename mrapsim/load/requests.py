@@ -81,7 +81,8 @@ def build_request(
     size = task.sizes[0] if len(task.sizes) == 1 else rng.choice(task.sizes)
     if task.kind is TaskKind.PUT:
         key = task.key or f"{key_prefix}put/{size}-{user}-{sequence % PUT_KEYS_PER_USER}"
-        return PreparedRequest("PUT", f"{base}/{key}", (), body(size))
+        content = body(size) if task.body is None else Body(task.body, hashlib.sha256(task.body).hexdigest())
+        return PreparedRequest("PUT", f"{base}/{key}", (), content)
     key = task.key if task.key is not None else object_key(key_prefix, size)
     extra: tuple[tuple[str, str], ...] = ()
     if task.kind is TaskKind.GET and task.ranges:

@@ -83,6 +83,7 @@ class TaskSpec:
     sizes: tuple[int, ...] = (1024,)
     ranges: tuple[str, ...] = ()
     key: str | None = None
+    body: bytes | None = None  # put: this content instead of a generated body of `sizes`
 
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in ":, \t\n"):

@@ -61,7 +61,9 @@ class Mine(User):
     seed_sizes = (2048,)
 
     async def on_start(self):
-        await self.s3.put("mine/start.txt", size=10, name="setup_put")
+        await self.s3.put(f"mine/{self.user_id}.txt", body=b"mine", name="setup_put")
+        r = await self.s3.get(f"mine/{self.user_id}.txt", name="setup_get")
+        self.check(r, {"reads back": lambda r: r.body == b"mine"})
 
     @task(3)
     async def read(self):
@@ -84,6 +86,7 @@ class Mine(User):
     assert "✓ 'setup_put:count==3'" in done.stdout
     document = json.loads((tmp_path / "run.json").read_text())
     checks = {(c["task"], c["check"]): (c["passes"], c["fails"]) for c in document["checks"]}
+    assert checks[("on_start", "reads back")] == (3, 0)
     assert checks[("missing", "found")][0] == 0 and checks[("missing", "found")][1] > 0
     assert checks[("read", "2 KiB")][1] == 0 and checks[("read", "2 KiB")][0] > 5
     failures = document["summary"]["failures_by_class"]
