@@ -95,6 +95,8 @@ def test_s3_and_handshake_users_against_the_s3_listener(mrapsim: MrapsimProcess,
     rows = locust(
         f"https://localhost:{mrapsim.port('s3')}/mraps3sample",
         tmp_path,
+        "S3User",  # named: the file's MixedUser is for the master-and-workers test below
+        "HandshakeUser",
         env={
             "AWS_ACCESS_KEY_ID": ACCESS,
             "AWS_SECRET_ACCESS_KEY": SECRET,
