@@ -67,11 +67,10 @@ def test_live_page_and_metrics_while_running(mrapsim: MrapsimProcess, tmp_path: 
         assert url, "no live view address on stderr"
         where = Path(os.environ.get("MRAPSIM_TEST_ARTIFACTS", tmp_path))
         where.mkdir(parents=True, exist_ok=True)
-        time.sleep(2)
+        time.sleep(1)
         first = look(url, tmp_path / "first", where / "load-live-1.png")
         with urllib.request.urlopen(f"{url}metrics", timeout=5) as response:
             metrics = parse_prometheus(response.read().decode())
-        time.sleep(2)
         second = look(url, tmp_path / "second", where / "load-live-2.png")
         assert 0 < first < second, (first, second)
         assert (where / "load-live-1.png").read_bytes() != (where / "load-live-2.png").read_bytes()
