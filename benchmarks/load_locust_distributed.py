@@ -48,20 +48,55 @@ def main() -> int:
         port = probe.getsockname()[1]
         probe.close()
         server = start_mrapsim(Path(tmp))
-        env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-               "MRAPSIM_CA_BUNDLE": str(server.ca)}
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "MRAPSIM_CA_BUNDLE": str(server.ca),
+        }
         locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
         try:
             before = counts(server)
             master = subprocess.Popen(
-                [*locust, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port),
-                 "--headless", "--expect-workers", "2", "-u", str(args.users), "-r", str(args.users),
-                 "-t", f"{args.seconds}s", "--stop-timeout", "5", "--only-summary", "--csv", f"{tmp}/dist",
-                 "--host", f"https://localhost:{server.port('s3')}/mraps3sample", "MixedUser"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-            workers = [subprocess.Popen([*locust, "--worker", "--master-host", "127.0.0.1", "--master-port",
-                                         str(port), "MixedUser"], stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL, env=env) for _ in range(2)]
+                [
+                    *locust,
+                    "--master",
+                    "--master-bind-host",
+                    "127.0.0.1",
+                    "--master-bind-port",
+                    str(port),
+                    "--headless",
+                    "--expect-workers",
+                    "2",
+                    "-u",
+                    str(args.users),
+                    "-r",
+                    str(args.users),
+                    "-t",
+                    f"{args.seconds}s",
+                    "--stop-timeout",
+                    "5",
+                    "--only-summary",
+                    "--csv",
+                    f"{tmp}/dist",
+                    "--host",
+                    f"https://localhost:{server.port('s3')}/mraps3sample",
+                    "MixedUser",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
+            workers = [
+                subprocess.Popen(
+                    [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port), "MixedUser"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    env=env,
+                )
+                for _ in range(2)
+            ]
             _, err = master.communicate(timeout=args.seconds + 120)
             for worker in workers:
                 worker.wait(timeout=30)
@@ -83,9 +118,11 @@ def main() -> int:
     theirs = round(sum(after.get(o, 0) - before.get(o, 0) for o in locust_s3))
     diff = abs(ours - theirs) / max(1, theirs)
     handshakes = sum(int(rows[n]["Request Count"]) for n in ("handshake", "handshake_nosni") if n in rows)
-    print(f"{'S3 requests':<16} {ours:>8} {theirs:>8}  {100 * diff:.2f}% apart; plus {handshakes} handshakes; "
-          f"Locust's aggregated count {rows['Aggregated']['Request Count']}, "
-          f"failures {rows['Aggregated']['Failure Count']}")
+    print(
+        f"{'S3 requests':<16} {ours:>8} {theirs:>8}  {100 * diff:.2f}% apart; plus {handshakes} handshakes; "
+        f"Locust's aggregated count {rows['Aggregated']['Request Count']}, "
+        f"failures {rows['Aggregated']['Failure Count']}"
+    )
     print("✓ within 1%" if diff <= 0.01 else "✗ more than 1% apart")
     return 0 if diff <= 0.01 else 1
 

@@ -32,9 +32,23 @@ RATE = 100
 def run(server: object, *args: str) -> None:
     target = f"https://localhost:{server.port('s3')}/mraps3sample"  # type: ignore[attr-defined]
     done = subprocess.run(
-        [sys.executable, "-m", "mrapsim.load", "-H", target, "--ca-bundle", str(server.ca),  # type: ignore[attr-defined]
-         "-f", "list", "--only-summary", *args],
-        capture_output=True, text=True, timeout=120, env=dict(os.environ),
+        [
+            sys.executable,
+            "-m",
+            "mrapsim.load",
+            "-H",
+            target,
+            "--ca-bundle",
+            str(server.ca),  # type: ignore[attr-defined]
+            "-f",
+            "list",
+            "--only-summary",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
     )
     sys.stdout.write(done.stdout)
     if done.returncode != 0:
@@ -52,8 +66,17 @@ def main() -> int:
         out.mkdir(parents=True, exist_ok=True)
         server = start_mrapsim(Path(tmp))
         try:
-            run(server, "--stages", "10s:20,10s:20,10s:0", "--csv", str(out / "stages"),
-                "--html", str(out / "stages.html"), "--json", str(out / "stages.json"))
+            run(
+                server,
+                "--stages",
+                "10s:20,10s:20,10s:0",
+                "--csv",
+                str(out / "stages"),
+                "--html",
+                str(out / "stages.html"),
+                "--json",
+                str(out / "stages.json"),
+            )
             run(server, "--stages", f"5s:{RATE}/s,20s:{RATE}/s", "-u", "40", "--json", str(out / "rate.json"))
         finally:
             server.stop()
@@ -61,13 +84,15 @@ def main() -> int:
             users = [int(r["User Count"]) for r in csv.DictReader(f) if r["Name"] == "Aggregated"]
         print("users per second:", " ".join(map(str, users)))
         peak = users.index(max(users))
-        if max(users) != 20 or users[:peak + 1] != sorted(users[:peak + 1]) or users[-1] > 2:
+        if max(users) != 20 or users[: peak + 1] != sorted(users[: peak + 1]) or users[-1] > 2:
             problems.append("the users did not ramp 0→20→0")
         timeline = json.loads((out / "rate.json").read_text())["timeline"]
         held = [i["requests"] for i in timeline][6:-1]  # the full seconds at the held rate
         mean = sum(held) / len(held)
-        print(f"arrival rate held at {RATE}/s: {mean:.1f}/s over {len(held)} s "
-              f"({100 * abs(mean - RATE) / RATE:.1f}% off); completions per second {held}")
+        print(
+            f"arrival rate held at {RATE}/s: {mean:.1f}/s over {len(held)} s "
+            f"({100 * abs(mean - RATE) / RATE:.1f}% off); completions per second {held}"
+        )
         if abs(mean - RATE) > 0.05 * RATE:
             problems.append(f"the arrival rate was {mean:.1f}/s, not {RATE}/s within 5%")
     for problem in problems:

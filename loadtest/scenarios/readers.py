@@ -21,11 +21,14 @@ class Reader(User):
     @task(5)
     async def read(self) -> None:
         response = await self.s3.get(size=1024)
-        self.check(response, {
-            "status is 200": lambda r: r.status == 200,
-            "1 KiB body": lambda r: r.content_length == 1024,
-            "has an ETag": lambda r: r.header("etag") is not None,
-        })
+        self.check(
+            response,
+            {
+                "status is 200": lambda r: r.status == 200,
+                "1 KiB body": lambda r: r.content_length == 1024,
+                "has an ETag": lambda r: r.header("etag") is not None,
+            },
+        )
 
     @task(1)
     async def read_own(self) -> None:

@@ -31,8 +31,9 @@ def python_scenario(path: Path, user_class: str | None = None, name: str | None 
         names.extend(n for n, _, _ in cls.task_functions() if n not in names)
         seeded.update(parse_size(s) for s in cls.seed_sizes)
     names.extend(n for n in ("on_start", "on_stop", *_request_names(path)) if n not in names)
-    return Scenario(name or path.stem, (), str(path.resolve()), user_class, tuple(names), tuple(sorted(seeded)),
-                    uses_s3)
+    return Scenario(
+        name or path.stem, (), str(path.resolve()), user_class, tuple(names), tuple(sorted(seeded)), uses_s3
+    )
 
 
 def _request_names(path: Path) -> list[str]:
@@ -41,8 +42,13 @@ def _request_names(path: Path) -> list[str]:
         tree = ast.parse(path.read_text())
     except (OSError, SyntaxError):
         return []
-    return [k.value.value for node in ast.walk(tree) if isinstance(node, ast.Call) for k in node.keywords
-            if k.arg == "name" and isinstance(k.value, ast.Constant) and isinstance(k.value.value, str)]
+    return [
+        k.value.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        for k in node.keywords
+        if k.arg == "name" and isinstance(k.value, ast.Constant) and isinstance(k.value.value, str)
+    ]
 
 
 def load_scenario(name_or_path: str, user_class: str | None = None) -> Scenario:
@@ -58,7 +64,6 @@ def load_scenario(name_or_path: str, user_class: str | None = None) -> Scenario:
     if path.suffix == ".py":
         return python_scenario(path, user_class)
     return load_toml(path)
-
 
 
 def import_file(path: Path) -> Any:
@@ -81,8 +86,11 @@ def import_file(path: Path) -> Any:
 
 
 def user_classes_of(module: Any, only: str | None = None) -> list[type[User]]:
-    found = [v for v in vars(module).values()
-             if isinstance(v, type) and issubclass(v, User) and not v.abstract and v.task_functions()]
+    found = [
+        v
+        for v in vars(module).values()
+        if isinstance(v, type) and issubclass(v, User) and not v.abstract and v.task_functions()
+    ]
     if only is not None:
         found = [c for c in found if c.__name__ == only]
         if not found:

@@ -39,7 +39,6 @@ def settled_comparison(
         time.sleep(0.1)
 
 
-
 # -- live output ---------------------------------------------------------------------------
 
 
@@ -106,11 +105,18 @@ def split_options(options: RunOptions, processes: int) -> list[RunOptions]:
         requests = None
         if options.requests is not None:
             requests = options.requests // processes + (1 if i < options.requests % processes else 0)
-        parts.append(replace(
-            options, users=users, first_user=i, id_stride=processes, requests=requests,
-            spawn_rate=options.spawn_rate / processes, process_share=1 / processes,
-            rate=options.rate / processes if options.rate is not None else None,
-        ))
+        parts.append(
+            replace(
+                options,
+                users=users,
+                first_user=i,
+                id_stride=processes,
+                requests=requests,
+                spawn_rate=options.spawn_rate / processes,
+                process_share=1 / processes,
+                rate=options.rate / processes if options.rate is not None else None,
+            )
+        )
     return parts
 
 
@@ -220,4 +226,3 @@ def _collect(
             if current.started:  # nothing to show before the workers' first snapshot
                 view.update(current)
             next_draw += view.interval
-

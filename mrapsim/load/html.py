@@ -30,8 +30,9 @@ def vendor(name: str) -> str:
     try:
         return resources.files("mrapsim.load").joinpath("vendor", name).read_text(encoding="utf-8")
     except OSError as exc:
-        raise RuntimeError(f"mrapsim/load/vendor/{name} is missing from this installation: "
-                           "the package data was not installed") from exc
+        raise RuntimeError(
+            f"mrapsim/load/vendor/{name} is missing from this installation: the package data was not installed"
+        ) from exc
 
 
 def distribution_bins(h: Histogram) -> tuple[list[float], list[int]]:
@@ -65,8 +66,7 @@ def chart_data(stats: RunStats) -> dict[str, Any]:
         "users": _users(seconds, stats),
         "rps": [i.requests if i else 0 for i in timeline],
         "fps": [i.failures if i else 0 for i in timeline],
-        "by_task": {name: [(i.by_task.get(name, 0) if i else 0) for i in timeline]
-                    for name in stats.tasks},
+        "by_task": {name: [(i.by_task.get(name, 0) if i else 0) for i in timeline] for name in stats.tasks},
         "percentiles": percentiles,
         "dist": {"ms": edges, "count": counts},
         "failures": {"classes": list(by_class), "count": list(by_class.values())},
@@ -95,9 +95,16 @@ def _percentile_rows(stats: RunStats) -> str:
         h = task.histogram
         values = h.percentiles(p * 100 for p in LOCUST_PERCENTILES) if h.total else {}
         cells = [ms(values[p * 100]) if h.total else "-" for p in LOCUST_PERCENTILES]
-        rows.append("<tr>" + _cell(task.method) + _cell(task.name) + _cell(task.requests)
-                    + _cell(ms(h.mean) if h.total else "-") + "".join(_cell(c) for c in cells)
-                    + _cell(task.stalled) + "</tr>")
+        rows.append(
+            "<tr>"
+            + _cell(task.method)
+            + _cell(task.name)
+            + _cell(task.requests)
+            + _cell(ms(h.mean) if h.total else "-")
+            + "".join(_cell(c) for c in cells)
+            + _cell(task.stalled)
+            + "</tr>"
+        )
     return "\n".join(rows)
 
 
@@ -136,14 +143,23 @@ def _server_rows(stats: RunStats) -> str:
     for r in rows:
         larger = max(r["harness"], r["server"])
         diff = abs(r["harness"] - r["server"]) / larger if larger else 0.0
-        body.append("<tr>" + _cell(r["what"]) + _cell(r["harness"]) + _cell(r["server"])
-                    + _cell(f"{100 * diff:.2f}%") + _cell(r.get("setup", 0)) + "</tr>")
+        body.append(
+            "<tr>"
+            + _cell(r["what"])
+            + _cell(r["harness"])
+            + _cell(r["server"])
+            + _cell(f"{100 * diff:.2f}%")
+            + _cell(r.get("setup", 0))
+            + "</tr>"
+        )
     return head + "\n".join(body)
 
 
 def _check_rows(stats: RunStats) -> list[tuple[str, str]]:
-    return [(f"{'✓' if bad == 0 else '✗'} {task}: {check}", f"{good} passed, {bad} failed")
-            for (task, check), (good, bad) in sorted(stats.checks.items())]
+    return [
+        (f"{'✓' if bad == 0 else '✗'} {task}: {check}", f"{good} passed, {bad} failed")
+        for (task, check), (good, bad) in sorted(stats.checks.items())
+    ]
 
 
 def _summary_rows(stats: RunStats) -> str:
@@ -153,9 +169,22 @@ def _summary_rows(stats: RunStats) -> str:
     tasks["Aggregated"] = s["total"]  # type: ignore[assignment]
     for name, t in tasks.items():
         rows.append(
-            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
-                t["type"], name, t["requests"], t["failures"], t["rps"], t["p50_ms"], t["p90_ms"],
-                t["p99_ms"], t["max_ms"])) + "</tr>"
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(v))}</td>"
+                for v in (
+                    t["type"],
+                    name,
+                    t["requests"],
+                    t["failures"],
+                    t["rps"],
+                    t["p50_ms"],
+                    t["p90_ms"],
+                    t["p99_ms"],
+                    t["max_ms"],
+                )
+            )
+            + "</tr>"
         )
     return "\n".join(rows)
 
@@ -166,18 +195,28 @@ def _list_rows(pairs: list[tuple[str, str]]) -> str:
 
 def render_html(stats: RunStats, verdicts: list[Verdict], title: str = "mrapsim load") -> str:
     data = json.dumps(chart_data(stats)).replace("</", "<\\/")
-    failures = [(f"{cls} ({', '.join(f'{t} {n}' for t, n in tasks.items())})", str(sum(tasks.values())))
-                for cls, tasks in stats.failures_by_class().items()]
+    failures = [
+        (f"{cls} ({', '.join(f'{t} {n}' for t, n in tasks.items())})", str(sum(tasks.values())))
+        for cls, tasks in stats.failures_by_class().items()
+    ]
     handshakes = [(k, str(v)) for k, v in sorted(stats.handshakes.items())]
     checks = [(("✓ " if v.passed else "✗ ") + v.threshold.text, format_observed(v)) for v in verdicts]
     duration = stats.duration
-    meta = (f"{duration:.1f} s, {stats.users} users at most, sent {stats.bytes_sent / duration / 1000:.1f} kB/s, "
-            f"received {stats.bytes_received / duration / 1000:.1f} kB/s")
+    meta = (
+        f"{duration:.1f} s, {stats.users} users at most, sent {stats.bytes_sent / duration / 1000:.1f} kB/s, "
+        f"received {stats.bytes_received / duration / 1000:.1f} kB/s"
+    )
     return _PAGE.format(
-        title=html.escape(title), css=vendor("uPlot.min.css"), js=vendor("uPlot.iife.min.js"),
-        data=data, meta=html.escape(meta), summary=_summary_rows(stats), run=_list_rows(_run_rows(stats)),
+        title=html.escape(title),
+        css=vendor("uPlot.min.css"),
+        js=vendor("uPlot.iife.min.js"),
+        data=data,
+        meta=html.escape(meta),
+        summary=_summary_rows(stats),
+        run=_list_rows(_run_rows(stats)),
         percentile_head="".join(f"<th>{p}</th>" for p in readable_percentiles(LOCUST_PERCENTILES)),
-        percentiles=_percentile_rows(stats), server=_server_rows(stats),
+        percentiles=_percentile_rows(stats),
+        server=_server_rows(stats),
         check_rows=_list_rows(_check_rows(stats)) or "<tr><td>none</td><td></td></tr>",
         failures=_list_rows(failures) or "<tr><td>none</td><td></td></tr>",
         handshakes=_list_rows(handshakes) or "<tr><td>none</td><td></td></tr>",

@@ -124,8 +124,7 @@ class ResponseReader:
                     return None
                 self._state = _State.DONE
             else:
-                return ParsedResponse(self._status, self._length, self._body_head, self._keep_alive,
-                                      self._headers)
+                return ParsedResponse(self._status, self._length, self._body_head, self._keep_alive, self._headers)
 
     def _need_more(self) -> None:
         if self._eof:

@@ -43,10 +43,13 @@ def snapshot(stats: RunStats, run: dict[str, Any], state: str) -> dict[str, Any]
         "users": stats.running,
         "chart": chart,
         "summary": summary_json(stats),
-        "failures": [{"task": task, "class": failure, "occurrences": c.occurrences}
-                     for (task, failure), c in sorted(stats.failures.items(), key=lambda kv: -kv[1].occurrences)],
-        "checks": [{"task": t, "check": c, "passes": n[0], "fails": n[1]}
-                   for (t, c), n in sorted(stats.checks.items())],
+        "failures": [
+            {"task": task, "class": failure, "occurrences": c.occurrences}
+            for (task, failure), c in sorted(stats.failures.items(), key=lambda kv: -kv[1].occurrences)
+        ],
+        "checks": [
+            {"task": t, "check": c, "passes": n[0], "fails": n[1]} for (t, c), n in sorted(stats.checks.items())
+        ],
     }
 
 
@@ -63,8 +66,11 @@ class _StatsCollector(Collector):
         requests = CounterMetricFamily("mrapsim_load_requests", "Requests finished", labels=["task", "method"])
         failures = CounterMetricFamily("mrapsim_load_failures", "Failed requests by class", labels=["task", "class"])
         stalled = CounterMetricFamily("mrapsim_load_stalled", "Stalled handshakes", labels=["task"])
-        latency = GaugeMetricFamily("mrapsim_load_response_time_seconds",
-                                    "Response time percentiles since the start", labels=["task", "quantile"])
+        latency = GaugeMetricFamily(
+            "mrapsim_load_response_time_seconds",
+            "Response time percentiles since the start",
+            labels=["task", "quantile"],
+        )
         for task in stats.tasks.values():
             requests.add_metric([task.name, task.method], task.requests)
             stalled.add_metric([task.name], task.stalled)

@@ -120,8 +120,7 @@ class Run:
         self.budget = o.requests
         if o.credentials is not None:
             self.signer = SignerV4A(o.credentials) if o.sigv4a else Signer(o.credentials, o.region)
-        self.connect = ConnectOptions.create(o.ca_bundle, o.insecure, o.handshake_timeout, o.timeout,
-                                             o.system_ca)
+        self.connect = ConnectOptions.create(o.ca_bundle, o.insecure, o.handshake_timeout, o.timeout, o.system_ca)
 
     def task_stats(self, task: TaskSpec) -> TaskStats:
         return self.stats.task(task.name, task.method)
@@ -215,8 +214,9 @@ async def request_task(run: Run, task: TaskSpec, pool: UserPool, request: Prepar
     received_before = connection.meter.received
     headers = request.headers(run.options.endpoint, run.signer)
     try:
-        response = await connection.request(request.method, request.target, headers,
-                                            request.body.data, run.options.timeout)
+        response = await connection.request(
+            request.method, request.target, headers, request.body.data, run.options.timeout
+        )
     except failures.TaskFailure as failure:
         await close(run, connection)
         stale = failure.failure in (failures.CLOSED, failures.RESET)
@@ -241,7 +241,12 @@ class Outcome:
 
 
 async def execute(
-    run: Run, task: TaskSpec, pool: UserPool, rng: random.Random, user: int, sequence: int,
+    run: Run,
+    task: TaskSpec,
+    pool: UserPool,
+    rng: random.Random,
+    user: int,
+    sequence: int,
     scheduled: float,
 ) -> Outcome:
     """Run one request (or handshake) and record it; `scheduled` is when it was due (trio clock)."""
@@ -251,8 +256,7 @@ async def execute(
         if task.kind is TaskKind.HANDSHAKE:
             await handshake_task(run, task)
         else:
-            request = build_request(task, run.options.endpoint, run.options.key_prefix,
-                                    run.body, rng, user, sequence)
+            request = build_request(task, run.options.endpoint, run.options.key_prefix, run.body, rng, user, sequence)
             response = await request_task(run, task, pool, request)
             failure = response.failure
     except failures.TaskFailure as exc:
@@ -338,7 +342,10 @@ def executor_for(run: Run) -> Executor:
 
 
 async def user_session(
-    run: Run, classes: UserClasses, user_id: int, slot: UserSlot,
+    run: Run,
+    classes: UserClasses,
+    user_id: int,
+    slot: UserSlot,
     arrivals: trio.MemoryReceiveChannel[float] | None = None,
 ) -> None:
     """A user's life: on_start, tasks (back to back with think time, or one per arrival),
@@ -469,7 +476,7 @@ def _share(times: list[float], share: float, index: int) -> list[float]:
     """This process's part of the arrivals: every k-th from its index (share 1/k)."""
     if share >= 1:
         return times
-    return times[index::round(1 / share)]
+    return times[index :: round(1 / share)]
 
 
 async def stop_after(run: Run, duration: float | None, hard: trio.CancelScope) -> None:
@@ -541,15 +548,15 @@ async def drive(run: Run, stop_signals: tuple[int, ...] = (signal.SIGINT,)) -> N
                 users.start_soon(schedule_arrivals, run, send)
                 async with receive:
                     for i in range(o.users):
-                        users.start_soon(user_session, run, classes, o.first_user + i * o.id_stride,
-                                         UserSlot(), receive.clone())
+                        users.start_soon(
+                            user_session, run, classes, o.first_user + i * o.id_stride, UserSlot(), receive.clone()
+                        )
         outer.cancel_scope.cancel()
     run.stats.ended = time.time()
     run.stats.sample_users(run.stats.ended, run.running)
 
 
-CREDENTIAL_ERRORS = ("s3:AccessDenied", "s3:InvalidAccessKeyId", "s3:SignatureDoesNotMatch",
-                     "http:403")
+CREDENTIAL_ERRORS = ("s3:AccessDenied", "s3:InvalidAccessKeyId", "s3:SignatureDoesNotMatch", "http:403")
 
 
 def _setup_hint(run: Run, failure: str) -> str:
@@ -557,14 +564,20 @@ def _setup_hint(run: Run, failure: str) -> str:
     endpoint = run.options.endpoint
     if failure == "s3:NoSuchBucket":
         bucket = endpoint.base_path.strip("/") or endpoint.host.split(".")[0]
-        return (f"bucket {bucket!r} does not exist at {endpoint.host_header} (s3:NoSuchBucket); "
-                "name an existing one in the target (mrapsim's default: https://localhost:8444/mraps3sample)")
+        return (
+            f"bucket {bucket!r} does not exist at {endpoint.host_header} (s3:NoSuchBucket); "
+            "name an existing one in the target (mrapsim's default: https://localhost:8444/mraps3sample)"
+        )
     if failure in CREDENTIAL_ERRORS:
         if run.options.credentials is None:
-            return (f"requests are unsigned and the server refused them ({failure}): set "
-                    "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or --access-key/--secret-key")
-        return (f"the server refused the key {run.options.credentials.access_key} ({failure}): check "
-                "--access-key/--secret-key (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and --region")
+            return (
+                f"requests are unsigned and the server refused them ({failure}): set "
+                "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or --access-key/--secret-key"
+            )
+        return (
+            f"the server refused the key {run.options.credentials.access_key} ({failure}): check "
+            "--access-key/--secret-key (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY) and --region"
+        )
     return ""
 
 
@@ -578,16 +591,16 @@ async def seed_objects(run: Run) -> dict[str, Any]:
     setup: dict[str, Any] = {"puts": 0, "connections": 0, "requests": {}}
     if not scenario.uses_s3 and not sizes:
         return setup
-    template = next((t for t in scenario.tasks if t.uses_seeded_objects),
-                    TaskSpec("setup", TaskKind.PUT, sni=True))
+    template = next((t for t in scenario.tasks if t.uses_seeded_objects), TaskSpec("setup", TaskKind.PUT, sni=True))
     pool = UserPool()
     scratch = Run(run.options)  # setup traffic stays out of the run's stats
     requests: dict[str, int] = setup["requests"]
     try:
         if scenario.uses_s3:
             probe = replace(template, kind=TaskKind.LIST, max_keys=1, name="setup")
-            request = build_request(probe, run.options.endpoint, run.options.key_prefix, run.body,
-                                    random.Random(0), 0, 0)
+            request = build_request(
+                probe, run.options.endpoint, run.options.key_prefix, run.body, random.Random(0), 0, 0
+            )
             failure = await _setup_request(scratch, probe, pool, request)
             requests["list"] = 1
             hint = _setup_hint(run, failure) if failure else ""
@@ -597,8 +610,10 @@ async def seed_objects(run: Run) -> dict[str, Any]:
             failure = await _setup_request(scratch, template, pool, request)
             requests["put"] = requests.get("put", 0) + 1
             if failure:
-                raise SetupError(f"PUT {request.path}: {failure}" + (f": {_setup_hint(run, failure)}"
-                                                                     if _setup_hint(run, failure) else ""))
+                raise SetupError(
+                    f"PUT {request.path}: {failure}"
+                    + (f": {_setup_hint(run, failure)}" if _setup_hint(run, failure) else "")
+                )
     finally:
         await pool.aclose(scratch)
         setup["connections"] = scratch.stats.handshakes.get(failures.OK, 0)

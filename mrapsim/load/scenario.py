@@ -53,11 +53,21 @@ METHODS = {
 }
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KIB|K|MB|MIB|M|GB|GIB|G)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1000, "KIB": 1024, "M": 1 << 20, "MB": 10**6,
-          "MIB": 1 << 20, "G": 1 << 30, "GB": 10**9, "GIB": 1 << 30}
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 1024,
+    "KB": 1000,
+    "KIB": 1024,
+    "M": 1 << 20,
+    "MB": 10**6,
+    "MIB": 1 << 20,
+    "G": 1 << 30,
+    "GB": 10**9,
+    "GIB": 1 << 30,
+}
 _RANGE = re.compile(r"^(\d+)-(\d*)$|^-(\d+)$")
-_TASK_KEYS = {"kind", "weight", "name", "sizes", "ranges", "key", "prefix", "max_keys", "sni",
-              "connection", "http"}
+_TASK_KEYS = {"kind", "weight", "name", "sizes", "ranges", "key", "prefix", "max_keys", "sni", "connection", "http"}
 
 
 def parse_size(text: str | int) -> int:
@@ -91,7 +101,7 @@ class TaskSpec:
         if self.weight < 0:
             raise ValueError(f"task {self.name}: weight must be 0 or more")
         if self.http not in ("1.1", "2"):
-            raise ValueError(f"task {self.name}: http {self.http!r}: \"1.1\" or \"2\"")
+            raise ValueError(f'task {self.name}: http {self.http!r}: "1.1" or "2"')
         if not 1 <= self.max_keys <= 1000:
             raise ValueError(f"task {self.name}: max_keys must be 1..1000")
         if not self.sizes:

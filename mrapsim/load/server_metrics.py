@@ -99,9 +99,10 @@ def compare(before: Samples, after: Samples, stats: RunStats) -> list[Comparison
 
 
 def render(rows: list[Comparison]) -> str:
-    lines = ["mrapsim /metrics over the same interval (both sides include the setup)",
-             f"  {'':<44} {'harness':>9} {'server':>9}  diff   setup"]
+    lines = [
+        "mrapsim /metrics over the same interval (both sides include the setup)",
+        f"  {'':<44} {'harness':>9} {'server':>9}  diff   setup",
+    ]
     for row in rows:
-        lines.append(f"  {row.what:<44} {row.harness:>9} {row.server:>9}  {100 * row.difference:.2f}%"
-                     f"  {row.setup:>6}")
+        lines.append(f"  {row.what:<44} {row.harness:>9} {row.server:>9}  {100 * row.difference:.2f}%  {row.setup:>6}")
     return "\n".join(lines) + "\n"

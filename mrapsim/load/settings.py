@@ -88,8 +88,12 @@ OPTIONS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "threshold": (_list, []),
 }
 ALIASES = {
-    "host": "target", "run_time": "duration", "locustfile": "scenario", "stage": "stages",
-    "thresholds": "threshold", "web_host": "web",
+    "host": "target",
+    "run_time": "duration",
+    "locustfile": "scenario",
+    "stage": "stages",
+    "thresholds": "threshold",
+    "web_host": "web",
 }
 # Where the AWS tools keep the same settings.
 AWS_ENVIRONMENT = {
@@ -146,7 +150,7 @@ def from_environment(environ: Mapping[str, str]) -> dict[str, Any]:
     found: dict[str, Any] = {}
     for key, value in environ.items():
         if key.startswith(ENV_PREFIX) and key != ENV_PREFIX + "CONFIG":
-            name = canonical(key[len(ENV_PREFIX):])
+            name = canonical(key[len(ENV_PREFIX) :])
             if name not in OPTIONS:
                 raise ValueError(f"{key}: no such option (see mrapsim load --help)")
             found[name] = value

@@ -161,8 +161,13 @@ class SignerV4A:
         return self._amz_date
 
     def string_to_sign(
-        self, method: str, path: str, query: Sequence[tuple[str, str]], headers: Mapping[str, str],
-        payload_sha256: str, amz_date: str,
+        self,
+        method: str,
+        path: str,
+        query: Sequence[tuple[str, str]],
+        headers: Mapping[str, str],
+        payload_sha256: str,
+        amz_date: str,
     ) -> tuple[str, str, str]:
         """(string to sign, scope, signed headers)."""
         signed = {k.lower(): " ".join(v.split()) for k, v in headers.items()}
@@ -171,10 +176,16 @@ class SignerV4A:
         signed["x-amz-region-set"] = self.region_set
         names = sorted(signed)
         signed_headers = ";".join(names)
-        canonical = "\n".join((
-            method, uri_encode_path(path), canonical_query(query),
-            "".join(f"{name}:{signed[name]}\n" for name in names), signed_headers, payload_sha256,
-        ))
+        canonical = "\n".join(
+            (
+                method,
+                uri_encode_path(path),
+                canonical_query(query),
+                "".join(f"{name}:{signed[name]}\n" for name in names),
+                signed_headers,
+                payload_sha256,
+            )
+        )
         scope = f"{amz_date[:8]}/{self.service}/aws4_request"
         to_sign = f"{ALGORITHM_4A}\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
         return to_sign, scope, signed_headers

@@ -33,7 +33,11 @@ from mrapsim.load.stats import RunStats, TaskStats
 EXIT_THRESHOLDS_FAILED = 99
 
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    "<=": operator.le, ">=": operator.ge, "==": operator.eq, "!=": operator.ne, "<": operator.lt,
+    "<=": operator.le,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
     ">": operator.gt,
 }
 _GRAMMAR = re.compile(
@@ -169,10 +173,15 @@ def _metric(metric: str, task: TaskStats, duration: float) -> float:
     if metric.startswith("p"):
         return float(h.percentile(float(metric[1:])))
     values: dict[str, float] = {
-        "avg": h.mean, "min": float(h.min), "max": float(h.max), "med": float(h.percentile(50)),
+        "avg": h.mean,
+        "min": float(h.min),
+        "max": float(h.max),
+        "med": float(h.percentile(50)),
         "fail_rate": task.failures / task.requests if task.requests else 0.0,
-        "rps": task.requests / duration, "fail_rps": task.failures / duration,
-        "requests": float(task.requests), "failures": float(task.failures),
+        "rps": task.requests / duration,
+        "fail_rps": task.failures / duration,
+        "requests": float(task.requests),
+        "failures": float(task.failures),
         "stalled": float(task.stalled),
         "stalled_rate": task.stalled / task.requests if task.requests else 0.0,
     }

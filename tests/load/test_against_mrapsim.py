@@ -21,25 +21,60 @@ from tests.mrapsim_process import MrapsimProcess
 
 MRAP_HOST = "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com"
 SCENARIOS = Path(__file__).resolve().parents[2] / "loadtest" / "scenarios"
-KEYS = {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
-        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
+KEYS = {
+    "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+    "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+}
 
 
 def load(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mrapsim.load", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **KEYS})
+    return subprocess.run(
+        [sys.executable, "-m", "mrapsim.load", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **KEYS},
+    )
 
 
 def test_mixed_run_with_one_in_ten_handshakes_without_sni(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
     port = mrapsim.port("mrap")
     done = load(
-        "--target", f"https://{MRAP_HOST}:{port}", "--connect", f"127.0.0.1:{port}",
-        "--ca-bundle", str(mrapsim.ca), "--scenario", "mixed", "--users", "8", "--duration", "8s",
-        "--handshake-timeout", "1s", "--server-metrics", f"http://{mrapsim.admin}",
-        "--json", str(tmp_path / "run.json"), "--csv", str(tmp_path / "run"), "--html", str(tmp_path / "run.html"),
-        "--threshold", "fail_rate<0.5", "--threshold", "p(99)<1000", "--seed", "1",
+        "--target",
+        f"https://{MRAP_HOST}:{port}",
+        "--connect",
+        f"127.0.0.1:{port}",
+        "--ca-bundle",
+        str(mrapsim.ca),
+        "--scenario",
+        "mixed",
+        "--users",
+        "8",
+        "--duration",
+        "8s",
+        "--handshake-timeout",
+        "1s",
+        "--server-metrics",
+        f"http://{mrapsim.admin}",
+        "--json",
+        str(tmp_path / "run.json"),
+        "--csv",
+        str(tmp_path / "run"),
+        "--html",
+        str(tmp_path / "run.html"),
+        "--threshold",
+        "fail_rate<0.5",
+        "--threshold",
+        "p(99)<1000",
+        "--seed",
+        "1",
         # the README's thresholds: they hold on a healthy server
-        "--threshold", "p(95)<500", "--threshold", "list:rate<0.01", "--threshold", "handshake_nosni:stalled_rate>0.99",
+        "--threshold",
+        "p(95)<500",
+        "--threshold",
+        "list:rate<0.01",
+        "--threshold",
+        "handshake_nosni:stalled_rate>0.99",
     )
     assert done.returncode == 0, done.stdout + done.stderr
     document = json.loads((tmp_path / "run.json").read_text())
@@ -68,12 +103,29 @@ def test_mixed_run_with_one_in_ten_handshakes_without_sni(mrapsim: MrapsimProces
 def test_processes_path_style_and_a_threshold_that_cannot_hold(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
     port = mrapsim.port("s3")
     scenario = tmp_path / "s3.toml"
-    scenario.write_text('[[task]]\nkind = "list"\nmax_keys = 5\n[[task]]\nkind = "head"\nsizes = ["2KiB"]\n'
-                        '[[task]]\nkind = "get"\nsizes = ["2KiB"]\nranges = ["0-99"]\n')
+    scenario.write_text(
+        '[[task]]\nkind = "list"\nmax_keys = 5\n[[task]]\nkind = "head"\nsizes = ["2KiB"]\n'
+        '[[task]]\nkind = "get"\nsizes = ["2KiB"]\nranges = ["0-99"]\n'
+    )
     done = load(
-        "--target", f"https://localhost:{port}/mraps3sample", "--ca-bundle", str(mrapsim.ca),
-        "--scenario", str(scenario), "--users", "4", "--processes", "2", "--duration", "3s",
-        "--json", str(tmp_path / "run.json"), "--threshold", "rps>1000000", "--threshold", "fail_rate==0",
+        "--target",
+        f"https://localhost:{port}/mraps3sample",
+        "--ca-bundle",
+        str(mrapsim.ca),
+        "--scenario",
+        str(scenario),
+        "--users",
+        "4",
+        "--processes",
+        "2",
+        "--duration",
+        "3s",
+        "--json",
+        str(tmp_path / "run.json"),
+        "--threshold",
+        "rps>1000000",
+        "--threshold",
+        "fail_rate==0",
     )
     assert done.returncode == 99, done.stdout + done.stderr
     assert "✗ 'rps>1000000'" in done.stdout and "✓ 'fail_rate==0'" in done.stdout
@@ -88,10 +140,29 @@ def test_processes_path_style_and_a_threshold_that_cannot_hold(mrapsim: MrapsimP
 def test_wrong_secret_is_classed_by_s3_code(mrapsim: MrapsimProcess) -> None:
     port = mrapsim.port("s3")
     done = subprocess.run(
-        [sys.executable, "-m", "mrapsim.load", "--target", f"https://localhost:{port}/mraps3sample",
-         "--ca-bundle", str(mrapsim.ca), "--scenario", "list", "--requests", "5", "--users", "1",
-         "--access-key", "AKIAIOSFODNN7EXAMPLE", "--secret-key", "wrong", "--quiet"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "mrapsim.load",
+            "--target",
+            f"https://localhost:{port}/mraps3sample",
+            "--ca-bundle",
+            str(mrapsim.ca),
+            "--scenario",
+            "list",
+            "--requests",
+            "5",
+            "--users",
+            "1",
+            "--access-key",
+            "AKIAIOSFODNN7EXAMPLE",
+            "--secret-key",
+            "wrong",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 1, done.stderr  # refused by the bucket check, before the run
     assert done.stderr.count("\n") == 1 and "s3:SignatureDoesNotMatch" in done.stderr
@@ -99,8 +170,11 @@ def test_wrong_secret_is_classed_by_s3_code(mrapsim: MrapsimProcess) -> None:
 
 
 def test_bad_options_exit_2() -> None:
-    for args in (["--target", "ftp://x"], ["--target", "https://x", "--threshold", "p99<soon"],
-                 ["--target", "https://x", "--scenario", "nope"]):
+    for args in (
+        ["--target", "ftp://x"],
+        ["--target", "https://x", "--threshold", "p99<soon"],
+        ["--target", "https://x", "--scenario", "nope"],
+    ):
         done = load(*args)
         assert done.returncode == 2 and done.stderr.startswith("mrapsim: error:"), args
 
@@ -111,9 +185,22 @@ def test_http2_on_the_mrap_listener_agrees_with_metrics(start_server: Any, tmp_p
     port = mrapsim.port("mrap")
     h2_before = h2_handshakes(mrapsim)
     done = load(
-        "--target", f"https://{MRAP_HOST}:{port}", "--connect", f"127.0.0.1:{port}",
-        "--ca-bundle", str(mrapsim.ca), "--scenario", str(SCENARIOS / "h2.toml"), "--users", "4",
-        "--duration", "2s", "--server-metrics", f"http://{mrapsim.admin}", "--json", str(tmp_path / "run.json"),
+        "--target",
+        f"https://{MRAP_HOST}:{port}",
+        "--connect",
+        f"127.0.0.1:{port}",
+        "--ca-bundle",
+        str(mrapsim.ca),
+        "--scenario",
+        str(SCENARIOS / "h2.toml"),
+        "--users",
+        "4",
+        "--duration",
+        "2s",
+        "--server-metrics",
+        f"http://{mrapsim.admin}",
+        "--json",
+        str(tmp_path / "run.json"),
         "--quiet",
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -126,29 +213,57 @@ def test_http2_on_the_mrap_listener_agrees_with_metrics(start_server: Any, tmp_p
 
 
 def test_http2_where_it_is_not_offered_is_named(mrapsim: MrapsimProcess) -> None:
-    done = load("--target", f"https://localhost:{mrapsim.port('s3')}/mraps3sample", "--ca-bundle", str(mrapsim.ca),
-                "--scenario", str(SCENARIOS / "h2.toml"), "--requests", "6", "--users", "1", "--quiet")
+    done = load(
+        "--target",
+        f"https://localhost:{mrapsim.port('s3')}/mraps3sample",
+        "--ca-bundle",
+        str(mrapsim.ca),
+        "--scenario",
+        str(SCENARIOS / "h2.toml"),
+        "--requests",
+        "6",
+        "--users",
+        "1",
+        "--quiet",
+    )
     assert done.returncode == 1 and "setup: PUT" in done.stderr and "no_h2" in done.stderr
 
 
 def h2_handshakes(mrapsim: MrapsimProcess) -> float:
     text = mrapsim.admin_get("/metrics")
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("mrapsim_tls_handshakes_total{") and 'alpn="h2"' in line)
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("mrapsim_tls_handshakes_total{") and 'alpn="h2"' in line
+    )
 
 
 def bare(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """`mrapsim load` without AWS keys in the environment."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MRAPSIM_LOAD_"))}
-    return subprocess.run([sys.executable, "-m", "mrapsim.load", *args], capture_output=True, text=True,
-                          timeout=timeout, env=env, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "mrapsim.load", *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd
+    )
 
 
 def test_locust_flags_and_mrapsims_default_keys(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
     """Must-show 3, against the fixture's port: no keys, no --ca-bundle (./certs is mrapsim's)."""
     (tmp_path / "certs").symlink_to(mrapsim.certs_dir)
-    done = bare("-u", "5", "-r", "5", "-t", "3s", "--headless", "-H", f"https://localhost:{mrapsim.port('s3')}/mraps3sample",
-                "--only-summary", "--threshold", "rate<0.01", cwd=tmp_path)
+    done = bare(
+        "-u",
+        "5",
+        "-r",
+        "5",
+        "-t",
+        "3s",
+        "--headless",
+        "-H",
+        f"https://localhost:{mrapsim.port('s3')}/mraps3sample",
+        "--only-summary",
+        "--threshold",
+        "rate<0.01",
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "mrapsim's default key pair" in done.stderr and "t=" not in done.stderr  # no live lines
     assert "✓ 'rate<0.01'" in done.stdout and "5 users" in done.stdout
@@ -156,8 +271,16 @@ def test_locust_flags_and_mrapsims_default_keys(mrapsim: MrapsimProcess, tmp_pat
 
 def test_a_threshold_naming_a_missing_task_stops_before_the_run(mrapsim: MrapsimProcess) -> None:
     started = time.monotonic()
-    done = load("-H", f"https://localhost:{mrapsim.port('s3')}/mraps3sample", "--ca-bundle", str(mrapsim.ca),
-                "-t", "30s", "--threshold", "lst:p(95)<500")
+    done = load(
+        "-H",
+        f"https://localhost:{mrapsim.port('s3')}/mraps3sample",
+        "--ca-bundle",
+        str(mrapsim.ca),
+        "-t",
+        "30s",
+        "--threshold",
+        "lst:p(95)<500",
+    )
     assert done.returncode == 2 and time.monotonic() - started < 10  # against a 30 s run
     assert done.stderr.count("\n") == 1 and "no task named 'lst'" in done.stderr and "list" in done.stderr
 
@@ -174,9 +297,21 @@ def test_a_missing_bucket_is_named_before_the_run(mrapsim: MrapsimProcess) -> No
 
 def test_abort_on_fail_stops_the_run_and_still_reports(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
     started = time.monotonic()
-    done = load("-H", f"https://localhost:{mrapsim.port('s3')}/mraps3sample", "--ca-bundle", str(mrapsim.ca),
-                "-u", "2", "-t", "30s", "--quiet", "--json", str(tmp_path / "run.json"),
-                "--threshold", "rps>1000000 abortOnFail delayAbortEval=1s")
+    done = load(
+        "-H",
+        f"https://localhost:{mrapsim.port('s3')}/mraps3sample",
+        "--ca-bundle",
+        str(mrapsim.ca),
+        "-u",
+        "2",
+        "-t",
+        "30s",
+        "--quiet",
+        "--json",
+        str(tmp_path / "run.json"),
+        "--threshold",
+        "rps>1000000 abortOnFail delayAbortEval=1s",
+    )
     assert done.returncode == 99 and time.monotonic() - started < 20, done.stdout + done.stderr
     assert "Run stopped early: threshold 'rps>1000000 abortOnFail delayAbortEval=1s' failed" in done.stdout
     assert json.loads((tmp_path / "run.json").read_text())["summary"]["duration_s"] < 10
@@ -184,11 +319,32 @@ def test_abort_on_fail_stops_the_run_and_still_reports(mrapsim: MrapsimProcess, 
 
 def test_sigv4a_signed_run_on_the_mrap_listener(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
     port = mrapsim.port("mrap")
-    done = load("-H", f"https://{MRAP_HOST}:{port}", "--connect", f"127.0.0.1:{port}", "--ca-bundle", str(mrapsim.ca),
-                "-f", "mixed", "--sigv4a", "-u", "3", "-t", "2s", "--only-summary",
-                "--json", str(tmp_path / "run.json"),
-                "--handshake-timeout", "0.5s", "--threshold", "list:rate==0", "--threshold", "put:rate==0",
-                "--threshold", "get:rate==0")
+    done = load(
+        "-H",
+        f"https://{MRAP_HOST}:{port}",
+        "--connect",
+        f"127.0.0.1:{port}",
+        "--ca-bundle",
+        str(mrapsim.ca),
+        "-f",
+        "mixed",
+        "--sigv4a",
+        "-u",
+        "3",
+        "-t",
+        "2s",
+        "--only-summary",
+        "--json",
+        str(tmp_path / "run.json"),
+        "--handshake-timeout",
+        "0.5s",
+        "--threshold",
+        "list:rate==0",
+        "--threshold",
+        "put:rate==0",
+        "--threshold",
+        "get:rate==0",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     tasks = json.loads((tmp_path / "run.json").read_text())["summary"]["tasks"]
     assert all(tasks[n]["requests"] > 0 for n in ("list", "get", "put")), tasks
@@ -196,10 +352,31 @@ def test_sigv4a_signed_run_on_the_mrap_listener(mrapsim: MrapsimProcess, tmp_pat
 
 def test_ctrl_c_stops_several_processes_and_still_reports(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
     load = subprocess.Popen(
-        [sys.executable, "-m", "mrapsim.load", "-H", f"https://localhost:{mrapsim.port('s3')}/mraps3sample",
-         "--ca-bundle", str(mrapsim.ca), "-f", "list", "-u", "2", "--processes", "2", "-t", "60s", "--only-summary",
-         "--json", str(tmp_path / "run.json")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **KEYS})
+        [
+            sys.executable,
+            "-m",
+            "mrapsim.load",
+            "-H",
+            f"https://localhost:{mrapsim.port('s3')}/mraps3sample",
+            "--ca-bundle",
+            str(mrapsim.ca),
+            "-f",
+            "list",
+            "-u",
+            "2",
+            "--processes",
+            "2",
+            "-t",
+            "60s",
+            "--only-summary",
+            "--json",
+            str(tmp_path / "run.json"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **KEYS},
+    )
     time.sleep(4)
     load.send_signal(signal.SIGINT)
     out, err = load.communicate(timeout=40)

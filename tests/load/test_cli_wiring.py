@@ -16,8 +16,7 @@ from mrapsim.tls.certs import ensure_certificates
 
 @pytest.fixture(autouse=True)
 def no_aws_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION",
-                 "MRAPSIM_CERTS_DIR"):
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_DEFAULT_REGION", "MRAPSIM_CERTS_DIR"):
         monkeypatch.delenv(name, raising=False)
     for name in [n for n in os.environ if n.startswith("MRAPSIM_LOAD_")]:
         monkeypatch.delenv(name)
@@ -83,8 +82,22 @@ def test_durations() -> None:
 
 
 def test_locust_short_flags() -> None:
-    args = parser().parse_args(["load", "-u", "5", "-r", "5", "-t", "10s", "--headless", "-H",
-                                "https://localhost:8444/mraps3sample", "--only-summary", "--csv-full-history"])
+    args = parser().parse_args(
+        [
+            "load",
+            "-u",
+            "5",
+            "-r",
+            "5",
+            "-t",
+            "10s",
+            "--headless",
+            "-H",
+            "https://localhost:8444/mraps3sample",
+            "--only-summary",
+            "--csv-full-history",
+        ]
+    )
     options = build_options(args)
     assert (options.users, options.spawn_rate, options.duration) == (5, 5.0, 10.0)
     assert options.endpoint.base_path == "/mraps3sample" and args.only_summary and args.csv_full_history
@@ -93,8 +106,10 @@ def test_locust_short_flags() -> None:
 
 def test_environment_and_config_file_like_locust(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     conf = tmp_path / "load.conf"
-    conf.write_text("# Locust's format\nhost = https://localhost:8444/mraps3sample\nusers = 7\n"
-                    "run-time = 2m\nthreshold = p(95)<500\nthreshold = rate<0.01\nheadless = true\n")
+    conf.write_text(
+        "# Locust's format\nhost = https://localhost:8444/mraps3sample\nusers = 7\n"
+        "run-time = 2m\nthreshold = p(95)<500\nthreshold = rate<0.01\nheadless = true\n"
+    )
     args = parser().parse_args(["load", "--config", str(conf)])
     options = build_options(args)
     assert options.users == 7 and options.duration == 120 and args.threshold == ["p(95)<500", "rate<0.01"]
@@ -116,9 +131,7 @@ def test_environment_and_config_file_like_locust(tmp_path: Path, monkeypatch: py
         build_options(parser().parse_args(["load", "--host", "https://x"]))
 
 
-def test_credentials_from_the_environment_then_mrapsims_pair(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_credentials_from_the_environment_then_mrapsims_pair(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ensure_certificates(tmp_path / "certs", ["localhost"])
     monkeypatch.chdir(tmp_path)  # ./certs/ca.pem: the default --certs-dir
     options = build_options(parser().parse_args(["load", "-H", "https://localhost:8444/mraps3sample"]))
@@ -130,8 +143,9 @@ def test_credentials_from_the_environment_then_mrapsims_pair(
     assert options.credentials is not None and options.credentials.access_key == "AKIDMINE"
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    options = build_options(parser().parse_args(["load", "-H", "https://bucket.s3.amazonaws.com",
-                                                 "--certs-dir", str(tmp_path / "none")]))
+    options = build_options(
+        parser().parse_args(["load", "-H", "https://bucket.s3.amazonaws.com", "--certs-dir", str(tmp_path / "none")])
+    )
     assert options.credentials is None  # not a mrapsim: unsigned, as before
 
 

@@ -29,8 +29,9 @@ def chromium(profile: Path, *args: str) -> str:
     out = ""
     for attempt in range(2):
         where = profile.with_name(f"{profile.name}-{attempt}")
-        done = subprocess.run([CHROMIUM, *flags, f"--user-data-dir={where}", *args], capture_output=True,
-                              text=True, timeout=60)
+        done = subprocess.run(
+            [CHROMIUM, *flags, f"--user-data-dir={where}", *args], capture_output=True, text=True, timeout=60
+        )
         out = done.stdout
         if out or "--dump-dom" not in args:
             break
@@ -51,10 +52,28 @@ def look(url: str, profile: Path, shot: Path) -> int:
 def test_live_page_and_metrics_while_running(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MRAPSIM_LOAD_"))}
     load = subprocess.Popen(
-        [sys.executable, "-m", "mrapsim.load", "-H", f"https://localhost:{mrapsim.port('s3')}/mraps3sample",
-         "--ca-bundle", str(mrapsim.ca), "-u", "3", "-r", "1", "--only-summary",
-         "--web", "127.0.0.1:0", "--stages", "4s:3,56s:3"],  # stopped by the test once it has looked
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [
+            sys.executable,
+            "-m",
+            "mrapsim.load",
+            "-H",
+            f"https://localhost:{mrapsim.port('s3')}/mraps3sample",
+            "--ca-bundle",
+            str(mrapsim.ca),
+            "-u",
+            "3",
+            "-r",
+            "1",
+            "--only-summary",
+            "--web",
+            "127.0.0.1:0",
+            "--stages",
+            "4s:3,56s:3",
+        ],  # stopped by the test once it has looked
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
     )
     try:
         assert load.stderr is not None

@@ -151,18 +151,55 @@ def test_master_and_two_workers_agree_with_mrapsims_metrics(mrapsim: MrapsimProc
     processes; the master's aggregated counts match what mrapsim counted within 1%."""
     port = free_port()
     host = f"https://localhost:{mrapsim.port('s3')}/mraps3sample"
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": ACCESS, "AWS_SECRET_ACCESS_KEY": SECRET,
-           "MRAPSIM_CA_BUNDLE": str(mrapsim.ca)}
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": ACCESS,
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "MRAPSIM_CA_BUNDLE": str(mrapsim.ca),
+    }
     locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
     before = s3_requests(mrapsim)
     master = subprocess.Popen(
-        [*locust, "--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port), "--headless",
-         "--expect-workers", "2", "-u", "6", "-r", "6", "-t", "6s", "--stop-timeout", "3", "--host", host,
-         "--csv", str(tmp_path / "dist"), "--only-summary", "MixedUser"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    workers = [subprocess.Popen([*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port),
-                                 "MixedUser"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-               for _ in range(2)]
+        [
+            *locust,
+            "--master",
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            str(port),
+            "--headless",
+            "--expect-workers",
+            "2",
+            "-u",
+            "6",
+            "-r",
+            "6",
+            "-t",
+            "6s",
+            "--stop-timeout",
+            "3",
+            "--host",
+            host,
+            "--csv",
+            str(tmp_path / "dist"),
+            "--only-summary",
+            "MixedUser",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    workers = [
+        subprocess.Popen(
+            [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port), "MixedUser"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
     try:
         _, err = master.communicate(timeout=60)
         for worker in workers:
@@ -179,8 +216,11 @@ def test_master_and_two_workers_agree_with_mrapsims_metrics(mrapsim: MrapsimProc
     assert rows["Aggregated"]["Failure Count"] == "0", rows
     after = s3_requests(mrapsim)
     server = {k: after.get(k, 0) - before.get(k, 0) for k in after}
-    harness = {"ListObjectsV2": int(rows["list"]["Request Count"]), "GetObject": int(rows["get"]["Request Count"]),
-               "PutObject": int(rows["put"]["Request Count"]) + int(rows["setup"]["Request Count"])}
+    harness = {
+        "ListObjectsV2": int(rows["list"]["Request Count"]),
+        "GetObject": int(rows["get"]["Request Count"]),
+        "PutObject": int(rows["put"]["Request Count"]) + int(rows["setup"]["Request Count"]),
+    }
     total_harness, total_server = sum(harness.values()), sum(server.get(k, 0) for k in harness)
     assert abs(total_harness - total_server) <= 0.01 * total_server, (harness, server)
     handshakes = int(rows["handshake"]["Request Count"]) + int(rows["handshake_nosni"]["Request Count"])

@@ -82,8 +82,9 @@ def test_credentials_must_be_complete() -> None:
 
 
 @pytest.mark.parametrize(("method", "path", "query", "headers", "payload"), CASES)
-def test_sigv4a_string_to_sign_is_what_botocore_crt_signs(method: str, path: str, query: list[tuple[str, str]],
-                                                          headers: dict[str, str], payload: str | bytes) -> None:
+def test_sigv4a_string_to_sign_is_what_botocore_crt_signs(
+    method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str], payload: str | bytes
+) -> None:
     """ECDSA signatures differ each time: botocore's (CRT) SigV4A signature must verify against
     this signer's string to sign, with the key both derive — then the canonical forms agree."""
     import botocore.auth  # botocore.crt.auth needs botocore.auth imported first
@@ -100,8 +101,9 @@ def test_sigv4a_string_to_sign_is_what_botocore_crt_signs(method: str, path: str
     amz_date = str(request.headers["X-Amz-Date"])
     digest = str(request.headers["X-Amz-Content-SHA256"])
     signer = SignerV4A(Credentials(ACCESS, SECRET))
-    to_sign, scope, signed_headers = signer.string_to_sign(method, path, query, {"host": HOST, **headers}, digest,
-                                                           amz_date)
+    to_sign, scope, signed_headers = signer.string_to_sign(
+        method, path, query, {"host": HOST, **headers}, digest, amz_date
+    )
     assert f"Credential={ACCESS}/{scope}" in theirs and f"SignedHeaders={signed_headers}," in theirs
     signature = bytes.fromhex(theirs.rsplit("Signature=", 1)[1])
     signer.private_key.public_key().verify(signature, to_sign.encode(), ec.ECDSA(hashes.SHA256()))

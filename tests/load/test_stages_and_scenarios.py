@@ -18,9 +18,21 @@ SCENARIOS = Path(__file__).resolve().parents[2] / "loadtest" / "scenarios"
 def load(mrapsim: MrapsimProcess, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MRAPSIM_LOAD_"))}
     return subprocess.run(
-        [sys.executable, "-m", "mrapsim.load", "-H", f"https://localhost:{mrapsim.port('s3')}/mraps3sample",
-         "--ca-bundle", str(mrapsim.ca), "--only-summary", *args],
-        capture_output=True, text=True, timeout=timeout, env=env,
+        [
+            sys.executable,
+            "-m",
+            "mrapsim.load",
+            "-H",
+            f"https://localhost:{mrapsim.port('s3')}/mraps3sample",
+            "--ca-bundle",
+            str(mrapsim.ca),
+            "--only-summary",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
     )
 
 
@@ -30,8 +42,19 @@ def history_users(prefix: Path) -> list[int]:
 
 
 def test_user_stages_ramp_up_hold_and_down(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
-    done = load(mrapsim, "-f", "list", "--stages", "2s:8,2s:8,2s:0", "--csv", str(tmp_path / "run"),
-                "--json", str(tmp_path / "run.json"), "--threshold", "rate<0.01")
+    done = load(
+        mrapsim,
+        "-f",
+        "list",
+        "--stages",
+        "2s:8,2s:8,2s:0",
+        "--csv",
+        str(tmp_path / "run"),
+        "--json",
+        str(tmp_path / "run.json"),
+        "--threshold",
+        "rate<0.01",
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     users = history_users(tmp_path / "run")
     peak = users.index(max(users))
@@ -53,7 +76,7 @@ def test_arrival_rate_stages_hold_their_rate(mrapsim: MrapsimProcess, tmp_path: 
 
 def test_python_scenario_with_think_time_and_a_failing_check(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
     scenario = tmp_path / "mine.py"
-    scenario.write_text('''
+    scenario.write_text("""
 from mrapsim.load.users import User, between, task
 
 class Mine(User):
@@ -78,9 +101,24 @@ class Mine(User):
     @task(1)
     async def broken(self):
         raise RuntimeError("scenario bug")
-''')
-    done = load(mrapsim, "-f", str(scenario), "-u", "3", "-t", "2s", "--json", str(tmp_path / "run.json"),
-                "--threshold", "checks>0.99", "--threshold", "read:checks==1", "--threshold", "setup_put:count==3")
+""")
+    done = load(
+        mrapsim,
+        "-f",
+        str(scenario),
+        "-u",
+        "3",
+        "-t",
+        "2s",
+        "--json",
+        str(tmp_path / "run.json"),
+        "--threshold",
+        "checks>0.99",
+        "--threshold",
+        "read:checks==1",
+        "--threshold",
+        "setup_put:count==3",
+    )
     assert done.returncode == 99, done.stdout + done.stderr
     assert "✗ 'checks>0.99'" in done.stdout and "✓ 'read:checks==1'" in done.stdout
     assert "✓ 'setup_put:count==3'" in done.stdout
@@ -97,7 +135,7 @@ class Mine(User):
 
 def test_a_shape_class_sets_the_users(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
     scenario = tmp_path / "steps.py"
-    scenario.write_text('''
+    scenario.write_text("""
 from mrapsim.load.shapes import LoadShape
 from mrapsim.load.users import User, constant, task
 
@@ -112,7 +150,7 @@ class Lister(User):
     @task
     async def list(self):
         await self.s3.list(max_keys=1)
-''')
+""")
     done = load(mrapsim, "-f", str(scenario), "--csv", str(tmp_path / "run"))
     assert done.returncode == 0, done.stdout + done.stderr
     users = history_users(tmp_path / "run")
