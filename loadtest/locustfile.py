@@ -5,7 +5,9 @@ chart, where mrapsim itself is not installed. Gevent-friendly: HTTP through Fast
 (geventhttpclient), TLS handshakes through stdlib `socket` + `ssl` over a memory BIO (both are
 monkey-patched by gevent), so a stalled handshake parks one greenlet, not the worker.
 
-Users (Locust picks classes by `weight`):
+Users (Locust picks classes by `weight`; name one on the command line to run it alone):
+- `MixedUser`: `mrapsim load`'s built-in `mixed` scenario in one class (list 10, get 10, put 5,
+  handshake 9, handshake without SNI 1) — the class for distributed runs of that mix.
 - `S3User` (FastHttpUser): ListObjectsV2, GetObject, PutObject with SigV4 (same rules as
   mrapsim/load/sigv4.py; both are checked against botocore in tests/load/test_sigv4.py).
   Objects to read are written in `on_start`.
@@ -115,10 +117,10 @@ def body_of(size: int) -> bytes:
     return (pattern * (size // len(pattern) + 1))[:size]
 
 
-class S3User(FastHttpUser):
-    """ListObjectsV2 / GetObject / PutObject, signed, on keep-alive connections."""
+class S3Client(FastHttpUser):
+    """Signed S3 requests on keep-alive connections; the objects to read written in on_start."""
 
-    weight = 3
+    abstract = True
 
     def on_start(self) -> None:
         parts = urlsplit(self.host or "")
@@ -155,18 +157,33 @@ class S3User(FastHttpUser):
                 failure = f"s3:{text[start + 6 : end]}" if 0 <= start < end else f"http:{response.status_code}"
                 response.failure(failure)
 
+    def list_objects(self) -> None:
+        self.s3("GET", "", "list", [("list-type", "2"), ("max-keys", "100"), ("prefix", "")])
+
+    def get_object(self) -> None:
+        self.s3("GET", f"{KEY_PREFIX}obj-{random.choice(GET_SIZES)}", "get")
+
+    def put_object(self) -> None:
+        self.sequence += 1
+        self.s3("PUT", f"{KEY_PREFIX}put/1024-{id(self) % 100000}-{self.sequence % 100}", "put", body=self.put_body)
+
+
+class S3User(S3Client):
+    """ListObjectsV2 / GetObject / PutObject, signed, on keep-alive connections."""
+
+    weight = 3
+
     @task(10)
     def list(self) -> None:
-        self.s3("GET", "", "list", [("list-type", "2"), ("max-keys", "100"), ("prefix", "")])
+        self.list_objects()
 
     @task(10)
     def get(self) -> None:
-        self.s3("GET", f"{KEY_PREFIX}obj-{random.choice(GET_SIZES)}", "get")
+        self.get_object()
 
     @task(5)
     def put(self) -> None:
-        self.sequence += 1
-        self.s3("PUT", f"{KEY_PREFIX}put/1024-{id(self) % 100000}-{self.sequence % 100}", "put", body=self.put_body)
+        self.put_object()
 
 
 # -- TLS handshakes -------------------------------------------------------------------------
@@ -227,28 +244,11 @@ class HandshakeUser(User):
     weight = 1
 
     def on_start(self) -> None:
-        parts = urlsplit(self.host or "")
-        self.server_name = parts.hostname or ""
-        port = parts.port or 443
-        self.address = (self.server_name, port)
-        if CONNECT:
-            host, _, connect_port = CONNECT.rpartition(":")
-            self.address = (host.strip("[]"), int(connect_port or port))
+        self.server_name = urlsplit(self.host or "").hostname or ""
+        self.address = handshake_address(self.host)
 
     def _measure(self, name: str, server_name: str | None) -> None:
-        started = time.perf_counter()
-        start_time = time.time()
-        failure = handshake(*self.address, server_name, HANDSHAKE_TIMEOUT)
-        self.environment.events.request.fire(
-            request_type="TLS",
-            name=name,
-            response_time=(time.perf_counter() - started) * 1000,
-            response_length=0,
-            response=None,
-            context={},
-            start_time=start_time,
-            exception=None if failure is None else HandshakeFailure(failure),
-        )
+        fire_handshake(self, name, self.address, server_name)
 
     @task
     def handshake(self) -> None:
@@ -256,6 +256,66 @@ class HandshakeUser(User):
             self._measure("handshake_nosni", None)
         else:
             self._measure("handshake", self.server_name)
+
+
+def handshake_address(host: str | None) -> tuple[str, int]:
+    """Where handshake tasks connect: MRAPSIM_CONNECT, else the host's own address."""
+    parts = urlsplit(host or "")
+    port = parts.port or 443
+    if CONNECT:
+        connect_host, _, connect_port = CONNECT.rpartition(":")
+        return connect_host.strip("[]"), int(connect_port or port)
+    return parts.hostname or "", port
+
+
+def fire_handshake(user: User, name: str, address: tuple[str, int], server_name: str | None) -> None:
+    """One handshake, reported to Locust like a request (type TLS, the failure class as error)."""
+    started = time.perf_counter()
+    start_time = time.time()
+    failure = handshake(*address, server_name, HANDSHAKE_TIMEOUT)
+    user.environment.events.request.fire(
+        request_type="TLS",
+        name=name,
+        response_time=(time.perf_counter() - started) * 1000,
+        response_length=0,
+        response=None,
+        context={},
+        start_time=start_time,
+        exception=None if failure is None else HandshakeFailure(failure),
+    )
+
+
+class MixedUser(S3Client):
+    """`mrapsim load`'s built-in `mixed` scenario (mrapsim/load/scenarios/mixed.py) as one Locust
+    user class, task for task and weight for weight: list 10, get 10, put 5, handshake 9,
+    handshake without SNI 1. Run it alone by naming it: `locust -f locustfile.py MixedUser`."""
+
+    weight = 1
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.address = handshake_address(self.host)
+        self.server_name = urlsplit(self.host or "").hostname or ""
+
+    @task(10)
+    def list(self) -> None:
+        self.list_objects()
+
+    @task(10)
+    def get(self) -> None:
+        self.get_object()
+
+    @task(5)
+    def put(self) -> None:
+        self.put_object()
+
+    @task(9)
+    def handshake(self) -> None:
+        fire_handshake(self, "handshake", self.address, self.server_name)
+
+    @task(1)
+    def handshake_nosni(self) -> None:
+        fire_handshake(self, "handshake_nosni", self.address, None)
 
 
 class HandshakeFailure(Exception):

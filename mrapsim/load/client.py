@@ -24,7 +24,7 @@ from mrapsim.names import is_ip_literal, split_host_port
 from mrapsim.tls.client_outcomes import classify
 
 RECEIVE_SIZE = 65536
-ERROR_BODY_LIMIT = 4096
+ERROR_BODY_LIMIT = 65536  # error classes read it; checks see this much of a body
 PROXY_REPLY_LIMIT = 16384
 
 
@@ -82,8 +82,12 @@ def parse_endpoint(url: str, connect: str | None = None, proxy: str | None = Non
     )
 
 
-def _context(ca_bundle: str | None, insecure: bool, check_hostname: bool, alpn: str) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=ca_bundle)
+def _context(
+    ca_bundle: str | None, insecure: bool, check_hostname: bool, alpn: str, system_ca: bool = False
+) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=None if system_ca else ca_bundle)
+    if system_ca and ca_bundle:
+        context.load_verify_locations(cafile=ca_bundle)
     context.set_alpn_protocols([alpn])
     context.check_hostname = check_hostname and not insecure
     if insecure:
@@ -132,9 +136,11 @@ class ConnectOptions:
     timeout: float
 
     @classmethod
-    def create(cls, ca_bundle: str | None, insecure: bool, handshake_timeout: float, timeout: float) -> ConnectOptions:
+    def create(
+        cls, ca_bundle: str | None, insecure: bool, handshake_timeout: float, timeout: float, system_ca: bool = False
+    ) -> ConnectOptions:
         contexts = {
-            (named, h2): _context(ca_bundle, insecure, named, "h2" if h2 else "http/1.1")
+            (named, h2): _context(ca_bundle, insecure, named, "h2" if h2 else "http/1.1", system_ca)
             for named in (True, False)
             for h2 in (True, False)
         }
@@ -160,6 +166,11 @@ class Response:
     status: int
     content_length: int
     failure: str | None  # None for 2xx/3xx, else http:<status> or s3:<Code>
+    headers: tuple[tuple[str, str], ...] = ()  # names lower-cased
+    body_head: bytes = b""  # the first ERROR_BODY_LIMIT bytes of the body
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k == name.lower()), None)
 
 
 def encode_request(method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> bytes:
@@ -211,7 +222,7 @@ class Connection:
         self.reusable = parsed.keep_alive
         status = parsed.status
         failure = failures.classify_response(status, parsed.body_head) if status >= 400 else None
-        return Response(status, parsed.body_length, failure)
+        return Response(status, parsed.body_length, failure, parsed.headers, parsed.body_head)
 
 
 async def open_connection(endpoint: Endpoint, server_name: str | None, options: ConnectOptions) -> Connection:

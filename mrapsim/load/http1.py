@@ -35,8 +35,9 @@ class IncompleteError(ProtocolError):
 class ParsedResponse:
     status: int
     body_length: int
-    body_head: bytes  # the first bytes of the body, for error responses
+    body_head: bytes  # the first bytes of the body, for error classes and checks
     keep_alive: bool
+    headers: tuple[tuple[str, str], ...] = ()  # names lower-cased, for checks
 
 
 class _State(enum.Enum):
@@ -58,6 +59,7 @@ class ResponseReader:
         self._state = _State.DONE
         self._head_request = False
         self._status = 0
+        self._headers: tuple[tuple[str, str], ...] = ()
         self._keep_alive = True
         self._remaining = 0
         self._length = 0
@@ -122,7 +124,7 @@ class ResponseReader:
                     return None
                 self._state = _State.DONE
             else:
-                return ParsedResponse(self._status, self._length, self._body_head, self._keep_alive)
+                return ParsedResponse(self._status, self._length, self._body_head, self._keep_alive, self._headers)
 
     def _need_more(self) -> None:
         if self._eof:
@@ -161,6 +163,7 @@ class ResponseReader:
         if 100 <= status < 200 and status != 101:
             return True  # informational (100 Continue): the real response follows
         self._status = status
+        self._headers = _header_fields(lines[1:])
         length, chunked, connection = _framing(lines[1:])
         self._keep_alive = "keep-alive" in connection if version == b"HTTP/1.0" else "close" not in connection
         if self._head_request or status in (204, 304):
@@ -206,6 +209,14 @@ class ResponseReader:
             if end == 0:
                 self._state = _State.DONE
                 return True
+
+
+def _header_fields(lines: list[bytes]) -> tuple[tuple[str, str], ...]:
+    fields = []
+    for line in lines:
+        name, _, value = line.partition(b":")
+        fields.append((name.strip().decode("latin-1").lower(), value.strip().decode("latin-1")))
+    return tuple(fields)
 
 
 def _status_line(line: bytes) -> tuple[bytes, int]:

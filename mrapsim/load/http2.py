@@ -76,7 +76,7 @@ class Http2Connection:
             await self._flush()
         status = response.status
         failure = failures.classify_response(status, response.body_head) if status >= 400 else None
-        return Response(status, response.length, failure)
+        return Response(status, response.length, failure, tuple(response.headers), response.body_head)
 
     async def _send_body(self, stream_id: int, body: bytes, response: _Exchange) -> None:
         """DATA frames within the peer's flow-control window; waits for WINDOW_UPDATEs."""
@@ -95,8 +95,12 @@ class Http2Connection:
         for event in events:
             if isinstance(event, h2.events.ResponseReceived) and event.stream_id == response.stream_id:
                 for name, value in event.headers or []:
-                    if name in (":status", b":status"):
-                        response.status = int(value)
+                    key = name.decode("latin-1") if isinstance(name, bytes) else name
+                    text = value.decode("latin-1") if isinstance(value, bytes) else value
+                    if key == ":status":
+                        response.status = int(text)
+                    else:
+                        response.headers.append((key.lower(), text))
             elif isinstance(event, h2.events.DataReceived) and event.stream_id == response.stream_id:
                 data = event.data or b""
                 response.length += len(data)
@@ -122,4 +126,5 @@ class _Exchange:
         self.status = 0
         self.length = 0
         self.body_head = b""
+        self.headers: list[tuple[str, str]] = []
         self.ended = False

@@ -89,7 +89,8 @@ def _row(task: TaskStats, rps: float, fps: float) -> str:
     return (
         f"{task.method:<5} {task.name[:22]:<22} {task.requests:>9} "
         f"{task.failures:>8}({fail_pct:5.2f}%) {rps:>9.1f} {fps:>8.1f} "
-        f"{_fmt_ms(p[50.0]):>8} {_fmt_ms(p[90.0]):>8} {_fmt_ms(p[99.0]):>8} {_fmt_ms(h.max):>8}"
+        f"{_fmt_ms(p[50.0]) if h.total else '-':>8} {_fmt_ms(p[90.0]) if h.total else '-':>8} "
+        f"{_fmt_ms(p[99.0]) if h.total else '-':>8} {_fmt_ms(h.max) if h.total else '-':>8}"
     )
 
 
@@ -103,7 +104,7 @@ def live_table(stats: RunStats, previous: Totals, now: Totals) -> str:
     """Locust's console table, per task, req/s over the last interval."""
     elapsed = max(1e-9, now.at - previous.at)
     running = now.at - stats.started if stats.started else 0.0
-    lines = [f"{running:.0f} s, {stats.users} users", HEADER, "-" * len(HEADER)]
+    lines = [f"{running:.0f} s, {stats.running} users", HEADER, "-" * len(HEADER)]
     total_r = total_f = 0
     for name, task in stats.tasks.items():
         r = now.requests.get(name, 0) - previous.requests.get(name, 0)
@@ -124,7 +125,7 @@ def live_line(stats: RunStats, previous: Totals, now: Totals) -> str:
     f = sum(now.failures.values()) - sum(previous.failures.values())
     p = total.histogram.percentiles(TABLE_PERCENTILES)
     return (
-        f"t={now.at - stats.started:.0f}s users={stats.users} reqs={total.requests} "
+        f"t={now.at - stats.started:.0f}s users={stats.running} reqs={total.requests} "
         f"fails={total.failures} req/s={r / elapsed:.1f} fails/s={f / elapsed:.1f} "
         f"p50={_fmt_ms(p[50.0])}ms p90={_fmt_ms(p[90.0])}ms p99={_fmt_ms(p[99.0])}ms\n"
     )
@@ -140,7 +141,7 @@ def _bytes(n: float) -> str:
 
 def summary(stats: RunStats) -> str:
     duration = stats.duration
-    lines = [f"█ SUMMARY  {duration:.1f} s, {stats.users} users"]
+    lines = [f"█ SUMMARY  {duration:.1f} s, {stats.users} users at most"]
     lines.append(HEADER)
     lines.append("-" * len(HEADER))
     for task in stats.tasks.values():
@@ -155,6 +156,23 @@ def summary(stats: RunStats) -> str:
         for failure, tasks in sorted(by_class.items(), key=lambda kv: -sum(kv[1].values())):
             detail = ", ".join(f"{t} {n}" for t, n in tasks.items())
             lines.append(f"  {failure:<32} {sum(tasks.values()):>9}   ({detail})")
+    stalled = {t.name: t.stalled for t in stats.tasks.values() if t.stalled}
+    if stalled:
+        lines.append("")
+        lines.append(
+            "Stalled handshakes (no byte back before the handshake timeout; counted as failures, "
+            "kept out of the latency columns)"
+        )
+        for name, n in stalled.items():
+            lines.append(f"  {name:<32} {n:>9}   ({100 * n / stats.tasks[name].requests:.2f}% of its tasks)")
+    if stats.checks:
+        lines.append("")
+        passed, failed = stats.check_totals()
+        lines.append(f"Checks: {100 * passed / max(1, passed + failed):.2f}% passed ({passed} ✓, {failed} ✗)")
+        for (name, check), (good, bad) in sorted(stats.checks.items()):
+            mark = "✓" if bad == 0 else "✗"
+            label = f"{name}: {check}"
+            lines.append(f"  {mark} {label:<48} {good:>7} ✓ {bad:>7} ✗")
     if stats.handshakes:
         lines.append("")
         outcomes = "  ".join(f"{k} {v}" for k, v in sorted(stats.handshakes.items(), key=lambda kv: -kv[1]))
@@ -196,13 +214,20 @@ def _stats_fields(task: TaskStats, duration: float) -> list[str | float | int]:
     ]
 
 
+def _average_size(task: TaskStats) -> float:
+    return round(task.content_bytes / task.requests, 2) if task.requests else 0
+
+
 def _utc(timestamp: float) -> str:
     return datetime.datetime.fromtimestamp(int(timestamp), datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def write_csv(stats: RunStats, prefix: str) -> list[Path]:
+def write_csv(stats: RunStats, prefix: str, full_history: bool = False) -> list[Path]:
     """PREFIX_stats.csv, _stats_history.csv, _failures.csv, _exceptions.csv with Locust's columns
-    (times in ms, fractional)."""
+    (times in ms, fractional). `full_history` (Locust's --csv-full-history): the history has a
+    row per task per second as well as the Aggregated one (per-task rows carry the counts of that
+    second; their percentiles are the Aggregated ones' since per-task histograms are not kept by
+    second)."""
     written = []
     duration = stats.duration
     path = Path(f"{prefix}_stats.csv")
@@ -220,11 +245,35 @@ def write_csv(stats: RunStats, prefix: str) -> list[Path]:
         w = csv.writer(f)
         w.writerow(HISTORY_COLUMNS)
         cumulative = TaskStats("Aggregated", "")
+        per_task = {name: [0, 0] for name in stats.tasks}
         for second, interval in sorted(stats.timeline.items()):
             cumulative.requests += interval.requests
             cumulative.failures += interval.failures
+            cumulative.content_bytes += interval.content_bytes
             cumulative.histogram.merge(interval.histogram)
             h = cumulative.histogram
+            if full_history:
+                for name, counts in per_task.items():
+                    counts[0] += interval.by_task.get(name, 0)
+                    counts[1] += interval.failures_by_task.get(name, 0)
+                    w.writerow(
+                        [
+                            second,
+                            interval.users,
+                            stats.tasks[name].method,
+                            name,
+                            f"{interval.by_task.get(name, 0):2f}",
+                            f"{interval.failures_by_task.get(name, 0):2f}",
+                            *_percentile_fields(h),
+                            counts[0],
+                            counts[1],
+                            ms(h.percentile(50)),
+                            ms(h.mean),
+                            ms(h.min),
+                            ms(h.max),
+                            _average_size(cumulative),
+                        ]
+                    )
             w.writerow(
                 [
                     second,
@@ -240,7 +289,7 @@ def write_csv(stats: RunStats, prefix: str) -> list[Path]:
                     ms(h.mean),
                     ms(h.min),
                     ms(h.max),
-                    0,
+                    _average_size(cumulative),
                 ]
             )
     written.append(path)

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mrapsim.load.client import Endpoint
 from mrapsim.load.scenario import TaskKind, TaskSpec
-from mrapsim.load.sigv4 import EMPTY_SHA256, Signer, query_string, uri_encode_path
+from mrapsim.load.sigv4 import EMPTY_SHA256, Signer, SignerV4A, query_string, uri_encode_path
 
 USER_AGENT = "mrapsim-load/1"
 PUT_KEYS_PER_USER = 100
@@ -49,7 +50,7 @@ class PreparedRequest:
         encoded = uri_encode_path(self.path)
         return f"{encoded}?{query_string(self.query)}" if self.query else encoded
 
-    def headers(self, endpoint: Endpoint, signer: Signer | None) -> list[tuple[str, str]]:
+    def headers(self, endpoint: Endpoint, signer: Signer | SignerV4A | None) -> list[tuple[str, str]]:
         host = endpoint.host_header
         headers = [("host", host), ("user-agent", USER_AGENT), *self.extra_headers]
         if self.body.data or self.method == "PUT":
@@ -68,7 +69,7 @@ def build_request(
     task: TaskSpec,
     endpoint: Endpoint,
     key_prefix: str,
-    bodies: dict[int, Body],
+    body: Callable[[int], Body],
     rng: random.Random,
     user: int,
     sequence: int,
@@ -79,8 +80,9 @@ def build_request(
         return PreparedRequest("GET", base + "/", query, EMPTY_BODY)
     size = task.sizes[0] if len(task.sizes) == 1 else rng.choice(task.sizes)
     if task.kind is TaskKind.PUT:
-        key = f"{key_prefix}put/{size}-{user}-{sequence % PUT_KEYS_PER_USER}"
-        return PreparedRequest("PUT", f"{base}/{key}", (), bodies[size])
+        key = task.key or f"{key_prefix}put/{size}-{user}-{sequence % PUT_KEYS_PER_USER}"
+        content = body(size) if task.body is None else Body(task.body, hashlib.sha256(task.body).hexdigest())
+        return PreparedRequest("PUT", f"{base}/{key}", (), content)
     key = task.key if task.key is not None else object_key(key_prefix, size)
     extra: tuple[tuple[str, str], ...] = ()
     if task.kind is TaskKind.GET and task.ranges:

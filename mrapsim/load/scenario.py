@@ -1,4 +1,5 @@
-"""Scenarios: weighted tasks, built in by name or read from a TOML file.
+"""Scenarios as data: weighted task specifications read from a TOML file, or the names and
+seeded sizes of a Python scenario file (catalog.py loads those; users.py is their API).
 
 A TOML scenario is a list of `[[task]]` tables:
 
@@ -92,6 +93,7 @@ class TaskSpec:
     sizes: tuple[int, ...] = (1024,)
     ranges: tuple[str, ...] = ()
     key: str | None = None
+    body: bytes | None = None  # put: this content instead of a generated body of `sizes`
 
     def __post_init__(self) -> None:
         if not self.name or any(c in self.name for c in ":, \t\n"):
@@ -121,10 +123,20 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class Scenario:
+    """TOML tasks (`tasks`), or a Python scenario file (`source`, its user classes imported by
+    `user_classes`). Picklable either way, so that worker processes can load it again."""
+
     name: str
-    tasks: tuple[TaskSpec, ...]
+    tasks: tuple[TaskSpec, ...] = ()
+    source: str | None = None
+    user_class: str | None = None
+    python_task_names: tuple[str, ...] = ()
+    python_seeded: tuple[int, ...] = ()
+    python_uses_s3: bool = True
 
     def __post_init__(self) -> None:
+        if self.source is not None:
+            return
         if not self.tasks or sum(t.weight for t in self.tasks) <= 0:
             raise ValueError(f"scenario {self.name}: needs at least one task with a weight above 0")
         names = [t.name for t in self.tasks]
@@ -132,45 +144,27 @@ class Scenario:
             raise ValueError(f"scenario {self.name}: task names must be unique ({', '.join(names)})")
 
     @property
+    def task_names(self) -> tuple[str, ...]:
+        return self.python_task_names if self.source is not None else tuple(t.name for t in self.tasks)
+
+    @property
     def seeded_sizes(self) -> tuple[int, ...]:
         """Object sizes that get/head tasks read and that the harness writes before it starts."""
+        if self.source is not None:
+            return self.python_seeded
         return tuple(sorted({s for t in self.tasks if t.uses_seeded_objects for s in t.sizes}))
 
-
-def _builtin(name: str, *tasks: TaskSpec) -> tuple[str, Scenario]:
-    return name, Scenario(name, tasks)
-
-
-BUILTIN_SCENARIOS: dict[str, Scenario] = dict(
-    (
-        _builtin(
-            "mixed",
-            TaskSpec("list", TaskKind.LIST, weight=10, max_keys=100),
-            TaskSpec("get", TaskKind.GET, weight=10, sizes=(1024, 16384)),
-            TaskSpec("put", TaskKind.PUT, weight=5, sizes=(1024,)),
-            TaskSpec("handshake", TaskKind.HANDSHAKE, weight=9, connection=ConnectionMode.NEW),
-            TaskSpec("handshake_nosni", TaskKind.HANDSHAKE, weight=1, sni=False, connection=ConnectionMode.NEW),
-        ),
-        _builtin("handshake", TaskSpec("handshake", TaskKind.HANDSHAKE, connection=ConnectionMode.NEW)),
-        _builtin("nosni", TaskSpec("handshake_nosni", TaskKind.HANDSHAKE, sni=False, connection=ConnectionMode.NEW)),
-        _builtin("list", TaskSpec("list", TaskKind.LIST, max_keys=100)),
-        _builtin("get", TaskSpec("get", TaskKind.GET, sizes=(1024,))),
-        _builtin("put", TaskSpec("put", TaskKind.PUT, sizes=(1024,))),
-        _builtin("head", TaskSpec("head", TaskKind.HEAD, sizes=(1024,))),
-        _builtin("churn", TaskSpec("get_new_conn", TaskKind.GET, sizes=(1024,), connection=ConnectionMode.NEW)),
-    )
-)
+    @property
+    def uses_s3(self) -> bool:
+        """Does it make S3 requests (not only handshakes)? Then the harness checks the bucket
+        and the keys with one request before the run."""
+        if self.source is not None:
+            return self.python_uses_s3
+        return any(t.kind is not TaskKind.HANDSHAKE for t in self.tasks)
 
 
-def load_scenario(name_or_path: str) -> Scenario:
-    """A built-in scenario by name, or a TOML file; ValueError says what is wrong."""
-    if name_or_path in BUILTIN_SCENARIOS:
-        return BUILTIN_SCENARIOS[name_or_path]
-    path = Path(name_or_path)
-    if not path.is_file():
-        raise ValueError(
-            f"{name_or_path!r} is neither a built-in scenario ({', '.join(BUILTIN_SCENARIOS)}) nor a TOML file"
-        )
+def load_toml(path: Path) -> Scenario:
+    """A TOML scenario file; ValueError says what is wrong."""
     try:
         document = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:

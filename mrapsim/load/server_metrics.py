@@ -56,8 +56,9 @@ def total(samples: Samples, name: str, **labels: str) -> float:
 @dataclass(frozen=True)
 class Comparison:
     what: str
-    harness: int
+    harness: int  # the run's and the setup's requests
     server: int
+    setup: int = 0  # of which the harness's setup (bucket check, objects written before the run)
 
     @property
     def difference(self) -> float:
@@ -67,16 +68,20 @@ class Comparison:
 
 
 def compare(before: Samples, after: Samples, stats: RunStats) -> list[Comparison]:
+    """Both sides count the setup: the server cannot tell it apart, so the harness adds it."""
+
     def delta(name: str, **labels: str) -> int:
         return round(total(after, name, **labels) - total(before, name, **labels))
 
     setup = stats.meta.get("setup", {})
-    kinds: Mapping[str, str] = stats.meta.get("task_kinds", {})
+    setup_requests: Mapping[str, int] = setup.get("requests", {"put": setup.get("puts", 0)})
+    setup_connections = int(setup.get("connections", 0))
     rows = [
         Comparison(
             "connections: handshake ok / forwarded",
-            stats.handshakes.get(failures.OK, 0) + int(setup.get("connections", 0)),
+            stats.handshakes.get(failures.OK, 0) + setup_connections,
             delta(CONNECTIONS, outcome=Outcome.FORWARDED.value),
+            setup_connections,
         ),
         Comparison(
             "connections: stalled / no_sni+unknown_sni",
@@ -85,17 +90,19 @@ def compare(before: Samples, after: Samples, stats: RunStats) -> list[Comparison
         ),
     ]
     for kind, operation in OPERATIONS.items():
-        requests = sum(t.requests for name, t in stats.tasks.items() if kinds.get(name) == kind)
-        if kind == "put":
-            requests += int(setup.get("puts", 0))
+        in_setup = int(setup_requests.get(kind, 0))
+        requests = stats.operations.get(kind, 0) + in_setup
         server = delta(S3_REQUESTS, operation=operation)
         if requests or server:
-            rows.append(Comparison(f"requests: {operation}", requests, server))
+            rows.append(Comparison(f"requests: {operation}", requests, server, in_setup))
     return rows
 
 
 def render(rows: list[Comparison]) -> str:
-    lines = ["mrapsim /metrics over the same interval", f"  {'':<44} {'harness':>9} {'server':>9}  diff"]
+    lines = [
+        "mrapsim /metrics over the same interval (both sides include the setup)",
+        f"  {'':<44} {'harness':>9} {'server':>9}  diff   setup",
+    ]
     for row in rows:
-        lines.append(f"  {row.what:<44} {row.harness:>9} {row.server:>9}  {100 * row.difference:.2f}%")
+        lines.append(f"  {row.what:<44} {row.harness:>9} {row.server:>9}  {100 * row.difference:.2f}%  {row.setup:>6}")
     return "\n".join(lines) + "\n"

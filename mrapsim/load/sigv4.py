@@ -1,4 +1,4 @@
-"""A fast AWS Signature Version 4 signer for S3 requests (header form).
+"""Fast AWS Signature Version 4 and 4A signers for S3 requests (header form).
 
 botocore's signer builds an AWSRequest, parses its URL back apart and recomputes the signing key
 on every call; a load generator signs thousands of requests per second with one key pair, so
@@ -6,6 +6,12 @@ this one derives the signing key once per day and scope, formats `x-amz-date` on
 and takes the request already split (method, raw path, query pairs, headers). Pure functions of
 their inputs: no sockets, no clocks except where the caller passes `now`. Checked against
 botocore's `S3SigV4Auth` in tests/load/test_sigv4.py.
+
+SigV4A (`AWS4-ECDSA-P256-SHA256`, what SDKs use for Multi-Region Access Points) signs the same
+canonical request, plus `x-amz-region-set`, with a P-256 key derived from the key pair (the
+derivation is mrapsim's own, `mrapsim.s3.auth.sigv4a_private_key`, which the server verifies
+with); the scope has no region. ECDSA signatures are randomised, so the test checks botocore's
+CRT signature against this signer's string to sign instead of comparing signatures.
 """
 
 from __future__ import annotations
@@ -17,9 +23,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
 ALGORITHM = "AWS4-HMAC-SHA256"
+ALGORITHM_4A = "AWS4-ECDSA-P256-SHA256"
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,89 @@ class Signer:
             "x-amz-content-sha256": payload_sha256,
             "authorization": (
                 f"{ALGORITHM} Credential={self.credentials.access_key}/{scope}, "
+                f"SignedHeaders={signed_headers}, Signature={signature}"
+            ),
+        }
+
+
+@dataclass
+class SignerV4A:
+    """Signs S3 requests with SigV4A for one credential; `region_set` is what the request may be
+    served in ("*": anywhere, as for an MRAP). Same interface as `Signer`."""
+
+    credentials: Credentials
+    region_set: str = "*"
+    service: str = "s3"
+    _key: ec.EllipticCurvePrivateKey | None = field(default=None, init=False, repr=False)
+    _second: int = field(default=-1, init=False, repr=False)
+    _amz_date: str = field(default="", init=False, repr=False)
+
+    @property
+    def private_key(self) -> ec.EllipticCurvePrivateKey:
+        if self._key is None:
+            # Imported here: mrapsim.s3 is heavy, and only SigV4A runs need it.
+            from mrapsim.s3.auth import sigv4a_private_key
+
+            self._key = sigv4a_private_key(self.credentials.access_key, self.credentials.secret_key)
+        return self._key
+
+    def amz_date(self, now: float | None = None) -> str:
+        second = int(time.time() if now is None else now)
+        if second != self._second:
+            self._second = second
+            self._amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
+        return self._amz_date
+
+    def string_to_sign(
+        self,
+        method: str,
+        path: str,
+        query: Sequence[tuple[str, str]],
+        headers: Mapping[str, str],
+        payload_sha256: str,
+        amz_date: str,
+    ) -> tuple[str, str, str]:
+        """(string to sign, scope, signed headers)."""
+        signed = {k.lower(): " ".join(v.split()) for k, v in headers.items()}
+        signed["x-amz-date"] = amz_date
+        signed["x-amz-content-sha256"] = payload_sha256
+        signed["x-amz-region-set"] = self.region_set
+        names = sorted(signed)
+        signed_headers = ";".join(names)
+        canonical = "\n".join(
+            (
+                method,
+                uri_encode_path(path),
+                canonical_query(query),
+                "".join(f"{name}:{signed[name]}\n" for name in names),
+                signed_headers,
+                payload_sha256,
+            )
+        )
+        scope = f"{amz_date[:8]}/{self.service}/aws4_request"
+        to_sign = f"{ALGORITHM_4A}\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+        return to_sign, scope, signed_headers
+
+    def sign(
+        self,
+        method: str,
+        path: str,
+        query: Sequence[tuple[str, str]],
+        headers: Mapping[str, str],
+        payload_sha256: str = EMPTY_SHA256,
+        now: float | None = None,
+    ) -> dict[str, str]:
+        """The headers to add: `x-amz-date`, `x-amz-content-sha256`, `x-amz-region-set`,
+        `authorization`."""
+        amz_date = self.amz_date(now)
+        to_sign, scope, signed_headers = self.string_to_sign(method, path, query, headers, payload_sha256, amz_date)
+        signature = self.private_key.sign(to_sign.encode(), ec.ECDSA(hashes.SHA256())).hex()
+        return {
+            "x-amz-date": amz_date,
+            "x-amz-content-sha256": payload_sha256,
+            "x-amz-region-set": self.region_set,
+            "authorization": (
+                f"{ALGORITHM_4A} Credential={self.credentials.access_key}/{scope}, "
                 f"SignedHeaders={signed_headers}, Signature={signature}"
             ),
         }

@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mrapsim.load.histogram import Histogram
+from mrapsim.tls.client_outcomes import ClientOutcome
+
+STALLED = ClientOutcome.STALLED.value
 
 JSON_VERSION = 1
 
@@ -26,11 +29,13 @@ class TaskStats:
     failures: int = 0
     content_bytes: int = 0
     histogram: Histogram = field(default_factory=Histogram)
+    stalled: int = 0  # failures classed `stalled`: counted, but their time is not a latency
 
     def merge(self, other: TaskStats) -> None:
         self.requests += other.requests
         self.failures += other.failures
         self.content_bytes += other.content_bytes
+        self.stalled += other.stalled
         self.histogram.merge(other.histogram)
 
     def to_json(self) -> dict[str, Any]:
@@ -40,6 +45,7 @@ class TaskStats:
             "requests": self.requests,
             "failures": self.failures,
             "content_bytes": self.content_bytes,
+            "stalled": self.stalled,
             "histogram": self.histogram.to_json(),
         }
 
@@ -52,6 +58,7 @@ class TaskStats:
             int(d["failures"]),
             int(d["content_bytes"]),
             Histogram.from_json(d["histogram"]),
+            int(d.get("stalled", 0)),
         )
 
 
@@ -76,21 +83,28 @@ class Interval:
     users: int = 0
     histogram: Histogram = field(default_factory=Histogram)
     by_task: dict[str, int] = field(default_factory=dict)
+    content_bytes: int = 0
+    stalled: int = 0
+    failures_by_task: dict[str, int] = field(default_factory=dict)
 
     def merge(self, other: Interval) -> None:
         self.requests += other.requests
         self.failures += other.failures
         self.users += other.users
+        self.content_bytes += other.content_bytes
+        self.stalled += other.stalled
         self.histogram.merge(other.histogram)
         for name, count in other.by_task.items():
             self.by_task[name] = self.by_task.get(name, 0) + count
+        for name, count in other.failures_by_task.items():
+            self.failures_by_task[name] = self.failures_by_task.get(name, 0) + count
 
 
 @dataclass
 class RunStats:
     started: float = 0.0  # wall-clock seconds
     ended: float = 0.0
-    users: int = 0
+    users: int = 0  # the most users running at once
     tasks: dict[str, TaskStats] = field(default_factory=dict)
     failures: dict[tuple[str, str], FailureCount] = field(default_factory=dict)
     handshakes: dict[str, int] = field(default_factory=dict)
@@ -99,6 +113,9 @@ class RunStats:
     not_sent: int = 0  # open model: arrivals still queued when the run stopped
     timeline: dict[int, Interval] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    checks: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (task, check): [pass, fail]
+    operations: dict[str, int] = field(default_factory=dict)
+    running: int = 0  # users running now (merged processes: their sum)
 
     def task(self, name: str, method: str) -> TaskStats:
         found = self.tasks.get(name)
@@ -107,24 +124,55 @@ class RunStats:
         return found
 
     def record(self, task: TaskStats, latency_us: int, content_bytes: int, failure: str | None, now: float) -> None:
-        """One finished task (the hot path)."""
+        """One finished task (the hot path). A stalled handshake is counted but its time — the
+        handshake deadline, not anything the server did — stays out of the latency histograms."""
         task.requests += 1
         task.content_bytes += content_bytes
-        task.histogram.record(latency_us)
-        second = int(now)
-        interval = self.timeline.get(second)
-        if interval is None:
-            interval = self.timeline[second] = Interval(users=self.users)
+        stalled = failure == STALLED
+        if stalled:
+            task.stalled += 1
+        else:
+            task.histogram.record(latency_us)
+        interval = self.interval(now)
         interval.requests += 1
-        interval.histogram.record(latency_us)
+        interval.content_bytes += content_bytes
+        if stalled:
+            interval.stalled += 1
+        else:
+            interval.histogram.record(latency_us)
         interval.by_task[task.name] = interval.by_task.get(task.name, 0) + 1
         if failure is not None:
             task.failures += 1
             interval.failures += 1
+            interval.failures_by_task[task.name] = interval.failures_by_task.get(task.name, 0) + 1
             self.failures.setdefault((task.name, failure), FailureCount()).add(1, now, now)
+
+    def interval(self, now: float) -> Interval:
+        second = int(now)
+        interval = self.timeline.get(second)
+        if interval is None:
+            interval = self.timeline[second] = Interval(users=self.running)
+        return interval
+
+    def sample_users(self, now: float, running: int) -> None:
+        """The users running now, for the users-over-time chart and the CSV history."""
+        self.interval(now).users = running
+
+    def check(self, task: str, name: str, passed: bool) -> None:
+        counts = self.checks.setdefault((task, name), [0, 0])
+        counts[0 if passed else 1] += 1
+
+    def check_totals(self, task: str | None = None) -> tuple[int, int]:
+        """(passed, failed) checks, of one task or of all."""
+        chosen = [c for (t, _), c in self.checks.items() if task is None or t == task]
+        return sum(c[0] for c in chosen), sum(c[1] for c in chosen)
 
     def handshake(self, outcome: str) -> None:
         self.handshakes[outcome] = self.handshakes.get(outcome, 0) + 1
+
+    def operation(self, kind: str) -> None:
+        """Requests by task kind (list, get, …), for the cross-check with the server's counts."""
+        self.operations[kind] = self.operations.get(kind, 0) + 1
 
     # -- derived ---------------------------------------------------------------------------
 
@@ -152,6 +200,7 @@ class RunStats:
             self.started = other.started
         self.ended = max(self.ended, other.ended)
         self.users += other.users
+        self.running += other.running
         for name, task in other.tasks.items():
             self.task(name, task.method).merge(task)
         for key, count in other.failures.items():
@@ -165,6 +214,12 @@ class RunStats:
             self.timeline.setdefault(second, Interval()).merge(interval)
         for name, value in other.meta.items():
             self.meta.setdefault(name, value)
+        for kind, n in other.operations.items():
+            self.operations[kind] = self.operations.get(kind, 0) + n
+        for key, (passed, failed) in other.checks.items():
+            counts = self.checks.setdefault(key, [0, 0])
+            counts[0] += passed
+            counts[1] += failed
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -172,6 +227,7 @@ class RunStats:
             "started": self.started,
             "ended": self.ended,
             "users": self.users,
+            "running": self.running,
             "tasks": [t.to_json() for t in self.tasks.values()],
             "failures": [
                 {
@@ -195,9 +251,16 @@ class RunStats:
                     "users": i.users,
                     "by_task": i.by_task,
                     "histogram": i.histogram.to_json(),
+                    "content_bytes": i.content_bytes,
+                    "stalled": i.stalled,
+                    "failures_by_task": i.failures_by_task,
                 }
                 for s, i in sorted(self.timeline.items())
             ],
+            "checks": [
+                {"task": t, "check": c, "passes": n[0], "fails": n[1]} for (t, c), n in sorted(self.checks.items())
+            ],
+            "operations": dict(sorted(self.operations.items())),
             "meta": self.meta,
         }
 
@@ -224,6 +287,13 @@ class RunStats:
                 int(i["users"]),
                 Histogram.from_json(i["histogram"]),
                 {str(k): int(v) for k, v in i["by_task"].items()},
+                int(i.get("content_bytes", 0)),
+                int(i.get("stalled", 0)),
+                {str(k): int(v) for k, v in i.get("failures_by_task", {}).items()},
             )
+        for c in d.get("checks", []):
+            stats.checks[(str(c["task"]), str(c["check"]))] = [int(c["passes"]), int(c["fails"])]
+        stats.running = int(d.get("running", 0))
+        stats.operations = {str(k): int(v) for k, v in d.get("operations", {}).items()}
         stats.meta = dict(d.get("meta", {}))
         return stats

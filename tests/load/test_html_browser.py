@@ -41,7 +41,7 @@ def test_charts_render_in_chromium(tmp_path: Path) -> None:
     dom = subprocess.run(
         [CHROMIUM, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=60
     ).stdout
-    assert dom.count('class="uplot') == 4 and dom.count("<canvas") == 4
+    assert dom.count('class="uplot') == 5 and dom.count("<canvas") == 5
     where = Path(os.environ.get("MRAPSIM_TEST_ARTIFACTS", tmp_path))
     where.mkdir(parents=True, exist_ok=True)
     shot = where / "load-report.png"

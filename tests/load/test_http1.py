@@ -76,11 +76,15 @@ def test_two_responses_on_one_connection() -> None:
     reader = ResponseReader()
     reader.start("GET")
     reader.feed(CASES[0][1] + CASES[0][1][:10])
-    assert reader.extract() == ParsedResponse(200, 5, b"hello", True)
+    assert reader.extract() == ParsedResponse(
+        200, 5, b"hello", True, (("content-length", "5"), ("x-amz-request-id", "1"))
+    )
     reader.start("GET")
     assert reader.extract() is None
     reader.feed(CASES[0][1][10:])
-    assert reader.extract() == ParsedResponse(200, 5, b"hello", True)
+    assert reader.extract() == ParsedResponse(
+        200, 5, b"hello", True, (("content-length", "5"), ("x-amz-request-id", "1"))
+    )
 
 
 def test_body_until_eof() -> None:

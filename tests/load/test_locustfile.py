@@ -8,12 +8,14 @@ import csv
 import importlib.util
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from mrapsim.load.server_metrics import parse_prometheus
 from tests.load.test_sigv4 import ACCESS, CASES, HOST, NOW, SECRET, botocore_authorization
 from tests.mrapsim_process import MrapsimProcess
 
@@ -93,6 +95,8 @@ def test_s3_and_handshake_users_against_the_s3_listener(mrapsim: MrapsimProcess,
     rows = locust(
         f"https://localhost:{mrapsim.port('s3')}/mraps3sample",
         tmp_path,
+        "S3User",  # named: the file's MixedUser is for the master-and-workers test below
+        "HandshakeUser",
         env={
             "AWS_ACCESS_KEY_ID": ACCESS,
             "AWS_SECRET_ACCESS_KEY": SECRET,
@@ -122,3 +126,104 @@ def test_handshakes_without_sni_stall_on_the_mrap_listener(mrapsim: MrapsimProce
     nosni = rows["handshake_nosni"]
     assert int(nosni["Failure Count"]) == int(nosni["Request Count"]) > 0
     assert "stalled" in nosni["Error"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def s3_requests(mrapsim: MrapsimProcess) -> dict[str, float]:
+    samples = parse_prometheus(mrapsim.admin_get("/metrics"))
+    found: dict[str, float] = {}
+    for (name, labels), value in samples.items():
+        if name == "mrapsim_s3_requests_total":
+            operation = dict(labels)["operation"]
+            found[operation] = found.get(operation, 0) + value
+        elif name == "mrapsim_connections_total":
+            found["connections"] = found.get("connections", 0) + value
+    return found
+
+
+def test_master_and_two_workers_agree_with_mrapsims_metrics(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
+    """Must-show 5: `MixedUser` (the built-in mixed scenario) on a Locust master and two worker
+    processes; the master's aggregated counts match what mrapsim counted within 1%."""
+    port = free_port()
+    host = f"https://localhost:{mrapsim.port('s3')}/mraps3sample"
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": ACCESS,
+        "AWS_SECRET_ACCESS_KEY": SECRET,
+        "MRAPSIM_CA_BUNDLE": str(mrapsim.ca),
+    }
+    locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
+    before = s3_requests(mrapsim)
+    master = subprocess.Popen(
+        [
+            *locust,
+            "--master",
+            "--master-bind-host",
+            "127.0.0.1",
+            "--master-bind-port",
+            str(port),
+            "--headless",
+            "--expect-workers",
+            "2",
+            "-u",
+            "6",
+            "-r",
+            "6",
+            "-t",
+            "6s",
+            "--stop-timeout",
+            "3",
+            "--host",
+            host,
+            "--csv",
+            str(tmp_path / "dist"),
+            "--only-summary",
+            "MixedUser",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    workers = [
+        subprocess.Popen(
+            [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port), "MixedUser"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    try:
+        _, err = master.communicate(timeout=60)
+        for worker in workers:
+            worker.wait(timeout=20)
+    finally:
+        for process in (master, *workers):
+            if process.poll() is None:
+                process.kill()
+    assert (tmp_path / "dist_stats.csv").exists(), err[-3000:]
+    with (tmp_path / "dist_stats.csv").open() as f:
+        rows = {r["Name"]: r for r in csv.DictReader(f)}
+    for name in ("list", "get", "put", "handshake", "handshake_nosni"):
+        assert int(rows[name]["Request Count"]) > 0, (name, rows[name])
+    assert rows["Aggregated"]["Failure Count"] == "0", rows
+    after = s3_requests(mrapsim)
+    server = {k: after.get(k, 0) - before.get(k, 0) for k in after}
+    harness = {
+        "ListObjectsV2": int(rows["list"]["Request Count"]),
+        "GetObject": int(rows["get"]["Request Count"]),
+        "PutObject": int(rows["put"]["Request Count"]) + int(rows["setup"]["Request Count"]),
+    }
+    total_harness, total_server = sum(harness.values()), sum(server.get(k, 0) for k in harness)
+    assert abs(total_harness - total_server) <= 0.01 * total_server, (harness, server)
+    handshakes = int(rows["handshake"]["Request Count"]) + int(rows["handshake_nosni"]["Request Count"])
+    # Each handshake is a connection; FastHttpUser adds one keep-alive connection per user (a few more
+    # if one was dropped): the server's new connections are the handshakes plus that handful.
+    assert handshakes <= server["connections"] <= handshakes + 3 * 6, (handshakes, server["connections"])

@@ -110,7 +110,8 @@ def test_csv_rows(tmp_path: Path) -> None:
         rows = list(csv.DictReader(f))
     assert [r["Name"] for r in rows] == ["get", "handshake_nosni", "Aggregated"]
     assert rows[0]["Request Count"] == "1000" and rows[0]["Failure Count"] == "10"
-    assert float(rows[1]["50%"]) == pytest.approx(1000.0, rel=1e-3)
+    assert rows[1]["50%"] == "N/A"  # stalled handshakes are failures, not latencies
+    assert float(rows[2]["50%"]) == pytest.approx(1.3, rel=0.01)
     with (tmp_path / "run_failures.csv").open() as f:
         failures = {r["Error"]: r for r in csv.DictReader(f)}
     assert failures["stalled"]["Occurrences"] == "50" and failures["stalled"]["Method"] == "TLS"
@@ -129,8 +130,19 @@ def test_csv_rows(tmp_path: Path) -> None:
         ("get:fail_rate<=0.01", True),
         ("rps>100", True),
         ("rps>500", False),
-        ("max<1s", False),
+        ("max<1s", True),
         ("requests>=1050", True),
+        ("p(95)<2", True),
+        ("p(99.9)<1", False),
+        ("http_req_duration:p(95)<2", True),
+        ("http_req_duration{name:get}:avg<1.5", True),
+        ("rate<0.06", True),
+        ("http_req_failed:rate<0.05", False),
+        ("count>=1050", True),
+        ("stalled==50", True),
+        ("handshake_nosni:stalled_rate==1", True),
+        ("get:stalled==0", True),
+        ("p(99)<50 abortOnFail", True),
     ],
 )
 def test_thresholds(text: str, passes: bool) -> None:
@@ -139,7 +151,19 @@ def test_thresholds(text: str, passes: bool) -> None:
     assert verdict.render().startswith("  ✓" if passes else "  ✗")
 
 
-@pytest.mark.parametrize("text", ["p99 < fast", "latency<5ms", "rps>5ms", "p200<1ms"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "p99 < fast",
+        "latency<5ms",
+        "rps>5ms",
+        "p200<1ms",
+        "p(95)<",
+        "checks>2",
+        "http_req_failed:p(95)<5",
+        "rate<0.1 abortOnFail delayAbortEval=soon",
+    ],
+)
 def test_bad_thresholds_are_refused(text: str) -> None:
     with pytest.raises(ValueError):
         parse_threshold(text)
@@ -214,7 +238,51 @@ def test_html_is_self_contained_with_charts() -> None:
     assert len(page) < 250_000
 
 
+def test_html_says_what_was_run() -> None:
+    stats = sample_stats()
+    stats.meta["run"] = {
+        "target": "https://localhost:8444/mraps3sample",
+        "scenario": "mixed",
+        "scenario_source": "/x/mixed.py",
+        "tasks": ["get", "handshake_nosni"],
+        "model": "stages 10s:20,10s:0",
+        "command": "mrapsim load -f mixed --stages 10s:20,10s:0",
+        "credentials": "environment",
+    }
+    stats.meta["server_metrics"] = [{"what": "requests: GetObject", "harness": 1002, "server": 1002, "setup": 2}]
+    stats.check("get", "status is 200", True)
+    stats.check("get", "status is 200", False)
+    page = render_html(stats, [])
+    for text in (
+        "https://localhost:8444/mraps3sample",
+        "mrapsim load -f mixed --stages 10s:20,10s:0",
+        "stages 10s:20,10s:0",
+        "2027-01-15 08:00:00 UTC",
+        "2027-01-15 08:00:10 UTC",
+        "requests: GetObject",
+        "✗ get: status is 200",
+        "1 passed, 1 failed",
+        "99.99%",
+    ):
+        assert text in page, text
+    table = page.split('id="percentiles"')[1].split("</table>")[0]
+    assert table.count("<tr>") == 4 and "<th>66%</th>" in table  # header, 2 tasks, Aggregated
+    data = json.loads(page.split('id="data">')[1].split("</script>")[0])
+    assert data["users"] and len(data["users"]) == len(data["t"])
+
+
 def test_summary_names_failures_and_handshakes() -> None:
     text = report.summary(sample_stats())
     assert "stalled" in text and "s3:SlowDown" in text and "Handshakes (new connections): stalled 50  ok 1" in text
     assert "Aggregated" in text
+
+
+def test_history_content_size_and_full_history(tmp_path: Path) -> None:
+    report.write_csv(sample_stats(), str(tmp_path / "run"), full_history=True)
+    with (tmp_path / "run_stats_history.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    aggregated = [r for r in rows if r["Name"] == "Aggregated"]
+    assert float(aggregated[-1]["Total Average Content Size"]) == pytest.approx(1024 * 1000 / 1050, rel=1e-3)
+    per_task = [r for r in rows if r["Name"] == "get"]
+    assert len(per_task) == len(aggregated) and per_task[-1]["Total Request Count"] == "1000"
+    assert {r["Type"] for r in per_task} == {"GET"}

@@ -6,22 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from mrapsim.load.scenario import (
-    BUILTIN_SCENARIOS,
-    ConnectionMode,
-    TaskKind,
-    load_scenario,
-    parse_scenario,
-    parse_size,
-)
+from mrapsim.load.catalog import BUILTIN_SCENARIOS, load_scenario, user_classes
+from mrapsim.load.scenario import ConnectionMode, parse_scenario, parse_size
 
 
 def test_mixed_has_one_in_ten_handshakes_without_sni() -> None:
-    mixed = BUILTIN_SCENARIOS["mixed"]
-    handshakes = [t for t in mixed.tasks if t.kind is TaskKind.HANDSHAKE]
-    without = sum(t.weight for t in handshakes if t.sni is False)
-    assert without / sum(t.weight for t in handshakes) == pytest.approx(0.1)
-    assert {t.kind for t in mixed.tasks} == set(TaskKind) - {TaskKind.HEAD}
+    weights = {n: w for n, w, _ in user_classes(load_scenario("mixed"))[0].task_functions()}
+    assert weights == {"list": 10, "get": 10, "put": 5, "handshake": 9, "handshake_nosni": 1}
+    for name in BUILTIN_SCENARIOS:  # every built-in is a Python scenario file that loads
+        scenario = load_scenario(name)
+        assert scenario.source is not None and scenario.task_names, name
+    assert not load_scenario("nosni").uses_s3 and load_scenario("get").seeded_sizes == (1024,)
 
 
 def test_toml_file(tmp_path: Path) -> None:
@@ -90,4 +85,11 @@ def test_shipped_scenario_files_parse() -> None:
     assert files
     for path in files:
         load_scenario(str(path))
-    assert load_scenario(str(directory / "mixed.toml")).tasks == BUILTIN_SCENARIOS["mixed"].tasks
+    for path in sorted(directory.glob("*.py")):  # the Python examples import and have tasks
+        assert load_scenario(str(path)).task_names, path
+    toml = load_scenario(str(directory / "mixed.toml"))
+    builtin = load_scenario("mixed")
+    assert builtin.task_names[:5] == toml.task_names and toml.seeded_sizes == builtin.seeded_sizes
+    assert builtin.task_names[5:] == ("on_start", "on_stop")  # also names a threshold may use
+    weights = {n: w for n, w, _ in user_classes(builtin)[0].task_functions()}
+    assert weights == {t.name: t.weight for t in toml.tasks}

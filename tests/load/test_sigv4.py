@@ -11,7 +11,7 @@ from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 
-from mrapsim.load.sigv4 import EMPTY_SHA256, Credentials, Signer, query_string
+from mrapsim.load.sigv4 import EMPTY_SHA256, Credentials, Signer, SignerV4A, query_string
 
 ACCESS, SECRET = "AKIAIOSFODNN7EXAMPLE", "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
 NOW = datetime.datetime(2026, 11, 26, 14, 30, 15, tzinfo=datetime.UTC)
@@ -79,3 +79,34 @@ def test_signing_key_is_cached_per_day() -> None:
 def test_credentials_must_be_complete() -> None:
     with pytest.raises(ValueError):
         Credentials(ACCESS, "")
+
+
+@pytest.mark.parametrize(("method", "path", "query", "headers", "payload"), CASES)
+def test_sigv4a_string_to_sign_is_what_botocore_crt_signs(
+    method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str], payload: str | bytes
+) -> None:
+    """ECDSA signatures differ each time: botocore's (CRT) SigV4A signature must verify against
+    this signer's string to sign, with the key both derive — then the canonical forms agree."""
+    import botocore.auth  # botocore.crt.auth needs botocore.auth imported first
+    from botocore.crt.auth import CrtS3SigV4AsymAuth
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    del botocore
+    body = payload if isinstance(payload, bytes) else b""
+    url = f"https://{HOST}{quote(path, safe='/~')}" + (f"?{query_string(query)}" if query else "")
+    request = AWSRequest(method=method, url=url, data=body, headers={"Host": HOST, **headers})
+    CrtS3SigV4AsymAuth(BotoCredentials(ACCESS, SECRET), "s3", "*").add_auth(request)
+    theirs = str(request.headers["Authorization"])
+    amz_date = str(request.headers["X-Amz-Date"])
+    digest = str(request.headers["X-Amz-Content-SHA256"])
+    signer = SignerV4A(Credentials(ACCESS, SECRET))
+    to_sign, scope, signed_headers = signer.string_to_sign(
+        method, path, query, {"host": HOST, **headers}, digest, amz_date
+    )
+    assert f"Credential={ACCESS}/{scope}" in theirs and f"SignedHeaders={signed_headers}," in theirs
+    signature = bytes.fromhex(theirs.rsplit("Signature=", 1)[1])
+    signer.private_key.public_key().verify(signature, to_sign.encode(), ec.ECDSA(hashes.SHA256()))
+    ours = signer.sign(method, path, query, {"host": HOST, **headers}, digest)
+    assert ours["authorization"].startswith(f"AWS4-ECDSA-P256-SHA256 Credential={ACCESS}/")
+    assert ours["x-amz-region-set"] == "*"
