@@ -83,10 +83,7 @@ def _signed(url: str, *, query: bool = False, expires: int = 3600, auth_path: st
     credentials = Credentials(ACCESS_KEY, SECRET_KEY)
     signer = HmacV1QueryAuth(credentials, expires=expires) if query else HmacV1Auth(credentials)
     signer._get_date = (
-        (lambda: str(int(NOW.timestamp()) + expires))
-        if query
-      
-        else (lambda: format_datetime(NOW, usegmt=True))
+        (lambda: str(int(NOW.timestamp()) + expires)) if query else (lambda: format_datetime(NOW, usegmt=True))
     )
     signer.add_auth(request)
     path, _, raw_query = request.url.split("/", 3)[3].partition("?")
