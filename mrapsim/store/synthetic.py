@@ -122,6 +122,7 @@ def synthetic_info(spec: SyntheticSpec, key: str) -> ObjectInfo:
         checksums=NO_ENTRIES,
         checksum_type="FULL_OBJECT",
         storage_class="STANDARD",
+        extras=NO_ENTRIES,
     )
     return info
 

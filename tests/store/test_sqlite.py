@@ -200,7 +200,7 @@ async def test_a_page_of_roll_ups_costs_one_short_query_per_prefix(store: Sqlite
         for d in range(30)
         for i in range(1000)
     ]
-    db.executemany("INSERT INTO objects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, '[]')", rows)
+    db.executemany("INSERT INTO objects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, '[]', '{}')", rows)
     db.commit()
     db.close()
     statements: list[str] = []
