@@ -29,8 +29,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mrapsim.config import Config
 from mrapsim.faults import S3_ERRORS, FaultSet
+from mrapsim.s3 import acl, cors
 from mrapsim.s3.addressing import resolve_target
-from mrapsim.s3.auth import Rejected, Verifier
+from mrapsim.s3.auth import Authorized, Rejected, Verdict, Verifier
 from mrapsim.s3.context import Context
 from mrapsim.s3.errors import (
     S3Error,
@@ -141,6 +142,11 @@ class S3App:
             logger.exception("request %s failed", request.request_id)
             response = _error_response(internal_error(), request, head=is_head)
             tally.error_code = "InternalError"
+        if "origin" in request.headers and tally.operation != cors.PREFLIGHT:
+            extra = await cors.response_headers(
+                self._store, tally.target.bucket if tally.target else None, request.headers["origin"], request.method
+            )
+            response = response.with_headers(*extra)
         tally.status = response.status
         await _send_response(send, response, request, is_head, tally)
 
@@ -152,8 +158,15 @@ class S3App:
         if route is not None:
             tally.operation = route.operation
         verdict = self._verifier.verify(request, self._clock())
+        anonymous = _is_unsigned(request, verdict) and route is not None
+        if anonymous and route is not None and route.operation in SELF_AUTHENTICATED:
+            anonymous = False  # the handler checks what the request carries instead (or needs nothing)
+        elif not anonymous or route is None or route.operation not in acl.ANONYMOUS_OPERATIONS:
+            anonymous = False
+            if isinstance(verdict, Rejected):
+                raise S3Error(verdict.code, verdict.message, verdict.status, **dict(verdict.extra))
         if isinstance(verdict, Rejected):
-            raise S3Error(verdict.code, verdict.message, verdict.status, **dict(verdict.extra))
+            verdict = Authorized(None, None, False, None, request.headers.get("x-amz-content-sha256"))
         tally.access_key = verdict.access_key
         if route is not None:
             await self._inject_faults(route.operation, target)
@@ -162,7 +175,11 @@ class S3App:
             raise not_implemented(what)
         body = RequestBody(receive, verdict.payload_sha256)
         tally.body = body
-        context = Context(request, target, verdict, body, self._store, self._config, self._tokens, self._clock)
+        context = Context(
+            request, target, verdict, body, self._store, self._config, self._tokens, self._clock, anonymous
+        )
+        if anonymous:
+            await acl.authorize_anonymous(context, route.operation)
         return await route.handler(context)
 
     async def _inject_faults(self, operation: str, target: Target) -> None:
@@ -179,6 +196,21 @@ class S3App:
                 status, message = S3_ERRORS[fault.code]
                 error = S3Error(fault.code, message, status)
                 raise error.with_headers(("retry-after", "1")) if status == 503 else error
+
+
+# Operations a request reaches without a signature: a CORS preflight (browsers sign nothing) and
+# POST Object (its form carries a signed policy, checked by post_object.py).
+SELF_AUTHENTICATED = frozenset({cors.PREFLIGHT})
+
+
+def _is_unsigned(request: S3Request, verdict: Verdict) -> bool:
+    """A request refused only for carrying no signature at all (no header, no presigned query)."""
+    return (
+        isinstance(verdict, Rejected)
+        and verdict.code == "AccessDenied"
+        and "authorization" not in request.headers
+        and not any(name in request.query for name in ("X-Amz-Signature", "X-Amz-Algorithm", "Signature"))
+    )
 
 
 def _request(scope: Scope) -> S3Request:

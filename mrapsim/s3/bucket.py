@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from mrapsim.s3 import acl
 from mrapsim.s3.context import REGION, Context
 from mrapsim.s3.documents import parse_request_document
 from mrapsim.s3.errors import S3Error
@@ -39,7 +40,9 @@ async def create_bucket(ctx: Context) -> S3Response:
     body = await ctx.body.read_all()
     if body.strip():
         parse_request_document(body, "CreateBucketConfiguration")
+    acl.check_create_bucket_headers(ctx)
     await ctx.store.create_bucket(name)
+    await acl.apply_create_bucket_headers(ctx)
     return empty_response(headers=(("location", f"/{ctx.bucket}"),))
 
 

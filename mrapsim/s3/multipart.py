@@ -18,6 +18,7 @@ import itertools
 import secrets
 from collections.abc import Sequence
 
+from mrapsim.s3 import sse
 from mrapsim.s3.checksums import (
     ALGORITHMS,
     CRC_ALGORITHMS,
@@ -32,6 +33,7 @@ from mrapsim.s3.context import Context
 from mrapsim.s3.copying import copy_source_range, resolve_copy_source
 from mrapsim.s3.documents import child_text, malformed_xml, parse_request_document
 from mrapsim.s3.errors import S3Error, invalid_argument
+from mrapsim.s3.extras import write_extras
 from mrapsim.s3.object import check_key_length, request_metadata, request_stored_headers
 from mrapsim.s3.payload import check_put_size, receive_body
 from mrapsim.s3.responses import S3Response, empty_response, xml_response
@@ -94,6 +96,7 @@ async def create_multipart_upload(ctx: Context) -> S3Response:
     algorithm, checksum_type = _checksum_choice(ctx)
     await ctx.body.discard(0)
     headers = ctx.request.headers
+    extras = await write_extras(ctx)
     upload = await ctx.store.create_upload(
         ctx.bucket,
         UploadInfo(
@@ -105,6 +108,7 @@ async def create_multipart_upload(ctx: Context) -> S3Response:
             stored_headers=request_stored_headers(headers),
             checksum_algorithm=algorithm,
             checksum_type=checksum_type,
+            extras=extras,
         ),
     )
     body = document(
@@ -113,7 +117,7 @@ async def create_multipart_upload(ctx: Context) -> S3Response:
         leaf("Key", ctx.key),
         leaf("UploadId", upload.upload_id),
     )
-    return xml_response(body, headers=_checksum_type_headers(upload))
+    return xml_response(body, headers=(*_checksum_type_headers(upload), *sse.put_response_headers(extras)))
 
 
 async def abort_multipart_upload(ctx: Context) -> S3Response:
@@ -135,12 +139,14 @@ async def upload_part(ctx: Context) -> S3Response:
     number = _part_number(ctx)
     upload = await ctx.store.get_upload(ctx.bucket, ctx.key, ctx.request.query["uploadId"])
     check_put_size(ctx.request.headers, ctx.auth.content_sha256)
+    sse.check_part(ctx, upload.extras)
     algorithm = upload.checksum_algorithm
     received = await receive_body(ctx, compute=(algorithm,) if algorithm else ())
     checksums = {algorithm: received.checksums[algorithm]} if algorithm else dict(received.checksums)
     part = PartInfo(number, received.etag, received.content.size, ctx.now().replace(microsecond=0), checksums)
     await ctx.store.put_part(ctx.bucket, ctx.key, upload.upload_id, part, received.content)
-    return empty_response(headers=(("etag", part.etag), *_part_checksum_headers(checksums)))
+    headers = (("etag", part.etag), *_part_checksum_headers(checksums), *sse.response_headers(upload.extras))
+    return empty_response(headers=headers)
 
 
 def _part_checksum_headers(checksums: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -254,6 +260,7 @@ async def complete_multipart_upload(ctx: Context) -> S3Response:
             checksums=checksums,
             checksum_type=checksum_type,
             etag=etag,
+            extras=upload.extras,
         ),
     )
     host = ctx.request.headers.get("host") or "localhost"
@@ -266,7 +273,7 @@ async def complete_multipart_upload(ctx: Context) -> S3Response:
         *(leaf(f"Checksum{WIRE_NAMES[name]}", value) for name, value in checksums.items()),
         leaf("ChecksumType", checksum_type) if checksums else "",
     )
-    return xml_response(body)
+    return xml_response(body, headers=sse.response_headers(upload.extras))
 
 
 def _multipart_etag(parts: Sequence[PartInfo]) -> str:
