@@ -200,7 +200,7 @@ class S3App:
 
 # Operations a request reaches without a signature: a CORS preflight (browsers sign nothing) and
 # POST Object (its form carries a signed policy, checked by post_object.py).
-SELF_AUTHENTICATED = frozenset({cors.PREFLIGHT})
+SELF_AUTHENTICATED = frozenset({cors.PREFLIGHT, "PostObject"})
 
 
 def _is_unsigned(request: S3Request, verdict: Verdict) -> bool:

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from mrapsim.s3 import acl, bucket, copying, cors, listing, multipart, service, tagging
+from mrapsim.s3 import acl, bucket, copying, cors, listing, multipart, post_object, service, tagging
 from mrapsim.s3 import bucket_config as config
 from mrapsim.s3 import object as object_ops
 from mrapsim.s3.context import Context
@@ -109,6 +109,7 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", BUCKET, "PutBucketEncryption", config.put_bucket_encryption, q("encryption")),
     Route("DELETE", BUCKET, "DeleteBucketEncryption", config.delete_bucket_encryption, q("encryption")),
     Route("OPTIONS", BUCKET, "OptionsObject", cors.preflight),
+    Route("POST", BUCKET, "PostObject", post_object.post_object),
     # object level
     Route("GET", OBJECT, "ListParts", multipart.list_parts, q("uploadId")),
     Route("GET", OBJECT, "GetObject", object_ops.get_object),

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.s3.conftest import LiveServer, send, signed_request
+from tests.s3.conftest import LiveServer, make_client, send, signed_request
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
@@ -373,3 +373,88 @@ def test_object_lock_headers_are_refused_without_object_lock(s3: Any, bucket: st
         )
     )
     assert (status, code) == (400, "InvalidRequest")
+
+
+# -- POST Object -----------------------------------------------------------------------------------
+
+
+def post_form(url: str, fields: dict[str, str], data: bytes, filename: str = "f.txt") -> Any:
+    import requests
+
+    return requests.post(url, data=fields, files={"file": (filename, data, "text/plain")}, timeout=10)
+
+
+@pytest.fixture(scope="module")
+def s3v4(live: LiveServer) -> Any:
+    return make_client(live.url, signature_version="s3v4")  # presigned POSTs default to SigV2
+
+
+def test_post_object_with_a_sigv4_policy(s3: Any, s3v4: Any, live: LiveServer, bucket: str) -> None:
+    post = s3v4.generate_presigned_post(
+        bucket,
+        "uploads/${filename}",
+        Fields={"success_action_status": "201", "Content-Type": "text/plain"},
+        Conditions=[
+            ["starts-with", "$key", "uploads/"],
+            ["content-length-range", 1, 100],
+            {"success_action_status": "201"},
+            {"Content-Type": "text/plain"},
+        ],
+        ExpiresIn=300,
+    )
+    answer = post_form(post["url"], post["fields"], b"hello from a form", "hello.txt")
+    assert answer.status_code == 201, answer.text
+    assert ET.fromstring(answer.content).findtext(f"{NS}Key") == "uploads/hello.txt"
+    got = s3.get_object(Bucket=bucket, Key="uploads/hello.txt")
+    assert got["Body"].read() == b"hello from a form" and got["ContentType"] == "text/plain"
+    too_large = post_form(post["url"], post["fields"], b"x" * 101)
+    assert too_large.status_code == 400 and ET.fromstring(too_large.content).findtext("Code") == "EntityTooLarge"
+    empty = post_form(post["url"], post["fields"], b"")
+    assert empty.status_code == 400 and ET.fromstring(empty.content).findtext("Code") == "EntityTooSmall"
+    wrong_key = post_form(post["url"], {**post["fields"], "key": "elsewhere/x"}, b"x")
+    assert wrong_key.status_code == 403
+    assert ET.fromstring(wrong_key.content).findtext("Message", "").startswith("Invalid according to Policy")
+    extra = post_form(post["url"], {**post["fields"], "x-amz-meta-sneaky": "1"}, b"x")
+    assert extra.status_code == 403 and "Extra input fields" in ET.fromstring(extra.content).findtext("Message", "")
+    forged = post_form(post["url"], {**post["fields"], "x-amz-signature": "0" * 64}, b"x")
+    assert forged.status_code == 403 and ET.fromstring(forged.content).findtext("Code") == "SignatureDoesNotMatch"
+    unsigned = post_form(post["url"], {"key": "anon.txt"}, b"x")
+    assert unsigned.status_code == 403 and ET.fromstring(unsigned.content).findtext("Code") == "AccessDenied"
+
+
+def test_post_object_redirect_and_default_status(s3: Any, s3v4: Any, live: LiveServer, bucket: str) -> None:
+    redirect = s3v4.generate_presigned_post(
+        bucket,
+        "r.txt",
+        Fields={"success_action_redirect": "https://app.example/done"},
+        Conditions=[{"success_action_redirect": "https://app.example/done"}],
+    )
+    import requests
+
+    answer = requests.post(
+        redirect["url"], data=redirect["fields"], files={"file": ("r.txt", b"r")}, timeout=10, allow_redirects=False
+    )
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith("https://app.example/done?bucket=")
+    plain = s3v4.generate_presigned_post(
+        bucket, "p.txt", Fields={"acl": "public-read"}, Conditions=[{"acl": "public-read"}]
+    )
+    answer = post_form(plain["url"], plain["fields"], b"p")
+    assert answer.status_code == 204 and answer.headers["etag"] == s3.head_object(Bucket=bucket, Key="p.txt")["ETag"]
+    assert anonymous(f"{live.url}/{bucket}/p.txt").status == 200  # the form's acl field was honoured
+
+
+def test_form_reader_byte_by_byte() -> None:
+    from mrapsim.s3.formdata import Field, FileData, FileStart, FormEnd, FormReader
+
+    body = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="key"\r\n\r\na/b.txt\r\n'
+        b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="b.txt"\r\nContent-Type: text/plain\r\n\r\n'
+        b"line\r\n--XyX, almost a boundary\r\n\r\n--XyZ--\r\n"
+    )
+    reader = FormReader("XyZ", max_field=100)
+    events = [event for i in range(len(body)) for event in reader.feed(body[i : i + 1])]
+    reader.close()
+    assert events[0] == Field("key", "a/b.txt") and events[1] == FileStart("file", "b.txt", "text/plain")
+    assert b"".join(e.data for e in events if isinstance(e, FileData)) == b"line\r\n--XyX, almost a boundary\r\n"
+    assert isinstance(events[-1], FormEnd)
