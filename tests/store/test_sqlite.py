@@ -372,3 +372,23 @@ def test_a_bad_synthetic_format_never_reaches_the_store() -> None:
     """load_config names the setting; a SyntheticSpec built in code is refused as it is built."""
     with pytest.raises(KeyFormatError, match="zero-pad"):
         BucketConfig("syn", (), SyntheticSpec(keys=100, key_format="k{i}", size=1, seed=0))
+
+
+async def test_a_schema_1_store_is_migrated_in_place(tmp_path: Path) -> None:
+    """Schema 1 had no object extras and no bucket configurations: opening adds both, keeping data."""
+    with SqliteStore.open(tmp_path) as old:
+        await old.create_bucket("b")
+        await old.put_bytes("b", "k", b"kept")
+    db = sqlite3.connect(tmp_path / DATABASE_NAME)
+    db.execute("ALTER TABLE objects DROP COLUMN extras")
+    db.execute("DROP TABLE bucket_configs")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    with SqliteStore.open(tmp_path) as migrated:
+        stored = await migrated.get_object("b", "k")
+        assert stored.content.read(0, 4) == b"kept" and stored.info.extras == {}
+        await migrated.update_object_extras("b", "k", {"tagging": "a=1"})
+        await migrated.put_bucket_config("b", "cors", "<CORSConfiguration/>")
+        assert (await migrated.head_object("b", "k")).extras == {"tagging": "a=1"}
+        assert await migrated.get_bucket_config("b", "cors") == "<CORSConfiguration/>"
