@@ -8,10 +8,11 @@ under "acl", a bucket's as its "acl" configuration, both as JSON
 stored means `private` (the owner alone, FULL_CONTROL).
 
 Enforcement: a signed request with a configured key pair is the account owner and may do
-anything (one account; IAM users, roles and bucket policy evaluation are out of scope). An
-anonymous request may read an object (GET/HEAD) whose ACL grants READ to AllUsers, list or head a
-bucket whose ACL grants READ to AllUsers, and write into one granting WRITE to AllUsers; anything
-else is 403 AccessDenied, as S3. The public access block's BlockPublicAcls (a public ACL is
+anything (one account; IAM users, roles and full policy evaluation are out of scope). A bucket
+policy's statements for everyone decide first (policy.py); otherwise an anonymous request may
+read an object (GET/HEAD) whose ACL grants READ to AllUsers, list or head a bucket whose ACL
+grants READ to AllUsers, and write into one granting WRITE to AllUsers; anything else is 403
+AccessDenied, as S3. The public access block's BlockPublicAcls (a public ACL is
 refused with 403) and IgnorePublicAcls (public grants do not count), and ownership controls'
 BucketOwnerEnforced (ACLs disabled: only bucket-owner-full-control is accepted,
 AccessControlListNotSupported otherwise, and stored grants do not count), are enforced.
@@ -27,7 +28,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mrapsim.s3.bucket_config import OWNERSHIP, PUBLIC_ACCESS_BLOCK, flag_set, object_ownership, read_document
+from mrapsim.s3 import policy
+from mrapsim.s3.bucket_config import (
+    OWNERSHIP,
+    POLICY,
+    PUBLIC_ACCESS_BLOCK,
+    flag_set,
+    object_ownership,
+    read_document,
+)
 from mrapsim.s3.context import Context, Owner
 from mrapsim.s3.documents import child_text, parse_request_document
 from mrapsim.s3.errors import S3Error, invalid_argument
@@ -275,6 +284,14 @@ async def authorize_anonymous(ctx: Context, operation: str) -> None:
     if operation not in ANONYMOUS_OPERATIONS or ctx.target.bucket is None:
         raise denied
     await ctx.store.get_bucket(ctx.bucket)
+    by_policy = policy.decide(
+        await ctx.store.get_bucket_config(ctx.bucket, POLICY), operation, ctx.bucket, ctx.target.key
+    )
+    if by_policy is False:
+        raise denied
+    restricted = flag_set(await ctx.store.get_bucket_config(ctx.bucket, PUBLIC_ACCESS_BLOCK), "RestrictPublicBuckets")
+    if by_policy and not restricted:
+        return
     if not await _public_grants_count(ctx):
         raise denied
     bucket_acl = Acl.loads(await ctx.store.get_bucket_config(ctx.bucket, ACL_CONFIG), ctx.owner.id)

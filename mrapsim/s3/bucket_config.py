@@ -23,6 +23,7 @@ from mrapsim.s3.context import Context
 from mrapsim.s3.documents import child_text, malformed_xml, parse_request_document
 from mrapsim.s3.errors import S3Error
 from mrapsim.s3.payload import receive_body
+from mrapsim.s3.policy import is_public
 from mrapsim.s3.responses import S3Response, empty_response, xml_response
 from mrapsim.s3.xml import DECLARATION, S3_NAMESPACE
 
@@ -267,22 +268,20 @@ async def get_bucket_policy(ctx: Context) -> S3Response:
 
 
 async def get_bucket_policy_status(ctx: Context) -> S3Response:
-    """IsPublic: a policy with an Allow statement for every principal ("*"), as S3 judges it
-    for the simple case (conditions that narrow the principal are not weighed)."""
+    """IsPublic: a policy with an Allow statement for everyone (policy.py)."""
     document = await stored_or_missing(ctx, POLICY)
-    statements = json.loads(document).get("Statement", [])
-    statements = [statements] if isinstance(statements, dict) else statements
-    public = any(s.get("Effect") == "Allow" and _is_everyone(s.get("Principal")) for s in statements)
-    return xml_response(xml.document("PolicyStatus", xml.leaf("IsPublic", public)))
+    return xml_response(xml.document("PolicyStatus", xml.leaf("IsPublic", is_public(document))))
 
 
-def _is_everyone(principal: object) -> bool:
-    if principal == "*":
-        return True
-    if isinstance(principal, dict):
-        aws = principal.get("AWS")
-        return aws == "*" or (isinstance(aws, list) and "*" in aws)
-    return False
+async def put_bucket_policy(ctx: Context) -> S3Response:
+    """As S3: a public policy is refused while the public access block's BlockPublicPolicy is on."""
+    await ctx.store.get_bucket(ctx.bucket)
+    document = validate_policy(ctx, await read_document(ctx))
+    block = await ctx.store.get_bucket_config(ctx.bucket, PUBLIC_ACCESS_BLOCK)
+    if is_public(document) and flag_set(block, "BlockPublicPolicy"):
+        raise S3Error("AccessDenied", "Access Denied", 403)
+    await ctx.store.put_bucket_config(ctx.bucket, POLICY, document)
+    return empty_response(204)
 
 
 def flag_set(document: str | None, flag: str) -> bool:
@@ -301,7 +300,6 @@ def object_ownership(document: str | None) -> str | None:
 
 
 # The handlers the dispatch table names.
-put_bucket_policy = putter(POLICY, validate_policy, 204)
 delete_bucket_policy = deleter(POLICY)
 put_public_access_block = putter(PUBLIC_ACCESS_BLOCK, validate_public_access_block)
 get_public_access_block = getter(PUBLIC_ACCESS_BLOCK)

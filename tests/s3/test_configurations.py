@@ -458,3 +458,28 @@ def test_form_reader_byte_by_byte() -> None:
     assert events[0] == Field("key", "a/b.txt") and events[1] == FileStart("file", "b.txt", "text/plain")
     assert b"".join(e.data for e in events if isinstance(e, FileData)) == b"line\r\n--XyX, almost a boundary\r\n"
     assert isinstance(events[-1], FormEnd)
+
+
+def test_a_public_bucket_policy_admits_anonymous_reads(s3: Any, live: LiveServer, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="site/index.html", Body=b"<html>")
+    s3.put_object(Bucket=bucket, Key="secret/key", Body=b"no")
+    assert anonymous(f"{live.url}/{bucket}/site/index.html").status == 403
+    statements = [
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": f"arn:aws:s3:::{bucket}/*"},
+        {
+            "Effect": "Deny",
+            "Principal": {"AWS": "*"},
+            "Action": "s3:Get*",
+            "Resource": f"arn:aws:s3:::{bucket}/secret/*",
+        },
+    ]
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps({"Version": "2012-10-17", "Statement": statements}))
+    assert anonymous(f"{live.url}/{bucket}/site/index.html").status == 200
+    assert anonymous(f"{live.url}/{bucket}/secret/key").status == 403
+    assert anonymous(f"{live.url}/{bucket}?list-type=2").status == 403  # s3:ListBucket was not granted
+    s3.put_public_access_block(
+        Bucket=bucket, PublicAccessBlockConfiguration={"RestrictPublicBuckets": True, "BlockPublicPolicy": True}
+    )
+    assert anonymous(f"{live.url}/{bucket}/site/index.html").status == 403
+    policy = json.dumps({"Statement": statements[:1]})
+    assert error_of(lambda: s3.put_bucket_policy(Bucket=bucket, Policy=policy)) == (403, "AccessDenied")
