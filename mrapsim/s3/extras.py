@@ -60,10 +60,11 @@ def copy_tags_from(ctx: Context, source: ObjectInfo) -> Mapping[str, str] | None
     return source.extras if directive == "COPY" else None
 
 
-def read_headers(info: ObjectInfo, *, with_tag_count: bool) -> tuple[tuple[str, str], ...]:
-    """Headers GET (`with_tag_count`) and HEAD add for the object's extras."""
+def read_headers(info: ObjectInfo) -> tuple[tuple[str, str], ...]:
+    """Headers GET and HEAD add for the object's extras (S3 sends the tag count on both, though
+    the SDKs' HeadObject output has no field for it)."""
     headers = sse.response_headers(info.extras)
     count = tag_count(info.extras.get(TAGGING_EXTRA))
-    if with_tag_count and count:
+    if count:
         headers += (("x-amz-tagging-count", str(count)),)
     return headers

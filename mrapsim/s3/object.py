@@ -73,7 +73,7 @@ async def _read(ctx: Context, *, with_body: bool) -> S3Response:
         return empty_response(304, (("etag", info.etag), ("last-modified", http_date(info.last_modified))))
     sse.check_read(ctx, info.extras)
     headers = object_headers(info)
-    headers += read_headers(info, with_tag_count=with_body)
+    headers += read_headers(info)
     byte_range = _parse_range(ctx.request.headers.get("range"), info.size)
     if byte_range is None:
         start, stop, status = 0, info.size, 200

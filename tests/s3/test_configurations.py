@@ -48,6 +48,8 @@ def test_object_tagging_round_trip_and_count(s3: Any, bucket: str) -> None:
         {"Key": "b", "Value": "two words"},
     ]
     assert s3.get_object(Bucket=bucket, Key="k")["TagCount"] == 2
+    head = s3.head_object(Bucket=bucket, Key="k")
+    assert head["ResponseMetadata"]["HTTPHeaders"]["x-amz-tagging-count"] == "2"
     s3.put_object_tagging(Bucket=bucket, Key="k", Tagging={"TagSet": [{"Key": "c", "Value": "3"}]})
     assert s3.get_object_tagging(Bucket=bucket, Key="k")["TagSet"] == [{"Key": "c", "Value": "3"}]
     before = s3.head_object(Bucket=bucket, Key="k")
