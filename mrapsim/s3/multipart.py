@@ -157,6 +157,7 @@ async def upload_part_copy(ctx: Context) -> S3Response:
     number = _part_number(ctx)
     upload = await ctx.store.get_upload(ctx.bucket, ctx.key, ctx.request.query["uploadId"])
     await ctx.body.discard(0)
+    sse.check_part(ctx, upload.extras)
     source = await resolve_copy_source(ctx)
     content = copy_source_range(ctx, source.content)
     md5 = hashlib.md5(usedforsecurity=False)

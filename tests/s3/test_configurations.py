@@ -485,3 +485,24 @@ def test_a_public_bucket_policy_admits_anonymous_reads(s3: Any, live: LiveServer
     assert anonymous(f"{live.url}/{bucket}/site/index.html").status == 403
     policy = json.dumps({"Statement": statements[:1]})
     assert error_of(lambda: s3.put_bucket_policy(Bucket=bucket, Policy=policy)) == (403, "AccessDenied")
+
+
+def test_sse_c_multipart_needs_the_key_on_every_part(s3: Any, bucket: str) -> None:
+    key = os.urandom(32)
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="mp", **customer_key(key))
+    assert upload["SSECustomerAlgorithm"] == "AES256"
+    upload_id = upload["UploadId"]
+    status, code = error_of(
+        lambda: s3.upload_part(Bucket=bucket, Key="mp", UploadId=upload_id, PartNumber=1, Body=b"x")
+    )
+    assert (status, code) == (400, "InvalidRequest")
+    part = s3.upload_part(Bucket=bucket, Key="mp", UploadId=upload_id, PartNumber=1, Body=b"part", **customer_key(key))
+    done = s3.complete_multipart_upload(
+        Bucket=bucket,
+        Key="mp",
+        UploadId=upload_id,
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )
+    assert done["ResponseMetadata"]["HTTPHeaders"]["x-amz-server-side-encryption-customer-algorithm"] == "AES256"
+    assert error_of(lambda: s3.head_object(Bucket=bucket, Key="mp"))[0] == 400
+    assert s3.get_object(Bucket=bucket, Key="mp", **customer_key(key))["Body"].read() == b"part"
