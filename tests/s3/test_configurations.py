@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.s3.conftest import LiveServer, make_client, send, signed_request
 
@@ -506,3 +508,56 @@ def test_sse_c_multipart_needs_the_key_on_every_part(s3: Any, bucket: str) -> No
     assert done["ResponseMetadata"]["HTTPHeaders"]["x-amz-server-side-encryption-customer-algorithm"] == "AES256"
     assert error_of(lambda: s3.head_object(Bucket=bucket, Key="mp"))[0] == 400
     assert s3.get_object(Bucket=bucket, Key="mp", **customer_key(key))["Body"].read() == b"part"
+
+
+# -- bad input is an S3 error, never a 500 ---------------------------------------------------------
+
+SUBRESOURCES = ("tagging", "cors", "lifecycle", "policy", "acl", "encryption", "ownershipControls", "publicAccessBlock")
+documents = st.one_of(
+    st.binary(max_size=300),
+    st.sampled_from(
+        [
+            b"<Tagging><TagSet><Tag><Key/></Tag></TagSet></Tagging>",
+            b"<CORSConfiguration><CORSRule/></CORSConfiguration>",
+            b'{"Statement": [{"Effect": "Allow"}]}',
+            b'{"Statement": 1}',
+            b"<AccessControlPolicy><AccessControlList><Grant><Grantee/><Permission>READ</Permission></Grant>"
+            b"</AccessControlList></AccessControlPolicy>",
+            b"<ServerSideEncryptionConfiguration><Rule/></ServerSideEncryptionConfiguration>",
+            b"<LifecycleConfiguration><Rule><Status>On</Status></Rule></LifecycleConfiguration>",
+        ]
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def fuzzed(s3: Any) -> str:
+    """A bucket of its own: a document the fuzzer happens to make valid changes nobody else's."""
+    s3.create_bucket(Bucket="fuzzed")
+    s3.put_object(Bucket="fuzzed", Key="hello.txt", Body=b"x")
+    return "fuzzed"
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(subresource=st.sampled_from(SUBRESOURCES), body=documents, on_object=st.booleans())
+def test_bad_configuration_documents_are_s3_errors(
+    live: LiveServer, fuzzed: str, subresource: str, body: bytes, on_object: bool
+) -> None:
+    path = f"/{fuzzed}/hello.txt" if on_object and subresource in ("tagging", "acl") else f"/{fuzzed}"
+    answer = signed_request(f"{live.url}{path}?{subresource}", "PUT", body=body)
+    assert answer.status < 500 or answer.status == 501, answer.body
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    fields=st.dictionaries(
+        st.sampled_from(["key", "policy", "x-amz-signature", "x-amz-algorithm", "x-amz-credential", "acl", "tagging",
+                         "success_action_status", "x-amz-server-side-encryption", "Content-Type"]),
+        st.text(max_size=60),
+        max_size=6,
+    ),
+    data=st.binary(max_size=200),
+)  # fmt: skip
+def test_bad_post_forms_are_s3_errors(live: LiveServer, fuzzed: str, fields: dict[str, str], data: bytes) -> None:
+    answer = post_form(f"{live.url}/{fuzzed}", fields, data)
+    assert answer.status_code < 500, answer.text
