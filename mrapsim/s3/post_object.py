@@ -4,8 +4,10 @@ SigV4-signed POST policy rather than a signed request.
 The form's fields come before its `file` part (S3 ignores fields after it). Checked in S3's
 order, before a byte of the file is stored:
 - the signature: `x-amz-signature` is HMAC-SHA256 of the base64 `policy` field under the SigV4
-  key of `x-amz-credential` (SignatureDoesNotMatch, InvalidAccessKeyId); a form with neither
-  policy nor signature is anonymous and needs a bucket that grants WRITE to everyone (acl.py);
+  key of `x-amz-credential` (SignatureDoesNotMatch, InvalidAccessKeyId), or, in the older form
+  S3 still accepts, `signature` its base64 HMAC-SHA1 under the secret of `AWSAccessKeyId`; a
+  form with neither policy nor signature is anonymous and needs a bucket that grants WRITE to
+  everyone (acl.py);
 - the policy: not expired, every condition holds (`{"field": value}` and `["eq", "$field",
   value]` exact, `["starts-with", "$field", prefix]`, `["content-length-range", min, max]`), and
   every field the form carries is named by a condition (bar policy, x-amz-signature, file and
@@ -45,7 +47,8 @@ from mrapsim.store import ObjectWrite
 
 MAX_FIELD = 20 * 1024  # a policy document may be up to 20 KB base64
 MAX_PRE_DATA = 1024 * 1024  # all fields before the file
-EXEMPT_FIELDS = frozenset({"policy", "x-amz-signature", "file", "signature"})
+# Fields no condition needs to name (S3's list, with SigV2's two, which S3 exempts as well).
+EXEMPT_FIELDS = frozenset({"policy", "x-amz-signature", "file", "signature", "awsaccesskeyid"})
 
 
 def malformed_post() -> S3Error:
@@ -124,9 +127,48 @@ class _Form:
 # -- the policy -----------------------------------------------------------------------------------
 
 
+def _secret(ctx: Context, access_key: str) -> str:
+    secret = ctx.config.auth.secret_for(access_key)
+    if secret is None:
+        raise S3Error(
+            "InvalidAccessKeyId",
+            "The AWS Access Key Id you provided does not exist in our records.",
+            403,
+            AWSAccessKeyId=access_key,
+        )
+    return secret
+
+
+def _signature_mismatch(access_key: str, policy: str, provided: str) -> S3Error:
+    return S3Error(
+        "SignatureDoesNotMatch",
+        "The request signature we calculated does not match the signature you provided. Check your key and "
+        "signing method.",
+        403,
+        AWSAccessKeyId=access_key,
+        StringToSign=policy,
+        SignatureProvided=provided,
+    )
+
+
+def check_sigv2(ctx: Context, fields: Mapping[str, str]) -> None:
+    """The older form: `signature` is base64 HMAC-SHA1 of the policy under the secret key."""
+    for name in ("awsaccesskeyid", "policy", "signature"):
+        if name not in fields:
+            raise invalid_argument(f"Bucket POST must contain a field named '{name}'.", name, "")
+    if ctx.config.auth.mode == "none":
+        return
+    access_key = fields["awsaccesskeyid"]
+    secret = _secret(ctx, access_key)
+    digest = hmac.new(secret.encode("utf-8"), fields["policy"].encode("utf-8"), hashlib.sha1).digest()
+    if not hmac.compare_digest(base64.b64encode(digest).decode("ascii"), fields["signature"]):
+        raise _signature_mismatch(access_key, fields["policy"], fields["signature"])
+
+
 def check_signature(ctx: Context, fields: Mapping[str, str]) -> None:
-    if "signature" in fields or "awsaccesskeyid" in fields:
-        raise not_implemented("POST Object with a SigV2 policy signature")
+    if "awsaccesskeyid" in fields or "signature" in fields:
+        check_sigv2(ctx, fields)
+        return
     if fields.get("x-amz-algorithm") != SIGV4:
         raise invalid_argument(
             "Only AWS4-HMAC-SHA256 is supported for x-amz-algorithm",
@@ -140,27 +182,12 @@ def check_signature(ctx: Context, fields: Mapping[str, str]) -> None:
         raise invalid_argument(credential.message, "x-amz-credential", fields.get("x-amz-credential", ""))
     if ctx.config.auth.mode == "none":
         return
-    secret = ctx.config.auth.secret_for(credential.access_key)
-    if secret is None:
-        raise S3Error(
-            "InvalidAccessKeyId",
-            "The AWS Access Key Id you provided does not exist in our records.",
-            403,
-            AWSAccessKeyId=credential.access_key,
-        )
+    secret = _secret(ctx, credential.access_key)
     assert credential.region is not None  # SigV4 credentials name a region
     key = sigv4_signing_key(secret, credential.date, credential.region, credential.service)
     expected = hmac.new(key, fields["policy"].encode("utf-8"), hashlib.sha256).hexdigest()
     if not hmac.compare_digest(expected, fields.get("x-amz-signature", "").lower()):
-        raise S3Error(
-            "SignatureDoesNotMatch",
-            "The request signature we calculated does not match the signature you provided. Check your key and "
-            "signing method.",
-            403,
-            AWSAccessKeyId=credential.access_key,
-            StringToSign=fields["policy"],
-            SignatureProvided=fields.get("x-amz-signature", ""),
-        )
+        raise _signature_mismatch(credential.access_key, fields["policy"], fields.get("x-amz-signature", ""))
 
 
 def parse_policy(text: str) -> dict[str, object]:
@@ -245,7 +272,7 @@ async def post_object(ctx: Context) -> S3Response:
     fields["bucket"] = ctx.bucket
     check_key_length(fields["key"])
     size_range = None
-    if "x-amz-signature" in fields or "policy" in fields or "signature" in fields:
+    if any(name in fields for name in ("x-amz-signature", "policy", "signature", "awsaccesskeyid")):
         check_signature(ctx, fields)
         size_range = check_policy(parse_policy(fields["policy"]), fields, ctx.now())
     elif ctx.auth.algorithm is None and ctx.config.auth.mode != "none":
@@ -312,8 +339,14 @@ def _answer(ctx: Context, fields: Mapping[str, str], etag: str, extras: Mapping[
         return empty_response(303, (*headers[:1], ("location", target), *headers[2:]))
     status = fields.get("success_action_status")
     if status == "201":
+        # Without S3's namespace, as S3 sends it (clients find its elements unqualified).
         body = document(
-            "PostResponse", leaf("Location", location), leaf("Bucket", ctx.bucket), leaf("Key", key), leaf("ETag", etag)
+            "PostResponse",
+            leaf("Location", location),
+            leaf("Bucket", ctx.bucket),
+            leaf("Key", key),
+            leaf("ETag", etag),
+            namespaced=False,
         )
         return xml_response(body, 201, headers)
     return empty_response(200 if status == "200" else 204, headers)

@@ -126,7 +126,14 @@ async def extras_from(ctx: Context, headers: Mapping[str, str]) -> dict[str, str
 
 
 def check_read(ctx: Context, extras: Mapping[str, str], *, prefix: str = CUSTOMER) -> None:
-    """Refuse to read an object whose SSE-C key is not the one sent, as S3 does."""
+    """Refuse to read an object whose SSE-C key is not the one sent, as S3 does. SSE-S3/KMS
+    headers on a read are refused too: they only mean something on a write."""
+    if prefix == CUSTOMER:
+        for name in (SSE, KMS_KEY_ID):
+            if name in ctx.request.headers:
+                raise invalid_argument(
+                    f"{name} header is not supported for this operation.", name, ctx.request.headers[name]
+                )
     customer = _customer_key(ctx.request.headers, prefix)
     stored = extras.get("sse-c-key-sha256")
     if stored is None:

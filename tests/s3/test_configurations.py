@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.s3.conftest import LiveServer, make_client, send, signed_request
+from tests.s3.conftest import ACCESS_KEY, SECRET_KEY, LiveServer, make_client, send, signed_request
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
 
@@ -408,7 +408,7 @@ def test_post_object_with_a_sigv4_policy(s3: Any, s3v4: Any, live: LiveServer, b
     )
     answer = post_form(post["url"], post["fields"], b"hello from a form", "hello.txt")
     assert answer.status_code == 201, answer.text
-    assert ET.fromstring(answer.content).findtext(f"{NS}Key") == "uploads/hello.txt"
+    assert ET.fromstring(answer.content).findtext("Key") == "uploads/hello.txt"  # unqualified, as S3's
     got = s3.get_object(Bucket=bucket, Key="uploads/hello.txt")
     assert got["Body"].read() == b"hello from a form" and got["ContentType"] == "text/plain"
     too_large = post_form(post["url"], post["fields"], b"x" * 101)
@@ -561,3 +561,43 @@ def test_bad_configuration_documents_are_s3_errors(
 def test_bad_post_forms_are_s3_errors(live: LiveServer, fuzzed: str, fields: dict[str, str], data: bytes) -> None:
     answer = post_form(f"{live.url}/{fuzzed}", fields, data)
     assert answer.status_code < 500, answer.text
+
+
+def sigv2_form(bucket: str, key: str, conditions: list[Any], **fields: str) -> dict[str, str]:
+    """A form signed the older way (base64 HMAC-SHA1 of the policy), as public suites still send."""
+    import datetime as dt
+    import hmac
+
+    expiration = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    policy = base64.b64encode(json.dumps({"expiration": expiration, "conditions": conditions}).encode()).decode()
+    signature = base64.b64encode(hmac.new(SECRET_KEY.encode(), policy.encode(), hashlib.sha1).digest()).decode()
+    return {"key": key, "AWSAccessKeyId": ACCESS_KEY, "policy": policy, "signature": signature, **fields}
+
+
+def test_post_object_with_a_sigv2_policy_and_anonymously(s3: Any, live: LiveServer, bucket: str) -> None:
+    conditions = [
+        {"bucket": bucket},
+        ["starts-with", "$key", "foo"],
+        {"acl": "private"},
+        ["content-length-range", 0, 1024],
+    ]
+    form = sigv2_form(bucket, "foo.txt", conditions, acl="private")
+    assert post_form(f"{live.url}/{bucket}", form, b"bar").status_code == 204
+    assert s3.get_object(Bucket=bucket, Key="foo.txt")["Body"].read() == b"bar"
+    assert post_form(f"{live.url}/{bucket}", {**form, "signature": "AAAA"}, b"bar").status_code == 403
+    assert (
+        post_form(f"{live.url}/{bucket}", {k: v for k, v in form.items() if k != "signature"}, b"x").status_code == 400
+    )
+    missing_bucket = sigv2_form(bucket, "foo.txt", conditions[1:], acl="private")
+    assert post_form(f"{live.url}/{bucket}", missing_bucket, b"bar").status_code == 403
+    s3.put_bucket_acl(Bucket=bucket, ACL="public-read-write")
+    anonymous_form = {"key": "anon.txt", "acl": "public-read", "Content-Type": "text/plain"}
+    assert post_form(f"{live.url}/{bucket}", anonymous_form, b"open").status_code == 204
+    assert anonymous(f"{live.url}/{bucket}/anon.txt").body == b"open"
+
+
+def test_sse_headers_on_a_read_are_refused(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="k", Body=b"x")
+    url = f"{s3.meta.endpoint_url}/{bucket}/k"
+    assert signed_request(url, "HEAD", headers={"x-amz-server-side-encryption": "aws:kms"}).status == 400
+    assert signed_request(url, headers={"x-amz-server-side-encryption": "AES256"}).status == 400
