@@ -13,6 +13,7 @@ objects written without SSE headers are reported as (sse.py).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
@@ -212,7 +213,7 @@ def validate_lifecycle(ctx: Context, body: bytes) -> str:
         raise malformed_xml()
     ids = [child_text(rule, "ID") for rule in rules]
     if len({i for i in ids if i}) != len([i for i in ids if i]):
-        raise _invalid("Rule ID must be unique. Found same ID for more than one rule")
+        raise S3Error("InvalidArgument", "Rule ID must be unique. Found same ID for more than one rule", 400)
     for rule in rules:
         if (child_text(rule, "Status") or "") not in ("Enabled", "Disabled"):
             raise malformed_xml()
@@ -220,7 +221,25 @@ def validate_lifecycle(ctx: Context, body: bytes) -> str:
             raise S3Error("InvalidArgument", "ID length should not exceed allowed limit of 255", 400)
         if not any(rule.find(action) is not None for action in LIFECYCLE_ACTIONS):
             raise _invalid("At least one action needs to be specified in a rule")
+        _check_lifecycle_times(rule)
     return canonical_xml(root)
+
+
+def _check_lifecycle_times(rule: ET.Element) -> None:
+    """Days are positive integers and a Date is a midnight UTC, as S3 requires."""
+    for action in rule:
+        for name in ("Days", "NoncurrentDays", "DaysAfterInitiation"):
+            days = child_text(action, name)
+            if days is not None and (not days.strip().isdigit() or int(days) <= 0):
+                raise S3Error("InvalidArgument", f"'{name}' for {action.tag} action must be a positive integer", 400)
+        date = child_text(action, "Date")
+        if date is not None:
+            try:
+                when = dt.datetime.fromisoformat(date.strip().replace("Z", "+00:00"))
+            except ValueError:
+                raise S3Error("InvalidArgument", "'Date' must be at midnight GMT", 400) from None
+            if when.utcoffset() not in (None, dt.timedelta(0)) or when.time() != dt.time():
+                raise S3Error("InvalidArgument", "'Date' must be at midnight GMT", 400)
 
 
 def validate_encryption(ctx: Context, body: bytes) -> str:

@@ -160,6 +160,11 @@ def check_part(ctx: Context, extras: Mapping[str, str]) -> None:
             "appropriate encryption parameters.",
             400,
         )
+    customer = _customer_key(ctx.request.headers, CUSTOMER)
+    if "sse-c-key-sha256" in extras and customer is not None and customer[1] != extras["sse-c-key-sha256"]:
+        raise S3Error(
+            "InvalidRequest", "The provided encryption parameters did not match the ones used originally.", 400
+        )
     check_read(ctx, extras)
 
 

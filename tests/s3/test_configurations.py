@@ -601,3 +601,28 @@ def test_sse_headers_on_a_read_are_refused(s3: Any, bucket: str) -> None:
     url = f"{s3.meta.endpoint_url}/{bucket}/k"
     assert signed_request(url, "HEAD", headers={"x-amz-server-side-encryption": "aws:kms"}).status == 400
     assert signed_request(url, headers={"x-amz-server-side-encryption": "AES256"}).status == 400
+
+
+def test_lifecycle_rules_are_checked_as_s3_checks_them(s3: Any, bucket: str) -> None:
+    def put(*rules: dict[str, Any]) -> tuple[int, str]:
+        return error_of(
+            lambda: s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": list(rules)})
+        )
+
+    rule = {"ID": "r", "Filter": {"Prefix": ""}, "Status": "Enabled", "Expiration": {"Days": 1}}
+    assert put(rule, rule) == (400, "InvalidArgument")
+    assert put({**rule, "Expiration": {"Days": 0}}) == (400, "InvalidArgument")
+    assert put({**rule, "ID": "x" * 256}) == (400, "InvalidArgument")
+    assert put({**rule, "Expiration": {"Date": "2030-01-01T12:00:00Z"}}) == (400, "InvalidArgument")
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket, LifecycleConfiguration={"Rules": [{**rule, "Expiration": {"Date": "2030-01-01T00:00:00Z"}}]}
+    )
+
+
+def test_sse_c_parts_with_another_key_are_refused(s3: Any, bucket: str) -> None:
+    upload = s3.create_multipart_upload(Bucket=bucket, Key="mp", **customer_key(os.urandom(32)))
+    other = customer_key(os.urandom(32))
+    status, code = error_of(
+        lambda: s3.upload_part(Bucket=bucket, Key="mp", UploadId=upload["UploadId"], PartNumber=1, Body=b"x", **other)
+    )
+    assert (status, code) == (400, "InvalidRequest")
