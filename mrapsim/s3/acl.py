@@ -128,8 +128,28 @@ def acl_from_headers(headers: Mapping[str, str], owner: str, *, bucket: bool = F
             kind = GRANTEE_TYPES.get(match.group(1).lower()) if match else None
             if match is None or kind is None or not match.group(2):
                 raise invalid_argument("Argument format not recognized", name, headers[name])
-            grants.append((kind, match.group(2), GRANT_HEADERS[name]))
+            grants.append(checked_grant(kind, match.group(2), GRANT_HEADERS[name]))
     return Acl(owner, tuple(grants))
+
+
+CANONICAL_ID = re.compile(r"[0-9a-f]{64}")
+
+
+def checked_grant(kind: str, grantee: str, permission: str) -> Grant:
+    """A grant S3 would accept: canonical ids are 64 hex digits, groups are S3's, and an e-mail
+    grantee cannot be resolved to an account here (S3 resolves it, in a few Regions only)."""
+    if kind == "CanonicalUser" and not CANONICAL_ID.fullmatch(grantee):
+        raise invalid_argument("Invalid id", "CanonicalUser/ID", grantee)
+    if kind == "Group" and not grantee.startswith(GROUPS):
+        raise invalid_argument("Invalid group uri", "Group/URI", grantee)
+    if kind == "AmazonCustomerByEmail":
+        raise S3Error(
+            "UnresolvableGrantByEmailAddress",
+            "The e-mail address you provided does not match any account on record.",
+            400,
+            EmailAddress=grantee,
+        )
+    return kind, grantee, permission
 
 
 def malformed_acl() -> S3Error:
@@ -156,7 +176,7 @@ def acl_from_document(body: bytes, owner: str) -> Acl:
         value = (child_text(grantee, field) or "").strip() if field else ""
         if not value:
             raise malformed_acl()
-        grants.append((kind, value, permission))
+        grants.append(checked_grant(kind, value, permission))
     return Acl(owner, tuple(grants))
 
 

@@ -125,11 +125,11 @@ def test_canned_and_granted_acls_are_stored_and_returned(s3: Any, bucket: str) -
         Bucket=bucket,
         Key="granted",
         Body=b"x",
-        GrantRead='id="abc123", uri="http://acs.amazonaws.com/groups/global/AuthenticatedUsers"',
+        GrantRead=f'id="{"ab" * 32}", uri="http://acs.amazonaws.com/groups/global/AuthenticatedUsers"',
     )
     grants = s3.get_object_acl(Bucket=bucket, Key="granted")["Grants"]
     assert {(g["Grantee"].get("ID") or g["Grantee"].get("URI"), g["Permission"]) for g in grants} == {
-        ("abc123", "READ"),
+        ("ab" * 32, "READ"),
         ("http://acs.amazonaws.com/groups/global/AuthenticatedUsers", "READ"),
     }
     owner = s3.get_bucket_acl(Bucket=bucket)["Owner"]
@@ -626,3 +626,9 @@ def test_sse_c_parts_with_another_key_are_refused(s3: Any, bucket: str) -> None:
         lambda: s3.upload_part(Bucket=bucket, Key="mp", UploadId=upload["UploadId"], PartNumber=1, Body=b"x", **other)
     )
     assert (status, code) == (400, "InvalidRequest")
+
+
+def test_grants_s3_cannot_resolve_are_refused(s3: Any, bucket: str) -> None:
+    assert error_of(lambda: s3.put_bucket_acl(Bucket=bucket, GrantRead='id="_foo"')) == (400, "InvalidArgument")
+    status, code = error_of(lambda: s3.put_bucket_acl(Bucket=bucket, GrantRead='emailAddress="a@example.com"'))
+    assert (status, code) == (400, "UnresolvableGrantByEmailAddress")
