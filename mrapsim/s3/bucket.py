@@ -9,6 +9,7 @@ from mrapsim.s3 import acl
 from mrapsim.s3.context import REGION, Context
 from mrapsim.s3.documents import parse_request_document
 from mrapsim.s3.errors import S3Error
+from mrapsim.s3.extras import reject_bucket_object_lock
 from mrapsim.s3.responses import S3Response, empty_response, xml_response
 from mrapsim.s3.xml import document
 
@@ -41,6 +42,7 @@ async def create_bucket(ctx: Context) -> S3Response:
     if body.strip():
         parse_request_document(body, "CreateBucketConfiguration")
     acl.check_create_bucket_headers(ctx)
+    reject_bucket_object_lock(ctx.request.headers)
     await ctx.store.create_bucket(name)
     await acl.apply_create_bucket_headers(ctx)
     return empty_response(headers=(("location", f"/{ctx.bucket}"),))

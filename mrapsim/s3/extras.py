@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 from mrapsim.s3 import acl, sse
 from mrapsim.s3.context import Context
-from mrapsim.s3.errors import S3Error, invalid_argument
+from mrapsim.s3.errors import S3Error, invalid_argument, not_implemented
 from mrapsim.s3.tagging import TAGGING_EXTRA, encode_tags, parse_tagging_header, tag_count
 from mrapsim.store import ObjectInfo
 
@@ -27,6 +27,12 @@ OBJECT_LOCK_HEADERS = (
 def reject_object_lock(headers: Mapping[str, str]) -> None:
     if any(name in headers for name in OBJECT_LOCK_HEADERS):
         raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration", 400)
+
+
+def reject_bucket_object_lock(headers: Mapping[str, str]) -> None:
+    """CreateBucket's `x-amz-bucket-object-lock-enabled: true` asks for what no bucket has yet."""
+    if (headers.get("x-amz-bucket-object-lock-enabled") or "").strip().lower() == "true":
+        raise not_implemented("Object Lock (x-amz-bucket-object-lock-enabled)")
 
 
 def tagging_extra(headers: Mapping[str, str]) -> dict[str, str]:
