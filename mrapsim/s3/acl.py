@@ -27,6 +27,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from mrapsim.s3 import policy
 from mrapsim.s3.bucket_config import (
@@ -52,25 +53,29 @@ AUTHENTICATED_USERS = GROUPS + "global/AuthenticatedUsers"
 LOG_DELIVERY = GROUPS + "s3/LogDelivery"
 PUBLIC_GROUPS = (ALL_USERS, AUTHENTICATED_USERS)
 PERMISSIONS = ("FULL_CONTROL", "WRITE", "WRITE_ACP", "READ", "READ_ACP")
-GRANT_HEADERS = {
-    "x-amz-grant-read": "READ",
-    "x-amz-grant-write": "WRITE",
-    "x-amz-grant-read-acp": "READ_ACP",
-    "x-amz-grant-write-acp": "WRITE_ACP",
-    "x-amz-grant-full-control": "FULL_CONTROL",
-}
-GRANTEE_TYPES = {"id": "CanonicalUser", "uri": "Group", "emailaddress": "AmazonCustomerByEmail"}
+GRANT_HEADERS = MappingProxyType(
+    {
+        "x-amz-grant-read": "READ",
+        "x-amz-grant-write": "WRITE",
+        "x-amz-grant-read-acp": "READ_ACP",
+        "x-amz-grant-write-acp": "WRITE_ACP",
+        "x-amz-grant-full-control": "FULL_CONTROL",
+    }
+)
+GRANTEE_TYPES = MappingProxyType({"id": "CanonicalUser", "uri": "Group", "emailaddress": "AmazonCustomerByEmail"})
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
-CANNED = {
-    "private": (),
-    "public-read": (("Group", ALL_USERS, "READ"),),
-    "public-read-write": (("Group", ALL_USERS, "READ"), ("Group", ALL_USERS, "WRITE")),
-    "authenticated-read": (("Group", AUTHENTICATED_USERS, "READ"),),
-    "aws-exec-read": (),
-    "bucket-owner-read": (),
-    "bucket-owner-full-control": (),
-    "log-delivery-write": (("Group", LOG_DELIVERY, "WRITE"), ("Group", LOG_DELIVERY, "READ_ACP")),
-}
+CANNED = MappingProxyType(
+    {
+        "private": (),
+        "public-read": (("Group", ALL_USERS, "READ"),),
+        "public-read-write": (("Group", ALL_USERS, "READ"), ("Group", ALL_USERS, "WRITE")),
+        "authenticated-read": (("Group", AUTHENTICATED_USERS, "READ"),),
+        "aws-exec-read": (),
+        "bucket-owner-read": (),
+        "bucket-owner-full-control": (),
+        "log-delivery-write": (("Group", LOG_DELIVERY, "WRITE"), ("Group", LOG_DELIVERY, "READ_ACP")),
+    }
+)
 GRANT_ITEM = re.compile(r'\s*([A-Za-z]+)\s*=\s*"?([^",]*)"?\s*')
 
 Grant = tuple[str, str, str]  # grantee type, its id / uri / email, permission

@@ -18,6 +18,7 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from mrapsim.s3 import xml
 from mrapsim.s3.context import Context
@@ -63,16 +64,18 @@ class Missing:
     message: str
 
 
-MISSING = {
-    POLICY: Missing("NoSuchBucketPolicy", "The bucket policy does not exist"),
-    PUBLIC_ACCESS_BLOCK: Missing(
-        "NoSuchPublicAccessBlockConfiguration", "The public access block configuration was not found"
-    ),
-    OWNERSHIP: Missing("OwnershipControlsNotFoundError", "The bucket ownership controls were not found"),
-    CORS: Missing("NoSuchCORSConfiguration", "The CORS configuration does not exist"),
-    LIFECYCLE: Missing("NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist"),
-    TAGGING: Missing("NoSuchTagSet", "The TagSet does not exist"),
-}
+MISSING = MappingProxyType(
+    {
+        POLICY: Missing("NoSuchBucketPolicy", "The bucket policy does not exist"),
+        PUBLIC_ACCESS_BLOCK: Missing(
+            "NoSuchPublicAccessBlockConfiguration", "The public access block configuration was not found"
+        ),
+        OWNERSHIP: Missing("OwnershipControlsNotFoundError", "The bucket ownership controls were not found"),
+        CORS: Missing("NoSuchCORSConfiguration", "The CORS configuration does not exist"),
+        LIFECYCLE: Missing("NoSuchLifecycleConfiguration", "The lifecycle configuration does not exist"),
+        TAGGING: Missing("NoSuchTagSet", "The TagSet does not exist"),
+    }
+)
 
 
 def canonical_xml(element: ET.Element) -> str:

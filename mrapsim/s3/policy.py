@@ -14,18 +14,21 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping
+from types import MappingProxyType
 
 # What an anonymous request asks for, by operation: the IAM action, and whether the resource is
 # the object (else the bucket).
-ACTIONS = {
-    "GetObject": ("s3:GetObject", True),
-    "HeadObject": ("s3:GetObject", True),
-    "PutObject": ("s3:PutObject", True),
-    "ListObjects": ("s3:ListBucket", False),
-    "ListObjectsV2": ("s3:ListBucket", False),
-    "HeadBucket": ("s3:ListBucket", False),
-    "GetBucketLocation": ("s3:GetBucketLocation", False),
-}
+ACTIONS = MappingProxyType(
+    {
+        "GetObject": ("s3:GetObject", True),
+        "HeadObject": ("s3:GetObject", True),
+        "PutObject": ("s3:PutObject", True),
+        "ListObjects": ("s3:ListBucket", False),
+        "ListObjectsV2": ("s3:ListBucket", False),
+        "HeadBucket": ("s3:ListBucket", False),
+        "GetBucketLocation": ("s3:GetBucketLocation", False),
+    }
+)
 
 
 def _wildcard(pattern: str, text: str, *, ignore_case: bool) -> bool:
