@@ -1,5 +1,5 @@
 """A sans-IO `multipart/form-data` reader (RFC 7578), as POST Object needs it: bytes in,
-events out, no sockets. Fields are small and come whole (`Field`); the file part streams
+events out, no sockets. Fields are small and come whole (`Field`); the file part (named "file") streams
 (`FileStart`, then `FileData` pieces) so a large upload is never held in memory.
 
 Bounds: a part's header block up to MAX_PART_HEADERS bytes and a field's value up to
@@ -126,7 +126,9 @@ class FormReader:
         filename = message.get_param("filename", header="content-disposition")
         if not isinstance(name, str):
             raise FormError("a part has no name")
-        if isinstance(filename, str) or name.lower() == "file":
+        # The file is the part named "file", as S3 reads a form: clients give other parts a
+        # filename too (python-requests names every part sent through `files=`).
+        if name.lower() == "file":
             self._field = None
             content_type = message.get("content-type")
             events.append(FileStart(name, filename if isinstance(filename, str) else "", content_type))

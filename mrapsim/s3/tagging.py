@@ -54,15 +54,9 @@ def check_tags(tags: Tags, limit: int = MAX_OBJECT_TAGS) -> Tags:
 
 
 def parse_tagging_header(value: str) -> Tags:
-    """The `x-amz-tagging` header (URL-encoded `k=v&...`), checked against S3's limits."""
-    try:
-        pairs = parse_qsl(value, keep_blank_values=True, strict_parsing=bool(value))
-    except ValueError:
-        raise invalid_tag(
-            "The header 'x-amz-tagging' shall be encoded as UTF-8 then URLEncoded URL query parameters without tag "
-            "name duplicates."
-        ) from None
-    return check_tags(tuple(pairs))
+    """The `x-amz-tagging` header (URL-encoded `k=v&...`; a bare `k` is a tag with an empty
+    value, as S3 reads it), checked against S3's limits."""
+    return check_tags(tuple(parse_qsl(value, keep_blank_values=True)))
 
 
 def encode_tags(tags: Tags) -> str:

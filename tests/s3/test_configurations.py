@@ -634,3 +634,21 @@ def test_grants_s3_cannot_resolve_are_refused(s3: Any, bucket: str) -> None:
     assert error_of(lambda: s3.put_bucket_acl(Bucket=bucket, GrantRead='id="_foo"')) == (400, "InvalidArgument")
     status, code = error_of(lambda: s3.put_bucket_acl(Bucket=bucket, GrantRead='emailAddress="a@example.com"'))
     assert (status, code) == (400, "UnresolvableGrantByEmailAddress")
+
+
+def test_post_object_as_python_requests_sends_fields(s3: Any, live: LiveServer, bucket: str) -> None:
+    """requests' `files=` gives every part a filename: only the part named "file" is the file."""
+    import requests
+
+    form = sigv2_form(
+        bucket, "foo.txt", [{"bucket": bucket}, ["starts-with", "$key", "foo"], {"acl": "private"}], acl="private"
+    )
+    answer = requests.post(f"{live.url}/{bucket}", files={**form, "file": "bar"}, timeout=10)
+    assert answer.status_code == 204, answer.text
+    assert s3.get_object(Bucket=bucket, Key="foo.txt")["Body"].read() == b"bar"
+
+
+def test_a_bare_tag_key_in_the_header_has_an_empty_value(s3: Any, bucket: str) -> None:
+    s3.put_object(Bucket=bucket, Key="k", Body=b"", Tagging="foo=bar&bar")
+    tags = s3.get_object_tagging(Bucket=bucket, Key="k")["TagSet"]
+    assert tags == [{"Key": "foo", "Value": "bar"}, {"Key": "bar", "Value": ""}]
