@@ -17,12 +17,26 @@ from typing import Any
 import pytest
 
 from tests.s3.conftest import LiveServer, make_client
+from tests.s3.own_server import own_live_server
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=10000",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run",
          "--disable-quic"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[LiveServer]:
+    """This module's own server: the buckets its tests create stay out of other modules' listings."""
+    with own_live_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def s3(live: LiveServer) -> Any:
+    return make_client(live.url)
+
 
 PAGE = """<!doctype html><html><body><pre id="out">pending</pre><script>
 const post = %(post)s;

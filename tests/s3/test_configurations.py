@@ -18,8 +18,21 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.s3.conftest import ACCESS_KEY, SECRET_KEY, LiveServer, make_client, send, signed_request
+from tests.s3.own_server import own_live_server
 
 NS = "{http://s3.amazonaws.com/doc/2006-03-01/}"
+
+
+@pytest.fixture(scope="module")
+def live() -> Iterator[LiveServer]:
+    """This module's own server: the buckets its tests create stay out of other modules' listings."""
+    with own_live_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def s3(live: LiveServer) -> Any:
+    return make_client(live.url)
 
 
 @pytest.fixture
