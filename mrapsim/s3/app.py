@@ -31,7 +31,7 @@ from mrapsim.config import Config
 from mrapsim.faults import S3_ERRORS, FaultSet
 from mrapsim.s3 import acl, cors
 from mrapsim.s3.addressing import resolve_target
-from mrapsim.s3.auth import Authorized, Rejected, Verdict, Verifier
+from mrapsim.s3.auth import Authorized, Verdict, Verifier
 from mrapsim.s3.context import Context
 from mrapsim.s3.errors import (
     S3Error,
@@ -44,7 +44,7 @@ from mrapsim.s3.headers import Headers
 from mrapsim.s3.records import RequestRecord
 from mrapsim.s3.request import ClientDisconnected, RequestBody, S3Request, Target
 from mrapsim.s3.responses import XML_CONTENT_TYPE, S3Response
-from mrapsim.s3.routing import UNKNOWN_OPERATION, resolve_route
+from mrapsim.s3.routing import UNKNOWN_OPERATION, Route, resolve_route
 from mrapsim.s3.tokens import ContinuationTokens
 from mrapsim.store import Store, StoreError
 
@@ -157,16 +157,7 @@ class S3App:
         route = resolve_route(request.method, target.level, request.query, request.headers)
         if route is not None:
             tally.operation = route.operation
-        verdict = self._verifier.verify(request, self._clock())
-        anonymous = _is_unsigned(request, verdict) and route is not None
-        if anonymous and route is not None and route.operation in SELF_AUTHENTICATED:
-            anonymous = False  # the handler checks what the request carries instead (or needs nothing)
-        elif not anonymous or route is None or route.operation not in acl.ANONYMOUS_OPERATIONS:
-            anonymous = False
-            if isinstance(verdict, Rejected):
-                raise S3Error(verdict.code, verdict.message, verdict.status, **dict(verdict.extra))
-        if isinstance(verdict, Rejected):
-            verdict = Authorized(None, None, False, None, request.headers.get("x-amz-content-sha256"))
+        verdict, anonymous = _admit(request, route, self._verifier.verify(request, self._clock()))
         tally.access_key = verdict.access_key
         if route is not None:
             await self._inject_faults(route.operation, target)
@@ -203,14 +194,23 @@ class S3App:
 SELF_AUTHENTICATED = frozenset({cors.PREFLIGHT, "PostObject"})
 
 
-def _is_unsigned(request: S3Request, verdict: Verdict) -> bool:
-    """A request refused only for carrying no signature at all (no header, no presigned query)."""
-    return (
-        isinstance(verdict, Rejected)
-        and verdict.code == "AccessDenied"
+def _admit(request: S3Request, route: Route | None, verdict: Verdict) -> tuple[Authorized, bool]:
+    """The verdict a handler runs under, and whether the request is anonymous (acl.py then
+    decides what it may do). A request refused only for carrying no signature at all is
+    admitted to the operations that authenticate themselves and to those ACLs and bucket
+    policies can open to everyone; any other refusal is the answer."""
+    if isinstance(verdict, Authorized):
+        return verdict, False
+    unsigned = (
+        verdict.code == "AccessDenied"
         and "authorization" not in request.headers
         and not any(name in request.query for name in ("X-Amz-Signature", "X-Amz-Algorithm", "Signature"))
     )
+    operation = route.operation if route is not None else None
+    if not unsigned or (operation not in SELF_AUTHENTICATED and operation not in acl.ANONYMOUS_OPERATIONS):
+        raise S3Error(verdict.code, verdict.message, verdict.status, **dict(verdict.extra))
+    anonymous = Authorized(None, None, False, None, request.headers.get("x-amz-content-sha256"))
+    return anonymous, operation not in SELF_AUTHENTICATED
 
 
 def _request(scope: Scope) -> S3Request:
