@@ -125,3 +125,30 @@ def test_s3api_tagging_acl_cors_and_lifecycle_round_trips(server: MrapsimProcess
     aws(server, "delete-bucket-cors", "--bucket", "cli-conf")
     aws(server, "delete-object-tagging", "--bucket", "cli-conf", "--key", "k")
     assert aws(server, "get-object-tagging", "--bucket", "cli-conf", "--key", "k")["TagSet"] == []
+
+
+def test_cli_multipart_copy_with_sse_c_and_back(server: MrapsimProcess, tmp_path: Path) -> None:
+    """aws s3 cp with a customer key: a multipart upload whose every part carries the key, a
+    download that must send it, and a download without it that S3 (and mrapsim) refuses."""
+    aws(server, "create-bucket", "--bucket", "cli-sse-c")
+    key = os.urandom(32).hex()[:32]  # aws-cli takes the key as a 32-character string
+    source = tmp_path / "sealed.bin"
+    source.write_bytes(os.urandom(12 * 1024 * 1024))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ACCESS_KEY_ID=ACCESS_KEY, AWS_SECRET_ACCESS_KEY=SECRET_KEY, AWS_DEFAULT_REGION="us-east-1")
+    env.update(AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull, AWS_PAGER="")
+    base = ["aws", "--endpoint-url", f"https://localhost:{server.port('s3')}", "--ca-bundle", str(server.ca), "s3"]
+    sse = ["--sse-c", "AES256", "--sse-c-key", key]
+
+    def cp(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*base, "cp", *args, "--no-progress"], capture_output=True, text=True, timeout=120, env=env
+        )
+
+    assert cp(str(source), "s3://cli-sse-c/sealed.bin", *sse).returncode == 0
+    back = tmp_path / "back.bin"
+    done = cp("s3://cli-sse-c/sealed.bin", str(back), *sse)
+    assert done.returncode == 0, done.stderr
+    assert back.read_bytes() == source.read_bytes()
+    refused = cp("s3://cli-sse-c/sealed.bin", str(tmp_path / "nope.bin"))
+    assert refused.returncode != 0 and "400" in refused.stderr
