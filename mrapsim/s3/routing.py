@@ -96,7 +96,10 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", BUCKET, "GetBucketOwnershipControls", config.get_bucket_ownership_controls, q("ownershipControls")),
     Route("PUT", BUCKET, "PutBucketOwnershipControls", config.put_bucket_ownership_controls, q("ownershipControls")),
     Route(
-        "DELETE", BUCKET, "DeleteBucketOwnershipControls", config.delete_bucket_ownership_controls,
+        "DELETE",
+        BUCKET,
+        "DeleteBucketOwnershipControls",
+        config.delete_bucket_ownership_controls,
         q("ownershipControls"),
     ),
     Route("GET", BUCKET, "GetBucketCors", config.get_bucket_cors, q("cors")),
