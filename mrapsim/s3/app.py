@@ -28,8 +28,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mrapsim.config import Config
 from mrapsim.faults import FaultSet
+from mrapsim.s3 import acl, cors
 from mrapsim.s3.addressing import resolve_target
-from mrapsim.s3.auth import Rejected, Verifier
+from mrapsim.s3.auth import Authorized, Verdict, Verifier
 from mrapsim.s3.context import Context
 from mrapsim.s3.errors import (
     S3Error,
@@ -43,7 +44,7 @@ from mrapsim.s3.headers import Headers
 from mrapsim.s3.records import RequestRecord
 from mrapsim.s3.request import Addressing, ClientDisconnected, RequestBody, S3Request, Target
 from mrapsim.s3.responses import XML_CONTENT_TYPE, S3Response
-from mrapsim.s3.routing import UNKNOWN_OPERATION, resolve_route
+from mrapsim.s3.routing import UNKNOWN_OPERATION, Route, resolve_route
 from mrapsim.s3.tokens import ContinuationTokens
 from mrapsim.store import Store, StoreError
 
@@ -156,6 +157,11 @@ class S3App:
             logger.exception("request %s failed", request.request_id)
             response = _error_response(internal_error(), request, head=is_head)
             tally.error_code = "InternalError"
+        if "origin" in request.headers and tally.operation != cors.PREFLIGHT:
+            extra = await cors.response_headers(
+                self._store, tally.target.bucket if tally.target else None, request.headers["origin"], request.method
+            )
+            response = response.with_headers(*extra)
         tally.status = response.status
         if tally.faults.body is not None and response.status < 300:  # truncate_body, corrupt_body
             send = faulty_send(send, tally.faults.body, reset)
@@ -180,9 +186,9 @@ class S3App:
         route = resolve_route(request.method, target.level, request.query, request.headers)
         if route is not None:
             tally.operation = route.operation
-        verdict = self._verifier.verify(request, self._clock(), resource=_path_style_path(request, target))
-        if isinstance(verdict, Rejected):
-            raise S3Error(verdict.code, verdict.message, verdict.status, **dict(verdict.extra))
+        verdict, anonymous = _admit(
+            request, route, self._verifier.verify(request, self._clock(), resource=_path_style_path(request, target))
+        )
         tally.access_key = verdict.access_key
         if route is not None:
             await self._inject_faults(route.operation, target, tally)
@@ -191,7 +197,11 @@ class S3App:
             raise not_implemented(what)
         body = RequestBody(receive, verdict.payload_sha256)
         tally.body = body
-        context = Context(request, target, verdict, body, self._store, self._config, self._tokens, self._clock)
+        context = Context(
+            request, target, verdict, body, self._store, self._config, self._tokens, self._clock, anonymous
+        )
+        if anonymous:
+            await acl.authorize_anonymous(context, route.operation)
         return await route.handler(context)
 
     async def _inject_faults(self, operation: str, target: Target, tally: _Tally) -> None:
@@ -236,6 +246,30 @@ class _ContinueGate:
         if withheld:
             self.started = True
         return withheld
+
+
+# Operations a request reaches without a signature: a CORS preflight (browsers sign nothing) and
+# POST Object (its form carries a signed policy, checked by post_object.py).
+SELF_AUTHENTICATED = frozenset({cors.PREFLIGHT, "PostObject"})
+
+
+def _admit(request: S3Request, route: Route | None, verdict: Verdict) -> tuple[Authorized, bool]:
+    """The verdict a handler runs under, and whether the request is anonymous (acl.py then
+    decides what it may do). A request refused only for carrying no signature at all is
+    admitted to the operations that authenticate themselves and to those ACLs and bucket
+    policies can open to everyone; any other refusal is the answer."""
+    if isinstance(verdict, Authorized):
+        return verdict, False
+    unsigned = (
+        verdict.code == "AccessDenied"
+        and "authorization" not in request.headers
+        and not any(name in request.query for name in ("X-Amz-Signature", "X-Amz-Algorithm", "Signature"))
+    )
+    operation = route.operation if route is not None else None
+    if not unsigned or (operation not in SELF_AUTHENTICATED and operation not in acl.ANONYMOUS_OPERATIONS):
+        raise S3Error(verdict.code, verdict.message, verdict.status, **dict(verdict.extra))
+    anonymous = Authorized(None, None, False, None, request.headers.get("x-amz-content-sha256"))
+    return anonymous, operation not in SELF_AUTHENTICATED
 
 
 def _request(scope: Scope) -> S3Request:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import re
 
+from mrapsim.s3 import acl
 from mrapsim.s3.context import REGION, Context
 from mrapsim.s3.documents import parse_request_document
 from mrapsim.s3.errors import S3Error
+from mrapsim.s3.extras import reject_bucket_object_lock
 from mrapsim.s3.responses import S3Response, empty_response, xml_response
 from mrapsim.s3.xml import document
 
@@ -39,7 +41,10 @@ async def create_bucket(ctx: Context) -> S3Response:
     body = await ctx.body.read_all()
     if body.strip():
         parse_request_document(body, "CreateBucketConfiguration")
+    acl.check_create_bucket_headers(ctx)
+    reject_bucket_object_lock(ctx.request.headers)
     await ctx.store.create_bucket(name)
+    await acl.apply_create_bucket_headers(ctx)
     return empty_response(headers=(("location", f"/{ctx.bucket}"),))
 
 

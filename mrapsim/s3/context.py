@@ -39,6 +39,8 @@ class Context:
     config: Config
     tokens: ContinuationTokens
     now: Callable[[], dt.datetime]
+    # An unsigned request admitted to an operation anyone may be granted (acl.py decides).
+    anonymous: bool = False
 
     @property
     def owner(self) -> Owner:

@@ -13,9 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from mrapsim.s3 import sse
 from mrapsim.s3.checksums import ALGORITHMS, WIRE_NAMES, encode, new_computer
 from mrapsim.s3.context import Context
 from mrapsim.s3.errors import S3Error, invalid_argument
+from mrapsim.s3.extras import copy_tags_from, write_extras
 from mrapsim.s3.object import (
     check_key_length,
     etag_matches,
@@ -76,6 +78,7 @@ async def resolve_copy_source(ctx: Context) -> StoredObject:
     modified = parse_http_date(header("x-amz-copy-source-if-modified-since"))
     if if_none_match is None and modified is not None and info.last_modified <= modified:
         raise _precondition_failed("x-amz-copy-source-If-Modified-Since")
+    sse.check_read(ctx, info.extras, prefix=sse.COPY_SOURCE_CUSTOMER)
     return stored
 
 
@@ -112,7 +115,9 @@ async def copy_object(ctx: Context) -> S3Response:
     stored = await resolve_copy_source(ctx)
     source = parse_copy_source(header("x-amz-copy-source") or "")
     info = stored.info
-    if (source.bucket, source.key) == (ctx.bucket, ctx.key) and directive == "COPY":
+    extras = await write_extras(ctx, tags_from=copy_tags_from(ctx, info))
+    changes_encryption = sse.SSE in ctx.request.headers or sse.CUSTOMER + "algorithm" in ctx.request.headers
+    if (source.bucket, source.key) == (ctx.bucket, ctx.key) and directive == "COPY" and not changes_encryption:
         raise S3Error(
             "InvalidRequest",
             "This copy request is illegal because it is trying to copy an object to itself without changing the "
@@ -139,6 +144,7 @@ async def copy_object(ctx: Context) -> S3Response:
             checksums=checksums,
             checksum_type=checksum_type,
             etag=info.etag,
+            extras=extras,
         )
     else:
         write = ObjectWrite(
@@ -149,6 +155,7 @@ async def copy_object(ctx: Context) -> S3Response:
             checksums=checksums,
             checksum_type=checksum_type,
             etag=info.etag,
+            extras=extras,
         )
     written = await ctx.store.put_object(ctx.bucket, ctx.key, write, write_precondition(ctx.request.headers))
     body = document(
@@ -158,4 +165,4 @@ async def copy_object(ctx: Context) -> S3Response:
         *(leaf(f"Checksum{WIRE_NAMES[name]}", value) for name, value in checksums.items()),
         leaf("ChecksumType", checksum_type) if checksums else "",
     )
-    return xml_response(body)
+    return xml_response(body, headers=sse.put_response_headers(extras))

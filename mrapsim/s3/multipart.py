@@ -18,6 +18,7 @@ import itertools
 import secrets
 from collections.abc import Sequence
 
+from mrapsim.s3 import sse
 from mrapsim.s3.checksums import (
     ALGORITHMS,
     CRC_ALGORITHMS,
@@ -34,6 +35,7 @@ from mrapsim.s3.context import Context
 from mrapsim.s3.copying import copy_source_range, resolve_copy_source
 from mrapsim.s3.documents import child_text, malformed_xml, parse_request_document
 from mrapsim.s3.errors import S3Error, conditional_request_conflict, invalid_argument
+from mrapsim.s3.extras import write_extras
 from mrapsim.s3.object import check_key_length, request_metadata, request_stored_headers, write_precondition
 from mrapsim.s3.payload import check_put_size, receive_body
 from mrapsim.s3.responses import S3Response, empty_response, xml_response
@@ -96,6 +98,7 @@ async def create_multipart_upload(ctx: Context) -> S3Response:
     algorithm, checksum_type = _checksum_choice(ctx)
     await ctx.body.discard(0)
     headers = ctx.request.headers
+    extras = await write_extras(ctx)
     upload = await ctx.store.create_upload(
         ctx.bucket,
         UploadInfo(
@@ -107,6 +110,7 @@ async def create_multipart_upload(ctx: Context) -> S3Response:
             stored_headers=request_stored_headers(headers),
             checksum_algorithm=algorithm,
             checksum_type=checksum_type,
+            extras=extras,
         ),
     )
     body = document(
@@ -115,7 +119,7 @@ async def create_multipart_upload(ctx: Context) -> S3Response:
         leaf("Key", ctx.key),
         leaf("UploadId", upload.upload_id),
     )
-    return xml_response(body, headers=_checksum_type_headers(upload))
+    return xml_response(body, headers=(*_checksum_type_headers(upload), *sse.put_response_headers(extras)))
 
 
 async def abort_multipart_upload(ctx: Context) -> S3Response:
@@ -137,12 +141,14 @@ async def upload_part(ctx: Context) -> S3Response:
     number = _part_number(ctx)
     upload = await ctx.store.get_upload(ctx.bucket, ctx.key, ctx.request.query["uploadId"])
     check_put_size(ctx.request.headers, ctx.auth.content_sha256)
+    sse.check_part(ctx, upload.extras)
     algorithm = upload.checksum_algorithm
     received = await receive_body(ctx, compute=(algorithm,) if algorithm else ())
     checksums = {algorithm: received.checksums[algorithm]} if algorithm else dict(received.checksums)
     part = PartInfo(number, received.etag, received.content.size, ctx.now().replace(microsecond=0), checksums)
     await ctx.store.put_part(ctx.bucket, ctx.key, upload.upload_id, part, received.content)
-    return empty_response(headers=(("etag", part.etag), *_part_checksum_headers(checksums)))
+    headers = (("etag", part.etag), *_part_checksum_headers(checksums), *sse.response_headers(upload.extras))
+    return empty_response(headers=headers)
 
 
 def _part_checksum_headers(checksums: dict[str, str]) -> tuple[tuple[str, str], ...]:
@@ -153,6 +159,7 @@ async def upload_part_copy(ctx: Context) -> S3Response:
     number = _part_number(ctx)
     upload = await ctx.store.get_upload(ctx.bucket, ctx.key, ctx.request.query["uploadId"])
     await ctx.body.discard(0)
+    sse.check_part(ctx, upload.extras)
     source = await resolve_copy_source(ctx)
     content = copy_source_range(ctx, source.content)
     md5 = hashlib.md5(usedforsecurity=False)
@@ -262,6 +269,7 @@ async def complete_multipart_upload(ctx: Context) -> S3Response:
         checksum_type=checksum_type,
         etag=_multipart_etag(chosen),
         parts=tuple(chosen),
+        extras=upload.extras,
     )
     try:
         info = await ctx.store.complete_upload(ctx.bucket, ctx.key, upload_id, numbers, write, precondition)
@@ -287,7 +295,7 @@ def _complete_result(ctx: Context, info: ObjectInfo) -> S3Response:
         *(leaf(f"Checksum{WIRE_NAMES[name]}", value) for name, value in info.checksums.items()),
         leaf("ChecksumType", info.checksum_type) if info.checksums else "",
     )
-    return xml_response(body)
+    return xml_response(body, headers=sse.response_headers(info.extras))
 
 
 def _check_object_size(ctx: Context, parts: Sequence[PartInfo]) -> None:

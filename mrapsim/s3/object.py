@@ -14,10 +14,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import format_datetime, parsedate_to_datetime
 
+from mrapsim.s3 import sse
 from mrapsim.s3.checksums import HEADER_PREFIX
 from mrapsim.s3.context import Context
 from mrapsim.s3.documents import child_text, malformed_xml, parse_request_document
 from mrapsim.s3.errors import S3Error, invalid_argument, not_implemented
+from mrapsim.s3.extras import read_headers, write_extras
 from mrapsim.s3.payload import check_put_size, receive_body, stored_content_encoding
 from mrapsim.s3.responses import S3Response, empty_response, xml_response
 from mrapsim.s3.xml import document, leaf, node
@@ -80,7 +82,9 @@ async def _read(ctx: Context, *, with_body: bool) -> S3Response:
     not_modified = _evaluate_conditions(ctx, info)
     if not_modified:
         return empty_response(304, (("etag", info.etag), ("last-modified", http_date(info.last_modified))))
+    sse.check_read(ctx, info.extras)
     headers = [(name, value) for name, value in object_headers(info) if name not in overrides]
+    headers += read_headers(info)
     headers += overrides.items()
     part_number = ctx.request.query.get("partNumber")
     if part_number is not None:
@@ -243,6 +247,7 @@ async def put_object(ctx: Context) -> S3Response:
     headers = ctx.request.headers
     check_put_size(headers, ctx.auth.content_sha256)
     await ctx.store.get_bucket(ctx.bucket)  # fail before reading a body we would throw away
+    extras = await write_extras(ctx)
     received = await receive_body(ctx)
     write = ObjectWrite(
         content=received.content,
@@ -251,9 +256,11 @@ async def put_object(ctx: Context) -> S3Response:
         stored_headers=request_stored_headers(headers),
         checksums=received.checksums,
         etag=received.etag,
+        extras=extras,
     )
     info = await ctx.store.put_object(ctx.bucket, ctx.key, write, write_precondition(headers))
-    return empty_response(headers=(("etag", info.etag), *checksum_headers(received.checksums)))
+    answer = (("etag", info.etag), *checksum_headers(received.checksums), *sse.put_response_headers(extras))
+    return empty_response(headers=answer)
 
 
 def checksum_headers(checksums: Mapping[str, str], checksum_type: str = "FULL_OBJECT") -> tuple[tuple[str, str], ...]:

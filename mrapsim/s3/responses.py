@@ -24,6 +24,9 @@ class S3Response:
         """This response with `Connection: close` (the request body was not read to its end)."""
         return S3Response(self.status, (*self.headers, ("connection", "close")), self.body, self.content_length)
 
+    def with_headers(self, *headers: tuple[str, str]) -> S3Response:
+        return S3Response(self.status, (*self.headers, *headers), self.body, self.content_length)
+
 
 def xml_response(body: bytes, status: int = 200, headers: tuple[tuple[str, str], ...] = ()) -> S3Response:
     return S3Response(status, (("content-type", XML_CONTENT_TYPE), *headers), body)

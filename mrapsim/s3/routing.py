@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from mrapsim.s3 import attributes, bucket, copying, listing, multipart, service
+from mrapsim.s3 import acl, attributes, bucket, copying, cors, listing, multipart, post_object, service, tagging
+from mrapsim.s3 import bucket_config as config
 from mrapsim.s3 import object as object_ops
 from mrapsim.s3.context import Context
 from mrapsim.s3.request import Level
@@ -82,6 +83,39 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", BUCKET, "CreateBucket", bucket.create_bucket),
     Route("DELETE", BUCKET, "DeleteBucket", bucket.delete_bucket),
     Route("POST", BUCKET, "DeleteObjects", object_ops.delete_objects, q("delete")),
+    # bucket configurations (bucket_config.py, acl.py, tagging.py, cors.py)
+    Route("GET", BUCKET, "GetBucketAcl", acl.get_bucket_acl, q("acl")),
+    Route("PUT", BUCKET, "PutBucketAcl", acl.put_bucket_acl, q("acl")),
+    Route("GET", BUCKET, "GetBucketTagging", tagging.get_bucket_tagging, q("tagging")),
+    Route("PUT", BUCKET, "PutBucketTagging", tagging.put_bucket_tagging, q("tagging")),
+    Route("DELETE", BUCKET, "DeleteBucketTagging", tagging.delete_bucket_tagging, q("tagging")),
+    Route("GET", BUCKET, "GetBucketPolicy", config.get_bucket_policy, q("policy")),
+    Route("PUT", BUCKET, "PutBucketPolicy", config.put_bucket_policy, q("policy")),
+    Route("DELETE", BUCKET, "DeleteBucketPolicy", config.delete_bucket_policy, q("policy")),
+    Route("GET", BUCKET, "GetBucketPolicyStatus", config.get_bucket_policy_status, q("policyStatus")),
+    Route("GET", BUCKET, "GetPublicAccessBlock", config.get_public_access_block, q("publicAccessBlock")),
+    Route("PUT", BUCKET, "PutPublicAccessBlock", config.put_public_access_block, q("publicAccessBlock")),
+    Route("DELETE", BUCKET, "DeletePublicAccessBlock", config.delete_public_access_block, q("publicAccessBlock")),
+    Route("GET", BUCKET, "GetBucketOwnershipControls", config.get_bucket_ownership_controls, q("ownershipControls")),
+    Route("PUT", BUCKET, "PutBucketOwnershipControls", config.put_bucket_ownership_controls, q("ownershipControls")),
+    Route(
+        "DELETE",
+        BUCKET,
+        "DeleteBucketOwnershipControls",
+        config.delete_bucket_ownership_controls,
+        q("ownershipControls"),
+    ),
+    Route("GET", BUCKET, "GetBucketCors", config.get_bucket_cors, q("cors")),
+    Route("PUT", BUCKET, "PutBucketCors", config.put_bucket_cors, q("cors")),
+    Route("DELETE", BUCKET, "DeleteBucketCors", config.delete_bucket_cors, q("cors")),
+    Route("GET", BUCKET, "GetBucketLifecycleConfiguration", config.get_bucket_lifecycle, q("lifecycle")),
+    Route("PUT", BUCKET, "PutBucketLifecycleConfiguration", config.put_bucket_lifecycle, q("lifecycle")),
+    Route("DELETE", BUCKET, "DeleteBucketLifecycle", config.delete_bucket_lifecycle, q("lifecycle")),
+    Route("GET", BUCKET, "GetBucketEncryption", config.get_bucket_encryption, q("encryption")),
+    Route("PUT", BUCKET, "PutBucketEncryption", config.put_bucket_encryption, q("encryption")),
+    Route("DELETE", BUCKET, "DeleteBucketEncryption", config.delete_bucket_encryption, q("encryption")),
+    Route("OPTIONS", BUCKET, "OptionsObject", cors.preflight),
+    Route("POST", BUCKET, "PostObject", post_object.post_object),
     # object level
     Route("GET", OBJECT, "ListParts", multipart.list_parts, q("uploadId")),
     Route("GET", OBJECT, "GetObjectAttributes", attributes.get_object_attributes, q("attributes")),
@@ -97,6 +131,12 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", OBJECT, "DeleteObject", object_ops.delete_object),
     Route("POST", OBJECT, "CreateMultipartUpload", multipart.create_multipart_upload, q("uploads")),
     Route("POST", OBJECT, "CompleteMultipartUpload", multipart.complete_multipart_upload, q("uploadId")),
+    Route("GET", OBJECT, "GetObjectAcl", acl.get_object_acl, q("acl")),
+    Route("PUT", OBJECT, "PutObjectAcl", acl.put_object_acl, q("acl")),
+    Route("GET", OBJECT, "GetObjectTagging", tagging.get_object_tagging, q("tagging")),
+    Route("PUT", OBJECT, "PutObjectTagging", tagging.put_object_tagging, q("tagging")),
+    Route("DELETE", OBJECT, "DeleteObjectTagging", tagging.delete_object_tagging, q("tagging")),
+    Route("OPTIONS", OBJECT, "OptionsObject", cors.preflight),
 )
 
 UNKNOWN_OPERATION = "Unknown"

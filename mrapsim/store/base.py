@@ -46,6 +46,9 @@ class ObjectInfo:
     storage_class: str = "STANDARD"
     # A multipart object's parts, in order (GetObject ?partNumber=, GetObjectAttributes); () otherwise.
     parts: tuple[PartInfo, ...] = ()
+    # Per-object settings S3 keeps beside the data, by name, values as text the S3 layer encodes
+    # (tags, ACL, server-side encryption; s3/extras.py names them). Stores keep them opaquely.
+    extras: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class ObjectWrite:
     checksum_type: str = "FULL_OBJECT"
     etag: str | None = None  # given by the S3 layer (it hashes while streaming); else md5 of the content
     parts: tuple[PartInfo, ...] = ()  # CompleteMultipartUpload: the parts the object is made of
+    extras: Mapping[str, str] = field(default_factory=dict)  # as ObjectInfo.extras
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,19 @@ def object_info(key: str, write: ObjectWrite, *, size: int, etag: str, last_modi
         checksums=dict(write.checksums),
         checksum_type=write.checksum_type,
         parts=tuple(write.parts),
+        extras=dict(write.extras),
     )
+
+
+def merge_extras(extras: Mapping[str, str], changes: Mapping[str, str | None]) -> dict[str, str]:
+    """`extras` with `changes` applied: a name set to None is removed."""
+    merged = dict(extras)
+    for name, value in changes.items():
+        if value is None:
+            merged.pop(name, None)
+        else:
+            merged[name] = value
+    return merged
 
 
 @dataclass(frozen=True)
@@ -122,6 +138,7 @@ class UploadInfo:
     stored_headers: Mapping[str, str] = field(default_factory=dict)
     checksum_algorithm: str | None = None  # lower-case, as ObjectInfo.checksums keys
     checksum_type: str | None = None  # "COMPOSITE" or "FULL_OBJECT" when an algorithm is set
+    extras: Mapping[str, str] = field(default_factory=dict)  # the object's, as ObjectInfo.extras
 
 
 @dataclass(frozen=True)
@@ -214,6 +231,25 @@ class Store(Protocol):
         user has since overwritten or deleted stays as the user left it, across restarts and
         across worker processes that share the store and seed it at once. True when written.
         Raises NoSuchBucketError."""
+        ...
+
+    async def update_object_extras(self, bucket: str, key: str, changes: Mapping[str, str | None]) -> ObjectInfo:
+        """Merge `changes` into the object's extras (None removes a name), leaving its content,
+        ETag and modification time as they are (PutObjectTagging, PutObjectAcl). Raises
+        NoSuchBucketError, NoSuchKeyError."""
+        ...
+
+    async def put_bucket_config(self, bucket: str, name: str, document: str) -> None:
+        """Store one of the bucket's configurations (policy, cors, lifecycle, ...; the S3 layer
+        names them and validates the document), replacing any before. Raises NoSuchBucketError."""
+        ...
+
+    async def get_bucket_config(self, bucket: str, name: str) -> str | None:
+        """The configuration stored under `name`; None when none is. Raises NoSuchBucketError."""
+        ...
+
+    async def delete_bucket_config(self, bucket: str, name: str) -> None:
+        """Forget the configuration `name` (no error when none was stored). Raises NoSuchBucketError."""
         ...
 
     def close(self) -> None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from mrapsim.config import SyntheticSpec
@@ -38,6 +38,7 @@ from mrapsim.store.base import (
     Precondition,
     StoredObject,
     UploadInfo,
+    merge_extras,
     object_info,
     utc_now_seconds,
 )
@@ -112,6 +113,7 @@ class _Bucket:
     seeded: set[str] = field(default_factory=set)  # keys seed_object wrote once
     # upload id → (key, ETag) of the object it made, oldest first: retried Completes (bounded).
     completed: dict[str, tuple[str, str]] = field(default_factory=dict)
+    configs: dict[str, str] = field(default_factory=dict)  # bucket configurations by name
 
     def synthetic_object(self, key: str) -> StoredObject | None:
         if self.synthetic is None or self.spec is None or key in self.deleted:
@@ -198,6 +200,24 @@ class MemoryStore:
             return synthetic
         target.order.remove(key)
         return True
+
+    async def update_object_extras(self, bucket: str, key: str, changes: Mapping[str, str | None]) -> ObjectInfo:
+        target = self._bucket(bucket)
+        stored = await self.get_object(bucket, key)
+        info = replace(stored.info, extras=merge_extras(stored.info.extras, changes))
+        if key not in target.objects:  # a synthetic object becomes a real one with its content
+            target.order.add(key)
+        target.objects[key] = StoredObject(info, stored.content)
+        return info
+
+    async def put_bucket_config(self, bucket: str, name: str, document: str) -> None:
+        self._bucket(bucket).configs[name] = document
+
+    async def get_bucket_config(self, bucket: str, name: str) -> str | None:
+        return self._bucket(bucket).configs.get(name)
+
+    async def delete_bucket_config(self, bucket: str, name: str) -> None:
+        self._bucket(bucket).configs.pop(name, None)
 
     async def set_synthetic(self, bucket: str, spec: SyntheticSpec | None) -> None:
         """Give `bucket` the synthetic key space `spec` describes, under its real objects

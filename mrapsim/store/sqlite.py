@@ -52,8 +52,8 @@ import threading
 import uuid
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
@@ -70,6 +70,7 @@ from mrapsim.store.base import (
     Precondition,
     StoredObject,
     UploadInfo,
+    merge_extras,
     object_info,
     utc_now_seconds,
 )
@@ -96,7 +97,7 @@ from mrapsim.store.synthetic import SyntheticKeys, synthetic_content, synthetic_
 T = TypeVar("T")
 P = ParamSpec("P")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DATABASE_NAME = "mrapsim.sqlite3"
 INLINE_MAX = 64 * 1024  # bodies up to this size live in the database
 BUSY_TIMEOUT = 30.0  # seconds a connection waits for another process's write transaction
@@ -106,6 +107,9 @@ DELETED_BATCH = 64  # deleted synthetic keys read per query
 READ_RETRIES = 5  # re-reads of an object whose blob file vanished (replaced meanwhile)
 COPY_CHUNK = 1024 * 1024
 
+BUCKET_CONFIGS_TABLE = """CREATE TABLE bucket_configs (
+        bucket TEXT NOT NULL, name TEXT NOT NULL, document TEXT NOT NULL, PRIMARY KEY (bucket, name)
+    ) WITHOUT ROWID"""
 SCHEMA = (
     """CREATE TABLE buckets (
         name TEXT PRIMARY KEY,
@@ -126,6 +130,7 @@ SCHEMA = (
         storage_class TEXT NOT NULL,
         body_id INTEGER,                    -- bodies.id of a small body, or NULL
         segments TEXT,                      -- else JSON [[blob, offset, length], ...]
+        extras TEXT NOT NULL DEFAULT '{}',  -- ObjectInfo.extras as JSON (schema 2)
         parts TEXT,                         -- a multipart object's parts as JSON, or NULL
         PRIMARY KEY (bucket, key)
     ) WITHOUT ROWID""",
@@ -155,11 +160,14 @@ SCHEMA = (
         segments TEXT NOT NULL,
         PRIMARY KEY (bucket, upload_id, number)
     ) WITHOUT ROWID""",
+    BUCKET_CONFIGS_TABLE,
 )
+# Schema 1 → 2: objects gained `extras`, buckets their configurations.
+MIGRATE_1_TO_2 = ("ALTER TABLE objects ADD COLUMN extras TEXT NOT NULL DEFAULT '{}'", BUCKET_CONFIGS_TABLE)
 
 INFO_COLUMNS = (
     "key, size, etag, last_modified, content_type, metadata, stored_headers, checksums, checksum_type, storage_class,"
-    " parts"
+    " extras, parts"
 )
 # Added to a version-1 database when it opens, so that older stores need no migration step.
 ADDED_SCHEMA = (
@@ -466,7 +474,7 @@ def _spec_json(spec: SyntheticSpec | None) -> str | None:
 
 def _object_info(row: Row) -> ObjectInfo:
     key, size, etag, modified, content_type, metadata, headers, checksums, checksum_type, storage_class = row[:10]
-    parts = row[10]
+    extras, parts = row[10], row[11]
     return ObjectInfo(
         key=key,
         size=size,
@@ -478,6 +486,7 @@ def _object_info(row: Row) -> ObjectInfo:
         checksums=json.loads(checksums),
         checksum_type=checksum_type,
         storage_class=storage_class,
+        extras=json.loads(extras),
         parts=() if parts is None else tuple(_part_info(item) for item in json.loads(parts)),
     )
 
@@ -506,6 +515,7 @@ def _object_values(bucket: str, info: ObjectInfo, body_id: int | None, segments:
         info.storage_class,
         body_id,
         None if segments is None else _json([list(s) for s in segments]),
+        _json(dict(info.extras)),
         _json([_part_json(part) for part in info.parts]) if info.parts else None,
     )
 
@@ -525,6 +535,7 @@ def _upload_info(upload_id: str, key: str, text: str) -> UploadInfo:
         stored_headers=fields["stored_headers"],
         checksum_algorithm=fields["checksum_algorithm"],
         checksum_type=fields["checksum_type"],
+        extras=fields.get("extras", {}),
     )
 
 
@@ -537,6 +548,7 @@ def _upload_json(upload: UploadInfo) -> str:
             "stored_headers": dict(upload.stored_headers),
             "checksum_algorithm": upload.checksum_algorithm,
             "checksum_type": upload.checksum_type,
+            "extras": dict(upload.extras),
         }
     )
 
@@ -712,6 +724,10 @@ class SqliteStore:
                 for statement in SCHEMA:
                     db.execute(statement)
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            elif version == 1:
+                for statement in MIGRATE_1_TO_2:
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             elif version != SCHEMA_VERSION:
                 raise StoreOpenError(
                     f"{self._root / DATABASE_NAME}: schema version {version}, this mrapsim knows {SCHEMA_VERSION}"
@@ -775,7 +791,7 @@ class SqliteStore:
             dead: list[str] = []
             for (upload_id,) in db.execute("SELECT upload_id FROM uploads WHERE bucket = ?", (bucket,)).fetchall():
                 dead += self._drop_upload(db, bucket, upload_id)
-            for table in ("synthetic_deleted", "seeded"):
+            for table in ("synthetic_deleted", "seeded", "bucket_configs"):
                 db.execute(f"DELETE FROM {table} WHERE bucket = ?", (bucket,))
             db.execute("DELETE FROM buckets WHERE name = ?", (bucket,))
         self._unlink(dead)
@@ -862,6 +878,62 @@ class SqliteStore:
             dead = self._drop_object(db, bucket, key)
         self._unlink(dead)
         return existed is not None or hidden
+
+    async def update_object_extras(self, bucket: str, key: str, changes: Mapping[str, str | None]) -> ObjectInfo:
+        updated = await self._update_extras(bucket, key, changes)
+        if updated is not None:
+            return updated
+        # Not a real object: a synthetic one becomes real, with its content (or NoSuchKey).
+        stored = await self.get_object(bucket, key)
+        info = stored.info
+        write = ObjectWrite(
+            stored.content,
+            content_type=info.content_type,
+            metadata=info.metadata,
+            stored_headers=info.stored_headers,
+            checksums=info.checksums,
+            checksum_type=info.checksum_type,
+            etag=info.etag,
+            extras=merge_extras(info.extras, changes),
+        )
+        return await self.put_object(bucket, key, write)
+
+    @_in_thread
+    def _update_extras(self, bucket: str, key: str, changes: Mapping[str, str | None]) -> ObjectInfo | None:
+        with self._write() as db:
+            self._bucket_row(db, bucket)
+            row = db.execute(
+                f"SELECT {INFO_COLUMNS} FROM objects WHERE bucket = ? AND key = ?", (bucket, key)
+            ).fetchone()
+            if row is None:
+                return None
+            info = _object_info(row)
+            info = replace(info, extras=merge_extras(info.extras, changes))
+            db.execute(
+                "UPDATE objects SET extras = ? WHERE bucket = ? AND key = ?", (_json(dict(info.extras)), bucket, key)
+            )
+        return info
+
+    @_in_thread
+    def put_bucket_config(self, bucket: str, name: str, document: str) -> None:
+        with self._write() as db:
+            self._bucket_row(db, bucket)
+            db.execute("INSERT OR REPLACE INTO bucket_configs VALUES (?, ?, ?)", (bucket, name, document))
+
+    @_in_thread
+    def get_bucket_config(self, bucket: str, name: str) -> str | None:
+        with self._read() as db:
+            self._bucket_row(db, bucket)
+            row = db.execute(
+                "SELECT document FROM bucket_configs WHERE bucket = ? AND name = ?", (bucket, name)
+            ).fetchone()
+        return None if row is None else str(row[0])
+
+    @_in_thread
+    def delete_bucket_config(self, bucket: str, name: str) -> None:
+        with self._write() as db:
+            self._bucket_row(db, bucket)
+            db.execute("DELETE FROM bucket_configs WHERE bucket = ? AND name = ?", (bucket, name))
 
     # -- listing -----------------------------------------------------------------------------------
 

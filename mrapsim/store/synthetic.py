@@ -123,6 +123,7 @@ def synthetic_info(spec: SyntheticSpec, key: str) -> ObjectInfo:
         checksum_type="FULL_OBJECT",
         storage_class="STANDARD",
         parts=(),
+        extras=NO_ENTRIES,
     )
     return info
 

@@ -291,9 +291,9 @@ def test_payload_hash_mismatch(live: LiveServer) -> None:
 
 
 def test_unknown_operation_is_not_implemented(live: LiveServer) -> None:
-    response = signed_request(f"{live.url}/mraps3sample?acl")
+    response = signed_request(f"{live.url}/mraps3sample?website")
     assert response.status == 501 and ET.fromstring(response.body).findtext("Code") == "NotImplemented"
-    tagging = signed_request(f"{live.url}/mraps3sample/hello.txt?tagging")
+    tagging = signed_request(f"{live.url}/mraps3sample/hello.txt?torrent")
     assert tagging.status == 501
     record = record_of(live, tagging.headers["x-amz-request-id"])
     assert (record.operation, record.status, record.error_code) == ("Unknown", 501, "NotImplemented")

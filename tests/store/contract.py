@@ -508,3 +508,71 @@ async def test_a_conditional_complete_and_its_retry(make_store: MakeStore) -> No
     assert await store.completed_upload("b", "k", "u1") is None  # replaced since: not a retry any more
     assert (await store.completed_upload("b", "k", "u2") or done).etag == '"two-1"'
     assert (await store.head_object("b", "k")).parts == ()
+
+
+# -- per-object extras and bucket configurations (issue 12) ---------------------------------------
+
+
+async def test_object_extras_are_stored_and_updated_without_touching_the_object(make_store: MakeStore) -> None:
+    store = make_store()
+    await store.create_bucket("b")
+    written = await put(store, "b", "k", b"data", extras={"tagging": "a=1", "acl": "private"})
+    assert written.extras == {"tagging": "a=1", "acl": "private"}
+    assert (await store.head_object("b", "k")).extras == written.extras
+    updated = await store.update_object_extras("b", "k", {"tagging": "b=2", "acl": None, "sse": "AES256"})
+    assert updated.extras == {"tagging": "b=2", "sse": "AES256"}
+    stored = await store.get_object("b", "k")
+    assert stored.info == updated
+    assert (stored.info.etag, stored.info.last_modified) == (written.etag, written.last_modified)
+    assert stored.content.read(0, 4) == b"data"
+    page = await store.list_page("b")
+    assert page.entries[0].extras == updated.extras
+    with pytest.raises(NoSuchKeyError):
+        await store.update_object_extras("b", "missing", {"tagging": ""})
+    with pytest.raises(NoSuchBucketError):
+        await store.update_object_extras("missing", "k", {"tagging": ""})
+
+
+async def test_extras_of_a_synthetic_object_make_it_real(make_store: MakeStore) -> None:
+    store = make_store()
+    await store.create_bucket("b")
+    spec = SyntheticSpec(keys=3, key_format="s{i:01d}", size=10, seed=1)
+    await store.set_synthetic("b", spec)
+    updated = await store.update_object_extras("b", "s1", {"tagging": "x=y"})
+    stored = await store.get_object("b", "s1")
+    assert stored.info.extras == updated.extras == {"tagging": "x=y"}
+    assert stored.content.read(0, 10) == synthetic_content(spec, "s1").read(0, 10)
+    assert [e.key for e in (await store.list_page("b")).entries] == ["s0", "s1", "s2"]
+
+
+async def test_uploads_carry_the_object_s_extras(make_store: MakeStore) -> None:
+    store = make_store()
+    await store.create_bucket("b")
+    upload = UploadInfo("u1", "k", dt.datetime(2026, 1, 1, tzinfo=dt.UTC), extras={"tagging": "a=b"})
+    await store.create_upload("b", upload)
+    assert (await store.get_upload("b", "k", "u1")).extras == {"tagging": "a=b"}
+    assert (await store.list_uploads("b"))[0].extras == {"tagging": "a=b"}
+
+
+async def test_bucket_configurations_round_trip_and_go_with_the_bucket(make_store: MakeStore) -> None:
+    store = make_store()
+    await store.create_bucket("b")
+    assert await store.get_bucket_config("b", "cors") is None
+    await store.put_bucket_config("b", "cors", "<CORSConfiguration/>")
+    await store.put_bucket_config("b", "policy", '{"Version": "2012-10-17"}')
+    await store.put_bucket_config("b", "cors", "<CORSConfiguration>ü</CORSConfiguration>")
+    assert await store.get_bucket_config("b", "cors") == "<CORSConfiguration>ü</CORSConfiguration>"
+    assert await store.get_bucket_config("b", "policy") == '{"Version": "2012-10-17"}'
+    await store.delete_bucket_config("b", "cors")
+    await store.delete_bucket_config("b", "cors")  # forgetting twice is no error
+    assert await store.get_bucket_config("b", "cors") is None
+    await store.delete_bucket("b")
+    await store.create_bucket("b")
+    assert await store.get_bucket_config("b", "policy") is None
+    for call in (
+        store.get_bucket_config("missing", "cors"),
+        store.put_bucket_config("missing", "cors", ""),
+        store.delete_bucket_config("missing", "cors"),
+    ):
+        with pytest.raises(NoSuchBucketError):
+            await call

@@ -208,7 +208,7 @@ async def test_a_page_of_roll_ups_costs_one_short_query_per_prefix(store: Sqlite
         for d in range(30)
         for i in range(1000)
     ]
-    db.executemany("INSERT INTO objects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, '[]', NULL)", rows)
+    db.executemany("INSERT INTO objects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, '[]', '{}', NULL)", rows)
     db.commit()
     db.close()
     statements: list[str] = []
@@ -420,3 +420,23 @@ async def test_of_processes_racing_with_if_none_match_exactly_one_wins_each_key(
         for worker, keys in enumerate(results):
             for key in keys:
                 assert (await store.get_object("race", key)).content.read(0, 10) == b"%d" % worker
+
+
+async def test_a_schema_1_store_is_migrated_in_place(tmp_path: Path) -> None:
+    """Schema 1 had no object extras and no bucket configurations: opening adds both, keeping data."""
+    with SqliteStore.open(tmp_path) as old:
+        await old.create_bucket("b")
+        await old.put_bytes("b", "k", b"kept")
+    db = sqlite3.connect(tmp_path / DATABASE_NAME)
+    db.execute("ALTER TABLE objects DROP COLUMN extras")
+    db.execute("DROP TABLE bucket_configs")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    with SqliteStore.open(tmp_path) as migrated:
+        stored = await migrated.get_object("b", "k")
+        assert stored.content.read(0, 4) == b"kept" and stored.info.extras == {}
+        await migrated.update_object_extras("b", "k", {"tagging": "a=1"})
+        await migrated.put_bucket_config("b", "cors", "<CORSConfiguration/>")
+        assert (await migrated.head_object("b", "k")).extras == {"tagging": "a=1"}
+        assert await migrated.get_bucket_config("b", "cors") == "<CORSConfiguration/>"
