@@ -25,7 +25,21 @@ OTHER_ENDPOINT = "another endpoint"
 # mean another operation on an S3 endpoint (GET / is ListBuckets here).
 OTHER_ENDPOINTS = {
     "ListDirectoryBuckets": "S3 Express One Zone's control endpoint (`s3express-control.<region>.amazonaws.com`)",
+    "WriteGetObjectResponse": "S3 Object Lambda's endpoint (`<route>.s3-object-lambda.<region>.amazonaws.com`)",
 }
+# Deprecated operations the SDK model still lists whose request (method, path, query) is exactly
+# their successor's: the dispatch table cannot tell them apart, so they are answered as it is.
+DEPRECATED_TWINS = {
+    "GetBucketLifecycle": "GetBucketLifecycleConfiguration",
+    "PutBucketLifecycle": "PutBucketLifecycleConfiguration",
+    "GetBucketNotification": "GetBucketNotificationConfiguration",
+    "PutBucketNotification": "PutBucketNotificationConfiguration",
+}
+
+
+def answered_as(operation: str) -> str:
+    """The operation whose route answers a request for `operation`."""
+    return DEPRECATED_TWINS.get(operation, operation)
 
 
 @dataclass(frozen=True)
@@ -49,16 +63,21 @@ def sdk_operations() -> list[Operation]:
 def status(operation: str) -> str:
     if operation in OTHER_ENDPOINTS:
         return OTHER_ENDPOINT
-    handlers = [route.handler for route in ROUTES if route.operation == operation]
+    handlers = [route.handler for route in ROUTES if route.operation == answered_as(operation)]
     if not any(handler is not None for handler in handlers):
         return NOT_IMPLEMENTED
     return STORED if operation in STORED_NOT_ENFORCED else SUPPORTED
 
 
+def _label(operation: str) -> str:
+    twin = answered_as(operation)
+    return operation if twin == operation else f"{operation} (deprecated; answered as {twin})"
+
+
 def render(operations: Sequence[Operation]) -> str:
     known = {op.name for op in operations}
     extra = sorted({route.operation for route in ROUTES} - known)
-    rows = [(op.name, f"`{op.method} {op.uri}`", status(op.name)) for op in operations]
+    rows = [(_label(op.name), f"`{op.method} {op.uri}`", status(op.name)) for op in operations]
     rows += [(name, "(not in the SDK model)", status(name)) for name in extra]
     labels = (SUPPORTED, STORED, NOT_IMPLEMENTED, OTHER_ENDPOINT)
     counts = {label: sum(1 for row in rows if row[2] == label) for label in labels}
