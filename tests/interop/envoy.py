@@ -520,7 +520,9 @@ def run_envoy_cell(envoy: Envoy, edge: MrapsimProcess, proxy_ca: ProxyCA, cell: 
     since = time.time() - 0.05
     started = time.monotonic()
     arguments = ["--debug", "s3", "ls", cell_url(cell)]
-    done = run_aws(envoy.ports[cell.name], client_ca(cell, proxy_ca, edge), *arguments)
+    # All cells start at once: a dozen aws-cli interpreters starting on a small, busy machine can
+    # take far longer than the 60 s that bounds one alone.
+    done = run_aws(envoy.ports[cell.name], client_ca(cell, proxy_ca, edge), *arguments, timeout=180)
     seconds = time.monotonic() - started
     status, body = response_of(done.stderr)
     result = EnvoyResult(cell, arguments, done.returncode, done.stdout, done.stderr, seconds, status, body)

@@ -32,7 +32,8 @@ def run(handler: standins.Handler, **options: object) -> RunStats:
 def test_open_model_counts_time_queued_behind_slow_responses() -> None:
     slow = standins.canned_http(None, {"*": OK}, delay=0.02)
     closed = run(slow).total()
-    assert closed.failures == 0 and closed.histogram.percentile(99) < 80_000
+    # A bound that contrasts with the open model's queueing below (> 300 ms), not a speed test.
+    assert closed.failures == 0 and closed.histogram.percentile(99) < 250_000
     stats = run(slow, rate=200.0)  # 200 arrivals/s for one user that can do ~50/s
     total = stats.total()
     assert total.failures == 0 and 10 <= total.requests <= 60
