@@ -373,9 +373,9 @@ def test_toxiproxy_api(server: MrapsimProcess) -> None:
 
     status, down = admin_call(server, "POST", "/proxies/s3", {"enabled": False})
     assert status == 200 and down["enabled"] is False
-    with pytest.raises(OSError):  # reset at once, or as soon as the handshake starts
-        with socket.create_connection(("127.0.0.1", server.port("s3")), timeout=5) as sock:
-            tls_handshake(sock, "localhost", server.ca)
+    # Reset at once, or as soon as the handshake starts.
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", server.port("s3")), timeout=5) as sock:
+        tls_handshake(sock, "localhost", server.ca)
     assert admin_call(server, "POST", "/reset") == (204, None)
     assert server.admin_get("/faults") == [] and server.admin_get("/proxies/s3")["enabled"] is True
     with socket.create_connection(("127.0.0.1", server.port("s3")), timeout=5) as sock:
