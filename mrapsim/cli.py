@@ -111,6 +111,8 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         document["certs_dir"] = args.certs_dir
     if args.admin:
         document["admin"] = {"address": args.admin}
+    if token := _env("ADMIN_TOKEN"):  # an environment variable only: it is a secret
+        document = merge(document, {"admin": {"token": token}})
     if args.workers is not None:
         document["workers"] = args.workers
     if args.log_format:

@@ -12,6 +12,7 @@ Layering rules: tables merge key by key; `[[buckets]]` merge by `name` and `[[mr
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 import tomllib
 from collections.abc import Mapping
@@ -31,6 +32,8 @@ certs_dir = "./certs"
 
 [admin]
 address = "127.0.0.1:9901"
+token = ""
+allowed_hosts = []
 
 [tls]
 key_type = "ecdsa"
@@ -107,6 +110,17 @@ name = "mraps3sample"
 [store]
 kind = "memory"
 path = "./data"
+
+[limits]
+body_timeout = "30m"
+body_min_rate = 1024
+body_rate_grace = "10s"
+max_document = 4194304
+max_discard = 65536
+connections_per_listener = 10000
+connections_per_peer = 2048
+fd_reserve = 64
+minted_certificates = 256
 """
 
 REDACTED = "<redacted>"
@@ -130,6 +144,16 @@ class Address:
 
     def __str__(self) -> str:
         return format_host_port(self.host, self.port)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for `localhost` and loopback IP literals; a wildcard (0.0.0.0, ::) is not loopback."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -208,6 +232,21 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one client may cost (README, "Limits"); every limit is counted in /metrics."""
+
+    body_timeout: float = 1800.0  # a request body must arrive within this long
+    body_min_rate: int = 1024  # bytes/s on average once body_rate_grace has passed; 0: no minimum
+    body_rate_grace: float = 10.0
+    max_document: int = 4 * 1024 * 1024  # request XML documents (DeleteObjects, CompleteMultipartUpload, ...)
+    max_discard: int = 64 * 1024  # body bytes read and dropped after an early error; more: the connection closes
+    connections_per_listener: int = 10_000
+    connections_per_peer: int = 2_048
+    fd_reserve: int = 64  # file descriptors kept free for the admin API, logs and the store
+    minted_certificates: int = 256  # minted leaves kept, in memory and on disk (least recently used go)
+
+
+@dataclass(frozen=True)
 class Config:
     admin: Address
     listeners: tuple[ListenerConfig, ...]
@@ -221,6 +260,9 @@ class Config:
     log_format: Literal["text", "json"]
     workers: int
     faults: tuple[Mapping[str, Any], ...] = ()
+    admin_token: str | None = None  # a bearer token for the admin API; None: none configured
+    admin_allowed_hosts: tuple[str, ...] = ()  # Host names accepted besides loopback and IP literals
+    limits: Limits = field(default_factory=lambda: Limits())
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def listener(self, name: str) -> ListenerConfig:
@@ -308,6 +350,7 @@ def parse_config(document: Mapping[str, Any]) -> Config:
         "log_format",
         "workers",
         "faults",
+        "limits",
     }
     _reject_unknown(document, known, "")
     listeners_doc = _table(document, "listeners", "listeners")
@@ -332,8 +375,12 @@ def parse_config(document: Mapping[str, Any]) -> Config:
     _reject_duplicates([m.alias for m in mraps], "mraps", "alias")
     tls_doc = _table(document, "tls", "tls")
     _reject_unknown(tls_doc, {"key_type", "minted_dir"}, "tls")
+    admin_doc = _table(document, "admin", "admin")
+    _reject_unknown(admin_doc, {"address", "token", "allowed_hosts"}, "admin")
+    admin = parse_address(_str(admin_doc, "address", "admin.address"), "admin.address")
+    admin_token = parse_admin_token(admin_doc, admin)
     config = Config(
-        admin=parse_address(_str(_table(document, "admin", "admin"), "address", "admin.address"), "admin.address"),
+        admin=admin,
         listeners=listeners,
         auth=parse_auth(_table(document, "auth", "auth")),
         mraps=mraps,
@@ -347,6 +394,9 @@ def parse_config(document: Mapping[str, Any]) -> Config:
         faults=tuple(
             _as_table(f, f"faults[{i}]") for i, f in enumerate(_array(document, "faults", "faults", required=False))
         ),
+        admin_token=admin_token,
+        admin_allowed_hosts=tuple(map(normalize_name, _str_list(admin_doc, "allowed_hosts", "admin.allowed_hosts"))),
+        limits=parse_limits(_table(document, "limits", "limits")),
         raw=copy.deepcopy(dict(document)),
     )
     if config.workers > 1 and config.store.kind != "sqlite":
@@ -354,6 +404,69 @@ def parse_config(document: Mapping[str, Any]) -> Config:
             "workers", f'{config.workers} worker processes share objects only through store.kind = "sqlite"'
         )
     return config
+
+
+MIN_ADMIN_TOKEN = 16
+
+
+def parse_admin_token(doc: Mapping[str, Any], address: Address) -> str | None:
+    """The admin API's bearer token ("" or absent: none). An admin API reachable beyond loopback
+    must have one: it can inject faults and read every connection."""
+    token = doc.get("token", "")
+    if not isinstance(token, str):
+        raise ConfigError("admin.token", "must be a string")
+    token = token.strip()
+    if token and (len(token) < MIN_ADMIN_TOKEN or not token.isascii() or not token.isprintable() or " " in token):
+        raise ConfigError(
+            "admin.token", f"must be at least {MIN_ADMIN_TOKEN} printable ASCII characters without spaces"
+        )
+    if not token and not is_loopback_host(address.host):
+        raise ConfigError(
+            "admin.token",
+            f"the admin API on {address} is reachable beyond loopback and needs a token "
+            "([admin] token or MRAPSIM_ADMIN_TOKEN; e.g. openssl rand -hex 32)",
+        )
+    return token or None
+
+
+LIMIT_KEYS = {
+    "body_timeout",
+    "body_min_rate",
+    "body_rate_grace",
+    "max_document",
+    "max_discard",
+    "connections_per_listener",
+    "connections_per_peer",
+    "fd_reserve",
+    "minted_certificates",
+}
+
+
+def parse_limits(doc: Mapping[str, Any]) -> Limits:
+    _reject_unknown(doc, LIMIT_KEYS, "limits")
+    defaults = Limits()
+
+    def number(key: str, minimum: int, maximum: int) -> int:
+        if key not in doc:
+            return cast(int, getattr(defaults, key))
+        return _int(doc, key, f"limits.{key}", minimum=minimum, maximum=maximum)
+
+    def duration(key: str) -> float:
+        if key not in doc:
+            return cast(float, getattr(defaults, key))
+        return parse_duration(doc[key], f"limits.{key}")
+
+    return Limits(
+        body_timeout=duration("body_timeout"),
+        body_min_rate=number("body_min_rate", 0, 1 << 30),
+        body_rate_grace=duration("body_rate_grace"),
+        max_document=number("max_document", 1024, 1 << 30),
+        max_discard=number("max_discard", 0, 1 << 30),
+        connections_per_listener=number("connections_per_listener", 1, 1 << 24),
+        connections_per_peer=number("connections_per_peer", 1, 1 << 24),
+        fd_reserve=number("fd_reserve", 16, 1 << 16),
+        minted_certificates=number("minted_certificates", 1, 1 << 20),
+    )
 
 
 # What a listener added by a file gets for the keys it leaves out: the MRAP edge's behaviour.
@@ -636,13 +749,13 @@ def _int(doc: Mapping[str, Any], key: str, where: str, *, minimum: int, maximum:
 # Printing
 
 
-SECRET_KEYS = ("secret_key",)
+SECRET_KEYS = ("secret_key", "token")
 
 
 def redact(document: Any) -> Any:
     """A copy of `document` with every secret replaced by REDACTED."""
     if isinstance(document, Mapping):
-        return {k: REDACTED if k in SECRET_KEYS else redact(v) for k, v in document.items()}
+        return {k: REDACTED if k in SECRET_KEYS and v else redact(v) for k, v in document.items()}
     if isinstance(document, list):
         return [redact(v) for v in document]
     return document

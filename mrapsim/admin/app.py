@@ -9,8 +9,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from mrapsim.admin.backend import AdminBackend, BackendError
+from mrapsim.admin.guard import AdminGuard, AdminPolicy
 from mrapsim.admin.query import BadQuery, parse_record_query
 from mrapsim.config import redact
 from mrapsim.faults import FaultError
@@ -18,7 +20,12 @@ from mrapsim.faults import FaultError
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def create_admin_app(backend: AdminBackend) -> Starlette:
+def create_admin_app(backend: AdminBackend) -> ASGIApp:
+    """The route table behind the guard (admin/guard.py) that `backend.config` asks for."""
+    return AdminGuard(_routes(backend), AdminPolicy.from_config(backend.config))
+
+
+def _routes(backend: AdminBackend) -> Starlette:
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")
 

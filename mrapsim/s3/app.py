@@ -41,7 +41,7 @@ from mrapsim.s3.errors import (
 )
 from mrapsim.s3.headers import Headers
 from mrapsim.s3.records import RequestRecord
-from mrapsim.s3.request import ClientDisconnected, RequestBody, S3Request, Target
+from mrapsim.s3.request import BodyLimits, ClientDisconnected, RequestBody, S3Request, Target, bounded_length
 from mrapsim.s3.responses import XML_CONTENT_TYPE, S3Response
 from mrapsim.s3.routing import UNKNOWN_OPERATION, resolve_route
 from mrapsim.s3.tokens import ContinuationTokens
@@ -51,10 +51,9 @@ logger = logging.getLogger("mrapsim.s3")
 
 RequestHook = Callable[[RequestRecord], None]
 NO_CONTENT_LENGTH = (204, 304)
-# How much of an unread request body is read and dropped before an error response, so that the
-# client (which sends the whole body before it reads: Expect: 100-continue is answered at once by
-# hypercorn) gets the error rather than a reset. Larger bodies cost the connection instead.
-MAX_DISCARD = 128 * 1024 * 1024
+# Operations whose body is an XML document: refused while reading once larger than
+# `limits.max_document`, before it is buffered.
+DOCUMENT_OPERATIONS = frozenset({"DeleteObjects", "CompleteMultipartUpload", "CreateBucket"})
 
 
 def utc_now() -> dt.datetime:
@@ -132,8 +131,10 @@ class S3App:
             response = _error_response(error, request, head=is_head)
             tally.error_code = error.code
             if tally.body is None:
-                tally.body = RequestBody(receive, None)
-            if not tally.body.complete and not await tally.body.discard(MAX_DISCARD):
+                tally.body = self._body(request, receive, None, tally.operation)
+            # What is left of the body is read and dropped (up to limits.max_discard) so that a
+            # client that sends it all before reading gets this error rather than a reset.
+            if not tally.body.complete and not await tally.body.discard():
                 response = response.closing()
         except ClientDisconnected:
             raise
@@ -160,10 +161,21 @@ class S3App:
         if route is None or route.handler is None:
             what = route.operation if route else f"{request.method} {target.level.value} {sorted(request.query)}"
             raise not_implemented(what)
-        body = RequestBody(receive, verdict.payload_sha256)
+        body = self._body(request, receive, verdict.payload_sha256, tally.operation)
         tally.body = body
         context = Context(request, target, verdict, body, self._store, self._config, self._tokens, self._clock)
         return await route.handler(context)
+
+    def _body(self, request: S3Request, receive: Receive, expected_sha256: str | None, operation: str) -> RequestBody:
+        limits = self._config.limits
+        body_limits = BodyLimits(
+            timeout=limits.body_timeout,
+            min_rate=limits.body_min_rate,
+            rate_grace=limits.body_rate_grace,
+            max_bytes=limits.max_document if operation in DOCUMENT_OPERATIONS else None,
+            max_discard=limits.max_discard,
+        )
+        return RequestBody(receive, expected_sha256, body_limits, bounded_length(request.headers.get("content-length")))
 
     async def _inject_faults(self, operation: str, target: Target) -> None:
         """The S3 faults in force for this request (SPEC §8): each applies with its rate."""
