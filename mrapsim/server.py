@@ -68,10 +68,12 @@ async def serve(
     except FaultError as exc:
         raise ConfigError("faults", str(exc)) from exc
     store = create_store(config)
-    s3_app = create_app(config, store, on_request=telemetry.request_finished, faults=faults)
+    state = ServerState()
+    s3_app = create_app(
+        config, store, on_request=telemetry.request_finished, faults=faults, draining=lambda: state.draining
+    )
     http = hypercorn_config()
     worker = WorkerContext(None)
-    state = ServerState()
     contexts = server_contexts(config, certificates)
     runtimes = [
         ListenerRuntime(
@@ -104,12 +106,15 @@ async def serve(
                     handoff.report_ready(state.admin)
                 else:
                     _announce(state, certificates)
-                await (shutdown or wait_for_signal)()
-                log.info("shutting down: no new connections; draining for up to %g s", DRAIN_SECONDS)
+                orphaned = await _wait_for_stop(shutdown or wait_for_signal, handoff)
+                if orphaned:
+                    log.error("the supervisor is gone: this worker stops now, without draining")
+                else:
+                    log.info("shutting down: no new connections; draining for up to %g s", DRAIN_SECONDS)
                 state.draining = True
                 acceptors.cancel_scope.cancel()
             await worker.terminated.set()  # idle keep-alive connections close now
-            with trio.move_on_after(DRAIN_SECONDS):
+            with trio.move_on_after(0 if orphaned else DRAIN_SECONDS):
                 await telemetry.wait_until_idle()
             handlers.cancel_scope.cancel()
         admin_stop.set()
@@ -142,6 +147,28 @@ async def reload_certificates_on_sighup(config: Config, contexts: dict[str, ssl.
                 "SIGHUP: certificates reloaded; the leaf is valid until %s",
                 certificates.leaf.not_valid_after_utc.isoformat(),
             )
+
+
+async def _wait_for_stop(shutdown: Callable[[], Awaitable[None]], handoff: WorkerHandoff | None) -> bool:
+    """Wait for `shutdown` (SIGTERM/SIGINT) or for the supervisor's death; True for the latter."""
+    orphaned = False
+    async with trio.open_nursery() as nursery:
+
+        async def stop_on_signal() -> None:
+            await shutdown()
+            nursery.cancel_scope.cancel()
+
+        async def stop_on_orphan() -> None:
+            nonlocal orphaned
+            if handoff is None:
+                return
+            await handoff.wait_for_parent_death()
+            orphaned = True
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(stop_on_signal)
+        nursery.start_soon(stop_on_orphan)
+    return orphaned
 
 
 async def wait_for_signal() -> None:

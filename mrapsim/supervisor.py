@@ -33,6 +33,7 @@ log = logging.getLogger("mrapsim")
 
 ENV_LISTEN_FDS = "MRAPSIM_WORKER_LISTEN_FDS"  # name=fd,name=fd (internal: supervisor → worker)
 ENV_READY_FD = "MRAPSIM_WORKER_READY_FD"
+ENV_PARENT_FD = "MRAPSIM_WORKER_PARENT_FD"  # read end of a pipe only the supervisor writes to
 WORKER_START_SECONDS = 30.0
 WORKER_STOP_SECONDS = 15.0
 
@@ -43,13 +44,30 @@ class WorkerHandoff:
 
     listener_fds: Mapping[str, int]
     ready_fd: int
+    parent_fd: int | None = None
+
+    async def wait_for_parent_death(self) -> None:
+        """Return when the supervisor is gone, however it went (kill -9 included): the write end
+        of the pipe is held by the supervisor alone, so the read end sees EOF when it dies. A
+        worker must not outlive it, serving on sockets that a restarted server cannot bind."""
+        if self.parent_fd is None:
+            await trio.sleep_forever()
+            return
+        async with trio.lowlevel.FdStream(self.parent_fd) as stream:
+            while await stream.receive_some(64):
+                pass
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> WorkerHandoff | None:
         if ENV_LISTEN_FDS not in environ:
             return None
         fds = dict(item.split("=", 1) for item in environ[ENV_LISTEN_FDS].split(",") if item)
-        return cls({name: int(fd) for name, fd in fds.items()}, int(environ[ENV_READY_FD]))
+        parent = environ.get(ENV_PARENT_FD)
+        return cls(
+            {name: int(fd) for name, fd in fds.items()},
+            int(environ[ENV_READY_FD]),
+            int(parent) if parent else None,
+        )
 
     def report_ready(self, admin: str) -> None:
         os.write(self.ready_fd, json.dumps({"admin": admin}).encode() + b"\n")
@@ -161,9 +179,11 @@ async def _run_worker(
     task_status: trio.TaskStatus[None],
 ) -> None:
     ready_read, ready_write = os.pipe()
+    life_read, life_write = os.pipe()  # the supervisor keeps life_write open until it exits
     env = {k: v for k, v in os.environ.items() if not k.startswith("MRAPSIM_")}
     env[ENV_LISTEN_FDS] = ",".join(f"{name}={sock.fileno()}" for name, sock in sockets.items())
     env[ENV_READY_FD] = str(ready_write)
+    env[ENV_PARENT_FD] = str(life_read)
     command = [
         sys.executable,
         "-m",
@@ -176,17 +196,26 @@ async def _run_worker(
         "--admin",
         "127.0.0.1:0",
     ]
-    process = await trio.lowlevel.open_process(
-        command, env=env, pass_fds=(ready_write, *(s.fileno() for s in sockets.values()))
-    )
-    os.close(ready_write)
+    try:
+        process = await trio.lowlevel.open_process(
+            command, env=env, pass_fds=(ready_write, life_read, *(s.fileno() for s in sockets.values()))
+        )
+    except BaseException:
+        os.close(life_write)
+        raise
+    finally:
+        os.close(ready_write)
+        os.close(life_read)
     worker = Worker(index, process)
     supervision.workers.append(worker)
     task_status.started()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_read_ready, worker, ready_read)
-        await process.wait()
-        nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_read_ready, worker, ready_read)
+            await process.wait()
+            nursery.cancel_scope.cancel()
+    finally:
+        os.close(life_write)
     worker.ready.set()  # it is not coming: nobody waits out the start-up deadline for it
     if not supervision.stopping:
         log.error("worker %d (pid %d) exited with code %s; stopping the server", index, process.pid, process.returncode)

@@ -67,10 +67,13 @@ def create_app(
     on_request: RequestHook | None = None,
     clock: Callable[[], dt.datetime] = utc_now,
     faults: FaultSet | None = None,
+    draining: Callable[[], bool] | None = None,
 ) -> ASGIApp:
     """The S3 ASGI app serving `store` as `config` describes (auth, MRAPs); `faults` are the
-    server's current faults, of which this app applies the S3 ones."""
-    return S3App(config, store, on_request=on_request, clock=clock, faults=faults)
+    server's current faults, of which this app applies the S3 ones. While `draining()` is true,
+    HTTP/1.1 responses carry `Connection: close`, so that a client does not send its next
+    request into a connection about to close."""
+    return S3App(config, store, on_request=on_request, clock=clock, faults=faults, draining=draining)
 
 
 @dataclass
@@ -95,8 +98,10 @@ class S3App:
         on_request: RequestHook | None,
         clock: Callable[[], dt.datetime],
         faults: FaultSet | None = None,
+        draining: Callable[[], bool] | None = None,
     ) -> None:
         self._faults = faults
+        self._draining = draining
         self._rng = random.Random()
         self._config = config
         self._store = store
@@ -115,14 +120,14 @@ class S3App:
         request = _request(scope)
         tally = _Tally()
         try:
-            await self._serve(request, receive, send, tally)
+            await self._serve(request, receive, send, tally, http1=scope.get("http_version") in ("1.0", "1.1"))
         except ClientDisconnected:
             tally.error_code = tally.error_code or "ClientDisconnected"
         finally:
             if self._on_request is not None:
                 self._on_request(_record(scope, request.request_id, tally, time.perf_counter() - started))
 
-    async def _serve(self, request: S3Request, receive: Receive, send: Send, tally: _Tally) -> None:
+    async def _serve(self, request: S3Request, receive: Receive, send: Send, tally: _Tally, *, http1: bool) -> None:
         is_head = request.method == "HEAD"
         try:
             response = await self._handle(request, receive, tally)
@@ -143,6 +148,8 @@ class S3App:
             response = _error_response(internal_error(), request, head=is_head)
             tally.error_code = "InternalError"
         tally.status = response.status
+        if http1 and self._draining is not None and self._draining():
+            response = response.closing()
         await _send_response(send, response, request, is_head, tally)
 
     async def _handle(self, request: S3Request, receive: Receive, tally: _Tally) -> S3Response:
