@@ -171,10 +171,11 @@ def run_serve(args: argparse.Namespace) -> int:
     if config.workers > 1:
         from mrapsim.supervisor import supervise
 
-        return trio.run(supervise, config)
+        return trio.run(partial(supervise, config, reload=partial(config_from, args)))
     from mrapsim.supervisor import WorkerHandoff
 
-    trio.run(partial(serve, config, certificates, handoff=WorkerHandoff.from_environment(os.environ)))
+    handoff = WorkerHandoff.from_environment(os.environ)
+    trio.run(partial(serve, config, certificates, handoff=handoff, reload=partial(config_from, args)))
     return 0
 
 

@@ -746,6 +746,31 @@ def _int(doc: Mapping[str, Any], key: str, where: str, *, minimum: int, maximum:
 
 
 # ---------------------------------------------------------------------------------------------
+# Reloading
+
+# What a running server takes from a re-read file (SIGHUP); anything else needs a restart.
+LIVE_SETTINGS = ("auth", "mraps", "faults")
+
+
+def changed_settings(old: Config, new: Config) -> list[str]:
+    """The settings that differ, in dotted form (`auth`, `listeners.mrap`, `admin`)."""
+    changed = []
+    for key in sorted(set(old.raw) | set(new.raw)):
+        before, after = old.raw.get(key), new.raw.get(key)
+        if before == after:
+            continue
+        if key == "listeners" and isinstance(before, Mapping) and isinstance(after, Mapping):
+            changed += [f"listeners.{n}" for n in sorted(set(before) | set(after)) if before.get(n) != after.get(n)]
+        else:
+            changed.append(key)
+    return changed
+
+
+def needs_restart(setting: str) -> bool:
+    return setting.split(".", 1)[0] not in LIVE_SETTINGS
+
+
+# ---------------------------------------------------------------------------------------------
 # Printing
 
 

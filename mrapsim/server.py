@@ -7,6 +7,7 @@ connections drain (readiness answers 503 meanwhile), then cancel what is left.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import random
@@ -21,13 +22,13 @@ from hypercorn.trio.worker_context import WorkerContext
 from mrapsim.admin.app import create_admin_app
 from mrapsim.admin.backend import LocalBackend, ServerState
 from mrapsim.admin.http import serve_admin_app
-from mrapsim.config import Config, ConfigError, ListenerConfig
+from mrapsim.config import Config, ConfigError, ListenerConfig, changed_settings, needs_restart
 from mrapsim.edge.connection import ListenerRuntime, handle_connection
 from mrapsim.edge.forward import BuiltinBackend, hypercorn_config
 from mrapsim.faults import FaultError, FaultSet
 from mrapsim.logs import log_listening
 from mrapsim.names import format_host_port, name_matches
-from mrapsim.s3.app import create_app
+from mrapsim.s3.app import S3App, create_app
 from mrapsim.store.seed import create_store
 from mrapsim.supervisor import WorkerHandoff
 from mrapsim.telemetry import Telemetry
@@ -58,7 +59,10 @@ async def serve(
     certificates: CertificateSet | None = None,
     shutdown: Callable[[], Awaitable[None]] | None = None,
     handoff: WorkerHandoff | None = None,
+    reload: Callable[[], Config] | None = None,
 ) -> None:
+    """Serve until SIGTERM/SIGINT (or `shutdown` returns); `reload` re-reads the configuration
+    on SIGHUP (the file and the environment, as at start)."""
     certificates = certificates or ensure_certificates(
         config.certs_dir, certificate_names(config), config.key_type, minted_dir=config.minted_dir
     )
@@ -92,7 +96,7 @@ async def serve(
         for listener in config.listeners
     ]
     async with trio.open_nursery() as root:
-        root.start_soon(reload_certificates_on_sighup, config, contexts)
+        root.start_soon(reload_on_sighup, config, contexts, reload, s3_app, faults)
         admin_stop = trio.Event()
         admin_app = create_admin_app(LocalBackend(state, telemetry, faults))
         state.admin = await root.start(serve_admin_app, admin_app, config.admin, admin_stop)
@@ -129,24 +133,64 @@ def server_contexts(config: Config, certificates: CertificateSet) -> dict[str, s
     }
 
 
-async def reload_certificates_on_sighup(config: Config, contexts: dict[str, ssl.SSLContext]) -> None:
-    """SIGHUP re-reads the certificate files (cert-manager renewed them, `mrapsim certs --renew`
-    ran): new connections get the new contexts, open ones keep theirs. A broken file is logged
-    and the old certificates stay."""
+async def reload_on_sighup(
+    config: Config,
+    contexts: dict[str, ssl.SSLContext],
+    reload: Callable[[], Config] | None,
+    s3_app: S3App,
+    faults: FaultSet,
+) -> None:
+    """SIGHUP re-reads the certificate files and, with `reload`, the configuration: what can
+    change live does (config.LIVE_SETTINGS), and the log names what needs a restart."""
+    current = config
     with trio.open_signal_receiver(signal.SIGHUP) as signals:
         async for _ in signals:
-            try:
-                certificates = ensure_certificates(
-                    config.certs_dir, certificate_names(config), config.key_type, minted_dir=config.minted_dir
-                )
-            except CertificateError as exc:
-                log.error("SIGHUP: certificates not reloaded, the previous ones stay: %s", exc)
-                continue
-            contexts.update(server_contexts(config, certificates))
-            log.info(
-                "SIGHUP: certificates reloaded; the leaf is valid until %s",
-                certificates.leaf.not_valid_after_utc.isoformat(),
-            )
+            reload_certificates(config, contexts)
+            if reload is not None:
+                current = reload_settings(current, reload, s3_app, faults)
+
+
+def reload_certificates(config: Config, contexts: dict[str, ssl.SSLContext]) -> None:
+    """Re-read the certificate files (cert-manager renewed them, `mrapsim certs --renew` ran):
+    new connections get the new contexts, open ones keep theirs. A broken file is logged and the
+    old certificates stay."""
+    try:
+        certificates = ensure_certificates(
+            config.certs_dir, certificate_names(config), config.key_type, minted_dir=config.minted_dir
+        )
+    except CertificateError as exc:
+        log.error("SIGHUP: certificates not reloaded, the previous ones stay: %s", exc)
+        return
+    contexts.update(server_contexts(config, certificates))
+    log.info(
+        "SIGHUP: certificates reloaded; the leaf is valid until %s",
+        certificates.leaf.not_valid_after_utc.isoformat(),
+    )
+
+
+def reload_settings(current: Config, reload: Callable[[], Config], s3_app: S3App, faults: FaultSet) -> Config:
+    """Apply the live part of a re-read configuration; returns the configuration now in force."""
+    try:
+        new = reload()
+        new_faults = FaultSet.from_documents(new.faults)
+    except (ConfigError, FaultError) as exc:
+        log.error("SIGHUP: configuration not reloaded, the running one stays: %s", exc)
+        return current
+    changed = changed_settings(current, new)
+    live = [setting for setting in changed if not needs_restart(setting)]
+    later = [setting for setting in changed if needs_restart(setting)]
+    raw = {**current.raw, **{key: new.raw[key] for key in live if key in new.raw}}
+    applied = dataclasses.replace(current, auth=new.auth, mraps=new.mraps, faults=new.faults, raw=raw)
+    s3_app.reconfigure(applied)
+    if "faults" in live:
+        faults.replace(new_faults.all())
+    log.info(
+        "SIGHUP: configuration reloaded; applied: %s; needs a restart: %s",
+        ", ".join(live) or "nothing changed",
+        ", ".join(later) or "nothing",
+        extra={"fields": {"event": "reloaded", "applied": live, "restart_needed": later}},
+    )
+    return applied
 
 
 async def _wait_for_stop(shutdown: Callable[[], Awaitable[None]], handoff: WorkerHandoff | None) -> bool:

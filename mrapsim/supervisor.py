@@ -16,8 +16,9 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -115,8 +116,9 @@ class Supervision:
         return [w.admin for w in self.workers if w.admin is not None]
 
 
-async def supervise(config: Config) -> int:
-    """Run `config.workers` workers until SIGTERM/SIGINT (exit 0) or until one dies (exit 1)."""
+async def supervise(config: Config, reload: Callable[[], Config] | None = None) -> int:
+    """Run `config.workers` workers until SIGTERM/SIGINT (exit 0) or until one dies (exit 1).
+    On SIGHUP, `reload` re-reads the configuration for the workers, which each apply it."""
     _open_store_once(config)
     sockets = {listener.name: bind_listener(listener.address, listener.name) for listener in config.listeners}
     try:
@@ -124,7 +126,7 @@ async def supervise(config: Config) -> int:
             config_file = Path(scratch) / "effective.toml"
             config_file.write_text(dump_toml(config, show_secrets=True))
             config_file.chmod(0o600)
-            return await _supervise(config, sockets, config_file)
+            return await _supervise(config, sockets, config_file, reload)
     finally:
         for sock in sockets.values():
             sock.close()
@@ -141,7 +143,9 @@ def _open_store_once(config: Config) -> None:
         store.close()
 
 
-async def _supervise(config: Config, sockets: Mapping[str, socket.socket], config_file: Path) -> int:
+async def _supervise(
+    config: Config, sockets: Mapping[str, socket.socket], config_file: Path, reload: Callable[[], Config] | None
+) -> int:
     listeners = {name: _address_of(sock) for name, sock in sockets.items()}
     supervision = Supervision(config, listeners)
     async with trio.open_nursery() as nursery:
@@ -155,7 +159,7 @@ async def _supervise(config: Config, sockets: Mapping[str, socket.socket], confi
                 await worker.ready.wait()
         if supervision.ready:
             log_listening(log, listeners, admin, workers=config.workers)
-            failed = await _wait_for_signal_or_death(supervision)
+            failed = await _wait_for_signal_or_death(supervision, partial(_rewrite_config, config_file, reload))
         else:
             log.error("a worker did not start (its own log lines above say why); stopping the server")
             failed = True
@@ -232,7 +236,17 @@ async def _read_ready(worker: Worker, fd: int) -> None:
     worker.ready.set()  # with no admin address: the worker died before it was ready
 
 
-async def _wait_for_signal_or_death(supervision: Supervision) -> bool:
+def _rewrite_config(config_file: Path, reload: Callable[[], Config] | None) -> None:
+    """Before the workers re-read their file on SIGHUP: write what the supervisor re-read."""
+    if reload is None:
+        return
+    try:
+        config_file.write_text(dump_toml(reload(), show_secrets=True))
+    except ConfigError as exc:
+        log.error("SIGHUP: configuration not reloaded, the running one stays: %s", exc)
+
+
+async def _wait_for_signal_or_death(supervision: Supervision, on_sighup: Callable[[], None]) -> bool:
     """Returns True when a worker died, False on SIGTERM/SIGINT."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
@@ -240,7 +254,8 @@ async def _wait_for_signal_or_death(supervision: Supervision) -> bool:
 
             async def on_signal() -> None:
                 async for signum in signals:
-                    if signum == signal.SIGHUP:  # certificates renewed: every worker reloads them
+                    if signum == signal.SIGHUP:  # every worker reloads certificates and configuration
+                        on_sighup()
                         for worker in supervision.workers:
                             worker.process.send_signal(signal.SIGHUP)
                         continue

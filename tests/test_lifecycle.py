@@ -118,3 +118,50 @@ def test_must_show_5_workers_die_with_a_killed_supervisor(tmp_path: Path) -> Non
     finally:
         second.stop()
     assert second.process.returncode == 0
+
+
+def test_sighup_applies_credentials_mraps_and_faults_and_names_what_needs_a_restart(start_server: Any) -> None:
+    server = start_server()
+    config_file = server.certs_dir.parent / "mrapsim.toml"
+    original = config_file.read_text()
+    config_file.write_text(
+        original
+        + """
+[[auth.credentials]]
+access_key = "AKIAIOSFODNN7EXAMPLE"
+secret_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+[[auth.credentials]]
+access_key = "AKIARELOADEDEXAMPLE1"
+secret_key = "reloaded-secret-key-0123456789"
+
+[[faults]]
+type = "s3_latency"
+operation = "GetObject"
+attributes = { latency_ms = 1 }
+"""
+    )
+    text = config_file.read_text().replace('[listeners.mrap]\n', '[listeners.mrap]\nstall_timeout = "5s"\n', 1)
+    config_file.write_text(text)
+    server.process.send_signal(signal.SIGHUP)
+    [event] = server.wait_for_logs(lambda e: e.get("event") == "reloaded")
+    assert event["applied"] == ["auth", "faults"] and event["restart_needed"] == ["listeners.mrap"]
+    assert [f["type"] for f in server.admin_get("/faults")] == ["s3_latency"]
+    import boto3
+    from botocore.config import Config
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=f"https://localhost:{server.port('s3')}",
+        region_name="us-east-1",
+        aws_access_key_id="AKIARELOADEDEXAMPLE1",
+        aws_secret_access_key="reloaded-secret-key-0123456789",
+        verify=str(server.ca),
+        config=Config(retries={"max_attempts": 1}),
+    )
+    assert client.list_objects_v2(Bucket="mraps3sample")["KeyCount"] > 0
+
+    config_file.write_text("[auth\n")  # broken: the running configuration stays
+    server.process.send_signal(signal.SIGHUP)
+    assert server.wait_for_logs(lambda e: "configuration not reloaded" in e.get("message", ""))
+    assert client.list_objects_v2(Bucket="mraps3sample")["KeyCount"] > 0

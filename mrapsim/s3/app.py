@@ -25,7 +25,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import trio
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from mrapsim.config import Config
 from mrapsim.faults import S3_ERRORS, FaultSet
@@ -68,7 +68,7 @@ def create_app(
     clock: Callable[[], dt.datetime] = utc_now,
     faults: FaultSet | None = None,
     draining: Callable[[], bool] | None = None,
-) -> ASGIApp:
+) -> S3App:
     """The S3 ASGI app serving `store` as `config` describes (auth, MRAPs); `faults` are the
     server's current faults, of which this app applies the S3 ones. While `draining()` is true,
     HTTP/1.1 responses carry `Connection: close`, so that a client does not send its next
@@ -103,10 +103,15 @@ class S3App:
         self._faults = faults
         self._draining = draining
         self._rng = random.Random()
-        self._config = config
         self._store = store
         self._on_request = on_request
         self._clock = clock
+        self.reconfigure(config)
+
+    def reconfigure(self, config: Config) -> None:
+        """Serve the next requests with `config`'s credentials and MRAPs (SIGHUP); a request
+        already running keeps what it started with."""
+        self._config = config
         self._verifier = Verifier(config.auth)
         self._tokens = ContinuationTokens.from_secrets(c.secret_key for c in config.auth.credentials)
 
