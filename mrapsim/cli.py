@@ -132,11 +132,13 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 
 def credentials_override(text: str) -> dict[str, Any]:
     """`MRAPSIM_CREDENTIALS=ACCESS:SECRET[,ACCESS:SECRET]` (kept out of argv: it holds secrets)."""
-    pairs = []
+    pairs: list[dict[str, str]] = []
     for item in text.split(","):
         access, sep, secret = item.strip().partition(":")
         if not sep or not access or not secret:
             raise ConfigError("MRAPSIM_CREDENTIALS", "must be ACCESS_KEY:SECRET_KEY pairs separated by commas")
+        if any(pair["access_key"] == access for pair in pairs):
+            raise ConfigError("MRAPSIM_CREDENTIALS", f"access key {access!r} appears twice")
         pairs.append({"access_key": access, "secret_key": secret})
     return {"auth": {"credentials": pairs}}
 
@@ -164,7 +166,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
     configure_logging(config.log_format)
     certificates = ensure_certificates(
-        config.certs_dir, certificate_names(config), config.key_type, minted_dir=config.minted_dir
+        config.certs_dir, certificate_names(config), config.key_type,
+        minted_dir=config.minted_dir,
+        max_minted=config.limits.minted_certificates,
     )
     for warning in certificates.warnings:
         logging.getLogger("mrapsim").warning("certificates: %s", warning)
@@ -190,10 +194,14 @@ def run_certs(args: argparse.Namespace) -> int:
 
     config = config_from(args)
     names = certificate_names(config)
-    if args.renew:
-        certificates = renew_certificates(config.certs_dir, names, config.key_type, minted_dir=config.minted_dir)
-    else:
-        certificates = ensure_certificates(config.certs_dir, names, config.key_type, minted_dir=config.minted_dir)
+    load = renew_certificates if args.renew else ensure_certificates
+    certificates = load(
+        config.certs_dir,
+        names,
+        config.key_type,
+        minted_dir=config.minted_dir,
+        max_minted=config.limits.minted_certificates,
+    )
     sys.stdout.write(certificates.describe())
     return 0
 

@@ -37,8 +37,10 @@ allowed_hosts = []
 
 [tls]
 key_type = "ecdsa"
+minted_dir = ""
 
 [listeners.mrap]
+enabled = true
 address = "0.0.0.0:8443"
 sni = "required"
 on_missing_sni = "stall"
@@ -53,6 +55,7 @@ match = "*.mrap.accesspoint.s3-global.amazonaws.com"
 target = "builtin"
 
 [listeners.s3]
+enabled = true
 address = "0.0.0.0:8444"
 sni = "optional"
 on_missing_sni = "stall"
@@ -284,7 +287,7 @@ def merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
     """Layer `overlay` over `base` (see the module comment for the rules); returns a new dict."""
     merged = copy.deepcopy(base)
     for key, value in overlay.items():
-        if key in ("buckets", "mraps") and isinstance(value, list):
+        if key in ("buckets", "mraps") and isinstance(value, list) and all(isinstance(v, Mapping) for v in value):
             merged[key] = _merge_by(merged.get(key, []), value, "name" if key == "buckets" else "alias")
         elif isinstance(value, Mapping) and isinstance(merged.get(key), dict):
             merged[key] = merge(merged[key], value)
@@ -300,8 +303,8 @@ def _merge_by(base: list[Any], overlay: list[Any], key: str) -> list[Any]:
         at = next((i for i, old in enumerate(result) if isinstance(old, Mapping) and old.get(key) == ident), None)
         if at is None:
             result.append(copy.deepcopy(item))
-        else:
-            result[at] = copy.deepcopy(item)
+        else:  # the same bucket or MRAP: its tables (a bucket's objects) merge key by key too
+            result[at] = merge(result[at], item) if isinstance(item, Mapping) else copy.deepcopy(item)
     return result
 
 
@@ -310,6 +313,8 @@ def read_toml_file(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError("--config", f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError("--config", f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from exc
 
@@ -321,7 +326,18 @@ def load_config(file: Path | None = None, overrides: Mapping[str, Any] | None = 
         document = merge(document, read_toml_file(file))
     if overrides:
         document = merge(document, overrides)
-    return parse_config(document)
+    return parse_config(_with_listener_defaults(document))
+
+
+def _with_listener_defaults(document: dict[str, Any]) -> dict[str, Any]:
+    """Every listener spelled out with the defaults it gets, so that `mrapsim config` prints
+    every key of a listener a file added."""
+    listeners = document.get("listeners")
+    if isinstance(listeners, dict):
+        for name, table in listeners.items():
+            if isinstance(table, dict):
+                listeners[name] = {**copy.deepcopy(LISTENER_DEFAULTS), **table}
+    return document
 
 
 def listen_override(spec: str) -> dict[str, Any]:
@@ -388,7 +404,7 @@ def parse_config(document: Mapping[str, Any]) -> Config:
         store=parse_store(_table(document, "store", "store")),
         certs_dir=Path(_str(document, "certs_dir", "certs_dir")),
         key_type=cast(Literal["ecdsa", "rsa"], _choice(tls_doc, "key_type", "tls.key_type", ("ecdsa", "rsa"))),
-        minted_dir=Path(_str(tls_doc, "minted_dir", "tls.minted_dir")) if "minted_dir" in tls_doc else None,
+        minted_dir=_minted_dir(tls_doc),
         log_format=cast(Literal["text", "json"], _choice(document, "log_format", "log_format", ("text", "json"))),
         workers=_int(document, "workers", "workers", minimum=1, maximum=256),
         faults=tuple(
@@ -404,6 +420,14 @@ def parse_config(document: Mapping[str, Any]) -> Config:
             "workers", f'{config.workers} worker processes share objects only through store.kind = "sqlite"'
         )
     return config
+
+
+def _minted_dir(tls_doc: Mapping[str, Any]) -> Path | None:
+    """`tls.minted_dir`; "" (the default) means `<certs_dir>/minted`."""
+    value = tls_doc.get("minted_dir", "")
+    if not isinstance(value, str):
+        raise ConfigError("tls.minted_dir", "must be a string (a directory; empty: <certs_dir>/minted)")
+    return Path(value) if value else None
 
 
 MIN_ADMIN_TOKEN = 16
@@ -555,6 +579,7 @@ def parse_auth(doc: Mapping[str, Any]) -> AuthConfig:
                 _str(table, "access_key", f"{where}.access_key"), _str(table, "secret_key", f"{where}.secret_key")
             )
         )
+    _reject_duplicates([c.access_key for c in credentials], "auth.credentials", "access key")
     mode = _choice(doc, "mode", "auth.mode", ("sigv4", "none"))
     if mode == "sigv4" and not credentials:
         raise ConfigError("auth.credentials", "auth mode sigv4 needs at least one key pair")
@@ -736,12 +761,12 @@ def _choice(doc: Mapping[str, Any], key: str, where: str, allowed: tuple[str, ..
 
 def _int(doc: Mapping[str, Any], key: str, where: str, *, minimum: int, maximum: int) -> int:
     value = doc.get(key)
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]{1,30}", value.strip()):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(where, f"{value!r} is not an integer")
+        raise ConfigError(where, f"{value!r} is not an integer; it must be between {minimum} and {maximum}")
     if not minimum <= value <= maximum:
-        raise ConfigError(where, f"{value} is not between {minimum} and {maximum}")
+        raise ConfigError(where, f"{value} is not allowed; it must be between {minimum} and {maximum}")
     return value
 
 
