@@ -22,6 +22,7 @@ from hypercorn.trio.worker_context import WorkerContext
 from mrapsim.admin.app import create_admin_app
 from mrapsim.admin.backend import LocalBackend, ServerState
 from mrapsim.admin.http import serve_admin_app
+from mrapsim.capacity import Admission, FdLimit, accept_loop, raise_fd_limit, tune_gc
 from mrapsim.config import Config, ConfigError, ListenerConfig, changed_settings, needs_restart
 from mrapsim.edge.connection import ListenerRuntime, handle_connection
 from mrapsim.edge.forward import BuiltinBackend, hypercorn_config
@@ -68,7 +69,10 @@ async def serve(
         minted_dir=config.minted_dir,
         max_minted=config.limits.minted_certificates,
     )
+    fd_limit = raise_fd_limit()
     telemetry = Telemetry(config)
+    admission = Admission.for_process(config.limits, telemetry.metrics, fd_limit.soft)
+    log_fd_limit(fd_limit, admission.budget)
     try:
         faults = FaultSet.from_documents(config.faults)
     except FaultError as exc:
@@ -106,7 +110,10 @@ async def serve(
             async with trio.open_nursery() as acceptors:
                 for runtime in runtimes:
                     fd = handoff.listener_fds.get(runtime.config.name) if handoff else None
-                    state.listeners[runtime.config.name] = await acceptors.start(_serve_listener, runtime, handlers, fd)
+                    state.listeners[runtime.config.name] = await acceptors.start(
+                        _serve_listener, runtime, handlers, fd, admission
+                    )
+                tune_gc()
                 state.ready = True
                 if handoff:
                     handoff.report_ready(state.admin)
@@ -238,7 +245,12 @@ def _announce(state: ServerState, certificates: CertificateSet) -> None:
 
 
 async def _serve_listener(
-    runtime: ListenerRuntime, handlers: trio.Nursery, inherited_fd: int | None, *, task_status: trio.TaskStatus[str]
+    runtime: ListenerRuntime,
+    handlers: trio.Nursery,
+    inherited_fd: int | None,
+    admission: Admission,
+    *,
+    task_status: trio.TaskStatus[str],
 ) -> None:
     """Accept on the listener's address, or on a socket inherited from a supervisor."""
     address = runtime.config.address
@@ -254,4 +266,17 @@ async def _serve_listener(
     host, port, *_ = listeners[0].socket.getsockname()
     task_status.started(format_host_port(host, port))
     handler = functools.partial(handle_connection, runtime=runtime)
-    await trio.serve_listeners(handler, listeners, handler_nursery=handlers)
+    async with trio.open_nursery() as loops:
+        for listener in listeners:
+            loops.start_soon(accept_loop, listener, runtime.config.name, handler, handlers, admission)
+
+
+def log_fd_limit(fd_limit: FdLimit, budget: int) -> None:
+    raised = f"raised from {fd_limit.raised_from} to {fd_limit.soft}" if fd_limit.raised_from else f"{fd_limit.soft}"
+    log.info(
+        "file descriptors: soft limit %s (hard %s); up to %d connections at once",
+        raised,
+        fd_limit.hard,
+        budget,
+        extra={"fields": {"event": "fd_limit", "soft": fd_limit.soft, "hard": fd_limit.hard, "budget": budget}},
+    )
