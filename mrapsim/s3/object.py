@@ -122,7 +122,7 @@ def parse_http_date(text: str | None) -> dt.datetime | None:
         return None
     try:
         parsed = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a year such as 99999999999
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
