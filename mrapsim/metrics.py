@@ -117,6 +117,11 @@ class Metrics:
             ["listener", "error"],
             registry=r,
         )
+        self.tasks = Gauge(
+            "mrapsim_tasks",
+            "trio tasks alive in this process when /metrics was read (connections hold one or two).",
+            registry=r,
+        )
         self.fd_limit = Gauge(
             "mrapsim_open_files_limit",
             "The soft limit on open file descriptors (RLIMIT_NOFILE) after start-up raised it.",
