@@ -75,6 +75,10 @@ class S3Request:
         object.__setattr__(self, "query", MappingProxyType(parse_query(self.raw_query)))
 
 
+# How long an error response waits for the rest of a body it will drop: a client that sends the
+# whole body before it reads has sent it by then; a stalled one gets the error and a closed
+# connection instead of waiting out the body deadline.
+DISCARD_SECONDS = 1.0
 MAX_DIGITS = 19  # every size, offset and count S3 takes fits in 19 decimal digits (< 2**63)
 
 
@@ -159,8 +163,8 @@ class RequestBody:
             deadline = min(deadline, self._started + limits.rate_grace + (self.bytes_received + 1) / limits.min_rate)
         return deadline
 
-    async def _next_message(self) -> Message:
-        with trio.move_on_at(self._deadline()):
+    async def _next_message(self, deadline: float = float("inf")) -> Message:
+        with trio.move_on_at(min(deadline, self._deadline())):
             return await self._receive()
         self._broken = True
         raise request_timeout()
@@ -213,9 +217,10 @@ class RequestBody:
         if self._declared_length is not None and self._declared_length - self.bytes_received > limit:
             return False
         dropped = 0
+        deadline = trio.current_time() + DISCARD_SECONDS
         while not self.complete:
             try:
-                message = await self._next_message()
+                message = await self._next_message(deadline)
             except S3Error:
                 return False
             if message["type"] == "http.disconnect":

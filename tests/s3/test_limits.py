@@ -177,3 +177,16 @@ def test_bounded_int() -> None:
     assert bounded_int("0") == 0 and bounded_int(" 42 ") == 42 and bounded_int("9" * 19) == int("9" * 19)
     for bad in (None, "", "-1", "9" * 20, "²", "٣", "1e3", "0x10"):
         assert bounded_int(bad) is None
+
+
+def test_an_early_error_waits_briefly_for_a_small_body_that_stalls(server: MrapsimProcess) -> None:
+    bad_length = "9" * 5000  # InvalidArgument before the body is read
+    with connect(server) as sock:
+        sock.sendall(
+            head("PUT", "/mraps3sample/k", content_length="10", content_encoding="aws-chunked",
+                 x_amz_decoded_content_length=bad_length) + b"x"
+        )
+        started = time.monotonic()
+        status, body = read_response(sock)
+    assert (status, code(body)) == (400, "InvalidArgument")
+    assert time.monotonic() - started < 3  # not the body deadline: a second's wait for the rest
