@@ -72,7 +72,6 @@ async def serve(
     fd_limit = raise_fd_limit()
     telemetry = Telemetry(config)
     admission = Admission.for_process(config.limits, telemetry.metrics, fd_limit.soft)
-    log_fd_limit(fd_limit, admission.budget)
     try:
         faults = FaultSet.from_documents(config.faults)
     except FaultError as exc:
@@ -114,6 +113,7 @@ async def serve(
                         _serve_listener, runtime, handlers, fd, admission
                     )
                 tune_gc()
+                log_fd_limit(fd_limit, admission.budget)  # once bound: a start-up error stays one line
                 state.ready = True
                 if handoff:
                     handoff.report_ready(state.admin)
