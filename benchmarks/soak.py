@@ -46,7 +46,7 @@ def sample(server: MrapsimProcess) -> dict[str, int]:
     status = Path(f"/proc/{pid}/status").read_text()
     metrics = admin(server, "GET", "/metrics")[1]
     tasks = re.search(r"^mrapsim_tasks (\S+)$", metrics, re.M)
-    open_now = sum(float(v) for v in re.findall(r'^mrapsim_connections_open\{[^}]*\} (\S+)$', metrics, re.M))
+    open_now = sum(float(v) for v in re.findall(r"^mrapsim_connections_open\{[^}]*\} (\S+)$", metrics, re.M))
     return {
         "fds": len(list(Path(f"/proc/{pid}/fd").iterdir())),
         "tasks": int(float(tasks.group(1))) if tasks else -1,
@@ -109,8 +109,13 @@ class Load:
             self.stop.wait(0.02)
 
     def faults(self) -> None:
-        latency = {"type": "latency", "listener": "s3", "direction": "downstream", "toxicity": 0.2,
-                   "attributes": {"latency_ms": 20, "jitter_ms": 10}}
+        latency = {
+            "type": "latency",
+            "listener": "s3",
+            "direction": "downstream",
+            "toxicity": 0.2,
+            "attributes": {"latency_ms": 20, "jitter_ms": 10},
+        }
         slow_down = {"type": "s3_error", "operation": "GetObject", "rate": 0.05, "attributes": {"code": "SlowDown"}}
         while not self.stop.is_set():
             try:

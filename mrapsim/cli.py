@@ -166,7 +166,9 @@ def run_serve(args: argparse.Namespace) -> int:
 
     configure_logging(config.log_format)
     certificates = ensure_certificates(
-        config.certs_dir, certificate_names(config), config.key_type,
+        config.certs_dir,
+        certificate_names(config),
+        config.key_type,
         minted_dir=config.minted_dir,
         max_minted=config.limits.minted_certificates,
     )

@@ -65,7 +65,9 @@ async def serve(
     """Serve until SIGTERM/SIGINT (or `shutdown` returns); `reload` re-reads the configuration
     on SIGHUP (the file and the environment, as at start)."""
     certificates = certificates or ensure_certificates(
-        config.certs_dir, certificate_names(config), config.key_type,
+        config.certs_dir,
+        certificate_names(config),
+        config.key_type,
         minted_dir=config.minted_dir,
         max_minted=config.limits.minted_certificates,
     )
@@ -165,7 +167,9 @@ def reload_certificates(config: Config, contexts: dict[str, ssl.SSLContext]) -> 
     old certificates stay."""
     try:
         certificates = ensure_certificates(
-            config.certs_dir, certificate_names(config), config.key_type,
+            config.certs_dir,
+            certificate_names(config),
+            config.key_type,
             minted_dir=config.minted_dir,
             max_minted=config.limits.minted_certificates,
         )

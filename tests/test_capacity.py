@@ -140,9 +140,7 @@ def _ready(process: subprocess.Popen[str]) -> bool:
 def lines_about_the_flood(server: MrapsimProcess) -> list[str]:
     """Everything logged but the one line per connection and per request."""
     return [
-        line
-        for line in server.log_lines
-        if '"event": "connection"' not in line and '"event": "request"' not in line
+        line for line in server.log_lines if '"event": "connection"' not in line and '"event": "request"' not in line
     ]
 
 

@@ -80,8 +80,14 @@ SIG = "a" * 64
         ("range_and_conditions", b"\x00\x00\x00\x10Wed, 21 Oct 99999999999 07:28:00 GMT"),
         ("range_and_conditions", b"\x00\x00\x00\x10bytes=" + b"9" * 5000 + b"-"),
     ],
-    ids=["sigv4-non-ascii-signature", "sigv4-superscript-expires", "sigv4-long-expires", "xml-unknown-encoding",
-         "http-date-overflow", "range-5000-digits"],
+    ids=[
+        "sigv4-non-ascii-signature",
+        "sigv4-superscript-expires",
+        "sigv4-long-expires",
+        "xml-unknown-encoding",
+        "http-date-overflow",
+        "range-5000-digits",
+    ],
 )
 def test_findings_stay_fixed(name: str, finding: bytes) -> None:
     TARGETS[name](finding)

@@ -141,7 +141,7 @@ operation = "GetObject"
 attributes = { latency_ms = 1 }
 """
     )
-    text = config_file.read_text().replace('[listeners.mrap]\n', '[listeners.mrap]\nstall_timeout = "5s"\n', 1)
+    text = config_file.read_text().replace("[listeners.mrap]\n", '[listeners.mrap]\nstall_timeout = "5s"\n', 1)
     config_file.write_text(text)
     server.process.send_signal(signal.SIGHUP)
     [event] = server.wait_for_logs(lambda e: e.get("event") == "reloaded")

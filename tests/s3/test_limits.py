@@ -183,8 +183,14 @@ def test_an_early_error_waits_briefly_for_a_small_body_that_stalls(server: Mraps
     bad_length = "9" * 5000  # InvalidArgument before the body is read
     with connect(server) as sock:
         sock.sendall(
-            head("PUT", "/mraps3sample/k", content_length="10", content_encoding="aws-chunked",
-                 x_amz_decoded_content_length=bad_length) + b"x"
+            head(
+                "PUT",
+                "/mraps3sample/k",
+                content_length="10",
+                content_encoding="aws-chunked",
+                x_amz_decoded_content_length=bad_length,
+            )
+            + b"x"
         )
         started = time.monotonic()
         status, body = read_response(sock)
