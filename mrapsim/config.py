@@ -773,8 +773,10 @@ def _int(doc: Mapping[str, Any], key: str, where: str, *, minimum: int, maximum:
 # ---------------------------------------------------------------------------------------------
 # Reloading
 
-# What a running server takes from a re-read file (SIGHUP); anything else needs a restart.
+# What a running server takes from a re-read file (SIGHUP): these, and a listener's routes;
+# anything else needs a restart.
 LIVE_SETTINGS = ("auth", "mraps", "faults")
+LIVE_LISTENER_KEYS = ("routes",)
 
 
 def changed_settings(old: Config, new: Config) -> list[str]:
@@ -785,14 +787,29 @@ def changed_settings(old: Config, new: Config) -> list[str]:
         if before == after:
             continue
         if key == "listeners" and isinstance(before, Mapping) and isinstance(after, Mapping):
-            changed += [f"listeners.{n}" for n in sorted(set(before) | set(after)) if before.get(n) != after.get(n)]
+            for name in sorted(set(before) | set(after)):
+                changed += _listener_changes(name, before.get(name), after.get(name))
         else:
             changed.append(key)
     return changed
 
 
+def _listener_changes(name: str, before: Any, after: Any) -> list[str]:
+    """`listeners.NAME.routes` when only live keys changed, else `listeners.NAME`."""
+    if before == after:
+        return []
+    if isinstance(before, Mapping) and isinstance(after, Mapping):
+        rest = [key for key in set(before) | set(after) if before.get(key) != after.get(key)]
+        if all(key in LIVE_LISTENER_KEYS for key in rest):
+            return [f"listeners.{name}.{key}" for key in sorted(rest)]
+    return [f"listeners.{name}"]
+
+
 def needs_restart(setting: str) -> bool:
-    return setting.split(".", 1)[0] not in LIVE_SETTINGS
+    parts = setting.split(".")
+    if parts[0] == "listeners":
+        return len(parts) != 3 or parts[2] not in LIVE_LISTENER_KEYS
+    return parts[0] not in LIVE_SETTINGS
 
 
 # ---------------------------------------------------------------------------------------------

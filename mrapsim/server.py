@@ -15,6 +15,7 @@ import signal
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import trio
 from hypercorn.trio.worker_context import WorkerContext
@@ -86,8 +87,9 @@ async def serve(
     http = hypercorn_config()
     worker = WorkerContext(None)
     contexts = server_contexts(config, certificates)
-    runtimes = [
-        ListenerRuntime(
+    # By name, read per connection: SIGHUP swaps in a listener's new routes.
+    runtimes = {
+        listener.name: ListenerRuntime(
             config=listener,
             builtin=BuiltinBackend(
                 ssl_context=functools.partial(contexts.__getitem__, listener.name),
@@ -101,18 +103,19 @@ async def serve(
             rng=random.Random(),
         )
         for listener in config.listeners
-    ]
+    }
     async with trio.open_nursery() as root:
-        root.start_soon(reload_on_sighup, config, contexts, reload, s3_app, faults)
+        live = LiveParts(contexts, runtimes, s3_app, faults, certificates)
+        root.start_soon(reload_on_sighup, config, live, reload)
         admin_stop = trio.Event()
         admin_app = create_admin_app(LocalBackend(state, telemetry, faults))
         state.admin = await root.start(serve_admin_app, admin_app, config.admin, admin_stop)
         async with trio.open_nursery() as handlers:
             async with trio.open_nursery() as acceptors:
-                for runtime in runtimes:
-                    fd = handoff.listener_fds.get(runtime.config.name) if handoff else None
-                    state.listeners[runtime.config.name] = await acceptors.start(
-                        _serve_listener, runtime, handlers, fd, admission
+                for name in runtimes:
+                    fd = handoff.listener_fds.get(name) if handoff else None
+                    state.listeners[name] = await acceptors.start(
+                        _serve_listener, runtimes, name, handlers, fd, admission
                     )
                 tune_gc()
                 log_fd_limit(fd_limit, admission.budget)  # once bound: a start-up error stays one line
@@ -144,24 +147,31 @@ def server_contexts(config: Config, certificates: CertificateSet) -> dict[str, s
     }
 
 
-async def reload_on_sighup(
-    config: Config,
-    contexts: dict[str, ssl.SSLContext],
-    reload: Callable[[], Config] | None,
-    s3_app: S3App,
-    faults: FaultSet,
-) -> None:
+@dataclass
+class LiveParts:
+    """What SIGHUP may change in a running server; new connections and requests see the change,
+    open ones keep what they started with."""
+
+    contexts: dict[str, ssl.SSLContext]  # by listener name
+    runtimes: dict[str, ListenerRuntime]  # by listener name
+    s3_app: S3App
+    faults: FaultSet
+    certificates: CertificateSet
+
+
+async def reload_on_sighup(config: Config, live: LiveParts, reload: Callable[[], Config] | None) -> None:
     """SIGHUP re-reads the certificate files and, with `reload`, the configuration: what can
-    change live does (config.LIVE_SETTINGS), and the log names what needs a restart."""
+    change live does (credentials, MRAPs, faults, listener routes), and the log names what needs
+    a restart."""
     current = config
     with trio.open_signal_receiver(signal.SIGHUP) as signals:
         async for _ in signals:
-            reload_certificates(config, contexts)
+            reload_certificates(current, live)
             if reload is not None:
-                current = reload_settings(current, reload, s3_app, faults)
+                current = reload_settings(current, reload, live)
 
 
-def reload_certificates(config: Config, contexts: dict[str, ssl.SSLContext]) -> None:
+def reload_certificates(config: Config, live: LiveParts) -> None:
     """Re-read the certificate files (cert-manager renewed them, `mrapsim certs --renew` ran):
     new connections get the new contexts, open ones keep theirs. A broken file is logged and the
     old certificates stay."""
@@ -176,14 +186,15 @@ def reload_certificates(config: Config, contexts: dict[str, ssl.SSLContext]) -> 
     except CertificateError as exc:
         log.error("SIGHUP: certificates not reloaded, the previous ones stay: %s", exc)
         return
-    contexts.update(server_contexts(config, certificates))
+    live.certificates = certificates
+    live.contexts.update(server_contexts(config, certificates))
     log.info(
         "SIGHUP: certificates reloaded; the leaf is valid until %s",
         certificates.leaf.not_valid_after_utc.isoformat(),
     )
 
 
-def reload_settings(current: Config, reload: Callable[[], Config], s3_app: S3App, faults: FaultSet) -> Config:
+def reload_settings(current: Config, reload: Callable[[], Config], live: LiveParts) -> Config:
     """Apply the live part of a re-read configuration; returns the configuration now in force."""
     try:
         new = reload()
@@ -192,18 +203,32 @@ def reload_settings(current: Config, reload: Callable[[], Config], s3_app: S3App
         log.error("SIGHUP: configuration not reloaded, the running one stays: %s", exc)
         return current
     changed = changed_settings(current, new)
-    live = [setting for setting in changed if not needs_restart(setting)]
+    applied_now = [setting for setting in changed if not needs_restart(setting)]
     later = [setting for setting in changed if needs_restart(setting)]
-    raw = {**current.raw, **{key: new.raw[key] for key in live if key in new.raw}}
-    applied = dataclasses.replace(current, auth=new.auth, mraps=new.mraps, faults=new.faults, raw=raw)
-    s3_app.reconfigure(applied)
-    if "faults" in live:
-        faults.replace(new_faults.all())
+    rerouted = {setting.split(".")[1] for setting in applied_now if setting.startswith("listeners.")}
+    listeners = tuple(new.listener(old.name) if old.name in rerouted else old for old in current.listeners)
+    raw = dict(current.raw)
+    raw.update({key: new.raw[key] for key in applied_now if key in new.raw})
+    if rerouted:
+        raw["listeners"] = {
+            name: new.raw["listeners"][name] if name in rerouted else table
+            for name, table in current.raw["listeners"].items()
+        }
+    applied = dataclasses.replace(
+        current, auth=new.auth, mraps=new.mraps, faults=new.faults, listeners=listeners, raw=raw
+    )
+    live.s3_app.reconfigure(applied)
+    if "faults" in applied_now:
+        live.faults.replace(new_faults.all())
+    for name in rerouted:
+        live.runtimes[name] = dataclasses.replace(live.runtimes[name], config=applied.listener(name))
+    if rerouted:  # a new builtin route may need a minted leaf: the SNI callback asks the routes
+        live.contexts.update(server_contexts(applied, live.certificates))
     log.info(
         "SIGHUP: configuration reloaded; applied: %s; needs a restart: %s",
-        ", ".join(live) or "nothing changed",
+        ", ".join(applied_now) or "nothing changed",
         ", ".join(later) or "nothing",
-        extra={"fields": {"event": "reloaded", "applied": live, "restart_needed": later}},
+        extra={"fields": {"event": "reloaded", "applied": applied_now, "restart_needed": later}},
     )
     return applied
 
@@ -249,7 +274,8 @@ def _announce(state: ServerState, certificates: CertificateSet) -> None:
 
 
 async def _serve_listener(
-    runtime: ListenerRuntime,
+    runtimes: dict[str, ListenerRuntime],
+    name: str,
     handlers: trio.Nursery,
     inherited_fd: int | None,
     admission: Admission,
@@ -257,6 +283,7 @@ async def _serve_listener(
     task_status: trio.TaskStatus[str],
 ) -> None:
     """Accept on the listener's address, or on a socket inherited from a supervisor."""
+    runtime = runtimes[name]
     address = runtime.config.address
     if inherited_fd is not None:
         listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(socket.socket(fileno=inherited_fd)))]
@@ -269,10 +296,13 @@ async def _serve_listener(
             ) from exc
     host, port, *_ = listeners[0].socket.getsockname()
     task_status.started(format_host_port(host, port))
-    handler = functools.partial(handle_connection, runtime=runtime)
+
+    async def handler(stream: trio.SocketStream) -> None:
+        await handle_connection(stream, runtime=runtimes[name])  # the runtime of the moment
+
     async with trio.open_nursery() as loops:
         for listener in listeners:
-            loops.start_soon(accept_loop, listener, runtime.config.name, handler, handlers, admission)
+            loops.start_soon(accept_loop, listener, name, handler, handlers, admission)
 
 
 def log_fd_limit(fd_limit: FdLimit, budget: int) -> None:

@@ -139,13 +139,28 @@ secret_key = "reloaded-secret-key-0123456789"
 type = "s3_latency"
 operation = "GetObject"
 attributes = { latency_ms = 1 }
+
+[[listeners.mrap.routes]]
+match = "*.mrap.accesspoint.s3-global.amazonaws.com"
+target = "builtin"
+
+[[listeners.mrap.routes]]
+match = "localhost"
+target = "builtin"
 """
     )
-    text = config_file.read_text().replace("[listeners.mrap]\n", '[listeners.mrap]\nstall_timeout = "5s"\n', 1)
+    text = config_file.read_text().replace("[listeners.s3]\n", '[listeners.s3]\nstall_timeout = "5s"\n', 1)
     config_file.write_text(text)
+    with socket.create_connection(("127.0.0.1", server.port("mrap")), timeout=5) as before:
+        before.sendall(client_hello_bytes("localhost"))
+        assert server.wait_for_connection(outcome="unknown_sni", state="open")
     server.process.send_signal(signal.SIGHUP)
     [event] = server.wait_for_logs(lambda e: e.get("event") == "reloaded")
-    assert event["applied"] == ["auth", "faults"] and event["restart_needed"] == ["listeners.mrap"]
+    assert event["applied"] == ["auth", "faults", "listeners.mrap.routes"]
+    assert event["restart_needed"] == ["listeners.s3"]
+    with tls_to(server, "mrap") as rerouted:  # a route added live: "localhost" is now served on mrap
+        rerouted.sendall(b"GET /mraps3sample/hello.txt HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        assert rerouted.recv(65536).startswith(b"HTTP/1.1 403")  # unsigned: refused by S3 itself
     assert [f["type"] for f in server.admin_get("/faults")] == ["s3_latency"]
     import boto3
     from botocore.config import Config
