@@ -129,3 +129,5 @@ def test_must_show_4_live(server: MrapsimProcess) -> None:
     assert call(server, "DELETE", "/faults/f1", None)[0] == 401
     assert call(server, "DELETE", "/faults/f1", None, authorization=bearer)[0] == 204
     assert call(server, "GET", "/readyz", None)[0] == 200
+    huge = b"[" + b"{}," * 400_000 + b"{}]"
+    assert call(server, "PUT", "/faults", huge, content_type="application/json", authorization=bearer)[0] == 413

@@ -71,6 +71,9 @@ def _routes(backend: AdminBackend) -> Starlette:
     async def backend_error(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": str(exc)}, status_code=502)
 
+    async def too_large(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": f"the body is larger than {MAX_ADMIN_BODY} bytes"}, status_code=413)
+
     return Starlette(
         routes=[
             Route("/faults", faults_endpoint, methods=["GET", "PUT", "POST"]),
@@ -81,12 +84,25 @@ def _routes(backend: AdminBackend) -> Starlette:
             Route("/connections", connections),
             Route("/config", config),
         ],
-        exception_handlers={BackendError: backend_error},
+        exception_handlers={BackendError: backend_error, BodyTooLarge: too_large},
     )
 
 
+MAX_ADMIN_BODY = 1024 * 1024  # a fault list is a few KiB
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
 async def read_json(request: Request) -> object:
+    """The body as JSON, read up to MAX_ADMIN_BODY bytes (BodyTooLarge beyond: a 413)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_ADMIN_BODY:
+            raise BodyTooLarge()
     try:
-        return json.loads(await request.body())
+        return json.loads(body)
     except ValueError as exc:
         raise FaultError(f"the body is not JSON: {exc}") from exc

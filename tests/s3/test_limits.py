@@ -33,6 +33,15 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MrapsimProcess]
     started.stop()
 
 
+@pytest.fixture(scope="module")
+def sqlite_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MrapsimProcess]:
+    pytest.importorskip("mrapsim.store.sqlite")
+    where = tmp_path_factory.mktemp("limits-sqlite")
+    started = start_mrapsim(where, CONFIG + f'[store]\nkind = "sqlite"\npath = "{where / "data"}"\n')
+    yield started
+    started.stop()
+
+
 def connect(server: MrapsimProcess) -> ssl.SSLSocket:
     context = ssl.create_default_context(cafile=str(server.ca))
     context.set_alpn_protocols(["http/1.1"])
@@ -115,8 +124,11 @@ def test_a_huge_declared_body_that_stalls_gets_its_error_at_once(server: Mrapsim
     assert time.monotonic() - started < 2  # no drain of 10 GB, no wait for the body deadline
 
 
-def test_a_200_mb_delete_objects_body_is_refused_while_read(server: MrapsimProcess) -> None:
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_a_200_mb_delete_objects_body_is_refused_while_read(request: pytest.FixtureRequest, store: str) -> None:
+    server: MrapsimProcess = request.getfixturevalue("server" if store == "memory" else "sqlite_server")
     before = rss_kib(server.process.pid)
+    fds_before = len(list(Path(f"/proc/{server.process.pid}/fd").iterdir()))
     size = 200 * 1024 * 1024
     piece = b"<Object><Key>" + b"k" * 1000 + b"</Key></Object>"
     with connect(server) as sock:
@@ -133,6 +145,8 @@ def test_a_200_mb_delete_objects_body_is_refused_while_read(server: MrapsimProce
     assert sent < 64 * 1024 * 1024  # refused long before the end
     grown = rss_kib(server.process.pid) - before
     assert grown < 10 * 1024, f"RSS grew by {grown} KiB"
+    time.sleep(0.2)  # the refused connection's close
+    assert len(list(Path(f"/proc/{server.process.pid}/fd").iterdir())) <= fds_before  # no temp file left open
 
 
 def test_a_declared_oversized_document_is_refused_before_any_byte(server: MrapsimProcess) -> None:
