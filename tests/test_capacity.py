@@ -23,7 +23,7 @@ from tests.mrapsim_process import MrapsimProcess, start_mrapsim
 MRAP_HOST = "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com"
 FLOOD = 5000
 SOFT_LIMIT = 2048
-FLOOD_RATE = 1000.0  # connections a second: 5 s of flood
+FLOOD_RATE = 500.0  # connections a second: 10 s of flood (the total is what the fd limit meets)
 
 
 def test_admission_counts_per_listener_per_peer_and_the_budget() -> None:
@@ -155,7 +155,7 @@ def test_must_show_1_the_soft_fd_limit_is_raised_and_a_flood_leaves_sni_clients_
         before = len(lines_about_the_flood(server))
         durations, stalled = flood_and_probe(server, ["127.0.0.2", "127.0.0.3", "127.0.0.4"])
         assert stalled >= FLOOD * 0.95
-        assert max(durations) < 1.0, durations
+        assert max(durations) < 1.0, f"slowest of {len(durations)}: {sorted(durations)[-5:]}"
         about = lines_about_the_flood(server)[before:]
         assert len(about) < 20, about
         assert not any("Traceback" in line or "EMFILE" in line for line in server.log_lines)
@@ -176,7 +176,7 @@ def test_must_show_1_at_a_hard_fd_limit_of_2048_the_stall_cap_and_the_reserve_ke
         before = len(lines_about_the_flood(server))
         sources = [f"127.0.0.{i}" for i in range(2, 12)]  # 500 each: under connections_per_peer
         durations, _ = flood_and_probe(server, sources)
-        assert max(durations) < 1.0, durations
+        assert max(durations) < 1.0, f"slowest of {len(durations)}: {sorted(durations)[-5:]}"
         about = lines_about_the_flood(server)[before:]
         assert len(about) < 40, about
         assert not any("Traceback" in line for line in server.log_lines)
