@@ -395,9 +395,7 @@ class Verifier:
 
     def verify(self, request: SignedRequest, now: dt.datetime) -> Verdict:
         header = request.headers.get("authorization")
-        presigned = (
-            request.query.get("X-Amz-Signature") is not None or request.query.get("X-Amz-Algorithm") is not None
-        )
+        presigned = request.query.get("X-Amz-Signature") is not None or request.query.get("X-Amz-Algorithm") is not None
         if self._auth.mode == "none":
             return Authorized(
                 _access_key_of(request, header),
