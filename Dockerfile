@@ -2,7 +2,7 @@
 # environment, and only that environment copied onto a fresh slim Python base.
 #
 #   docker build -t mrapsim .
-#   docker run --rm -p 8443:8443 -p 8444:8444 -p 9911:9911 mrapsim
+#   docker run --rm -p 8443:8443 -p 8444:8444 -p 9911:9911 -e MRAPSIM_ADMIN_TOKEN=$(openssl rand -hex 32) mrapsim
 #
 # Configuration: MRAPSIM_* environment variables, and a TOML file at
 # /etc/mrapsim/config/mrapsim.toml (mount your own over it; it is layered over the embedded

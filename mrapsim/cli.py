@@ -113,6 +113,8 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         document["certs_dir"] = args.certs_dir
     if args.admin:
         document["admin"] = {"address": args.admin}
+    if token := _env("ADMIN_TOKEN"):  # an environment variable only: it is a secret
+        document = merge(document, {"admin": {"token": token}})
     if args.workers is not None:
         document["workers"] = args.workers
     if args.log_format:
@@ -132,11 +134,13 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 
 def credentials_override(text: str) -> dict[str, Any]:
     """`MRAPSIM_CREDENTIALS=ACCESS:SECRET[,ACCESS:SECRET]` (kept out of argv: it holds secrets)."""
-    pairs = []
+    pairs: list[dict[str, str]] = []
     for item in text.split(","):
         access, sep, secret = item.strip().partition(":")
         if not sep or not access or not secret:
             raise ConfigError("MRAPSIM_CREDENTIALS", "must be ACCESS_KEY:SECRET_KEY pairs separated by commas")
+        if any(pair["access_key"] == access for pair in pairs):
+            raise ConfigError("MRAPSIM_CREDENTIALS", f"access key {access!r} appears twice")
         pairs.append({"access_key": access, "secret_key": secret})
     return {"auth": {"credentials": pairs}}
 
@@ -165,17 +169,22 @@ def run_serve(args: argparse.Namespace) -> int:
     load_faults(config)  # a bad fault is a usage error here, not a worker that fails to start
     configure_logging(config.log_format)
     certificates = ensure_certificates(
-        config.certs_dir, certificate_names(config), config.key_type, minted_dir=config.minted_dir
+        config.certs_dir,
+        certificate_names(config),
+        config.key_type,
+        minted_dir=config.minted_dir,
+        max_minted=config.limits.minted_certificates,
     )
     for warning in certificates.warnings:
         logging.getLogger("mrapsim").warning("certificates: %s", warning)
     if config.workers > 1:
         from mrapsim.supervisor import supervise
 
-        return trio.run(supervise, config)
+        return trio.run(partial(supervise, config, reload=partial(config_from, args)))
     from mrapsim.supervisor import WorkerHandoff
 
-    trio.run(partial(serve, config, certificates, handoff=WorkerHandoff.from_environment(os.environ)))
+    handoff = WorkerHandoff.from_environment(os.environ)
+    trio.run(partial(serve, config, certificates, handoff=handoff, reload=partial(config_from, args)))
     return 0
 
 
@@ -190,10 +199,14 @@ def run_certs(args: argparse.Namespace) -> int:
 
     config = config_from(args)
     names = certificate_names(config)
-    if args.renew:
-        certificates = renew_certificates(config.certs_dir, names, config.key_type, minted_dir=config.minted_dir)
-    else:
-        certificates = ensure_certificates(config.certs_dir, names, config.key_type, minted_dir=config.minted_dir)
+    load = renew_certificates if args.renew else ensure_certificates
+    certificates = load(
+        config.certs_dir,
+        names,
+        config.key_type,
+        minted_dir=config.minted_dir,
+        max_minted=config.limits.minted_certificates,
+    )
     sys.stdout.write(certificates.describe())
     return 0
 

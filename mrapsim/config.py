@@ -12,6 +12,7 @@ Layering rules: tables merge key by key; `[[buckets]]` merge by `name` and `[[mr
 from __future__ import annotations
 
 import copy
+import ipaddress
 import re
 import string
 import tomllib
@@ -43,11 +44,15 @@ certs_dir = "./certs"
 
 [admin]
 address = "127.0.0.1:9911"
+token = ""
+allowed_hosts = []
 
 [tls]
 key_type = "ecdsa"
+minted_dir = ""
 
 [listeners.mrap]
+enabled = true
 address = "0.0.0.0:8443"
 sni = "required"
 on_missing_sni = "stall"
@@ -63,6 +68,7 @@ match = "*.mrap.accesspoint.s3-global.amazonaws.com"
 target = "builtin"
 
 [listeners.s3]
+enabled = true
 address = "0.0.0.0:8444"
 sni = "optional"
 on_missing_sni = "stall"
@@ -122,6 +128,17 @@ name = "mraps3sample"
 [store]
 kind = "memory"
 path = "./data"
+
+[limits]
+body_timeout = "30m"
+body_min_rate = 1024
+body_rate_grace = "10s"
+max_document = 4194304
+max_discard = 65536
+connections_per_listener = 10000
+connections_per_peer = 2048
+fd_reserve = 64
+minted_certificates = 256
 """
 
 REDACTED = "<redacted>"
@@ -145,6 +162,16 @@ class Address:
 
     def __str__(self) -> str:
         return format_host_port(self.host, self.port)
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for `localhost` and loopback IP literals; a wildcard (0.0.0.0, ::) is not loopback."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -278,6 +305,21 @@ class StoreConfig:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """What one client may cost (README, "Limits"); every limit is counted in /metrics."""
+
+    body_timeout: float = 1800.0  # a request body must arrive within this long
+    body_min_rate: int = 1024  # bytes/s on average once body_rate_grace has passed; 0: no minimum
+    body_rate_grace: float = 10.0
+    max_document: int = 4 * 1024 * 1024  # request XML documents (DeleteObjects, CompleteMultipartUpload, ...)
+    max_discard: int = 64 * 1024  # body bytes read and dropped after an early error; more: the connection closes
+    connections_per_listener: int = 10_000
+    connections_per_peer: int = 2_048
+    fd_reserve: int = 64  # file descriptors kept free for the admin API, logs and the store
+    minted_certificates: int = 256  # minted leaves kept, in memory and on disk (least recently used go)
+
+
+@dataclass(frozen=True)
 class Config:
     admin: Address
     listeners: tuple[ListenerConfig, ...]
@@ -291,6 +333,9 @@ class Config:
     log_format: Literal["text", "json"]
     workers: int
     faults: tuple[Mapping[str, Any], ...] = ()
+    admin_token: str | None = None  # a bearer token for the admin API; None: none configured
+    admin_allowed_hosts: tuple[str, ...] = ()  # Host names accepted besides loopback and IP literals
+    limits: Limits = field(default_factory=lambda: Limits())
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def listener(self, name: str) -> ListenerConfig:
@@ -312,7 +357,7 @@ def merge(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
     """Layer `overlay` over `base` (see the module comment for the rules); returns a new dict."""
     merged = copy.deepcopy(base)
     for key, value in overlay.items():
-        if key in ("buckets", "mraps") and isinstance(value, list):
+        if key in ("buckets", "mraps") and isinstance(value, list) and all(isinstance(v, Mapping) for v in value):
             merged[key] = _merge_by(merged.get(key, []), value, "name" if key == "buckets" else "alias")
         elif isinstance(value, Mapping) and isinstance(merged.get(key), dict):
             merged[key] = merge(merged[key], value)
@@ -328,8 +373,8 @@ def _merge_by(base: list[Any], overlay: list[Any], key: str) -> list[Any]:
         at = next((i for i, old in enumerate(result) if isinstance(old, Mapping) and old.get(key) == ident), None)
         if at is None:
             result.append(copy.deepcopy(item))
-        else:
-            result[at] = copy.deepcopy(item)
+        else:  # the same bucket or MRAP: its tables (a bucket's objects) merge key by key too
+            result[at] = merge(result[at], item) if isinstance(item, Mapping) else copy.deepcopy(item)
     return result
 
 
@@ -338,6 +383,8 @@ def read_toml_file(path: Path) -> dict[str, Any]:
         return tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError("--config", f"cannot read {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError("--config", f"{path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError("--config", f"{path} is not valid TOML: {exc}") from exc
 
@@ -349,7 +396,18 @@ def load_config(file: Path | None = None, overrides: Mapping[str, Any] | None = 
         document = merge(document, read_toml_file(file))
     if overrides:
         document = merge(document, overrides)
-    return parse_config(document)
+    return parse_config(_with_listener_defaults(document))
+
+
+def _with_listener_defaults(document: dict[str, Any]) -> dict[str, Any]:
+    """Every listener spelled out with the defaults it gets, so that `mrapsim config` prints
+    every key of a listener a file added."""
+    listeners = document.get("listeners")
+    if isinstance(listeners, dict):
+        for name, table in listeners.items():
+            if isinstance(table, dict):
+                listeners[name] = {**copy.deepcopy(LISTENER_DEFAULTS), **table}
+    return document
 
 
 def listen_override(spec: str) -> dict[str, Any]:
@@ -378,6 +436,7 @@ def parse_config(document: Mapping[str, Any]) -> Config:
         "log_format",
         "workers",
         "faults",
+        "limits",
     }
     _reject_unknown(document, known, "")
     listeners_doc = _table(document, "listeners", "listeners")
@@ -402,8 +461,12 @@ def parse_config(document: Mapping[str, Any]) -> Config:
     _reject_duplicates([m.alias for m in mraps], "mraps", "alias")
     tls_doc = _table(document, "tls", "tls")
     _reject_unknown(tls_doc, {"key_type", "minted_dir"}, "tls")
+    admin_doc = _table(document, "admin", "admin")
+    _reject_unknown(admin_doc, {"address", "token", "allowed_hosts"}, "admin")
+    admin = parse_address(_str(admin_doc, "address", "admin.address"), "admin.address")
+    admin_token = parse_admin_token(admin_doc, admin)
     config = Config(
-        admin=parse_address(_str(_table(document, "admin", "admin"), "address", "admin.address"), "admin.address"),
+        admin=admin,
         listeners=listeners,
         auth=parse_auth(_table(document, "auth", "auth")),
         mraps=mraps,
@@ -411,12 +474,15 @@ def parse_config(document: Mapping[str, Any]) -> Config:
         store=parse_store(_table(document, "store", "store")),
         certs_dir=Path(_str(document, "certs_dir", "certs_dir")),
         key_type=cast(Literal["ecdsa", "rsa"], _choice(tls_doc, "key_type", "tls.key_type", ("ecdsa", "rsa"))),
-        minted_dir=Path(_str(tls_doc, "minted_dir", "tls.minted_dir")) if "minted_dir" in tls_doc else None,
+        minted_dir=_minted_dir(tls_doc),
         log_format=cast(Literal["text", "json"], _choice(document, "log_format", "log_format", ("text", "json"))),
         workers=_int(document, "workers", "workers", minimum=1, maximum=256),
         faults=tuple(
             _as_table(f, f"faults[{i}]") for i, f in enumerate(_array(document, "faults", "faults", required=False))
         ),
+        admin_token=admin_token,
+        admin_allowed_hosts=tuple(map(normalize_name, _str_list(admin_doc, "allowed_hosts", "admin.allowed_hosts"))),
+        limits=parse_limits(_table(document, "limits", "limits")),
         raw=copy.deepcopy(dict(document)),
     )
     if config.workers > 1 and config.store.kind != "sqlite":
@@ -424,6 +490,77 @@ def parse_config(document: Mapping[str, Any]) -> Config:
             "workers", f'{config.workers} worker processes share objects only through store.kind = "sqlite"'
         )
     return config
+
+
+def _minted_dir(tls_doc: Mapping[str, Any]) -> Path | None:
+    """`tls.minted_dir`; "" (the default) means `<certs_dir>/minted`."""
+    value = tls_doc.get("minted_dir", "")
+    if not isinstance(value, str):
+        raise ConfigError("tls.minted_dir", "must be a string (a directory; empty: <certs_dir>/minted)")
+    return Path(value) if value else None
+
+
+MIN_ADMIN_TOKEN = 16
+
+
+def parse_admin_token(doc: Mapping[str, Any], address: Address) -> str | None:
+    """The admin API's bearer token ("" or absent: none). An admin API reachable beyond loopback
+    must have one: it can inject faults and read every connection."""
+    token = doc.get("token", "")
+    if not isinstance(token, str):
+        raise ConfigError("admin.token", "must be a string")
+    token = token.strip()
+    if token and (len(token) < MIN_ADMIN_TOKEN or not token.isascii() or not token.isprintable() or " " in token):
+        raise ConfigError(
+            "admin.token", f"must be at least {MIN_ADMIN_TOKEN} printable ASCII characters without spaces"
+        )
+    if not token and not is_loopback_host(address.host):
+        raise ConfigError(
+            "admin.token",
+            f"the admin API on {address} is reachable beyond loopback and needs a token "
+            "([admin] token or MRAPSIM_ADMIN_TOKEN; e.g. openssl rand -hex 32)",
+        )
+    return token or None
+
+
+LIMIT_KEYS = {
+    "body_timeout",
+    "body_min_rate",
+    "body_rate_grace",
+    "max_document",
+    "max_discard",
+    "connections_per_listener",
+    "connections_per_peer",
+    "fd_reserve",
+    "minted_certificates",
+}
+
+
+def parse_limits(doc: Mapping[str, Any]) -> Limits:
+    _reject_unknown(doc, LIMIT_KEYS, "limits")
+    defaults = Limits()
+
+    def number(key: str, minimum: int, maximum: int) -> int:
+        if key not in doc:
+            return cast(int, getattr(defaults, key))
+        return _int(doc, key, f"limits.{key}", minimum=minimum, maximum=maximum)
+
+    def duration(key: str) -> float:
+        if key not in doc:
+            return cast(float, getattr(defaults, key))
+        return parse_duration(doc[key], f"limits.{key}")
+
+    return Limits(
+        body_timeout=duration("body_timeout"),
+        body_min_rate=number("body_min_rate", 0, 1 << 30),
+        body_rate_grace=duration("body_rate_grace"),
+        max_document=number("max_document", 1024, 1 << 30),
+        max_discard=number("max_discard", 0, 1 << 30),
+        connections_per_listener=number("connections_per_listener", 1, 1 << 24),
+        connections_per_peer=number("connections_per_peer", 1, 1 << 24),
+        fd_reserve=number("fd_reserve", 16, 1 << 16),
+        minted_certificates=number("minted_certificates", 1, 1 << 20),
+    )
 
 
 # What a listener added by a file gets for the keys it leaves out: the MRAP edge's behaviour.
@@ -518,6 +655,7 @@ def parse_auth(doc: Mapping[str, Any]) -> AuthConfig:
                 _str(table, "access_key", f"{where}.access_key"), _str(table, "secret_key", f"{where}.secret_key")
             )
         )
+    _reject_duplicates([c.access_key for c in credentials], "auth.credentials", "access key")
     mode = _choice(doc, "mode", "auth.mode", ("sigv4", "none"))
     if mode == "sigv4" and not credentials:
         raise ConfigError("auth.credentials", "auth mode sigv4 needs at least one key pair")
@@ -689,26 +827,68 @@ def _choice(doc: Mapping[str, Any], key: str, where: str, allowed: tuple[str, ..
 
 def _int(doc: Mapping[str, Any], key: str, where: str, *, minimum: int, maximum: int) -> int:
     value = doc.get(key)
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and re.fullmatch(r"[+-]?[0-9]{1,30}", value.strip()):
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(where, f"{value!r} is not an integer")
+        raise ConfigError(where, f"{value!r} is not an integer; it must be between {minimum} and {maximum}")
     if not minimum <= value <= maximum:
-        raise ConfigError(where, f"{value} is not between {minimum} and {maximum}")
+        raise ConfigError(where, f"{value} is not allowed; it must be between {minimum} and {maximum}")
     return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Reloading
+
+# What a running server takes from a re-read file (SIGHUP): these, and a listener's routes;
+# anything else needs a restart.
+LIVE_SETTINGS = ("auth", "mraps", "faults")
+LIVE_LISTENER_KEYS = ("routes",)
+
+
+def changed_settings(old: Config, new: Config) -> list[str]:
+    """The settings that differ, in dotted form (`auth`, `listeners.mrap`, `admin`)."""
+    changed = []
+    for key in sorted(set(old.raw) | set(new.raw)):
+        before, after = old.raw.get(key), new.raw.get(key)
+        if before == after:
+            continue
+        if key == "listeners" and isinstance(before, Mapping) and isinstance(after, Mapping):
+            for name in sorted(set(before) | set(after)):
+                changed += _listener_changes(name, before.get(name), after.get(name))
+        else:
+            changed.append(key)
+    return changed
+
+
+def _listener_changes(name: str, before: Any, after: Any) -> list[str]:
+    """`listeners.NAME.routes` when only live keys changed, else `listeners.NAME`."""
+    if before == after:
+        return []
+    if isinstance(before, Mapping) and isinstance(after, Mapping):
+        rest = [key for key in set(before) | set(after) if before.get(key) != after.get(key)]
+        if all(key in LIVE_LISTENER_KEYS for key in rest):
+            return [f"listeners.{name}.{key}" for key in sorted(rest)]
+    return [f"listeners.{name}"]
+
+
+def needs_restart(setting: str) -> bool:
+    parts = setting.split(".")
+    if parts[0] == "listeners":
+        return len(parts) != 3 or parts[2] not in LIVE_LISTENER_KEYS
+    return parts[0] not in LIVE_SETTINGS
 
 
 # ---------------------------------------------------------------------------------------------
 # Printing
 
 
-SECRET_KEYS = ("secret_key",)
+SECRET_KEYS = ("secret_key", "token")
 
 
 def redact(document: Any) -> Any:
     """A copy of `document` with every secret replaced by REDACTED."""
     if isinstance(document, Mapping):
-        return {k: REDACTED if k in SECRET_KEYS else redact(v) for k, v in document.items()}
+        return {k: REDACTED if k in SECRET_KEYS and v else redact(v) for k, v in document.items()}
     if isinstance(document, list):
         return [redact(v) for v in document]
     return document

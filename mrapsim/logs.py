@@ -195,6 +195,21 @@ def log_stall_eviction(
     )
 
 
+def log_capacity(
+    logger: logging.Logger, limiter: ExplanationLimiter, listener: str, limit: str, explanation: str
+) -> None:
+    """A limit reached at accept (limits.*, the fd limit): one line per listener and limit per
+    minute however many connections it turns away; /metrics counts every one."""
+    if limiter.admit(("capacity", listener, limit), time.monotonic()):
+        logger.warning(
+            "listener %s: %s (said once a minute; mrapsim_connections_refused and "
+            "mrapsim_accept_errors count every one)",
+            listener,
+            explanation,
+            extra={"fields": {"event": "capacity", "listener": listener, "limit": limit}},
+        )
+
+
 def log_refusal(logger: logging.Logger, limiter: ExplanationLimiter, refusal: Refusal, stall_timeout: float) -> None:
     """The explanation of a refused connection, once per (peer address, listener, outcome) per minute."""
     explanation = explain(refusal, stall_timeout)

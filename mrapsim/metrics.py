@@ -130,6 +130,33 @@ class Metrics:
             ["type"],
             registry=r,
         )
+        self.connections_refused = Counter(
+            "mrapsim_connections_refused",
+            "Connections closed at accept because a limit was reached (limits.*), by limit.",
+            ["listener", "limit"],
+            registry=r,
+        )
+        self.accept_errors = Counter(
+            "mrapsim_accept_errors",
+            "accept() failures that made the listener back off, by errno name (EMFILE: out of fds).",
+            ["listener", "error"],
+            registry=r,
+        )
+        self.tasks = Gauge(
+            "mrapsim_tasks",
+            "trio tasks alive in this process when /metrics was read (connections hold one or two).",
+            registry=r,
+        )
+        self.fd_limit = Gauge(
+            "mrapsim_open_files_limit",
+            "The soft limit on open file descriptors (RLIMIT_NOFILE) after start-up raised it.",
+            registry=r,
+        )
+        self.connection_budget = Gauge(
+            "mrapsim_connection_budget",
+            "Connections this process admits at once: the fd limit less limits.fd_reserve and fds in use at start.",
+            registry=r,
+        )
         Gauge(
             "mrapsim_build_info",
             "Build information; the value is always 1.",

@@ -16,8 +16,9 @@ import signal
 import socket
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import trio
@@ -34,6 +35,7 @@ log = logging.getLogger("mrapsim")
 
 ENV_LISTEN_FDS = "MRAPSIM_WORKER_LISTEN_FDS"  # name=fd,name=fd (internal: supervisor → worker)
 ENV_READY_FD = "MRAPSIM_WORKER_READY_FD"
+ENV_PARENT_FD = "MRAPSIM_WORKER_PARENT_FD"  # read end of a pipe only the supervisor writes to
 WORKER_START_SECONDS = 30.0
 WORKER_STOP_SECONDS = 15.0
 
@@ -44,13 +46,30 @@ class WorkerHandoff:
 
     listener_fds: Mapping[str, int]
     ready_fd: int
+    parent_fd: int | None = None
+
+    async def wait_for_parent_death(self) -> None:
+        """Return when the supervisor is gone, however it went (kill -9 included): the write end
+        of the pipe is held by the supervisor alone, so the read end sees EOF when it dies. A
+        worker must not outlive it, serving on sockets that a restarted server cannot bind."""
+        if self.parent_fd is None:
+            await trio.sleep_forever()
+            return
+        async with trio.lowlevel.FdStream(self.parent_fd) as stream:
+            while await stream.receive_some(64):
+                pass
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> WorkerHandoff | None:
         if ENV_LISTEN_FDS not in environ:
             return None
         fds = dict(item.split("=", 1) for item in environ[ENV_LISTEN_FDS].split(",") if item)
-        return cls({name: int(fd) for name, fd in fds.items()}, int(environ[ENV_READY_FD]))
+        parent = environ.get(ENV_PARENT_FD)
+        return cls(
+            {name: int(fd) for name, fd in fds.items()},
+            int(environ[ENV_READY_FD]),
+            int(parent) if parent else None,
+        )
 
     def report_ready(self, admin: str) -> None:
         os.write(self.ready_fd, json.dumps({"admin": admin}).encode() + b"\n")
@@ -98,8 +117,9 @@ class Supervision:
         return [w.admin for w in self.workers if w.admin is not None]
 
 
-async def supervise(config: Config) -> int:
-    """Run `config.workers` workers until SIGTERM/SIGINT (exit 0) or until one dies (exit 1)."""
+async def supervise(config: Config, reload: Callable[[], Config] | None = None) -> int:
+    """Run `config.workers` workers until SIGTERM/SIGINT (exit 0) or until one dies (exit 1).
+    On SIGHUP, `reload` re-reads the configuration for the workers, which each apply it."""
     await _open_store_once(config)
     sockets = {listener.name: bind_listener(listener.address, listener.name) for listener in config.listeners}
     try:
@@ -107,7 +127,7 @@ async def supervise(config: Config) -> int:
             config_file = Path(scratch) / "effective.toml"
             config_file.write_text(dump_toml(config, show_secrets=True))
             config_file.chmod(0o600)
-            return await _supervise(config, sockets, config_file)
+            return await _supervise(config, sockets, config_file, reload)
     finally:
         for sock in sockets.values():
             sock.close()
@@ -119,7 +139,9 @@ async def _open_store_once(config: Config) -> None:
     (await create_store(config)).close()
 
 
-async def _supervise(config: Config, sockets: Mapping[str, socket.socket], config_file: Path) -> int:
+async def _supervise(
+    config: Config, sockets: Mapping[str, socket.socket], config_file: Path, reload: Callable[[], Config] | None
+) -> int:
     listeners = {name: _address_of(sock) for name, sock in sockets.items()}
     supervision = Supervision(config, listeners)
     async with trio.open_nursery() as nursery:
@@ -133,7 +155,7 @@ async def _supervise(config: Config, sockets: Mapping[str, socket.socket], confi
                 await worker.ready.wait()
         if supervision.ready:
             log_listening(log, listeners, admin, workers=config.workers)
-            failed = await _wait_for_signal_or_death(supervision)
+            failed = await _wait_for_signal_or_death(supervision, partial(_rewrite_config, config_file, reload))
         else:
             log.error("a worker did not start (its own log lines above say why); stopping the server")
             failed = True
@@ -157,9 +179,11 @@ async def _run_worker(
     task_status: trio.TaskStatus[None],
 ) -> None:
     ready_read, ready_write = os.pipe()
+    life_read, life_write = os.pipe()  # the supervisor keeps life_write open until it exits
     env = {k: v for k, v in os.environ.items() if not k.startswith("MRAPSIM_")}
     env[ENV_LISTEN_FDS] = ",".join(f"{name}={sock.fileno()}" for name, sock in sockets.items())
     env[ENV_READY_FD] = str(ready_write)
+    env[ENV_PARENT_FD] = str(life_read)
     command = [
         sys.executable,
         "-m",
@@ -172,17 +196,26 @@ async def _run_worker(
         "--admin",
         "127.0.0.1:0",
     ]
-    process = await trio.lowlevel.open_process(
-        command, env=env, pass_fds=(ready_write, *(s.fileno() for s in sockets.values()))
-    )
-    os.close(ready_write)
+    try:
+        process = await trio.lowlevel.open_process(
+            command, env=env, pass_fds=(ready_write, life_read, *(s.fileno() for s in sockets.values()))
+        )
+    except BaseException:
+        os.close(life_write)
+        raise
+    finally:
+        os.close(ready_write)
+        os.close(life_read)
     worker = Worker(index, process)
     supervision.workers.append(worker)
     task_status.started()
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_read_ready, worker, ready_read)
-        await process.wait()
-        nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_read_ready, worker, ready_read)
+            await process.wait()
+            nursery.cancel_scope.cancel()
+    finally:
+        os.close(life_write)
     worker.ready.set()  # it is not coming: nobody waits out the start-up deadline for it
     if not supervision.stopping:
         log.error("worker %d (pid %d) exited with code %s; stopping the server", index, process.pid, process.returncode)
@@ -199,7 +232,17 @@ async def _read_ready(worker: Worker, fd: int) -> None:
     worker.ready.set()  # with no admin address: the worker died before it was ready
 
 
-async def _wait_for_signal_or_death(supervision: Supervision) -> bool:
+def _rewrite_config(config_file: Path, reload: Callable[[], Config] | None) -> None:
+    """Before the workers re-read their file on SIGHUP: write what the supervisor re-read."""
+    if reload is None:
+        return
+    try:
+        config_file.write_text(dump_toml(reload(), show_secrets=True))
+    except ConfigError as exc:
+        log.error("SIGHUP: configuration not reloaded, the running one stays: %s", exc)
+
+
+async def _wait_for_signal_or_death(supervision: Supervision, on_sighup: Callable[[], None]) -> bool:
     """Returns True when a worker died, False on SIGTERM/SIGINT."""
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
         async with trio.open_nursery() as nursery:
@@ -207,7 +250,8 @@ async def _wait_for_signal_or_death(supervision: Supervision) -> bool:
 
             async def on_signal() -> None:
                 async for signum in signals:
-                    if signum == signal.SIGHUP:  # certificates renewed: every worker reloads them
+                    if signum == signal.SIGHUP:  # every worker reloads certificates and configuration
+                        on_sighup()
                         for worker in supervision.workers:
                             worker.process.send_signal(signal.SIGHUP)
                         continue

@@ -7,6 +7,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import trio
+
 from mrapsim.config import Config
 from mrapsim.edge.records import (
     ConnectionRecord,
@@ -20,8 +22,10 @@ from mrapsim.edge.records import (
 from mrapsim.faults import Fault
 from mrapsim.logs import ExplanationLimiter, log_connection, log_refusal, log_request, log_stall_eviction
 from mrapsim.metrics import Metrics
+from mrapsim.outcomes import Outcome
 from mrapsim.s3.records import RequestRecord
 
+DRAIN_POLL_SECONDS = 0.05
 edge_log = logging.getLogger("mrapsim.edge")
 s3_log = logging.getLogger("mrapsim.s3")
 
@@ -40,8 +44,12 @@ class Telemetry:
         return find_records(query, self.open, self.ring)
 
     async def wait_until_idle(self) -> None:
-        """Return once no edge connection is open (a draining server waits for this)."""
-        await self.open.wait_until_empty()
+        """Return once no forwarded connection is open (a draining server waits for this): a
+        request may be in flight on one, and a spliced one carries a backend's. A stalled or
+        undecided connection carries nothing worth waiting for, so an idle server stops at once."""
+        while any(record.outcome is Outcome.FORWARDED for record in self.open.newest_first()):
+            with trio.move_on_after(DRAIN_POLL_SECONDS):
+                await self.open.wait_until_empty()
 
     # EdgeObserver
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -117,8 +118,11 @@ class MrapsimProcess:
                 self.process.wait(timeout=5)
 
 
-def start_mrapsim(tmp_path: Path, config: str = "", extra_args: tuple[str, ...] = ()) -> MrapsimProcess:
-    """Start `mrapsim serve` with `config` (TOML) layered over loopback-only addresses."""
+def start_mrapsim(
+    tmp_path: Path, config: str = "", extra_args: tuple[str, ...] = (), *, fd_limit: tuple[int, int] | None = None
+) -> MrapsimProcess:
+    """Start `mrapsim serve` with `config` (TOML) layered over loopback-only addresses; with
+    `fd_limit` (soft, hard) as its RLIMIT_NOFILE from the start."""
     config_file = tmp_path / "mrapsim.toml"
     config_file.write_text(_merge_toml(LOOPBACK_OVERRIDES, textwrap.dedent(config)))
     certs_dir = tmp_path / "certs"
@@ -141,6 +145,7 @@ def start_mrapsim(tmp_path: Path, config: str = "", extra_args: tuple[str, ...] 
         stderr=subprocess.PIPE,
         text=True,
         env=env,
+        preexec_fn=None if fd_limit is None else (lambda: resource.setrlimit(resource.RLIMIT_NOFILE, fd_limit)),
     )
     lines: list[str] = []
     announced = threading.Event()

@@ -134,7 +134,8 @@ def samples(server: MrapsimProcess, name: str) -> dict[tuple[tuple[str, str], ..
 
 def admin_call(server: MrapsimProcess, method: str, path: str, document: object = None) -> tuple[int, Any]:
     body = None if document is None else (document if isinstance(document, bytes) else json.dumps(document).encode())
-    request = urllib.request.Request(f"http://{server.admin}{path}", method=method, data=body)
+    headers = {"content-type": "application/json"} if body is not None else {}
+    request = urllib.request.Request(f"http://{server.admin}{path}", method=method, data=body, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
             data = response.read()

@@ -499,6 +499,16 @@ def test_the_minted_cache_in_memory_is_bounded(tmp_path: Path) -> None:
     assert certs.minted_names() == tuple(hosts[1:])
 
 
+def test_the_minted_cache_on_disk_is_bounded_least_recently_used_first(tmp_path: Path) -> None:
+    certs = ensure_certificates(tmp_path / "certs", ROUTES, max_minted=2)
+    hosts = [f"d{i}.localhost" for i in range(5)]
+    with TlsServer(certs.server_context(["http/1.1"], routed)) as server:
+        for host in hosts:
+            python_handshake(server.port, certs.paths.ca_certificate, host)
+    on_disk = sorted(path.name for path in certs.paths.minted.iterdir())
+    assert on_disk == ["d3.localhost.key", "d3.localhost.pem", "d4.localhost.key", "d4.localhost.pem"]
+
+
 def test_rsa_keys_on_request(tmp_path: Path) -> None:
     certs = ensure_certificates(tmp_path / "certs", ROUTES, key_type="rsa")
     assert certs.key_type == "rsa"

@@ -253,35 +253,7 @@ def test_tcp_route_splices_to_an_external_tls_server(start_server: Any, tmp_path
         upstream.wait(timeout=5)
 
 
-def test_sigterm_drains_then_exits(start_server: Any) -> None:
-    server = start_server()
-    assert server.admin_get("/readyz")["ready"] is True
-    with connect(server, "mrap") as stalled:
-        stalled.sendall(client_hello_bytes(None))
-        time.sleep(0.2)
-        started = time.monotonic()
-        server.process.send_signal(15)
-        time.sleep(0.5)
-        try:
-            server.admin_get("/readyz")
-            raise AssertionError("readyz answered 200 while draining")
-        except OSError as error:  # urllib's HTTPError for the 503
-            assert "503" in str(error)
-        assert server.process.wait(timeout=15) == 0
-    assert time.monotonic() - started < 8
-
-
-def test_a_drain_ends_when_the_last_connection_closes(start_server: Any) -> None:
-    server = start_server()
-    with connect(server, "mrap") as stalled:
-        stalled.sendall(client_hello_bytes(None))
-        time.sleep(0.2)
-        server.process.send_signal(15)
-        time.sleep(0.5)
-        assert server.process.poll() is None  # draining: one connection is still open
-        closed = time.monotonic()
-    assert server.process.wait(timeout=15) == 0
-    assert time.monotonic() - closed < 3  # the drain would otherwise last its 5 s
+# SIGTERM drains: tests/test_lifecycle.py.
 
 
 def test_sighup_reloads_renewed_certificates(start_server: Any) -> None:

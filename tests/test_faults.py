@@ -76,7 +76,10 @@ def test_toxicity_is_a_per_connection_probability_and_a_seed_repeats_it() -> Non
 
 def admin(server: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
     request = urllib.request.Request(
-        f"http://{server.admin}{path}", method=method, data=None if body is None else json.dumps(body).encode()
+        f"http://{server.admin}{path}",
+        method=method,
+        data=None if body is None else json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
     )
     try:
         with urllib.request.urlopen(request, timeout=5) as response:

@@ -9,8 +9,10 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from mrapsim.admin.backend import AdminBackend, BackendError
+from mrapsim.admin.guard import AdminGuard, AdminPolicy
 from mrapsim.admin.query import BadQuery, parse_record_query
 from mrapsim.config import redact
 from mrapsim.faults import FaultConflict, FaultError
@@ -18,7 +20,12 @@ from mrapsim.faults import FaultConflict, FaultError
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-def create_admin_app(backend: AdminBackend) -> Starlette:
+def create_admin_app(backend: AdminBackend) -> ASGIApp:
+    """The route table behind the guard (admin/guard.py) that `backend.config` asks for."""
+    return AdminGuard(_routes(backend), AdminPolicy.from_config(backend.config))
+
+
+def _routes(backend: AdminBackend) -> Starlette:
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")
 
@@ -79,6 +86,9 @@ def create_admin_app(backend: AdminBackend) -> Starlette:
     async def backend_error(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": str(exc)}, status_code=502)
 
+    async def too_large(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": f"the body is larger than {MAX_ADMIN_BODY} bytes"}, status_code=413)
+
     return Starlette(
         routes=[
             Route("/faults", faults_endpoint, methods=["GET", "PUT", "POST"]),
@@ -97,12 +107,25 @@ def create_admin_app(backend: AdminBackend) -> Starlette:
             Route("/proxies/{proxy}/toxics", toxiproxy, methods=["GET", "POST"]),
             Route("/proxies/{proxy}/toxics/{toxic}", toxiproxy, methods=["GET", "POST", "PATCH", "DELETE"]),
         ],
-        exception_handlers={BackendError: backend_error},
+        exception_handlers={BackendError: backend_error, BodyTooLarge: too_large},
     )
 
 
+MAX_ADMIN_BODY = 1024 * 1024  # a fault list is a few KiB
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
 async def read_json(request: Request) -> object:
+    """The body as JSON, read up to MAX_ADMIN_BODY bytes (BodyTooLarge beyond: a 413)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_ADMIN_BODY:
+            raise BodyTooLarge()
     try:
-        return json.loads(await request.body())
+        return json.loads(body)
     except ValueError as exc:
         raise FaultError(f"the body is not JSON: {exc}") from exc

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import trio
+
 from mrapsim.admin.toxiproxy import ToxiproxyApi
 from mrapsim.config import Config
 from mrapsim.edge.records import RecordQuery
@@ -55,6 +57,16 @@ class AdminBackend(Protocol):
         ...
 
 
+def count_tasks(root: trio.lowlevel.Task | None) -> int:
+    """Tasks in the tree under `root` (a leak of tasks shows as growth here, in a soak)."""
+    count, pending = 0, [root] if root is not None else []
+    while pending:
+        task = pending.pop()
+        count += 1
+        pending += [child for nursery in task.child_nurseries for child in nursery.child_tasks]
+    return count
+
+
 @dataclass
 class ServerState:
     """What the admin API reports about one process's life: bound addresses and phase."""
@@ -82,6 +94,7 @@ class LocalBackend:
         return {"ready": ready, "draining": self.state.draining, "listeners": self.state.listeners}
 
     async def metrics(self) -> bytes:
+        self.telemetry.metrics.tasks.set(count_tasks(trio.lowlevel.current_root_task()))
         return self.telemetry.metrics.render()
 
     async def connections(self, query: RecordQuery) -> list[dict[str, Any]]:

@@ -113,7 +113,7 @@ class WorkersBackend:
 
     async def _ask_all(self, path: str, method: str = "GET", document: object = None) -> list[Answer]:
         body = None if method in ("GET", "DELETE") else json.dumps(document).encode()
-        return await fetch_all(self.pool.worker_admins(), path, method, body)
+        return await fetch_all(self.pool.worker_admins(), path, method, body, self.pool.config.admin_token)
 
 
 def _expect(answers: list[Answer], status: int) -> list[Answer]:
@@ -141,8 +141,13 @@ def _fault_answer(answers: list[Answer], status: int) -> Answer:
     return _expect([first], status)[0]
 
 
-def _fetch(admin: str, path: str, method: str, body: bytes | None) -> Answer:
-    request = urllib.request.Request(f"http://{admin}{path}", method=method, data=body)
+def _fetch(admin: str, path: str, method: str, body: bytes | None, token: str | None) -> Answer:
+    """One call to a worker's admin API, which guards itself as the supervisor's does: the token
+    (the workers read the same configuration) and a JSON body."""
+    headers = {"content-type": "application/json"} if body is not None else {}
+    if token is not None:
+        headers["authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(f"http://{admin}{path}", method=method, data=body, headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=ADMIN_FETCH_SECONDS) as response:
             return Answer(response.status, response.read())
@@ -152,12 +157,14 @@ def _fetch(admin: str, path: str, method: str, body: bytes | None) -> Answer:
         return Answer(0, f"worker admin API {admin} unreachable: {error}".encode())
 
 
-async def fetch_all(admins: Sequence[str], path: str, method: str = "GET", body: bytes | None = None) -> list[Answer]:
+async def fetch_all(
+    admins: Sequence[str], path: str, method: str = "GET", body: bytes | None = None, token: str | None = None
+) -> list[Answer]:
     """Ask every worker at once; the answers come back in the workers' order."""
     answers = [Answer(0, b"")] * len(admins)
 
     async def one(i: int, admin: str) -> None:
-        answers[i] = await trio.to_thread.run_sync(_fetch, admin, path, method, body)
+        answers[i] = await trio.to_thread.run_sync(_fetch, admin, path, method, body, token)
 
     async with trio.open_nursery() as nursery:
         for i, admin in enumerate(admins):

@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import trio
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from mrapsim.config import Config
 from mrapsim.faults import FaultSet
@@ -42,7 +42,15 @@ from mrapsim.s3.errors import (
 from mrapsim.s3.faults import RequestFaults, apply_request_faults, faulty_send
 from mrapsim.s3.headers import Headers
 from mrapsim.s3.records import RequestRecord
-from mrapsim.s3.request import Addressing, ClientDisconnected, RequestBody, S3Request, Target
+from mrapsim.s3.request import (
+    Addressing,
+    BodyLimits,
+    ClientDisconnected,
+    RequestBody,
+    S3Request,
+    Target,
+    bounded_length,
+)
 from mrapsim.s3.responses import XML_CONTENT_TYPE, S3Response
 from mrapsim.s3.routing import UNKNOWN_OPERATION, Route, resolve_route
 from mrapsim.s3.tokens import ContinuationTokens
@@ -64,6 +72,9 @@ MAX_DISCARD = 128 * 1024 * 1024
 # than a reset; then it closes (`Connection: close`).
 CONTINUE_LINGER = 2.0
 SEND_CONTINUE = "send_continue"  # edge/forward.py's hook in the scope's "mrapsim" extension
+# Operations whose body is an XML document: refused while reading once larger than
+# `limits.max_document`, before it is buffered.
+DOCUMENT_OPERATIONS = frozenset({"DeleteObjects", "CompleteMultipartUpload", "CreateBucket"})
 
 
 def utc_now() -> dt.datetime:
@@ -77,10 +88,13 @@ def create_app(
     on_request: RequestHook | None = None,
     clock: Callable[[], dt.datetime] = utc_now,
     faults: FaultSet | None = None,
-) -> ASGIApp:
+    draining: Callable[[], bool] | None = None,
+) -> S3App:
     """The S3 ASGI app serving `store` as `config` describes (auth, MRAPs); `faults` are the
-    server's current faults, of which this app applies the S3 ones."""
-    return S3App(config, store, on_request=on_request, clock=clock, faults=faults)
+    server's current faults, of which this app applies the S3 ones. While `draining()` is true,
+    HTTP/1.1 responses carry `Connection: close`, so that a client does not send its next
+    request into a connection about to close."""
+    return S3App(config, store, on_request=on_request, clock=clock, faults=faults, draining=draining)
 
 
 @dataclass
@@ -106,12 +120,20 @@ class S3App:
         on_request: RequestHook | None,
         clock: Callable[[], dt.datetime],
         faults: FaultSet | None = None,
+        draining: Callable[[], bool] | None = None,
     ) -> None:
         self._faults = faults
         self._config = config
+        self._draining = draining
         self._store = store
         self._on_request = on_request
         self._clock = clock
+        self.reconfigure(config)
+
+    def reconfigure(self, config: Config) -> None:
+        """Serve the next requests with `config`'s credentials and MRAPs (SIGHUP); a request
+        already running keeps what it started with."""
+        self._config = config
         self._verifier = Verifier(config.auth)
         self._tokens = ContinuationTokens.from_secrets(c.secret_key for c in config.auth.credentials)
 
@@ -127,7 +149,8 @@ class S3App:
         trace: dict[str, Any] = (scope.get("extensions") or {}).get("mrapsim") or {}
         gate = _ContinueGate(receive, trace.get(SEND_CONTINUE))
         try:
-            await self._serve(request, gate, send, tally, trace.get("reset"))
+            http1 = scope.get("http_version") in ("1.0", "1.1")
+            await self._serve(request, gate, send, tally, trace.get("reset"), http1=http1)
         except ClientDisconnected:
             tally.error_code = tally.error_code or "ClientDisconnected"
         finally:
@@ -135,7 +158,14 @@ class S3App:
                 self._on_request(_record(scope, request.request_id, tally, time.perf_counter() - started))
 
     async def _serve(
-        self, request: S3Request, receive: _ContinueGate, send: Send, tally: _Tally, reset: ConnectionReset | None
+        self,
+        request: S3Request,
+        receive: _ContinueGate,
+        send: Send,
+        tally: _Tally,
+        reset: ConnectionReset | None,
+        *,
+        http1: bool,
     ) -> None:
         is_head = request.method == "HEAD"
         try:
@@ -145,11 +175,13 @@ class S3App:
             response = _error_response(error, request, head=is_head)
             tally.error_code = error.code
             if tally.body is None:
-                tally.body = RequestBody(receive, None)
+                tally.body = self._body(request, receive, None, tally.operation)
             if not tally.body.complete and receive.withholds_continue(request):
                 await self._refuse_before_continue(send, response.closing(), request, is_head, tally)
                 return
-            if not tally.body.complete and not await tally.body.discard(MAX_DISCARD):
+            # What is left of the body is read and dropped (up to limits.max_discard) so that a
+            # client that sends it all before reading gets this error rather than a reset.
+            if not tally.body.complete and not await tally.body.discard():
                 response = response.closing()
         except ClientDisconnected:
             raise
@@ -165,6 +197,8 @@ class S3App:
         tally.status = response.status
         if tally.faults.body is not None and response.status < 300:  # truncate_body, corrupt_body
             send = faulty_send(send, tally.faults.body, reset)
+        if http1 and self._draining is not None and self._draining():
+            response = response.closing()
         await _send_response(send, response, request, is_head, tally)
 
     async def _refuse_before_continue(
@@ -195,7 +229,7 @@ class S3App:
         if route is None or route.handler is None:
             what = route.operation if route else f"{request.method} {target.level.value} {sorted(request.query)}"
             raise not_implemented(what)
-        body = RequestBody(receive, verdict.payload_sha256)
+        body = self._body(request, receive, verdict.payload_sha256, tally.operation)
         tally.body = body
         context = Context(
             request, target, verdict, body, self._store, self._config, self._tokens, self._clock, anonymous
@@ -203,6 +237,17 @@ class S3App:
         if anonymous:
             await acl.authorize_anonymous(context, route.operation)
         return await route.handler(context)
+
+    def _body(self, request: S3Request, receive: Receive, expected_sha256: str | None, operation: str) -> RequestBody:
+        limits = self._config.limits
+        body_limits = BodyLimits(
+            timeout=limits.body_timeout,
+            min_rate=limits.body_min_rate,
+            rate_grace=limits.body_rate_grace,
+            max_bytes=limits.max_document if operation in DOCUMENT_OPERATIONS else None,
+            max_discard=limits.max_discard,
+        )
+        return RequestBody(receive, expected_sha256, body_limits, bounded_length(request.headers.get("content-length")))
 
     async def _inject_faults(self, operation: str, target: Target, tally: _Tally) -> None:
         """The S3 faults in force for this request (s3/faults.py): each applies with its rate."""

@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from mrapsim.config import AuthConfig
 from mrapsim.s3 import sigv2
 from mrapsim.s3.headers import Headers
+from mrapsim.s3.request import bounded_int
 
 SIGV4 = "AWS4-HMAC-SHA256"
 SIGV4A = "AWS4-ECDSA-P256-SHA256"
@@ -124,7 +125,7 @@ class StreamingKey:
         signature = signature.rstrip("*")
         if self.hmac_key is not None:
             expected = hmac.new(self.hmac_key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
-            return hmac.compare_digest(expected, signature.lower())
+            return _same_hex(expected, signature)
         if self.public_key is None:
             return False
         try:
@@ -346,8 +347,8 @@ def parse_presigned_query(request: SignedRequest) -> Signature | Rejected:
             'X-Amz-Algorithm only supports "AWS4-HMAC-SHA256" and "AWS4-ECDSA-P256-SHA256"',
             400,
         )
-    expires_text = values["X-Amz-Expires"] or ""
-    if not expires_text.isdigit() or int(expires_text) > MAX_PRESIGNED_EXPIRES:
+    expires = bounded_int(values["X-Amz-Expires"])  # ASCII digits only: "³600" is not a number
+    if expires is None or expires > MAX_PRESIGNED_EXPIRES:
         return Rejected(
             "AuthorizationQueryParametersError",
             "X-Amz-Expires must be less than a week (in seconds) that is 604800",
@@ -363,7 +364,7 @@ def parse_presigned_query(request: SignedRequest) -> Signature | Rejected:
         signature=values["X-Amz-Signature"] or "",
         amz_date=values["X-Amz-Date"] or "",
         presigned=True,
-        expires=int(expires_text),
+        expires=expires,
     )
 
 
@@ -380,6 +381,12 @@ def _malformed(detail: str) -> Rejected:
 
 def _amz(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).strftime(AMZ_DATE_FORMAT)
+
+
+def _same_hex(expected: str, sent: str) -> bool:
+    """Constant-time comparison of a hex signature with what the client sent, which may hold
+    any characters (compare_digest refuses non-ASCII str: bytes, then)."""
+    return hmac.compare_digest(expected.encode("ascii"), sent.lower().encode("utf-8", "surrogateescape"))
 
 
 def _spaced_hex(text: str) -> str:
@@ -620,7 +627,7 @@ class Verifier:
         if signature.algorithm == SIGV4:
             key = self._sigv4_key(credential, secret)
             expected = hmac.new(key, to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
-            return hmac.compare_digest(expected, signature.signature.lower())
+            return _same_hex(expected, signature.signature)
         try:
             der = bytes.fromhex(signature.signature)
         except ValueError:

@@ -26,6 +26,7 @@ from mrapsim.s3.object import (
     request_stored_headers,
     write_precondition,
 )
+from mrapsim.s3.request import bounded_int
 from mrapsim.s3.responses import S3Response, xml_response
 from mrapsim.s3.xml import document, leaf
 from mrapsim.store import ContentSource, ObjectWrite, SliceContent, StoredObject, stream_content
@@ -88,11 +89,11 @@ def copy_source_range(ctx: Context, content: ContentSource) -> ContentSource:
     if text is None:
         return content
     first, sep, last = text.removeprefix("bytes=").partition("-")
-    if not text.startswith("bytes=") or not sep or not first.isdigit() or not last.isdigit():
+    if not text.startswith("bytes=") or bounded_int(first) is None or bounded_int(last) is None or not sep:
         raise invalid_argument(
             "The x-amz-copy-source-range value must be of the form bytes=first-last", "x-amz-copy-source-range", text
         )
-    start, stop = int(first), int(last) + 1
+    start, stop = int(first), int(last) + 1  # at most 19 digits each (bounded_int)
     if start >= stop or stop > content.size:
         raise S3Error(
             "InvalidArgument",

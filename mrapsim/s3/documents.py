@@ -34,7 +34,8 @@ def parse_request_document(body: bytes, root: str) -> ET.Element:
         raise malformed_xml()
     try:
         element: ET.Element = fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    except (ET.ParseError, DefusedXmlException):
+    except (ET.ParseError, DefusedXmlException, LookupError, ValueError):
+        # LookupError: an XML declaration naming an encoding Python does not know ("UTF-9")
         raise malformed_xml() from None
     for node_ in element.iter():
         if isinstance(node_.tag, str) and "}" in node_.tag:

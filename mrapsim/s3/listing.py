@@ -20,6 +20,7 @@ from urllib.parse import quote
 
 from mrapsim.s3.context import Context
 from mrapsim.s3.errors import invalid_argument
+from mrapsim.s3.request import bounded_int
 from mrapsim.s3.responses import S3Response, xml_response
 from mrapsim.s3.xml import document, iso_timestamp, leaf, node
 from mrapsim.store import ListPage, ObjectInfo
@@ -68,10 +69,10 @@ class ListingParams:
 def _max_keys(text: str | None) -> int:
     if text is None:
         return MAX_KEYS_PER_PAGE
-    try:
-        value = int(text)
-    except ValueError:
-        raise invalid_argument("Provided max-keys not an integer or within integer range", "max-keys", text) from None
+    value = bounded_int(text.removeprefix("-"))  # a bounded number of ASCII digits, never int() of any text
+    if value is None:
+        raise invalid_argument("Provided max-keys not an integer or within integer range", "max-keys", text)
+    value = -value if text.startswith("-") else value
     if not 0 <= value <= MAX_KEYS_ARGUMENT:
         raise invalid_argument(
             f"Argument maxKeys must be an integer between 0 and {MAX_KEYS_ARGUMENT}",

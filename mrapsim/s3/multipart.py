@@ -38,6 +38,7 @@ from mrapsim.s3.errors import S3Error, conditional_request_conflict, invalid_arg
 from mrapsim.s3.extras import write_extras
 from mrapsim.s3.object import check_key_length, request_metadata, request_stored_headers, write_precondition
 from mrapsim.s3.payload import check_put_size, receive_body
+from mrapsim.s3.request import bounded_int
 from mrapsim.s3.responses import S3Response, empty_response, xml_response
 from mrapsim.s3.xml import document, leaf, node, optional_leaf
 from mrapsim.store import NoSuchUploadError, ObjectInfo, ObjectWrite, PartInfo, UploadInfo, stream_content
@@ -132,9 +133,10 @@ async def abort_multipart_upload(ctx: Context) -> S3Response:
 
 def _part_number(ctx: Context) -> int:
     text = ctx.request.query.get("partNumber", "")
-    if not text.isdigit() or not 1 <= int(text) <= MAX_PART_NUMBER:
+    number = bounded_int(text)
+    if number is None or not 1 <= number <= MAX_PART_NUMBER:
         raise invalid_argument("Part number must be an integer between 1 and 10000, inclusive", "partNumber", text)
-    return int(text)
+    return number
 
 
 async def upload_part(ctx: Context) -> S3Response:
@@ -201,7 +203,7 @@ def _requested_parts(body: bytes) -> list[tuple[int, str, dict[str, str]]]:
     requested = []
     for part in root.findall("Part"):
         number_text = (child_text(part, "PartNumber") or "").strip()
-        if not number_text.isdigit():
+        if bounded_int(number_text) is None:
             raise malformed_xml()
         etag = (child_text(part, "ETag") or "").strip()
         sent = {}
@@ -374,18 +376,19 @@ def _max(ctx: Context, name: str) -> int:
     text = ctx.request.query.get(name)
     if text is None:
         return MAX_LISTED
-    if not text.isdigit():
+    value = bounded_int(text)
+    if value is None:
         raise invalid_argument(f"Provided {name} not an integer or within integer range", name, text)
-    return min(int(text), MAX_LISTED)
+    return min(value, MAX_LISTED)
 
 
 async def list_parts(ctx: Context) -> S3Response:
     upload_id = ctx.request.query["uploadId"]
     upload = await ctx.store.get_upload(ctx.bucket, ctx.key, upload_id)
     marker_text = ctx.request.query.get("part-number-marker", "0") or "0"
-    if not marker_text.isdigit():
+    marker = bounded_int(marker_text)
+    if marker is None:
         raise invalid_argument("Provided part-number-marker not an integer", "part-number-marker", marker_text)
-    marker = int(marker_text)
     max_parts = _max(ctx, "max-parts")
     remaining = [p for p in (await ctx.store.list_parts(ctx.bucket, ctx.key, upload_id)) if p.number > marker]
     page = remaining[:max_parts]

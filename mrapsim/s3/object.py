@@ -192,7 +192,7 @@ def parse_http_date(text: str | None) -> dt.datetime | None:
         return None
     try:
         parsed = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a year such as 99999999999
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
@@ -203,26 +203,35 @@ class ByteRange:
     stop: int  # exclusive
 
 
+# A Range number longer than this is larger than any object: it is never converted (int() of a
+# 5,000-digit number is slow, and raises past 4,300 digits).
+RANGE_DIGITS = 19
+BEYOND_ANY_SIZE = 10**RANGE_DIGITS
+
+
+def _is_number(text: str) -> bool:
+    return text.isascii() and text.isdigit()
+
+
+def _range_number(text: str) -> int:
+    return int(text) if len(text) <= RANGE_DIGITS else BEYOND_ANY_SIZE
+
+
 def _parse_range(text: str | None, size: int) -> ByteRange | None:
     """The satisfiable range asked for; None to serve the whole object; raises InvalidRange."""
     if not text or not text.startswith("bytes=") or "," in text:
         return None
     first, sep, last = text[len("bytes=") :].strip().partition("-")
-    if (
-        not sep
-        or not (first.isdigit() or last.isdigit())
-        or (first and not first.isdigit())
-        or (last and not last.isdigit())
-    ):
+    if not sep or not (first or last) or not all(_is_number(part) for part in (first, last) if part):
         return None
     if not first:  # suffix range: the last N bytes
-        suffix = int(last)
+        suffix = _range_number(last)
         if suffix == 0 or size == 0:
             raise _invalid_range(text, size)
         return ByteRange(max(0, size - suffix), size)
-    start = int(first)
-    stop = size if not last else min(int(last) + 1, size)
-    if last and int(last) < start:
+    start = _range_number(first)
+    stop = size if not last else min(_range_number(last) + 1, size)
+    if last and _range_number(last) < start:
         return None
     if start >= size:
         raise _invalid_range(text, size)

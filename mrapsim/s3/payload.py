@@ -34,6 +34,7 @@ from mrapsim.s3.checksums import (
 )
 from mrapsim.s3.context import Context
 from mrapsim.s3.errors import S3Error
+from mrapsim.s3.request import bounded_int
 from mrapsim.store import ContentSource
 
 AWS_CHUNKED = "aws-chunked"
@@ -70,9 +71,10 @@ def declared_size(headers: Mapping[str, str], chunked_body: bool) -> int | None:
     text = headers.get(name)
     if text is None:
         return None
-    if not text.isdigit():
+    size = bounded_int(text)
+    if size is None:
         raise S3Error("InvalidArgument", f"{name} must be a non-negative integer", 400, ArgumentName=name)
-    return int(text)
+    return size
 
 
 def check_put_size(headers: Mapping[str, str], content_sha256: str | None) -> None:

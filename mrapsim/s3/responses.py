@@ -21,7 +21,10 @@ class S3Response:
     content_length: int | None = None
 
     def closing(self) -> S3Response:
-        """This response with `Connection: close` (the request body was not read to its end)."""
+        """This response with `Connection: close` (the request body was not read to its end, or
+        the server is draining)."""
+        if any(name == "connection" for name, _ in self.headers):
+            return self
         return S3Response(self.status, (*self.headers, ("connection", "close")), self.body, self.content_length)
 
     def with_headers(self, *headers: tuple[str, str]) -> S3Response:

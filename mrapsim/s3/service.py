@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mrapsim.s3.context import REGION, Context
 from mrapsim.s3.errors import invalid_argument
+from mrapsim.s3.request import bounded_int
 from mrapsim.s3.responses import S3Response, xml_response
 from mrapsim.s3.xml import document, leaf, node
 
@@ -51,6 +52,6 @@ async def list_buckets(ctx: Context) -> S3Response:
 def _max_buckets(text: str | None) -> int:
     if text is None:
         return MAX_BUCKETS
-    if not text.isdigit() or not 1 <= int(text) <= MAX_BUCKETS:
+    if bounded_int(text) is None or not 1 <= int(text) <= MAX_BUCKETS:
         raise invalid_argument("max-buckets must be an integer between 1 and 10000", "max-buckets", text)
     return int(text)

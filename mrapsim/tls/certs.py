@@ -77,9 +77,9 @@ RENEW_WARNING = datetime.timedelta(days=30)
 # A minted leaf this close to expiry is minted again rather than served.
 MINT_MARGIN = datetime.timedelta(days=1)
 RSA_KEY_BITS = 2048
-DEFAULT_MAX_MINTED = 1024
-# Minted files are a cache keyed by client-chosen names; beyond this many, mint in memory only.
-MAX_MINTED_FILES = 4096
+# Minted leaves kept, in memory and on disk alike (least recently used go): both caches are keyed
+# by client-chosen names. `[limits] minted_certificates` sets it.
+DEFAULT_MAX_MINTED = 256
 MAX_HOST_NAME = 253
 # X.509 upper bound for a commonName (RFC 5280 ub-common-name).
 MAX_COMMON_NAME = 64
@@ -777,7 +777,11 @@ class _Minter:
             and _issued_by(leaf, self._ca)
             and leaf.not_valid_after_utc - _now() > MINT_MARGIN
         )
-        return _MintedFiles(chain_path, key_path, leaf.not_valid_after_utc) if valid else None
+        if not valid:
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(chain_path)  # recently used: the disk cache evicts the least recently used
+        return _MintedFiles(chain_path, key_path, leaf.not_valid_after_utc)
 
     def _store_on_disk(self, name: str, chain_pem: bytes, key_pem: bytes) -> bool:
         chain_path = self._paths.minted_chain(name)
@@ -786,8 +790,8 @@ class _Minter:
             if self._files_on_disk is None:
                 self._files_on_disk = sum(1 for _ in self._paths.minted.glob("*.pem"))
             is_new = not chain_path.exists()
-            if is_new and self._files_on_disk >= MAX_MINTED_FILES:
-                return False
+            if is_new and self._files_on_disk >= self._max_cached:
+                self._files_on_disk -= self._evict_from_disk(self._files_on_disk - self._max_cached + 1)
             # Key first: a reader that sees the new chain with the old key rejects the pair.
             _write_file(self._paths.minted_key(name), key_pem, 0o600, replace=True)
             _write_file(chain_path, chain_pem, 0o644, replace=True)
@@ -796,6 +800,25 @@ class _Minter:
             return False
         self._files_on_disk += int(is_new)
         return True
+
+    def _evict_from_disk(self, count: int) -> int:
+        """Remove the `count` least recently used minted pairs (a use touches the chain file);
+        returns how many went. The disk cache is bounded like the memory one: names come from
+        clients' SNI."""
+        chains = sorted(self._paths.minted.glob("*.pem"), key=_mtime)
+        removed = 0
+        for chain in chains[:count]:
+            for path in (chain, chain.with_suffix(".key")):
+                path.unlink(missing_ok=True)
+            removed += 1
+        return removed
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def _new_server_context(chain: Path, key: Path, alpn: Sequence[str]) -> ssl.SSLContext:

@@ -422,6 +422,7 @@ def test_optional_resources_render_only_when_enabled() -> None:
         "path": "/metrics",
         "interval": "30s",
         "scrapeTimeout": "10s",
+        "authorization": {"type": "Bearer", "credentials": {"name": "demo-mrapsim-admin", "key": "token"}},
     }
     policy = full.one("NetworkPolicy")["spec"]
     listener_ports = {p["port"] for p in policy["ingress"][0]["ports"]}

@@ -66,6 +66,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- default (printf "%s-credentials" (include "mrapsim.fullname" .)) .Values.credentials.existingSecret }}
 {{- end }}
 
+{{- define "mrapsim.adminSecretName" -}}
+{{- default (printf "%s-admin" (include "mrapsim.fullname" .)) .Values.admin.existingSecret }}
+{{- end }}
+
+{{- define "mrapsim.adminSecretKey" -}}
+{{- if .Values.admin.existingSecret }}{{ .Values.admin.existingSecretKey }}{{ else }}token{{ end }}
+{{- end }}
+
 {{- define "mrapsim.credentialsSecretKey" -}}
 {{- if .Values.credentials.existingSecret }}{{ .Values.credentials.existingSecretKey }}{{ else }}credentials{{ end }}
 {{- end }}
