@@ -125,6 +125,10 @@ path = "./data"
 
 REDACTED = "<redacted>"
 
+# The Region of a bucket that names none (S3's own default for CreateBucket without a constraint).
+DEFAULT_REGION = "us-east-1"
+REGION_NAME = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
+
 BUILTIN = "builtin"
 
 
@@ -265,6 +269,7 @@ class BucketConfig:
     name: str
     objects: tuple[tuple[str, bytes], ...] = ()
     synthetic: SyntheticSpec | None = None
+    region: str = DEFAULT_REGION
 
 
 @dataclass(frozen=True)
@@ -524,10 +529,13 @@ BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 def parse_bucket(doc: Mapping[str, Any], where: str) -> BucketConfig:
-    _reject_unknown(doc, {"name", "objects", "synthetic"}, where)
+    _reject_unknown(doc, {"name", "objects", "synthetic", "region"}, where)
     name = _str(doc, "name", f"{where}.name")
     if not BUCKET_NAME.fullmatch(name):
         raise ConfigError(f"{where}.name", f"{name!r} is not a valid S3 bucket name")
+    region = str(doc.get("region", DEFAULT_REGION))
+    if not REGION_NAME.fullmatch(region):
+        raise ConfigError(f"{where}.region", f"{region!r} is not an AWS Region name like 'us-west-2'")
     objects_doc = doc.get("objects", {})
     if not isinstance(objects_doc, Mapping):
         raise ConfigError(f"{where}.objects", "must be a table of key = content")
@@ -550,7 +558,7 @@ def parse_bucket(doc: Mapping[str, Any], where: str) -> BucketConfig:
             )
         except KeyFormatError as exc:
             raise ConfigError(f"{where}.synthetic.key_format", str(exc)) from exc
-    return BucketConfig(name, tuple(objects), synthetic)
+    return BucketConfig(name, tuple(objects), synthetic, region)
 
 
 def parse_mrap(doc: Mapping[str, Any], where: str) -> MrapConfig:

@@ -43,7 +43,7 @@ from mrapsim.s3.headers import Headers
 from mrapsim.s3.records import RequestRecord
 from mrapsim.s3.request import ClientDisconnected, RequestBody, S3Request, Target
 from mrapsim.s3.responses import XML_CONTENT_TYPE, S3Response
-from mrapsim.s3.routing import UNKNOWN_OPERATION, resolve_route
+from mrapsim.s3.routing import UNKNOWN_OPERATION, Route, resolve_route
 from mrapsim.s3.tokens import ContinuationTokens
 from mrapsim.store import Store, StoreError
 
@@ -151,9 +151,13 @@ class S3App:
         route = resolve_route(request.method, target.level, request.query, request.headers)
         if route is not None:
             tally.operation = route.operation
-        verdict = self._verifier.verify(request, self._clock())
+        expected_region = await self._bucket_region(target, route)
+        verdict = self._verifier.verify(request, self._clock(), expected_region)
         if isinstance(verdict, Rejected):
-            raise S3Error(verdict.code, verdict.message, verdict.status, **dict(verdict.extra))
+            error = S3Error(verdict.code, verdict.message, verdict.status, **dict(verdict.extra))
+            if expected_region is not None and ("Region", expected_region) in verdict.extra:
+                error = error.with_headers(("x-amz-bucket-region", expected_region))
+            raise error
         tally.access_key = verdict.access_key
         if route is not None:
             await self._inject_faults(route.operation, target)
@@ -164,6 +168,17 @@ class S3App:
         tally.body = body
         context = Context(request, target, verdict, body, self._store, self._config, self._tokens, self._clock)
         return await route.handler(context)
+
+    async def _bucket_region(self, target: Target, route: Route | None) -> str | None:
+        """The Region a SigV4 signature must name: the addressed bucket's (on an MRAP host, the
+        bucket the request was routed to). None (any Region) for service-level requests, a
+        bucket being created, or a bucket that does not exist (its handler answers that)."""
+        if target.bucket is None or (route is not None and route.operation == "CreateBucket"):
+            return None
+        try:
+            return (await self._store.get_bucket(target.bucket)).region
+        except StoreError:
+            return None
 
     async def _inject_faults(self, operation: str, target: Target) -> None:
         """The S3 faults in force for this request (SPEC §8): each applies with its rate."""

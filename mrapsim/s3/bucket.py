@@ -5,24 +5,23 @@ from __future__ import annotations
 
 import re
 
-from mrapsim.s3.context import REGION, Context
-from mrapsim.s3.documents import parse_request_document
+from mrapsim.config import DEFAULT_REGION, REGION_NAME
+from mrapsim.s3.context import Context
+from mrapsim.s3.documents import child_text, parse_request_document
 from mrapsim.s3.errors import S3Error
 from mrapsim.s3.responses import S3Response, empty_response, xml_response
 from mrapsim.s3.xml import document
 
-REGION_HEADERS = (("x-amz-bucket-region", REGION),)
-
 
 async def head_bucket(ctx: Context) -> S3Response:
-    await ctx.store.get_bucket(ctx.bucket)
-    return empty_response(headers=(*REGION_HEADERS, ("x-amz-access-point-alias", "false")))
+    info = await ctx.store.get_bucket(ctx.bucket)
+    return empty_response(headers=(("x-amz-bucket-region", info.region), ("x-amz-access-point-alias", "false")))
 
 
 async def get_bucket_location(ctx: Context) -> S3Response:
-    await ctx.store.get_bucket(ctx.bucket)
+    info = await ctx.store.get_bucket(ctx.bucket)
     # S3 reports us-east-1 as an empty LocationConstraint (a historical quirk clients rely on).
-    constraint = "" if REGION == "us-east-1" else REGION
+    constraint = "" if info.region == "us-east-1" else info.region
     return xml_response(document("LocationConstraint", constraint))
 
 
@@ -34,12 +33,22 @@ async def create_bucket(ctx: Context) -> S3Response:
     name = ctx.bucket
     if not BUCKET_NAME.fullmatch(name) or ".." in name or IP_ADDRESS.fullmatch(name):
         raise S3Error("InvalidBucketName", "The specified bucket is not valid.", 400, BucketName=name)
-    # The optional CreateBucketConfiguration body names a region; one region is served, so it is
-    # only checked for being well-formed.
+    # The optional CreateBucketConfiguration body names the bucket's Region (none: us-east-1).
+    region = DEFAULT_REGION
     body = await ctx.body.read_all()
     if body.strip():
-        parse_request_document(body, "CreateBucketConfiguration")
-    await ctx.store.create_bucket(name)
+        constraint = child_text(parse_request_document(body, "CreateBucketConfiguration"), "LocationConstraint")
+        if constraint:
+            region = "eu-west-1" if constraint == "EU" else constraint
+        if not REGION_NAME.fullmatch(region) or constraint == "us-east-1":
+            # S3 refuses us-east-1 spelt out: it is the constraint-less default.
+            raise S3Error(
+                "InvalidLocationConstraint",
+                "The specified location-constraint is not valid",
+                400,
+                LocationConstraint=constraint or "",
+            )
+    await ctx.store.create_bucket(name, region)
     return empty_response(headers=(("location", f"/{ctx.bucket}"),))
 
 

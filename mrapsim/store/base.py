@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from mrapsim.config import SyntheticSpec
+from mrapsim.config import DEFAULT_REGION, SyntheticSpec
 from mrapsim.store.content import ContentBuilder, ContentSource
 
 
@@ -24,6 +24,7 @@ from mrapsim.store.content import ContentBuilder, ContentSource
 class BucketInfo:
     name: str
     created: dt.datetime  # UTC, whole seconds
+    region: str = DEFAULT_REGION
 
 
 @dataclass(frozen=True)
@@ -136,8 +137,8 @@ class Store(Protocol):
         """Raises NoSuchBucketError."""
         ...
 
-    async def create_bucket(self, bucket: str) -> BucketInfo:
-        """Raises BucketAlreadyExistsError."""
+    async def create_bucket(self, bucket: str, region: str = DEFAULT_REGION) -> BucketInfo:
+        """Creates `bucket` in `region`. Raises BucketAlreadyExistsError."""
         ...
 
     async def delete_bucket(self, bucket: str) -> None:

@@ -28,7 +28,7 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from mrapsim.config import SyntheticSpec
+from mrapsim.config import DEFAULT_REGION, SyntheticSpec
 from mrapsim.store.base import (
     BucketInfo,
     ListPage,
@@ -134,10 +134,10 @@ class MemoryStore:
     async def get_bucket(self, bucket: str) -> BucketInfo:
         return self._bucket(bucket).info
 
-    async def create_bucket(self, bucket: str) -> BucketInfo:
+    async def create_bucket(self, bucket: str, region: str = DEFAULT_REGION) -> BucketInfo:
         if bucket in self._buckets:
             raise BucketAlreadyExistsError(bucket)
-        info = BucketInfo(bucket, self._clock())
+        info = BucketInfo(bucket, self._clock(), region)
         self._buckets[bucket] = _Bucket(info)
         return info
 

@@ -12,7 +12,7 @@ import contextlib
 
 import trio
 
-from mrapsim.config import Config
+from mrapsim.config import DEFAULT_REGION, Config
 from mrapsim.store.base import ObjectWrite, Store
 from mrapsim.store.content import BytesContent
 from mrapsim.store.errors import BucketAlreadyExistsError
@@ -43,9 +43,10 @@ def seed_content_type(key: str) -> str:
 async def seed_store(store: Store, config: Config) -> None:
     """Create every declared bucket and every bucket an MRAP names (empty), give each declared
     bucket exactly its configured synthetic key space, and write each declared object once."""
+    regions = {bucket.name: bucket.region for bucket in config.buckets}
     for name in [bucket.name for bucket in config.buckets] + [name for mrap in config.mraps for name in mrap.buckets]:
         with contextlib.suppress(BucketAlreadyExistsError):
-            await store.create_bucket(name)
+            await store.create_bucket(name, regions.get(name, DEFAULT_REGION))
     for bucket in config.buckets:
         await store.set_synthetic(bucket.name, bucket.synthetic)
         for key, data in bucket.objects:

@@ -60,7 +60,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 import trio
 
-from mrapsim.config import SyntheticSpec
+from mrapsim.config import DEFAULT_REGION, SyntheticSpec
 from mrapsim.store.base import (
     BucketInfo,
     ListPage,
@@ -152,6 +152,14 @@ SCHEMA = (
         checksums TEXT NOT NULL,
         segments TEXT NOT NULL,
         PRIMARY KEY (bucket, upload_id, number)
+    ) WITHOUT ROWID""",
+)
+
+# Tables added after schema version 1, created when missing by every mrapsim that opens a store
+# (additive: an older store gains them empty, and an older mrapsim never reads them).
+ADDED_TABLES = (
+    """CREATE TABLE IF NOT EXISTS bucket_settings (
+        bucket TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (bucket, name)
     ) WITHOUT ROWID""",
 )
 
@@ -689,6 +697,8 @@ class SqliteStore:
                 raise StoreOpenError(
                     f"{self._root / DATABASE_NAME}: schema version {version}, this mrapsim knows {SCHEMA_VERSION}"
                 )
+            for statement in ADDED_TABLES:
+                db.execute(statement)
 
     def _sweep(self) -> None:
         """Remove files a crashed process left behind (see the module comment)."""
@@ -712,22 +722,28 @@ class SqliteStore:
     @_in_thread
     def list_buckets(self) -> Sequence[BucketInfo]:
         with self._read() as db:
-            rows = db.execute("SELECT name, created FROM buckets ORDER BY name").fetchall()
-        return [BucketInfo(name, _parse_time(created)) for name, created in rows]
+            rows = db.execute(
+                "SELECT buckets.name, created, value FROM buckets LEFT JOIN bucket_settings"
+                " ON bucket_settings.bucket = buckets.name AND bucket_settings.name = 'region'"
+                " ORDER BY buckets.name"
+            ).fetchall()
+        return [BucketInfo(name, _parse_time(created), region or DEFAULT_REGION) for name, created, region in rows]
 
     @_in_thread
     def get_bucket(self, bucket: str) -> BucketInfo:
         with self._read() as db:
             row = self._bucket_row(db, bucket)
-        return BucketInfo(bucket, _parse_time(row[0]))
+            region = self._setting(db, bucket, "region") or DEFAULT_REGION
+        return BucketInfo(bucket, _parse_time(row[0]), region)
 
     @_in_thread
-    def create_bucket(self, bucket: str) -> BucketInfo:
-        info = BucketInfo(bucket, self._clock())
+    def create_bucket(self, bucket: str, region: str = DEFAULT_REGION) -> BucketInfo:
+        info = BucketInfo(bucket, self._clock(), region)
         with self._write() as db:
             if db.execute("SELECT 1 FROM buckets WHERE name = ?", (bucket,)).fetchone() is not None:
                 raise BucketAlreadyExistsError(bucket)
             db.execute("INSERT INTO buckets (name, created) VALUES (?, ?)", (bucket, _time(info.created)))
+            db.execute("INSERT OR REPLACE INTO bucket_settings VALUES (?, 'region', ?)", (bucket, region))
         return info
 
     @_in_thread
@@ -743,7 +759,7 @@ class SqliteStore:
             dead: list[str] = []
             for (upload_id,) in db.execute("SELECT upload_id FROM uploads WHERE bucket = ?", (bucket,)).fetchall():
                 dead += self._drop_upload(db, bucket, upload_id)
-            for table in ("synthetic_deleted", "seeded"):
+            for table in ("synthetic_deleted", "seeded", "bucket_settings"):
                 db.execute(f"DELETE FROM {table} WHERE bucket = ?", (bucket,))
             db.execute("DELETE FROM buckets WHERE name = ?", (bucket,))
         self._unlink(dead)
@@ -983,6 +999,11 @@ class SqliteStore:
         if row is None:
             raise NoSuchBucketError(bucket)
         return tuple(row)
+
+    @staticmethod
+    def _setting(db: sqlite3.Connection, bucket: str, name: str) -> str | None:
+        row = db.execute("SELECT value FROM bucket_settings WHERE bucket = ? AND name = ?", (bucket, name)).fetchone()
+        return None if row is None else str(row[0])
 
     def _synthetic_of(self, bucket_row: Row) -> tuple[SyntheticSpec, SyntheticKeys] | None:
         text = bucket_row[1]

@@ -435,3 +435,12 @@ async def test_an_upload_part_copy_shares_the_source_range(make_store: MakeStore
     await store.delete_object("b", "src")
     await store.complete_upload("b", "dst", "u", [2, 1], ObjectWrite(BytesContent(b""), etag='"x-2"'))
     assert (await store.get_object("b", "dst")).content.read(0, 10**9) == data[300_000:] + data[:200_000]
+
+
+async def test_a_bucket_keeps_its_region(make_store: MakeStore) -> None:
+    store = make_store()
+    await store.create_bucket("west", "us-west-2")
+    await store.create_bucket("plain")
+    assert (await store.get_bucket("west")).region == "us-west-2"
+    assert (await store.get_bucket("plain")).region == "us-east-1"
+    assert {b.name: b.region for b in await store.list_buckets()} == {"west": "us-west-2", "plain": "us-east-1"}
