@@ -12,6 +12,8 @@ from mrapsim.store.base import (
     Store,
     StoredObject,
     UploadInfo,
+    VersionEntry,
+    VersionPage,
 )
 from mrapsim.store.content import (
     BytesContent,
@@ -28,6 +30,7 @@ from mrapsim.store.errors import (
     NoSuchBucketError,
     NoSuchKeyError,
     NoSuchUploadError,
+    NoSuchVersionError,
     StoreError,
     StoreOpenError,
 )
@@ -48,6 +51,7 @@ __all__ = [
     "NoSuchBucketError",
     "NoSuchKeyError",
     "NoSuchUploadError",
+    "NoSuchVersionError",
     "ObjectInfo",
     "ObjectWrite",
     "PartInfo",
@@ -57,6 +61,8 @@ __all__ = [
     "StoreOpenError",
     "StoredObject",
     "UploadInfo",
+    "VersionEntry",
+    "VersionPage",
     "create_store",
     "seed_store",
     "stream_content",

@@ -44,6 +44,10 @@ class ObjectInfo:
     checksums: Mapping[str, str] = field(default_factory=dict)
     checksum_type: str = "FULL_OBJECT"  # or "COMPOSITE" (multipart, per-part checksums combined)
     storage_class: str = "STANDARD"
+    # Versioning (store/versions.py): "null" for a version written while versioning was never
+    # enabled or suspended; a delete marker is a version with no body.
+    version_id: str = "null"
+    delete_marker: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,24 @@ class ListPage:
     common_prefixes: Sequence[str]
     is_truncated: bool
     next_after: str | None  # None when the page is empty
+
+
+@dataclass(frozen=True)
+class VersionEntry:
+    info: ObjectInfo  # a version or a delete marker (`info.delete_marker`)
+    is_latest: bool
+
+
+@dataclass(frozen=True)
+class VersionPage:
+    """One page of ListObjectVersions. Resume from (`next_key`, `next_version_id`); a common
+    prefix as `next_key` comes with no version id and resumes after everything under it."""
+
+    entries: Sequence[VersionEntry]
+    common_prefixes: Sequence[str]
+    is_truncated: bool
+    next_key: str | None
+    next_version_id: str | None
 
 
 class Store(Protocol):
@@ -226,4 +248,46 @@ class Store(Protocol):
 
     async def list_uploads(self, bucket: str) -> Sequence[UploadInfo]:
         """Uploads in progress, by key then initiation time. Raises NoSuchBucketError."""
+        ...
+
+    # -- versioning (store/versions.py says how the stores keep versions) ---------------------------
+    # put_object, complete_upload and delete_object follow the bucket's versioning state: with
+    # versioning Enabled a write keeps the version it replaces and a delete adds a delete marker;
+    # Suspended writes and deletes replace the key's "null" version.
+
+    async def get_versioning(self, bucket: str) -> str:
+        """"" (never enabled), "Enabled" or "Suspended". Raises NoSuchBucketError."""
+        ...
+
+    async def set_versioning(self, bucket: str, status: str) -> None:
+        """Set "Enabled" or "Suspended". Raises NoSuchBucketError."""
+        ...
+
+    async def get_object_version(self, bucket: str, key: str, version_id: str) -> StoredObject:
+        """That version (a delete marker too: `info.delete_marker`, empty content). Raises
+        NoSuchBucketError, NoSuchVersionError."""
+        ...
+
+    async def delete_key(self, bucket: str, key: str) -> ObjectInfo | None:
+        """DeleteObject without a version: as delete_object, returning the delete marker it
+        added (None in a bucket whose versioning was never enabled). Raises NoSuchBucketError."""
+        ...
+
+    async def delete_object_version(self, bucket: str, key: str, version_id: str) -> ObjectInfo | None:
+        """Remove that version for good (the next newest becomes current); returns what was
+        removed, None when there was no such version. Raises NoSuchBucketError."""
+        ...
+
+    async def list_versions(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        version_id_marker: str = "",
+        max_keys: int = 1000,
+    ) -> VersionPage:
+        """ListObjectVersions: keys in order, each key's versions newest first, resuming after
+        (`key_marker`, `version_id_marker`); O(log n + page). Raises NoSuchBucketError."""
         ...
