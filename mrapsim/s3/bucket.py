@@ -40,8 +40,8 @@ async def create_bucket(ctx: Context) -> S3Response:
         constraint = child_text(parse_request_document(body, "CreateBucketConfiguration"), "LocationConstraint")
         if constraint:
             region = "eu-west-1" if constraint == "EU" else constraint
-        if not REGION_NAME.fullmatch(region) or constraint == "us-east-1":
-            # S3 refuses us-east-1 spelt out: it is the constraint-less default.
+        # us-east-1 spelt out is accepted (s3fs sends it), though us-east-1 itself refuses it.
+        if not REGION_NAME.fullmatch(region):
             raise S3Error(
                 "InvalidLocationConstraint",
                 "The specified location-constraint is not valid",

@@ -86,7 +86,7 @@ def test_create_bucket_with_a_location_constraint(regional: LiveServer) -> None:
     assert s3.get_bucket_location(Bucket="paris")["LocationConstraint"] == "eu-west-3"
     with pytest.raises(s3.exceptions.ClientError) as caught:
         client(regional.url, "us-east-1").create_bucket(
-            Bucket="nowhere", CreateBucketConfiguration={"LocationConstraint": "us-east-1"}
+            Bucket="nowhere", CreateBucketConfiguration={"LocationConstraint": "moon"}
         )
     assert caught.value.response["Error"]["Code"] == "InvalidLocationConstraint"
 
