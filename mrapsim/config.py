@@ -195,10 +195,23 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class ReplicationConfig:
+    """How long a new version takes to reach an MRAP's other buckets: `lag` seconds, plus a
+    uniform draw in [-jitter, +jitter] from a generator seeded with `seed`."""
+
+    lag: float = 0.0
+    jitter: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class MrapConfig:
     alias: str
     account: str
     buckets: tuple[str, ...]
+    name: str = ""  # S3 Control's Name; "" → the alias without ".mrap"
+    dials: tuple[int, ...] = ()  # per bucket, 0–100; () → 100 each (active/active)
+    client_region: str | None = None  # the nearest active bucket is the one in this Region
 
     @property
     def host(self) -> str:
@@ -293,6 +306,7 @@ class Config:
     workers: int
     faults: tuple[Mapping[str, Any], ...] = ()
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    replication: ReplicationConfig = field(default_factory=lambda: ReplicationConfig())
 
     def listener(self, name: str) -> ListenerConfig:
         for listener in self.listeners:
@@ -379,6 +393,7 @@ def parse_config(document: Mapping[str, Any]) -> Config:
         "log_format",
         "workers",
         "faults",
+        "replication",
     }
     _reject_unknown(document, known, "")
     listeners_doc = _table(document, "listeners", "listeners")
@@ -419,6 +434,7 @@ def parse_config(document: Mapping[str, Any]) -> Config:
             _as_table(f, f"faults[{i}]") for i, f in enumerate(_array(document, "faults", "faults", required=False))
         ),
         raw=copy.deepcopy(dict(document)),
+        replication=parse_replication(document.get("replication", {})),
     )
     if config.workers > 1 and config.store.kind != "sqlite":
         raise ConfigError(
@@ -562,7 +578,7 @@ def parse_bucket(doc: Mapping[str, Any], where: str) -> BucketConfig:
 
 
 def parse_mrap(doc: Mapping[str, Any], where: str) -> MrapConfig:
-    _reject_unknown(doc, {"alias", "account", "buckets"}, where)
+    _reject_unknown(doc, {"alias", "account", "buckets", "name", "dials", "client_region"}, where)
     alias = _str(doc, "alias", f"{where}.alias")
     if not re.fullmatch(r"[a-z0-9]{1,63}\.mrap", alias):
         raise ConfigError(f"{where}.alias", f"{alias!r} is not an MRAP alias like 'mfzwi23gnjvgw.mrap'")
@@ -572,7 +588,30 @@ def parse_mrap(doc: Mapping[str, Any], where: str) -> MrapConfig:
     buckets = tuple(_str_list(doc, "buckets", f"{where}.buckets"))
     if not buckets:
         raise ConfigError(f"{where}.buckets", "an MRAP serves at least one bucket")
-    return MrapConfig(alias, account, buckets)
+    name = str(doc.get("name", alias.removesuffix(".mrap")))
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,48}[a-z0-9]", name):
+        raise ConfigError(f"{where}.name", f"{name!r} is not an MRAP name (3–50 lower-case letters, digits, '-')")
+    dials_doc = doc.get("dials", {})
+    if not isinstance(dials_doc, Mapping) or set(dials_doc) - set(buckets):
+        raise ConfigError(f"{where}.dials", "must be a table of member bucket = traffic dial (0–100)")
+    dials = tuple(
+        _int({"dial": dials_doc.get(bucket, 100)}, "dial", f"{where}.dials.{bucket}", minimum=0, maximum=100)
+        for bucket in buckets
+    )
+    client_region = doc.get("client_region")
+    if client_region is not None and not REGION_NAME.fullmatch(str(client_region)):
+        raise ConfigError(f"{where}.client_region", f"{client_region!r} is not an AWS Region name")
+    return MrapConfig(alias, account, buckets, name, dials, None if client_region is None else str(client_region))
+
+
+def parse_replication(doc: Any) -> ReplicationConfig:
+    table = _as_table(doc, "replication")
+    _reject_unknown(table, {"lag", "jitter", "seed"}, "replication")
+    zero = (None, "0s", "0ms", 0, "0")  # parse_duration admits only positive durations
+    lag = 0.0 if table.get("lag") in zero else parse_duration(table["lag"], "replication.lag")
+    jitter = 0.0 if table.get("jitter") in zero else parse_duration(table["jitter"], "replication.jitter")
+    seed = _int({"seed": table.get("seed", 0)}, "seed", "replication.seed", minimum=0, maximum=2**63)
+    return ReplicationConfig(lag, jitter, seed)
 
 
 def parse_store(doc: Mapping[str, Any]) -> StoreConfig:

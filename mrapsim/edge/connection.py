@@ -236,4 +236,5 @@ def _record(
         bytes_in=stream.bytes_in,
         bytes_out=stream.bytes_out,
         duration=duration,
+        mrap_routed=session.extensions.get("routed"),
     )

@@ -62,6 +62,8 @@ class ConnectionRecord:
     bytes_in: int
     bytes_out: int
     duration: float
+    # "bucket@region" the connection's latest MRAP request was routed to (s3/mraps.py), if any.
+    mrap_routed: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         document = asdict(self)

@@ -20,7 +20,7 @@ import random
 import secrets
 import time
 from collections.abc import AsyncIterable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -40,12 +40,13 @@ from mrapsim.s3.errors import (
     render_error,
 )
 from mrapsim.s3.headers import Headers
+from mrapsim.s3.mraps import choose_route, no_such_access_point
 from mrapsim.s3.records import RequestRecord
 from mrapsim.s3.request import ClientDisconnected, RequestBody, S3Request, Target
 from mrapsim.s3.responses import XML_CONTENT_TYPE, S3Response
 from mrapsim.s3.routing import UNKNOWN_OPERATION, Route, resolve_route
 from mrapsim.s3.tokens import ContinuationTokens
-from mrapsim.store import Store, StoreError
+from mrapsim.store import MrapRoute, Store, StoreError
 
 logger = logging.getLogger("mrapsim.s3")
 
@@ -85,6 +86,8 @@ class _Tally:
     error_code: str | None = None
     bytes_out: int = 0
     body: RequestBody | None = None
+    routed: MrapRoute | None = None  # the MRAP bucket the request was sent to
+    trace: dict[str, Any] | None = None  # scope["extensions"]["mrapsim"], when behind the edge
 
 
 class S3App:
@@ -114,7 +117,7 @@ class S3App:
             raise RuntimeError(f"the S3 app serves HTTP, not {scope['type']!r}")
         started = time.perf_counter()
         request = _request(scope)
-        tally = _Tally()
+        tally = _Tally(trace=(scope.get("extensions") or {}).get("mrapsim"))
         try:
             await self._serve(request, receive, send, tally)
         except ClientDisconnected:
@@ -147,6 +150,8 @@ class S3App:
     async def _handle(self, request: S3Request, receive: Receive, tally: _Tally) -> S3Response:
         raw_path = request.raw_path.encode("latin-1")  # the request line's bytes, as received
         target = resolve_target(request.headers.get("host", ""), raw_path, self._config.mraps)
+        if target.mrap is not None:
+            target = await self._route_mrap(target, tally)
         tally.target = target
         route = resolve_route(request.method, target.level, request.query, request.headers)
         if route is not None:
@@ -168,6 +173,19 @@ class S3App:
         tally.body = body
         context = Context(request, target, verdict, body, self._store, self._config, self._tokens, self._clock)
         return await route.handler(context)
+
+    async def _route_mrap(self, target: Target, tally: _Tally) -> Target:
+        """The MRAP's bucket for this request (mraps.py's rule), recorded for the request log and
+        for the connection record (through the edge's per-connection trace)."""
+        assert target.mrap is not None
+        mrap = await self._store.find_mrap(target.mrap)
+        if mrap is None:
+            raise no_such_access_point(target.mrap)
+        route = choose_route(mrap, self._rng)
+        tally.routed = route
+        if tally.trace is not None:  # the edge's per-connection dict (edge/forward.py)
+            tally.trace["routed"] = f"{route.bucket}@{route.region}"
+        return replace(target, bucket=route.bucket)
 
     async def _bucket_region(self, target: Target, route: Route | None) -> str | None:
         """The Region a SigV4 signature must name: the addressed bucket's (on an MRAP host, the
@@ -274,4 +292,6 @@ def _record(scope: Scope, request_id: str, tally: _Tally, duration: float) -> Re
         duration=duration,
         bytes_in=tally.body.bytes_received if tally.body else 0,
         bytes_out=tally.bytes_out,
+        mrap=target.mrap if target else None,
+        region=tally.routed.region if tally.routed else None,
     )

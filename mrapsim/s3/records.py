@@ -21,3 +21,5 @@ class RequestRecord:
     duration: float  # seconds, from the request's arrival to the last byte handed to the server
     bytes_in: int  # request body bytes read
     bytes_out: int  # response body bytes sent
+    mrap: str | None = None  # the MRAP alias addressed; `bucket` is then the bucket it routed to
+    region: str | None = None  # that bucket's Region (MRAP requests)

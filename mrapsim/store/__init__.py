@@ -6,6 +6,8 @@ The S3 app (`mrapsim.s3`) talks to a `Store` only; it never knows which implemen
 from mrapsim.store.base import (
     BucketInfo,
     ListPage,
+    MrapInfo,
+    MrapRoute,
     ObjectInfo,
     ObjectWrite,
     PartInfo,
@@ -48,6 +50,8 @@ __all__ = [
     "ListPage",
     "MemoryContentBuilder",
     "MemoryStore",
+    "MrapInfo",
+    "MrapRoute",
     "NoSuchBucketError",
     "NoSuchKeyError",
     "NoSuchUploadError",

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from mrapsim.config import DEFAULT_REGION, SyntheticSpec
 from mrapsim.store.content import ContentBuilder, ContentSource
@@ -144,6 +144,48 @@ class VersionPage:
     next_version_id: str | None
 
 
+@dataclass(frozen=True)
+class MrapRoute:
+    """One bucket behind a Multi-Region Access Point and its traffic dial."""
+
+    bucket: str
+    region: str
+    dial: int  # TrafficDialPercentage, 0–100; 0 is passive (no requests routed to it)
+
+
+@dataclass(frozen=True)
+class MrapInfo:
+    """A Multi-Region Access Point as S3 Control describes it, with its routes."""
+
+    name: str
+    alias: str  # "<random>.mrap", the host label clients use
+    account: str
+    created: dt.datetime
+    routes: tuple[MrapRoute, ...]
+    client_region: str | None = None  # where requests "come from": the nearest active bucket wins
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "alias": self.alias,
+            "account": self.account,
+            "created": self.created.isoformat(),
+            "routes": [[r.bucket, r.region, r.dial] for r in self.routes],
+            "client_region": self.client_region,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> MrapInfo:
+        return cls(
+            name=str(doc["name"]),
+            alias=str(doc["alias"]),
+            account=str(doc["account"]),
+            created=dt.datetime.fromisoformat(str(doc["created"])),
+            routes=tuple(MrapRoute(str(b), str(r), int(d)) for b, r, d in doc["routes"]),
+            client_region=doc.get("client_region"),
+        )
+
+
 class Store(Protocol):
     """Buckets and objects, used from one trio event loop. The methods are async so that a store
     that waits (for a disk, for another process's write lock) does it off the event loop: while
@@ -254,6 +296,23 @@ class Store(Protocol):
     # put_object, complete_upload and delete_object follow the bucket's versioning state: with
     # versioning Enabled a write keeps the version it replaces and a delete adds a delete marker;
     # Suspended writes and deletes replace the key's "null" version.
+
+    # -- Multi-Region Access Points (their routes change at run time, so they live in the store) --
+
+    async def put_mrap(self, mrap: MrapInfo, *, overwrite: bool = True) -> bool:
+        """Create or replace (by alias); with overwrite False an existing one is kept. True when
+        written."""
+        ...
+
+    async def find_mrap(self, alias: str) -> MrapInfo | None:
+        ...
+
+    async def list_mraps(self) -> Sequence[MrapInfo]:
+        """By name."""
+        ...
+
+    async def delete_mrap(self, alias: str) -> bool:
+        ...
 
     async def get_versioning(self, bucket: str) -> str:
         """"" (never enabled), "Enabled" or "Suspended". Raises NoSuchBucketError."""

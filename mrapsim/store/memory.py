@@ -33,6 +33,7 @@ from mrapsim.config import DEFAULT_REGION, SyntheticSpec
 from mrapsim.store.base import (
     BucketInfo,
     ListPage,
+    MrapInfo,
     ObjectInfo,
     ObjectWrite,
     PartInfo,
@@ -141,6 +142,7 @@ class MemoryStore:
         self._clock = clock
         self._buckets: dict[str, _Bucket] = {}
         self._seq = itertools.count(1)  # version order within a key (store/versions.py)
+        self._mraps: dict[str, MrapInfo] = {}
 
     # -- buckets -------------------------------------------------------------------------------
 
@@ -298,6 +300,23 @@ class MemoryStore:
     async def list_uploads(self, bucket: str) -> Sequence[UploadInfo]:
         uploads = [u.info for u in self._bucket(bucket).uploads.values()]
         return sorted(uploads, key=lambda u: (u.key, u.initiated, u.upload_id))
+
+    # -- Multi-Region Access Points -------------------------------------------------------------
+
+    async def put_mrap(self, mrap: MrapInfo, *, overwrite: bool = True) -> bool:
+        if not overwrite and mrap.alias in self._mraps:
+            return False
+        self._mraps[mrap.alias] = mrap
+        return True
+
+    async def find_mrap(self, alias: str) -> MrapInfo | None:
+        return self._mraps.get(alias)
+
+    async def list_mraps(self) -> Sequence[MrapInfo]:
+        return sorted(self._mraps.values(), key=lambda m: m.name)
+
+    async def delete_mrap(self, alias: str) -> bool:
+        return self._mraps.pop(alias, None) is not None
 
     # -- versioning (store/versions.py) ----------------------------------------------------------
 

@@ -64,6 +64,7 @@ from mrapsim.config import DEFAULT_REGION, SyntheticSpec
 from mrapsim.store.base import (
     BucketInfo,
     ListPage,
+    MrapInfo,
     ObjectInfo,
     ObjectWrite,
     PartInfo,
@@ -191,6 +192,7 @@ ADDED_TABLES = (
         PRIMARY KEY (bucket, key, seq)
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS versions_by_id ON versions (bucket, key, version_id)",
+    "CREATE TABLE IF NOT EXISTS mraps (alias TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID",
 )
 # The columns an object row and an archived version share, moved as they are between the two.
 BODY_COLUMNS = (
@@ -1082,6 +1084,32 @@ class SqliteStore:
             info = object_info(key, write, size=len(data), etag=etag, last_modified=modified)
             self._insert_object(db, bucket, info, _Body(len(data), inline=data))
         return True
+
+    # -- Multi-Region Access Points ----------------------------------------------------------------
+
+    @_in_thread
+    def put_mrap(self, mrap: MrapInfo, *, overwrite: bool = True) -> bool:
+        verb = "INSERT OR REPLACE" if overwrite else "INSERT OR IGNORE"
+        with self._write() as db:
+            cursor = db.execute(f"{verb} INTO mraps VALUES (?, ?)", (mrap.alias, _json(mrap.to_json())))
+            return cursor.rowcount == 1
+
+    @_in_thread
+    def find_mrap(self, alias: str) -> MrapInfo | None:
+        with self._read() as db:
+            row = db.execute("SELECT doc FROM mraps WHERE alias = ?", (alias,)).fetchone()
+        return None if row is None else MrapInfo.from_json(json.loads(row[0]))
+
+    @_in_thread
+    def list_mraps(self) -> Sequence[MrapInfo]:
+        with self._read() as db:
+            rows = db.execute("SELECT doc FROM mraps").fetchall()
+        return sorted((MrapInfo.from_json(json.loads(doc)) for (doc,) in rows), key=lambda m: m.name)
+
+    @_in_thread
+    def delete_mrap(self, alias: str) -> bool:
+        with self._write() as db:
+            return db.execute("DELETE FROM mraps WHERE alias = ?", (alias,)).rowcount == 1
 
     # -- versioning (store/versions.py) ------------------------------------------------------------
 

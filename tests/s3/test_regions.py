@@ -128,3 +128,55 @@ def test_boto3_follows_the_region_in_the_error(regional: LiveServer) -> None:
     """botocore's S3 region redirector reads `<Region>` and retries signed for it, as with S3."""
     s3 = client(regional.url, "us-east-1")
     assert s3.get_object(Bucket="south", Key="k.txt")["Body"].read() == b"south\n"
+
+
+def test_the_routing_rule() -> None:
+    import datetime as dt
+    import random
+
+    from mrapsim.s3.errors import S3Error
+    from mrapsim.s3.mraps import choose_route
+    from mrapsim.store import MrapInfo, MrapRoute
+
+    def mrap(*dials: int, client_region: str | None = None) -> MrapInfo:
+        routes = tuple(MrapRoute(f"b{i}", ("us-east-1", "us-west-2", "eu-west-1")[i], d) for i, d in enumerate(dials))
+        return MrapInfo("m", "m.mrap", "123456789012", dt.datetime.now(dt.UTC), routes, client_region)
+
+    rng = random.Random(7)
+    assert {choose_route(mrap(100, 0), rng).bucket for _ in range(50)} == {"b0"}
+    assert {choose_route(mrap(0, 100), rng).bucket for _ in range(50)} == {"b1"}
+    assert {choose_route(mrap(100, 100, client_region="us-west-2"), rng).bucket for _ in range(50)} == {"b1"}
+    assert {choose_route(mrap(100, 0, client_region="us-west-2"), rng).bucket for _ in range(50)} == {"b0"}
+    draws = [choose_route(mrap(75, 25), rng).bucket for _ in range(2000)]
+    assert 1300 < draws.count("b0") < 1700  # proportional to the dials
+    with pytest.raises(S3Error) as none_active:
+        choose_route(mrap(0, 0), rng)
+    assert none_active.value.status == 503
+
+
+def test_an_mrap_request_is_routed_by_the_dials_and_recorded() -> None:
+    config = load_config(
+        overrides={
+            "buckets": [{"name": "east1", "region": "us-east-1"}, {"name": "west2", "region": "us-west-2"}],
+            "mraps": [
+                {
+                    "alias": "failover1.mrap",
+                    "account": "123456789012",
+                    "buckets": ["east1", "west2"],
+                    "dials": {"east1": 0, "west2": 100},
+                }
+            ],
+        }
+    )
+    store = MemoryStore()
+    trio.run(seed_store, store, config)
+    records: list[RequestRecord] = []
+    with serving(create_app(config, store, on_request=records.append)) as url:
+        host = "failover1.mrap.accesspoint.s3-global.amazonaws.com"
+        request = AWSRequest(method="PUT", url=f"https://{host}/k", data=b"v")
+        CrtS3SigV4AsymAuth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", "*").add_auth(request)
+        sent = send(urllib.request.Request(f"{url}/k", data=b"v", headers=dict(request.headers), method="PUT"))
+        assert sent.status == 200, sent.body
+    assert trio.run(store.head_object, "west2", "k").size == 1
+    record = records[-1]
+    assert (record.mrap, record.bucket, record.region) == ("failover1.mrap", "west2", "us-west-2")
