@@ -28,6 +28,7 @@ from mrapsim.edge.forward import BuiltinBackend, hypercorn_config
 from mrapsim.faults import FaultError, FaultSet
 from mrapsim.logs import log_listening
 from mrapsim.names import format_host_port, name_matches
+from mrapsim.replication import Replicator
 from mrapsim.s3.app import create_app
 from mrapsim.store.seed import create_store
 from mrapsim.supervisor import WorkerHandoff
@@ -69,7 +70,13 @@ async def serve(
     except FaultError as exc:
         raise ConfigError("faults", str(exc)) from exc
     store = await create_store(config)
-    s3_app = create_app(config, store, on_request=telemetry.request_finished, faults=faults)
+    replicator = Replicator(
+        config.replication,
+        store,
+        on_backlog=telemetry.metrics.replication_backlog_now,
+        on_copied=lambda task: telemetry.metrics.replicated.labels(task.source, task.target).inc(),
+    )
+    s3_app = create_app(config, store, on_request=telemetry.request_finished, faults=faults, replicator=replicator)
     http = hypercorn_config()
     worker = WorkerContext(None)
     state = ServerState()
@@ -99,6 +106,7 @@ async def serve(
         telemetry.metrics.watch_stalled(runtime.config.name, runtime.stalls.__len__)
     async with trio.open_nursery() as root:
         root.start_soon(reload_certificates_on_sighup, config, contexts)
+        root.start_soon(replicator.run)  # MRAP replication; stops with the root nursery
         admin_stop = trio.Event()
         admin_app = create_admin_app(LocalBackend(state, telemetry, faults))
         state.admin = await root.start(serve_admin_app, admin_app, config.admin, admin_stop)
@@ -121,7 +129,7 @@ async def serve(
                 await telemetry.wait_until_idle()
             handlers.cancel_scope.cancel()
         admin_stop.set()
-        root.cancel_scope.cancel()  # the SIGHUP watcher
+        root.cancel_scope.cancel()  # the SIGHUP watcher and the replicator
 
 
 def server_contexts(config: Config, certificates: CertificateSet) -> dict[str, ssl.SSLContext]:

@@ -29,6 +29,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mrapsim.config import Config
 from mrapsim.faults import S3_ERRORS, FaultSet
+from mrapsim.replication import Replicator
+from mrapsim.s3 import control
 from mrapsim.s3.addressing import resolve_target
 from mrapsim.s3.auth import Rejected, Verifier
 from mrapsim.s3.context import Context
@@ -51,6 +53,9 @@ from mrapsim.store import MrapRoute, Store, StoreError
 logger = logging.getLogger("mrapsim.s3")
 
 RequestHook = Callable[[RequestRecord], None]
+# Writes whose new version replicates to an MRAP's other buckets (DELETE with a versionId removes
+# a version for good, which S3 does not replicate; it answers no x-amz-delete-marker of a new one).
+REPLICATED = frozenset({"PutObject", "CopyObject", "CompleteMultipartUpload", "DeleteObject"})
 NO_CONTENT_LENGTH = (204, 304)
 # How much of an unread request body is read and dropped before an error response, so that the
 # client (which sends the whole body before it reads: Expect: 100-continue is answered at once by
@@ -69,10 +74,11 @@ def create_app(
     on_request: RequestHook | None = None,
     clock: Callable[[], dt.datetime] = utc_now,
     faults: FaultSet | None = None,
+    replicator: Replicator | None = None,
 ) -> ASGIApp:
     """The S3 ASGI app serving `store` as `config` describes (auth, MRAPs); `faults` are the
     server's current faults, of which this app applies the S3 ones."""
-    return S3App(config, store, on_request=on_request, clock=clock, faults=faults)
+    return S3App(config, store, on_request=on_request, clock=clock, faults=faults, replicator=replicator)
 
 
 @dataclass
@@ -99,8 +105,10 @@ class S3App:
         on_request: RequestHook | None,
         clock: Callable[[], dt.datetime],
         faults: FaultSet | None = None,
+        replicator: Replicator | None = None,
     ) -> None:
         self._faults = faults
+        self._replicator = replicator
         self._rng = random.Random()
         self._config = config
         self._store = store
@@ -148,6 +156,8 @@ class S3App:
         await _send_response(send, response, request, is_head, tally)
 
     async def _handle(self, request: S3Request, receive: Receive, tally: _Tally) -> S3Response:
+        if control.is_control_path(request.raw_path):
+            return await self._control(request, receive, tally)
         raw_path = request.raw_path.encode("latin-1")  # the request line's bytes, as received
         target = resolve_target(request.headers.get("host", ""), raw_path, self._config.mraps)
         if target.mrap is not None:
@@ -172,7 +182,37 @@ class S3App:
         body = RequestBody(receive, verdict.payload_sha256)
         tally.body = body
         context = Context(request, target, verdict, body, self._store, self._config, self._tokens, self._clock)
-        return await route.handler(context)
+        response = await route.handler(context)
+        if "versionId" not in request.query:  # removing one version for good is not replicated
+            await self._replicate(route.operation, target, response)
+        return response
+
+    async def _replicate(self, operation: str, target: Target, response: S3Response) -> None:
+        """Queue the new version a write made for the bucket's MRAP partners (replication.py)."""
+        if self._replicator is None or operation not in REPLICATED or target.bucket is None or target.key is None:
+            return
+        headers = dict(response.headers)
+        version_id = headers.get("x-amz-version-id")
+        if response.status < 300 and version_id:
+            marker = headers.get("x-amz-delete-marker") == "true"
+            await self._replicator.written(target.bucket, target.key, version_id, delete_marker=marker)
+
+    async def _control(self, request: S3Request, receive: Receive, tally: _Tally) -> S3Response:
+        """An S3 Control call (control.py): SigV4 for any Region, the account from
+        `x-amz-account-id` or the `{account}.` host label."""
+        tally.operation = control.operation_of(request.method, request.raw_path)
+        verdict = self._verifier.verify(request, self._clock())
+        if isinstance(verdict, Rejected):
+            raise S3Error(verdict.code, verdict.message, verdict.status, **dict(verdict.extra))
+        tally.access_key = verdict.access_key
+        label = request.headers.get("host", "").split(".", 1)[0]
+        account = request.headers.get("x-amz-account-id") or label
+        if not (account.isdigit() and len(account) == 12) and tally.operation not in control.ACCOUNTLESS:
+            raise S3Error("InvalidRequest", "An S3 Control request needs a 12-digit account id.", 400)
+        body = RequestBody(receive, verdict.payload_sha256)
+        tally.body = body
+        now = self._clock()
+        return await control.handle(tally.operation, request.raw_path, account, self._store, body.read_all, now)
 
     async def _route_mrap(self, target: Target, tally: _Tally) -> Target:
         """The MRAP's bucket for this request (mraps.py's rule), recorded for the request log and

@@ -49,6 +49,7 @@ def object_headers(info: ObjectInfo) -> list[tuple[str, str]]:
     headers += [(METADATA_PREFIX + name, value) for name, value in info.metadata.items()]
     if info.storage_class != "STANDARD":
         headers.append(("x-amz-storage-class", info.storage_class))
+    headers += version_headers(info)
     return headers
 
 

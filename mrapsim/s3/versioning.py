@@ -153,13 +153,20 @@ async def get_object_version(ctx: Context) -> S3Response:
     version_id = _version_id(ctx)
     view = cast(Store, _VersionView(ctx.store, version_id, ctx.request.method))
     response = await object_ops.get_object(replace(ctx, store=view))
-    return replace(response, headers=(*response.headers, ("x-amz-version-id", version_id)))
+    return _with_version_header(response, version_id)
 
 
 async def head_object_version(ctx: Context) -> S3Response:
     version_id = _version_id(ctx)
     view = cast(Store, _VersionView(ctx.store, version_id, ctx.request.method))
     response = await object_ops.head_object(replace(ctx, store=view))
+    return _with_version_header(response, version_id)
+
+
+def _with_version_header(response: S3Response, version_id: str) -> S3Response:
+    """The version asked for ("null" too, which object_headers leaves out), named once."""
+    if any(name == "x-amz-version-id" for name, _ in response.headers):
+        return response
     return replace(response, headers=(*response.headers, ("x-amz-version-id", version_id)))
 
 

@@ -186,6 +186,17 @@ class MrapInfo:
         )
 
 
+@dataclass(frozen=True)
+class ReplicationTask:
+    """A version of `key` in `source` to copy to `target` once `due` (seconds since the epoch)."""
+
+    source: str
+    key: str
+    version_id: str
+    target: str
+    due: float
+
+
 class Store(Protocol):
     """Buckets and objects, used from one trio event loop. The methods are async so that a store
     that waits (for a disk, for another process's write lock) does it off the event loop: while
@@ -312,6 +323,34 @@ class Store(Protocol):
         ...
 
     async def delete_mrap(self, alias: str) -> bool:
+        ...
+
+    # -- replication (mrapsim/replication.py): a queue every worker process shares --------------
+
+    async def put_replica(self, bucket: str, key: str, info: ObjectInfo, content: ContentSource) -> ObjectInfo:
+        """Write the version `info` describes (its version id, time, headers; a delete marker
+        too) as `key`'s newest version in `bucket`. Raises NoSuchBucketError."""
+        ...
+
+    async def set_replication_status(self, bucket: str, key: str, version_id: str, status: str) -> bool:
+        """Record `x-amz-replication-status` on that version; False when it is gone."""
+        ...
+
+    async def enqueue_replication(self, tasks: Sequence[ReplicationTask]) -> None:
+        ...
+
+    async def claim_replication(self, now: float, limit: int) -> Sequence[ReplicationTask]:
+        """Take (remove) up to `limit` tasks due by `now` whose target is not paused. A task is
+        handed to one caller only, whichever process asks."""
+        ...
+
+    async def replication_backlog(self) -> Mapping[str, int]:
+        """Tasks waiting, by target bucket (paused or not yet due)."""
+        ...
+
+    async def set_replication_paused(self, bucket: str, paused: bool) -> None:
+        """A paused bucket (its Region "down") receives no replicas until resumed; its tasks
+        wait. Raises NoSuchBucketError."""
         ...
 
     async def get_versioning(self, bucket: str) -> str:

@@ -26,7 +26,8 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import itertools
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from mrapsim.config import DEFAULT_REGION, SyntheticSpec
@@ -37,6 +38,7 @@ from mrapsim.store.base import (
     ObjectInfo,
     ObjectWrite,
     PartInfo,
+    ReplicationTask,
     StoredObject,
     UploadInfo,
     VersionEntry,
@@ -143,6 +145,8 @@ class MemoryStore:
         self._buckets: dict[str, _Bucket] = {}
         self._seq = itertools.count(1)  # version order within a key (store/versions.py)
         self._mraps: dict[str, MrapInfo] = {}
+        self._replication: list[ReplicationTask] = []
+        self._paused: set[str] = set()
 
     # -- buckets -------------------------------------------------------------------------------
 
@@ -317,6 +321,59 @@ class MemoryStore:
 
     async def delete_mrap(self, alias: str) -> bool:
         return self._mraps.pop(alias, None) is not None
+
+    # -- replication -----------------------------------------------------------------------------
+
+    async def put_replica(self, bucket: str, key: str, info: ObjectInfo, content: ContentSource) -> ObjectInfo:
+        target = self._bucket(bucket)
+        self._displace(target, key)
+        if info.delete_marker:
+            self._archive(target, key, next(self._seq), StoredObject(info, BytesContent(b"")))
+        else:
+            target.order.add(key)
+            target.objects[key] = StoredObject(info, content)
+            target.current_seq[key] = next(self._seq)
+        return info
+
+    async def set_replication_status(self, bucket: str, key: str, version_id: str, status: str) -> bool:
+        target = self._bucket(bucket)
+
+        def marked(stored: StoredObject) -> StoredObject:
+            headers = {**stored.info.stored_headers, "x-amz-replication-status": status}
+            return StoredObject(replace(stored.info, stored_headers=headers), stored.content)
+
+        current = target.objects.get(key)
+        if current is not None and current.info.version_id == version_id:
+            target.objects[key] = marked(current)
+            return True
+        versions = target.archive.get(key, [])
+        for at, (seq, stored) in enumerate(versions):
+            if stored.info.version_id == version_id:
+                versions[at] = (seq, marked(stored))
+                return True
+        return False
+
+    async def enqueue_replication(self, tasks: Sequence[ReplicationTask]) -> None:
+        self._replication.extend(tasks)
+
+    async def claim_replication(self, now: float, limit: int) -> Sequence[ReplicationTask]:
+        claimed: list[ReplicationTask] = []
+        waiting: list[ReplicationTask] = []
+        for task in self._replication:
+            ready = task.due <= now and task.target not in self._paused and len(claimed) < limit
+            (claimed if ready else waiting).append(task)
+        self._replication = waiting
+        return claimed
+
+    async def replication_backlog(self) -> Mapping[str, int]:
+        return dict(Counter(task.target for task in self._replication))
+
+    async def set_replication_paused(self, bucket: str, paused: bool) -> None:
+        self._bucket(bucket)
+        if paused:
+            self._paused.add(bucket)
+        else:
+            self._paused.discard(bucket)
 
     # -- versioning (store/versions.py) ----------------------------------------------------------
 

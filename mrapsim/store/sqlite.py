@@ -52,7 +52,7 @@ import threading
 import uuid
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
@@ -68,6 +68,7 @@ from mrapsim.store.base import (
     ObjectInfo,
     ObjectWrite,
     PartInfo,
+    ReplicationTask,
     StoredObject,
     UploadInfo,
     VersionEntry,
@@ -95,7 +96,7 @@ from mrapsim.store.errors import (
 )
 from mrapsim.store.merge import IndexCursor, KeyCursor, MergedCursor, list_merged, prefix_successor
 from mrapsim.store.synthetic import SyntheticKeys, synthetic_content, synthetic_info
-from mrapsim.store.versions import NULL_VERSION, SUSPENDED, list_version_page, new_version_id
+from mrapsim.store.versions import ENABLED, NULL_VERSION, SUSPENDED, list_version_page, new_version_id
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -193,6 +194,11 @@ ADDED_TABLES = (
     ) WITHOUT ROWID""",
     "CREATE INDEX IF NOT EXISTS versions_by_id ON versions (bucket, key, version_id)",
     "CREATE TABLE IF NOT EXISTS mraps (alias TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID",
+    """CREATE TABLE IF NOT EXISTS replication_queue (
+        id INTEGER PRIMARY KEY, due REAL NOT NULL, target TEXT NOT NULL,
+        source TEXT NOT NULL, key TEXT NOT NULL, version_id TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS replication_by_due ON replication_queue (due)",
 )
 # The columns an object row and an archived version share, moved as they are between the two.
 BODY_COLUMNS = (
@@ -1111,6 +1117,77 @@ class SqliteStore:
         with self._write() as db:
             return db.execute("DELETE FROM mraps WHERE alias = ?", (alias,)).rowcount == 1
 
+    # -- replication -------------------------------------------------------------------------------
+
+    @_in_thread
+    def put_replica(self, bucket: str, key: str, info: ObjectInfo, content: ContentSource) -> ObjectInfo:
+        if info.delete_marker:
+            with self._write() as db:
+                status = self._versioning(db, bucket)
+                dead = self._displace(db, bucket, key, status or ENABLED)
+                self._insert_marker(db, bucket, info)
+            self._unlink(dead)
+            return info
+
+        def record(db: sqlite3.Connection, body: _Body) -> tuple[ObjectInfo, list[str]]:
+            status = self._versioning(db, bucket) or ENABLED  # replicas keep their version ids
+            return self._store_current(db, bucket, info, body, status=status, version_id=info.version_id)
+
+        return self._write_body(content, inline=True, record=record)
+
+    @_in_thread
+    def set_replication_status(self, bucket: str, key: str, version_id: str, status: str) -> bool:
+        with self._write() as db:
+            current = self._current_version(db, bucket, key)[0] == version_id
+            table, where, args = (
+                ("objects", "bucket = ? AND key = ?", (bucket, key))
+                if current
+                else ("versions", "bucket = ? AND key = ? AND version_id = ?", (bucket, key, version_id))
+            )
+            row = db.execute(f"SELECT stored_headers FROM {table} WHERE {where}", args).fetchone()
+            if row is None:
+                return False
+            headers = {**json.loads(row[0]), "x-amz-replication-status": status}
+            db.execute(f"UPDATE {table} SET stored_headers = ? WHERE {where}", (_json(headers), *args))
+            return True
+
+    @_in_thread
+    def enqueue_replication(self, tasks: Sequence[ReplicationTask]) -> None:
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO replication_queue (due, target, source, key, version_id) VALUES (?, ?, ?, ?, ?)",
+                [(t.due, t.target, t.source, t.key, t.version_id) for t in tasks],
+            )
+
+    @_in_thread
+    def claim_replication(self, now: float, limit: int) -> Sequence[ReplicationTask]:
+        """Select and delete in one write transaction: two workers never claim the same task."""
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT id, source, key, version_id, target, due FROM replication_queue WHERE due <= ?"
+                " AND target NOT IN"
+                " (SELECT bucket FROM bucket_settings WHERE name = 'replication' AND value = 'paused')"
+                " ORDER BY due LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            db.executemany("DELETE FROM replication_queue WHERE id = ?", [(row[0],) for row in rows])
+        return [ReplicationTask(*row[1:]) for row in rows]
+
+    @_in_thread
+    def replication_backlog(self) -> Mapping[str, int]:
+        with self._read() as db:
+            rows = db.execute("SELECT target, count(*) FROM replication_queue GROUP BY target").fetchall()
+        return {str(target): int(count) for target, count in rows}
+
+    @_in_thread
+    def set_replication_paused(self, bucket: str, paused: bool) -> None:
+        with self._write() as db:
+            self._bucket_row(db, bucket)
+            db.execute(
+                "INSERT OR REPLACE INTO bucket_settings VALUES (?, 'replication', ?)",
+                (bucket, "paused" if paused else "active"),
+            )
+
     # -- versioning (store/versions.py) ------------------------------------------------------------
 
     @_in_thread
@@ -1282,13 +1359,20 @@ class SqliteStore:
         return max(int(archived), current) + 1
 
     def _store_current(
-        self, db: sqlite3.Connection, bucket: str, info: ObjectInfo, body: _Body
+        self,
+        db: sqlite3.Connection,
+        bucket: str,
+        info: ObjectInfo,
+        body: _Body,
+        *,
+        status: str | None = None,
+        version_id: str | None = None,
     ) -> tuple[ObjectInfo, list[str]]:
-        """Write `info` as the key's current object under the bucket's versioning state; the
-        blobs freed, to unlink after commit."""
-        status = self._versioning(db, bucket)
+        """Write `info` as the key's current object under the bucket's versioning state (a
+        replica: `status` and `version_id` given); the blobs freed, to unlink after commit."""
+        status = self._versioning(db, bucket) if status is None else status
         dead = self._displace(db, bucket, info.key, status)
-        info = replace(info, version_id=new_version_id(status))
+        info = replace(info, version_id=version_id or new_version_id(status))
         self._insert_object(db, bucket, info, body)
         if status:
             seq = self._next_seq(db, bucket, info.key)
@@ -1328,13 +1412,16 @@ class SqliteStore:
         if synthetic is not None and synthetic[1].index_of(key) is not None:
             db.execute("INSERT OR IGNORE INTO synthetic_deleted VALUES (?, ?)", (bucket, key))
         marker = ObjectInfo(key, 0, "", self._clock(), version_id=new_version_id(status), delete_marker=True)
+        self._insert_marker(db, bucket, marker)
+        return marker, dead
+
+    def _insert_marker(self, db: sqlite3.Connection, bucket: str, marker: ObjectInfo) -> None:
         values = _object_values(bucket, marker, None, None)
         db.execute(
             f"INSERT INTO versions (bucket, key, seq, version_id, delete_marker, {BODY_COLUMNS})"
             " VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
-            (bucket, key, self._next_seq(db, bucket, key), marker.version_id, *values[2:11]),
+            (bucket, marker.key, self._next_seq(db, bucket, marker.key), marker.version_id, *values[2:11]),
         )
-        return marker, dead
 
     def _drop_archived(
         self, db: sqlite3.Connection, bucket: str, key: str, version_id: str

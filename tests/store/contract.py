@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import os
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -578,3 +579,35 @@ async def test_version_listing_pages_equal_one_listing(
     got = await all_versions(store, bucket, page, delimiter=delimiter)
     assert sorted(got, key=str) == sorted(expected, key=str)
     assert [g for g in got if len(g) > 1] == [e for e in expected if len(e) > 1]
+
+
+async def test_replicas_keep_their_version_and_the_queue_hands_each_task_out_once(make_store: MakeStore) -> None:
+    from mrapsim.store import ReplicationTask
+
+    store = make_store()
+    source, target = await fresh_bucket(store), await fresh_bucket(store)
+    for bucket in (source, target):
+        await store.set_versioning(bucket, "Enabled")
+    written = await put(store, source, "k", b"payload")
+    assert await store.set_replication_status(source, "k", written.version_id, "PENDING")
+    assert (await store.head_object(source, "k")).stored_headers["x-amz-replication-status"] == "PENDING"
+    stored = await store.get_object_version(source, "k", written.version_id)
+    headers = {**stored.info.stored_headers, "x-amz-replication-status": "REPLICA"}
+    await store.put_replica(target, "k", replace(stored.info, stored_headers=headers), stored.content)
+    replica = await store.get_object(target, "k")
+    assert replica.info.version_id == written.version_id and replica.content.read(0, 7) == b"payload"
+    assert replica.info.stored_headers["x-amz-replication-status"] == "REPLICA"
+    marker = await store.delete_key(source, "k")
+    assert marker is not None
+    await store.put_replica(target, "k", marker, BytesContent(b""))
+    listed = await all_versions(store, target, 10)
+    assert listed == [("k", marker.version_id, True, True), ("k", written.version_id, False, False)]
+    tasks = [ReplicationTask(source, f"k{i}", "v", target, due=100.0 + i) for i in range(3)]
+    await store.enqueue_replication(tasks)
+    assert await store.replication_backlog() == {target: 3}
+    await store.set_replication_paused(target, True)
+    assert await store.claim_replication(1000.0, 10) == []
+    await store.set_replication_paused(target, False)
+    assert await store.claim_replication(100.5, 10) == tasks[:1]
+    assert [t.key for t in await store.claim_replication(1000.0, 10)] == ["k1", "k2"]
+    assert await store.claim_replication(1000.0, 10) == [] and await store.replication_backlog() == {}
