@@ -180,12 +180,18 @@ class ListenerConfig:
 class Credential:
     access_key: str
     secret_key: str
+    # False: a key pair whose session cannot sign SigV4A (temporary credentials from the global
+    # STS endpoint); MRAP hosts answer its requests with S3's bare 500, every other host serves it.
+    sigv4a: bool = True
 
 
 @dataclass(frozen=True)
 class AuthConfig:
     mode: Literal["sigv4", "none"]
     credentials: tuple[Credential, ...]
+
+    def can_sign_sigv4a(self, access_key: str | None) -> bool:
+        return all(c.sigv4a for c in self.credentials if c.access_key == access_key)
 
     def secret_for(self, access_key: str) -> str | None:
         for credential in self.credentials:
@@ -529,10 +535,15 @@ def parse_auth(doc: Mapping[str, Any]) -> AuthConfig:
     for i, item in enumerate(_array(doc, "credentials", "auth.credentials", required=False)):
         where = f"auth.credentials[{i}]"
         table = _as_table(item, where)
-        _reject_unknown(table, {"access_key", "secret_key"}, where)
+        _reject_unknown(table, {"access_key", "secret_key", "sigv4a"}, where)
+        sigv4a = table.get("sigv4a", True)
+        if not isinstance(sigv4a, bool):
+            raise ConfigError(f"{where}.sigv4a", "must be true or false")
         credentials.append(
             Credential(
-                _str(table, "access_key", f"{where}.access_key"), _str(table, "secret_key", f"{where}.secret_key")
+                _str(table, "access_key", f"{where}.access_key"),
+                _str(table, "secret_key", f"{where}.secret_key"),
+                sigv4a,
             )
         )
     mode = _choice(doc, "mode", "auth.mode", ("sigv4", "none"))

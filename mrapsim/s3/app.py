@@ -174,6 +174,10 @@ class S3App:
                 error = error.with_headers(("x-amz-bucket-region", expected_region))
             raise error
         tally.access_key = verdict.access_key
+        if target.mrap is not None and not self._config.auth.can_sign_sigv4a(verdict.access_key):
+            # What an MRAP answers a session that cannot sign SigV4A: a bare 500 (saml2aws PR 913,
+            # aws-sdk-net issue 3004), so that failure can be rehearsed.
+            raise internal_error()
         if route is not None:
             await self._inject_faults(route.operation, target)
         if route is None or route.handler is None:

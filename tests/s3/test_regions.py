@@ -180,3 +180,32 @@ def test_an_mrap_request_is_routed_by_the_dials_and_recorded() -> None:
     assert trio.run(store.head_object, "west2", "k").size == 1
     record = records[-1]
     assert (record.mrap, record.bucket, record.region) == ("failover1.mrap", "west2", "us-west-2")
+
+
+def test_a_credential_that_cannot_sign_sigv4a_gets_a_500_on_mrap_hosts_only() -> None:
+    config = load_config(
+        overrides={
+            "auth": {
+                "mode": "sigv4",
+                "credentials": [
+                    {"access_key": ACCESS_KEY, "secret_key": SECRET_KEY},
+                    {"access_key": "ASIAGLOBALSTS", "secret_key": "temporary", "sigv4a": False},
+                ],
+            }
+        }
+    )
+    store = MemoryStore()
+    trio.run(seed_store, store, config)
+    with serving(create_app(config, store)) as url:
+        host = "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com"
+        request = AWSRequest(method="GET", url=f"https://{host}/hello.txt")
+        CrtS3SigV4AsymAuth(Credentials("ASIAGLOBALSTS", "temporary"), "s3", "*").add_auth(request)
+        refused = send(urllib.request.Request(f"{url}/hello.txt", headers=dict(request.headers)))
+        assert refused.status == 500 and error_of(refused)[0] == "InternalError"
+        request = AWSRequest(method="GET", url=f"https://{host}/hello.txt")
+        CrtS3SigV4AsymAuth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", "*").add_auth(request)
+        assert send(urllib.request.Request(f"{url}/hello.txt", headers=dict(request.headers))).status == 200
+        direct = f"{url}/mraps3sample/hello.txt"
+        request = AWSRequest(method="GET", url=direct)
+        S3SigV4Auth(Credentials("ASIAGLOBALSTS", "temporary"), "s3", "us-east-1").add_auth(request)
+        assert send(urllib.request.Request(direct, headers=dict(request.headers))).status == 200
