@@ -122,6 +122,8 @@ def synthetic_info(spec: SyntheticSpec, key: str) -> ObjectInfo:
         checksums=NO_ENTRIES,
         checksum_type="FULL_OBJECT",
         storage_class="STANDARD",
+        version_id="null",
+        delete_marker=False,
     )
     return info
 
