@@ -285,3 +285,37 @@ def test_a_paused_region_builds_a_backlog_and_drains_on_resume(server: MrapsimPr
     assert control("mrap-west/resume") == 204
     replica = wait_for(lambda: head(server, "mrap-west", "while-down.txt"), timeout=10)
     assert replica is not None and replica["x-amz-replication-status"] == "REPLICA"
+
+
+def test_two_workers_over_sqlite_replicate_each_version_once(start_server: Any, tmp_path: Path) -> None:
+    """Both workers run a replicator over the one queue in the store; each copy is claimed once."""
+    server = start_server(
+        f'workers = 2\n[store]\nkind = "sqlite"\npath = "{tmp_path / "data"}"\n'
+        + CONFIG.replace(f'lag = "{LAG}s"', 'lag = "500ms"')
+    )
+    s3 = server.s3_client()
+    for bucket in ("mrap-east", "mrap-west"):
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    written = {}
+    for i in range(20):
+        written[f"w/{i:02d}"] = s3.put_object(Bucket="mrap-east", Key=f"w/{i:02d}", Body=b"x")["VersionId"]
+    upload = s3.create_multipart_upload(Bucket="mrap-east", Key="w/multipart")
+    part = s3.upload_part(Bucket="mrap-east", Key="w/multipart", UploadId=upload["UploadId"], PartNumber=1, Body=b"y")
+    done = s3.complete_multipart_upload(
+        Bucket="mrap-east", Key="w/multipart", UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
+    )  # fmt: skip
+    written["w/multipart"] = done["VersionId"]
+
+    def replicas() -> dict[str, list[str]]:
+        listed = s3.list_object_versions(Bucket="mrap-west", Prefix="w/").get("Versions", [])
+        found: dict[str, list[str]] = {}
+        for version in listed:
+            found.setdefault(version["Key"], []).append(version["VersionId"])
+        return found
+
+    assert wait_for(lambda: len(replicas()) == len(written), timeout=20)
+    time.sleep(1.5)  # a second copy, were there one, would have landed by now
+    assert replicas() == {key: [version] for key, version in written.items()}
+    for key in ("w/00", "w/multipart"):
+        assert s3.head_object(Bucket="mrap-east", Key=key)["ReplicationStatus"] == "COMPLETED"

@@ -32,7 +32,7 @@ from mrapsim.s3.context import Context
 from mrapsim.s3.copying import copy_source_range, resolve_copy_source
 from mrapsim.s3.documents import child_text, malformed_xml, parse_request_document
 from mrapsim.s3.errors import S3Error, invalid_argument
-from mrapsim.s3.object import check_key_length, request_metadata, request_stored_headers
+from mrapsim.s3.object import check_key_length, request_metadata, request_stored_headers, version_headers
 from mrapsim.s3.payload import check_put_size, receive_body
 from mrapsim.s3.responses import S3Response, empty_response, xml_response
 from mrapsim.s3.xml import document, leaf, node, optional_leaf
@@ -266,7 +266,7 @@ async def complete_multipart_upload(ctx: Context) -> S3Response:
         *(leaf(f"Checksum{WIRE_NAMES[name]}", value) for name, value in checksums.items()),
         leaf("ChecksumType", checksum_type) if checksums else "",
     )
-    return xml_response(body)
+    return xml_response(body, headers=version_headers(info))
 
 
 def _multipart_etag(parts: Sequence[PartInfo]) -> str:
