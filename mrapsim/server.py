@@ -108,7 +108,7 @@ async def serve(
         root.start_soon(reload_certificates_on_sighup, config, contexts)
         root.start_soon(replicator.run)  # MRAP replication; stops with the root nursery
         admin_stop = trio.Event()
-        admin_app = create_admin_app(LocalBackend(state, telemetry, faults))
+        admin_app = create_admin_app(LocalBackend(state, telemetry, faults, store))
         state.admin = await root.start(serve_admin_app, admin_app, config.admin, admin_stop)
         async with trio.open_nursery() as handlers:
             async with trio.open_nursery() as acceptors:

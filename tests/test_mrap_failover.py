@@ -319,3 +319,25 @@ def test_two_workers_over_sqlite_replicate_each_version_once(start_server: Any, 
     assert replicas() == {key: [version] for key, version in written.items()}
     for key in ("w/00", "w/multipart"):
         assert s3.head_object(Bucket="mrap-east", Key=key)["ReplicationStatus"] == "COMPLETED"
+
+
+def test_the_admin_api_reads_and_sets_the_dials(server: MrapsimProcess) -> None:
+    def put(path: str, document: object) -> tuple[int, Any]:
+        request = urllib.request.Request(
+            f"http://{server.admin}{path}", data=json.dumps(document).encode(), method="PUT"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return int(response.status), json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read())
+
+    status, updated = put("/mraps/failoverdemo/routes", {"mrap-east": 40, "mrap-west": 60})
+    assert status == 200 and {r["bucket"]: r["dial"] for r in updated["routes"]} == {"mrap-east": 40, "mrap-west": 60}
+    listed = {m["name"]: m for m in server.admin_get("/mraps")}
+    assert {r["bucket"]: r["dial"] for r in listed["failoverdemo"]["routes"]} == {"mrap-east": 40, "mrap-west": 60}
+    routes = s3control(server, "get-multi-region-access-point-routes", "--mrap", ARN)
+    assert {r["Bucket"]: r["TrafficDialPercentage"] for r in routes["Routes"]} == {"mrap-east": 40, "mrap-west": 60}
+    assert put("/mraps/failoverdemo/routes", {"mrap-east": 101})[0] == 400
+    assert put("/mraps/nope/routes", {})[0] == 404
+    assert put(f"/mraps/{ARN}/routes", {"mrap-east": 100, "mrap-west": 0})[0] == 200

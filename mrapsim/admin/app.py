@@ -61,6 +61,18 @@ def create_admin_app(backend: AdminBackend) -> Starlette:
             return Response(status_code=204)
         return JSONResponse({"error": "no such fault"}, status_code=404)
 
+    async def mraps_endpoint(request: Request) -> Response:
+        return JSONResponse(await backend.mraps())
+
+    async def mrap_routes_endpoint(request: Request) -> Response:
+        try:
+            updated = await backend.set_mrap_dials(request.path_params["name"], await read_json(request))
+        except (ValueError, FaultError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        if updated is None:
+            return JSONResponse({"error": "no such Multi-Region Access Point"}, status_code=404)
+        return JSONResponse(updated)
+
     async def backend_error(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": str(exc)}, status_code=502)
 
@@ -73,6 +85,8 @@ def create_admin_app(backend: AdminBackend) -> Starlette:
             Route("/metrics", metrics),
             Route("/connections", connections),
             Route("/config", config),
+            Route("/mraps", mraps_endpoint),
+            Route("/mraps/{name:path}/routes", mrap_routes_endpoint, methods=["PUT"]),
         ],
         exception_handlers={BackendError: backend_error},
     )

@@ -104,6 +104,20 @@ class WorkersBackend:
             raise BackendError(f"a worker answered DELETE /faults with {first.status}: {first.error()}")
         return first.status == 204
 
+    async def mraps(self) -> list[dict[str, Any]]:
+        documents: list[dict[str, Any]] = _expect(await self._ask_all("/mraps"), 200)[0].json()
+        return documents
+
+    async def set_mrap_dials(self, name: str, dials: object) -> dict[str, Any] | None:
+        """Every worker applies it to the one shared store (the same document: idempotent)."""
+        first = _first(await self._ask_all(f"/mraps/{urllib.parse.quote(name, safe='')}/routes", "PUT", dials))
+        if first.status == 400:
+            raise ValueError(first.error())
+        if first.status == 404:
+            return None
+        document: dict[str, Any] = _expect([first], 200)[0].json()
+        return document
+
     async def _ask_all(self, path: str, method: str = "GET", document: object = None) -> list[Answer]:
         body = None if method in ("GET", "DELETE") else json.dumps(document).encode()
         return await fetch_all(self.pool.worker_admins(), path, method, body)
@@ -162,6 +176,10 @@ def merge_connections(documents: Sequence[list[dict[str, Any]]], limit: int) -> 
     return merged[:limit]
 
 
+# Gauges every worker reads from the one shared store: the same fact, not amounts to add.
+STORE_WIDE_GAUGES = frozenset({"mrapsim_build_info", "mrapsim_replication_backlog"})
+
+
 def merge_metrics(texts: Sequence[str]) -> str:
     """Sum samples with the same name and labels across workers; `_created` takes the earliest,
     build info and other gauges that are facts rather than amounts take the largest."""
@@ -176,7 +194,7 @@ def merge_metrics(texts: Sequence[str]) -> str:
                     values[key] = sample.value
                 elif sample.name.endswith("_created"):
                     values[key] = min(values[key], sample.value)
-                elif family.name == "mrapsim_build_info":
+                elif family.name in STORE_WIDE_GAUGES:
                     values[key] = max(values[key], sample.value)
                 else:
                     values[key] += sample.value
