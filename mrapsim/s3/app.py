@@ -48,6 +48,7 @@ from mrapsim.s3.request import ClientDisconnected, RequestBody, S3Request, Targe
 from mrapsim.s3.responses import XML_CONTENT_TYPE, S3Response
 from mrapsim.s3.routing import UNKNOWN_OPERATION, Route, resolve_route
 from mrapsim.s3.tokens import ContinuationTokens
+from mrapsim.s3.versioning import latest_delete_marker_headers
 from mrapsim.store import MrapRoute, Store, StoreError
 
 logger = logging.getLogger("mrapsim.s3")
@@ -55,6 +56,7 @@ logger = logging.getLogger("mrapsim.s3")
 RequestHook = Callable[[RequestRecord], None]
 # Writes whose new version replicates to an MRAP's other buckets (DELETE with a versionId removes
 # a version for good, which S3 does not replicate; it answers no x-amz-delete-marker of a new one).
+READS = ("GetObject", "HeadObject")  # their NoSuchKey names a delete marker that is the latest version
 REPLICATED = frozenset({"PutObject", "CopyObject", "CompleteMultipartUpload", "DeleteObject"})
 NO_CONTENT_LENGTH = (204, 304)
 # How much of an unread request body is read and dropped before an error response, so that the
@@ -140,6 +142,8 @@ class S3App:
             response = await self._handle(request, receive, tally)
         except (S3Error, StoreError) as caught:
             error = caught if isinstance(caught, S3Error) else from_store_error(caught)
+            if error.code == "NoSuchKey" and tally.target is not None and tally.operation in READS:
+                error = error.with_headers(*await latest_delete_marker_headers(self._store, tally.target))
             response = _error_response(error, request, head=is_head)
             tally.error_code = error.code
             if tally.body is None:

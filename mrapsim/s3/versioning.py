@@ -20,9 +20,10 @@ from mrapsim.s3.context import Context
 from mrapsim.s3.documents import child_text, malformed_xml, parse_request_document
 from mrapsim.s3.errors import S3Error
 from mrapsim.s3.listing import ListingParams
+from mrapsim.s3.request import Target
 from mrapsim.s3.responses import S3Response, empty_response, xml_response
 from mrapsim.s3.xml import document, iso_timestamp, leaf, node
-from mrapsim.store import ObjectInfo, Store, StoredObject, VersionEntry
+from mrapsim.store import ObjectInfo, Store, StoredObject, StoreError, VersionEntry
 
 STATUSES = ("Enabled", "Suspended")
 
@@ -177,3 +178,18 @@ async def delete_object_version(ctx: Context) -> S3Response:
     if removed is not None and removed.delete_marker:
         headers.append(("x-amz-delete-marker", "true"))
     return empty_response(204, tuple(headers))
+
+
+async def latest_delete_marker_headers(store: Store, target: Target) -> tuple[tuple[str, str], ...]:
+    """What S3 adds to a 404 for a key whose latest version is a delete marker: one bounded
+    version lookup, only on that error path."""
+    if target.bucket is None or target.key is None:
+        return ()
+    try:
+        page = await store.list_versions(target.bucket, prefix=target.key, max_keys=1)
+    except StoreError:
+        return ()
+    latest = page.entries[0].info if page.entries else None
+    if latest is None or latest.key != target.key or not latest.delete_marker:
+        return ()
+    return (("x-amz-delete-marker", "true"), ("x-amz-version-id", latest.version_id))

@@ -52,6 +52,12 @@ def test_aws_cli_versioning_end_to_end(live: LiveServer, bucket: str, tmp_path: 
     assert after["DeleteMarkers"][0]["IsLatest"] is True and not any(v["IsLatest"] for v in after["Versions"])
     missing = aws(live, "s3api", "get-object", "--bucket", bucket, "--key", "doc.txt", str(tmp_path / "x"), ok=False)
     assert missing.returncode != 0 and "NoSuchKey" in missing.stderr
+    s3 = make_client(live.url)
+    with pytest.raises(s3.exceptions.ClientError) as on_head:
+        s3.head_object(Bucket=bucket, Key="doc.txt")
+    marker_headers = on_head.value.response["ResponseMetadata"]["HTTPHeaders"]
+    assert marker_headers["x-amz-delete-marker"] == "true"
+    assert marker_headers["x-amz-version-id"] == deleted["VersionId"]
     out = tmp_path / "old.txt"
     got = aws(live, "s3api", "get-object", "--bucket", bucket, "--key", "doc.txt", "--version-id", oldest, str(out))
     assert out.read_text() == "one" and got["VersionId"] == oldest
