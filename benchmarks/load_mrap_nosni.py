@@ -25,8 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from tests.mrapsim_process import start_mrapsim
 
 MRAP_HOST = "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com"
-KEYS = {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
-        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
+KEYS = {
+    "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+    "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+}
 
 
 def check(document: dict[str, object]) -> list[str]:
@@ -63,12 +65,38 @@ def main() -> int:
         try:
             port = server.port("mrap")
             done = subprocess.run(
-                [sys.executable, "-m", "mrapsim.load", "--target", f"https://{MRAP_HOST}:{port}",
-                 "--connect", f"127.0.0.1:{port}", "--ca-bundle", str(server.ca), "--scenario", "mixed",
-                 "--users", str(args.users), "--duration", f"{args.seconds}s", "--handshake-timeout", "1s",
-                 "--server-metrics", f"http://{server.admin}", "--json", str(out / "run.json"),
-                 "--csv", str(out / "run"), "--html", str(out / "run.html"), "--quiet"],
-                capture_output=True, text=True, timeout=args.seconds + 120, env={**os.environ, **KEYS},
+                [
+                    sys.executable,
+                    "-m",
+                    "mrapsim.load",
+                    "--target",
+                    f"https://{MRAP_HOST}:{port}",
+                    "--connect",
+                    f"127.0.0.1:{port}",
+                    "--ca-bundle",
+                    str(server.ca),
+                    "--scenario",
+                    "mixed",
+                    "--users",
+                    str(args.users),
+                    "--duration",
+                    f"{args.seconds}s",
+                    "--handshake-timeout",
+                    "1s",
+                    "--server-metrics",
+                    f"http://{server.admin}",
+                    "--json",
+                    str(out / "run.json"),
+                    "--csv",
+                    str(out / "run"),
+                    "--html",
+                    str(out / "run.html"),
+                    "--quiet",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=args.seconds + 120,
+                env={**os.environ, **KEYS},
             )
         finally:
             server.stop()
@@ -79,8 +107,11 @@ def main() -> int:
         problems = check(json.loads((out / "run.json").read_text()))
     for problem in problems:
         print(f"✗ {problem}")
-    print("✓ no-SNI handshakes all stalled, the rest succeeded, harness and /metrics agree within 1%"
-          if not problems else "✗ must-show 1 does not hold")
+    print(
+        "✓ no-SNI handshakes all stalled, the rest succeeded, harness and /metrics agree within 1%"
+        if not problems
+        else "✗ must-show 1 does not hold"
+    )
     return 1 if problems else 0
 
 

@@ -59,7 +59,7 @@ class _Canned(asyncio.Protocol):
         self.buffer += data
         count = self.buffer.count(b"\r\n\r\n")
         if count:
-            self.buffer = self.buffer[self.buffer.rindex(b"\r\n\r\n") + 4:]
+            self.buffer = self.buffer[self.buffer.rindex(b"\r\n\r\n") + 4 :]
             self.transport.write(RESPONSE * count)
 
 
@@ -91,10 +91,26 @@ def run_harness(port: int, seconds: int, users: int, workdir: Path, scheme: str)
     scenario.write_text(SCENARIO)
     report = workdir / "harness.json"
     subprocess.run(
-        [sys.executable, "-m", "mrapsim.load", "--target", f"{scheme}://127.0.0.1:{port}", "--insecure",
-         "--scenario", str(scenario), "--users", str(users), "--duration", f"{seconds}s",
-         "--quiet", "--json", str(report)],
-        check=True, stdout=subprocess.DEVNULL, timeout=seconds + 60,
+        [
+            sys.executable,
+            "-m",
+            "mrapsim.load",
+            "--target",
+            f"{scheme}://127.0.0.1:{port}",
+            "--insecure",
+            "--scenario",
+            str(scenario),
+            "--users",
+            str(users),
+            "--duration",
+            f"{seconds}s",
+            "--quiet",
+            "--json",
+            str(report),
+        ],
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=seconds + 60,
     )
     total = json.loads(report.read_text())["summary"]["total"]
     if total["failures"]:
@@ -114,10 +130,31 @@ def run_locust(port: int, seconds: int, users: int, workdir: Path, scheme: str) 
     locustfile.write_text(textwrap.dedent(LOCUSTFILE))
     prefix = workdir / "locust"
     subprocess.run(
-        [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "-u", str(users),
-         "-r", str(users), "-t", f"{seconds}s", "--host", f"{scheme}://127.0.0.1:{port}",
-         "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING"],
-        check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=seconds + 60,
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(locustfile),
+            "--headless",
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "-t",
+            f"{seconds}s",
+            "--host",
+            f"{scheme}://127.0.0.1:{port}",
+            "--csv",
+            str(prefix),
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+        ],
+        check=False,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=seconds + 60,
         env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     rows = (workdir / "locust_stats.csv").read_text().splitlines()
@@ -135,8 +172,12 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--json", metavar="FILE", help="also write the numbers as JSON")
     parser.add_argument("--tls", action="store_true", help="HTTPS keep-alive instead of plain HTTP")
-    parser.add_argument("--repeat", type=int, default=1,
-                        help="alternate the two tools N times and compare medians (a shared machine is noisy)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="alternate the two tools N times and compare medians (a shared machine is noisy)",
+    )
     args = parser.parse_args()
     port = free_port()
     scheme = "https" if args.tls else "http"
@@ -171,8 +212,10 @@ def main() -> int:
         server.terminate()
         server.join(5)
         certs_dir.cleanup()
-    print(f"trivial HTTP/1.1 endpoint ({scheme}, keep-alive), {args.users} users, {args.seconds} s, 1 process each, "
-          f"{os.cpu_count()} cores")
+    print(
+        f"trivial HTTP/1.1 endpoint ({scheme}, keep-alive), {args.users} users, {args.seconds} s, 1 process each, "
+        f"{os.cpu_count()} cores"
+    )
     if len(harness_runs) > 1:
         print(f"medians of {len(harness_runs)} alternating runs; harness {harness_runs}, locust {locust_runs}")
     print(f"mrapsim load          {harness:10.1f} req/s")

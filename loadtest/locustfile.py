@@ -46,9 +46,18 @@ CA_BUNDLE = os.environ.get("MRAPSIM_CA_BUNDLE")
 CONNECT = os.environ.get("MRAPSIM_CONNECT")
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 GET_SIZES = (1024, 16384)
-ALERTS = {10: "unexpected_message", 40: "handshake_failure", 42: "bad_certificate", 48: "unknown_ca",
-          50: "decode_error", 70: "protocol_version", 80: "internal_error", 109: "missing_extension",
-          112: "unrecognized_name", 120: "no_application_protocol"}
+ALERTS = {
+    10: "unexpected_message",
+    40: "handshake_failure",
+    42: "bad_certificate",
+    48: "unknown_ca",
+    50: "decode_error",
+    70: "protocol_version",
+    80: "internal_error",
+    109: "missing_extension",
+    112: "unrecognized_name",
+    120: "no_application_protocol",
+}
 
 
 # -- SigV4 (header form), the same rules as mrapsim/load/sigv4.py -----------------------------
@@ -58,8 +67,17 @@ def _encode(text: str, safe: str) -> str:
     return quote(text, safe=safe)
 
 
-def sigv4_headers(method: str, host: str, path: str, query: list[tuple[str, str]], payload: bytes,
-                  access_key: str, secret_key: str, region: str, now: float | None = None) -> dict[str, str]:
+def sigv4_headers(
+    method: str,
+    host: str,
+    path: str,
+    query: list[tuple[str, str]],
+    payload: bytes,
+    access_key: str,
+    secret_key: str,
+    region: str,
+    now: float | None = None,
+) -> dict[str, str]:
     """`x-amz-date`, `x-amz-content-sha256`, `authorization` for an S3 request (raw `path`)."""
     moment = datetime.datetime.fromtimestamp(time.time() if now is None else now, datetime.UTC)
     amz_date = moment.strftime("%Y%m%dT%H%M%SZ")
@@ -68,10 +86,16 @@ def sigv4_headers(method: str, host: str, path: str, query: list[tuple[str, str]
     headers = {"host": host, "x-amz-content-sha256": digest, "x-amz-date": amz_date}
     names = sorted(headers)
     canonical_query = "&".join(sorted(f"{_encode(k, '~')}={_encode(v, '~')}" for k, v in query))
-    canonical = "\n".join([
-        method, _encode(path, "/~"), canonical_query,
-        "".join(f"{n}:{headers[n]}\n" for n in names), ";".join(names), digest,
-    ])
+    canonical = "\n".join(
+        [
+            method,
+            _encode(path, "/~"),
+            canonical_query,
+            "".join(f"{n}:{headers[n]}\n" for n in names),
+            ";".join(names),
+            digest,
+        ]
+    )
     scope = f"{day}/{region}/s3/aws4_request"
     to_sign = f"AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
     key = ("AWS4" + secret_key).encode()
@@ -79,9 +103,10 @@ def sigv4_headers(method: str, host: str, path: str, query: list[tuple[str, str]
         key = hmac.new(key, part.encode(), hashlib.sha256).digest()
     signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
     return {
-        "x-amz-date": amz_date, "x-amz-content-sha256": digest,
+        "x-amz-date": amz_date,
+        "x-amz-content-sha256": digest,
         "authorization": f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
-                         f"SignedHeaders={';'.join(names)}, Signature={signature}",
+        f"SignedHeaders={';'.join(names)}, Signature={signature}",
     }
 
 
@@ -105,8 +130,9 @@ class S3User(FastHttpUser):
         for size in GET_SIZES:
             self.s3("PUT", f"{KEY_PREFIX}obj-{size}", name="setup", body=body_of(size))
 
-    def s3(self, method: str, key: str, name: str, query: list[tuple[str, str]] | None = None,
-           body: bytes = b"") -> None:
+    def s3(
+        self, method: str, key: str, name: str, query: list[tuple[str, str]] | None = None, body: bytes = b""
+    ) -> None:
         path = f"{self.base}/{key}"
         query = query or []
         headers = {}
@@ -115,12 +141,18 @@ class S3User(FastHttpUser):
         url = self.origin + _encode(path, "/~")
         if query:
             url += "?" + "&".join(f"{_encode(k, '~')}={_encode(v, '~')}" for k, v in query)
-        with self.client.request(method, url, name=name, headers=headers, data=body or None,  # type: ignore[arg-type]
-                                 catch_response=True) as response:
+        with self.client.request(
+            method,
+            url,
+            name=name,
+            headers=headers,
+            data=body or None,  # type: ignore[arg-type]
+            catch_response=True,
+        ) as response:
             if response.status_code >= 400:
                 text = response.text or ""
                 start, end = text.find("<Code>"), text.find("</Code>")
-                failure = f"s3:{text[start + 6:end]}" if 0 <= start < end else f"http:{response.status_code}"
+                failure = f"s3:{text[start + 6 : end]}" if 0 <= start < end else f"http:{response.status_code}"
                 response.failure(failure)
 
     @task(10)
@@ -134,8 +166,7 @@ class S3User(FastHttpUser):
     @task(5)
     def put(self) -> None:
         self.sequence += 1
-        self.s3("PUT", f"{KEY_PREFIX}put/1024-{id(self) % 100000}-{self.sequence % 100}", "put",
-                body=self.put_body)
+        self.s3("PUT", f"{KEY_PREFIX}put/1024-{id(self) % 100000}-{self.sequence % 100}", "put", body=self.put_body)
 
 
 # -- TLS handshakes -------------------------------------------------------------------------
@@ -209,8 +240,13 @@ class HandshakeUser(User):
         start_time = time.time()
         failure = handshake(*self.address, server_name, HANDSHAKE_TIMEOUT)
         self.environment.events.request.fire(
-            request_type="TLS", name=name, response_time=(time.perf_counter() - started) * 1000,
-            response_length=0, response=None, context={}, start_time=start_time,
+            request_type="TLS",
+            name=name,
+            response_time=(time.perf_counter() - started) * 1000,
+            response_length=0,
+            response=None,
+            context={},
+            start_time=start_time,
             exception=None if failure is None else HandshakeFailure(failure),
         )
 

@@ -263,8 +263,7 @@ def test_expired_leaf_is_a_clear_error_and_renew_fixes_it(tmp_path: Path) -> Non
         .sign(ca_key, hashes.SHA256())
     )
     (directory / "server.pem").write_bytes(
-        expired.public_bytes(serialization.Encoding.PEM)
-        + certs.ca_certificate.public_bytes(serialization.Encoding.PEM)
+        expired.public_bytes(serialization.Encoding.PEM) + certs.ca_certificate.public_bytes(serialization.Encoding.PEM)
     )
     (directory / "server.key").write_bytes(
         leaf_key.private_bytes(
@@ -299,9 +298,7 @@ def test_expired_leaf_is_a_clear_error_and_renew_fixes_it(tmp_path: Path) -> Non
         ("server.pem", "directory", "is unreadable"),
     ],
 )
-def test_a_broken_file_is_named_with_its_fix(
-    tmp_path: Path, file: str, damage: str, expected: str
-) -> None:
+def test_a_broken_file_is_named_with_its_fix(tmp_path: Path, file: str, damage: str, expected: str) -> None:
     directory = tmp_path / "certs"
     ensure_certificates(directory, ROUTES)
     path = directory / file
@@ -386,9 +383,7 @@ def test_without_the_ca_key_the_leaf_is_served_and_minting_is_off(tmp_path: Path
 # --- handshakes --------------------------------------------------------------------------------
 
 
-def test_python_client_verifies_localhost_ip_and_a_wildcard_name(
-    certs: CertificateSet, server: TlsServer
-) -> None:
+def test_python_client_verifies_localhost_ip_and_a_wildcard_name(certs: CertificateSet, server: TlsServer) -> None:
     ca = certs.paths.ca_certificate
     for host in ("localhost", "127.0.0.1", MRAP_HOST):
         peer, alpn = python_handshake(server.port, ca, host)
@@ -421,9 +416,7 @@ def test_openssl_verifies_covered_and_minted_names_and_negotiates_h2(
 
 
 @needs_openssl
-def test_without_sni_the_default_certificate_is_served(
-    certs: CertificateSet, server: TlsServer
-) -> None:
+def test_without_sni_the_default_certificate_is_served(certs: CertificateSet, server: TlsServer) -> None:
     output = s_client(server.port, certs.paths.ca_certificate, "-noservername", "-alpn", "h2")
     assert "Verify return code: 0 (ok)" in output, output
     assert "CN = *.mrap.accesspoint.s3-global.amazonaws.com" in output, output
@@ -474,9 +467,7 @@ def default_certificate_for(port: int, cafile: Path, server_name: bytes) -> x509
         return x509.load_der_x509_certificate(der)
 
 
-def test_names_outside_the_routes_get_the_default_certificate(
-    certs: CertificateSet, server: TlsServer
-) -> None:
+def test_names_outside_the_routes_get_the_default_certificate(certs: CertificateSet, server: TlsServer) -> None:
     peer = default_certificate_for(server.port, certs.paths.ca_certificate, b"example.com")
     assert peer == certs.leaf
     assert certs.minted_names() == ()

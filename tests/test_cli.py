@@ -140,7 +140,14 @@ def test_admin_port_in_use(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = mrapsim(
-            "serve", "--certs-dir", str(tmp_path / "c"), "--admin", f"127.0.0.1:{port}",
-            "--listen", "mrap=127.0.0.1:0", "--listen", "s3=127.0.0.1:0",
+            "serve",
+            "--certs-dir",
+            str(tmp_path / "c"),
+            "--admin",
+            f"127.0.0.1:{port}",
+            "--listen",
+            "mrap=127.0.0.1:0",
+            "--listen",
+            "s3=127.0.0.1:0",
         )
     assert_one_line_error(result, "admin.address", str(port), "in use")

@@ -296,7 +296,9 @@ def test_sighup_reloads_renewed_certificates(start_server: Any) -> None:
     before = served_certificate()
     renewed = subprocess.run(
         [sys.executable, "-m", "mrapsim.cli", "certs", "--renew", "--certs-dir", str(server.certs_dir)],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert renewed.returncode == 0, renewed.stderr
     server.process.send_signal(signal.SIGHUP)

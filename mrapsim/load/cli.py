@@ -39,65 +39,100 @@ from mrapsim.load.thresholds import (
 EXIT_OK = 0
 EXIT_RUN_FAILED = 1
 EXIT_USAGE = 2
+
+
 def _add_report_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--csv", metavar="PREFIX",
-                        help="write PREFIX_stats.csv, _stats_history.csv, _failures.csv (Locust's columns)")
+    parser.add_argument(
+        "--csv", metavar="PREFIX", help="write PREFIX_stats.csv, _stats_history.csv, _failures.csv (Locust's columns)"
+    )
     parser.add_argument("--html", metavar="FILE", help="write a self-contained HTML report with charts")
     parser.add_argument("--json", metavar="FILE", help="write the full report (mergeable histograms) as JSON")
-    parser.add_argument("--threshold", metavar="EXPR", action="append", default=[],
-                        help="pass/fail criterion, repeatable: 'p99<50ms', 'fail_rate<0.01', 'rps>500', "
-                             "'get:p99<20ms'; exit 99 if any fails")
+    parser.add_argument(
+        "--threshold",
+        metavar="EXPR",
+        action="append",
+        default=[],
+        help="pass/fail criterion, repeatable: 'p99<50ms', 'fail_rate<0.01', 'rps>500', "
+        "'get:p99<20ms'; exit 99 if any fails",
+    )
 
 
 def add_load_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add `load` (and `load merge`) to a subparsers object."""
     load: argparse.ArgumentParser = commands.add_parser(
-        "load", help="generate S3 and TLS handshake load (Locust-style, on trio)",
+        "load",
+        help="generate S3 and TLS handshake load (Locust-style, on trio)",
         description="Run weighted S3 / TLS-handshake tasks against an endpoint and report "
-                    "latency percentiles, failures by class and handshake outcomes.",
+        "latency percentiles, failures by class and handshake outcomes.",
     )
     env = os.environ.get
-    load.add_argument("--target", metavar="URL",
-                      help="https://HOST[:PORT][/BUCKET] (virtual-host or MRAP host: no bucket in the path)")
-    load.add_argument("--connect", metavar="HOST:PORT",
-                      help="connect here instead of resolving the URL's host (SNI and Host stay the URL's)")
+    load.add_argument(
+        "--target",
+        metavar="URL",
+        help="https://HOST[:PORT][/BUCKET] (virtual-host or MRAP host: no bucket in the path)",
+    )
+    load.add_argument(
+        "--connect",
+        metavar="HOST:PORT",
+        help="connect here instead of resolving the URL's host (SNI and Host stay the URL's)",
+    )
     load.add_argument("--users", type=int, default=10, help="concurrent users (default 10)")
-    load.add_argument("--spawn-rate", type=float, default=0.0,
-                      help="users started per second (default: all at once)")
+    load.add_argument("--spawn-rate", type=float, default=0.0, help="users started per second (default: all at once)")
     stop = load.add_mutually_exclusive_group()
     stop.add_argument("--duration", default=None, help="how long to run: 30s, 2m (default 10s)")
     stop.add_argument("--requests", type=int, default=None, help="stop after N tasks in total")
-    load.add_argument("--scenario", default="mixed",
-                      help=f"built-in ({', '.join(BUILTIN_SCENARIOS)}) or a TOML file (default mixed)")
-    load.add_argument("--rate", type=float, default=None,
-                      help="open model: N task arrivals per second in total, latency measured from the "
-                           "scheduled start (coordinated omission corrected); --users caps concurrency")
-    load.add_argument("--proxy", metavar="http://HOST:PORT",
-                      help="tunnel every connection through an HTTP CONNECT proxy")
+    load.add_argument(
+        "--scenario", default="mixed", help=f"built-in ({', '.join(BUILTIN_SCENARIOS)}) or a TOML file (default mixed)"
+    )
+    load.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="open model: N task arrivals per second in total, latency measured from the "
+        "scheduled start (coordinated omission corrected); --users caps concurrency",
+    )
+    load.add_argument(
+        "--proxy", metavar="http://HOST:PORT", help="tunnel every connection through an HTTP CONNECT proxy"
+    )
     load.add_argument("--ca-bundle", metavar="FILE", help="PEM file of trusted CAs (mrapsim: certs/ca.pem)")
     load.add_argument("--insecure", action="store_true", help="do not verify certificates")
-    load.add_argument("--access-key", default=env("AWS_ACCESS_KEY_ID"),
-                      help="SigV4 access key [AWS_ACCESS_KEY_ID]; without keys requests go unsigned")
+    load.add_argument(
+        "--access-key",
+        default=env("AWS_ACCESS_KEY_ID"),
+        help="SigV4 access key [AWS_ACCESS_KEY_ID]; without keys requests go unsigned",
+    )
     load.add_argument("--secret-key", default=env("AWS_SECRET_ACCESS_KEY"), help="[AWS_SECRET_ACCESS_KEY]")
-    load.add_argument("--region", default=env("AWS_REGION") or env("AWS_DEFAULT_REGION") or "us-east-1",
-                      help="SigV4 region (default us-east-1) [AWS_REGION]")
-    load.add_argument("--handshake-timeout", default="5s",
-                      help="deadline for TCP connect + CONNECT + TLS handshake (default 5s); "
-                           "no byte back by then is 'stalled'")
+    load.add_argument(
+        "--region",
+        default=env("AWS_REGION") or env("AWS_DEFAULT_REGION") or "us-east-1",
+        help="SigV4 region (default us-east-1) [AWS_REGION]",
+    )
+    load.add_argument(
+        "--handshake-timeout",
+        default="5s",
+        help="deadline for TCP connect + CONNECT + TLS handshake (default 5s); no byte back by then is 'stalled'",
+    )
     load.add_argument("--timeout", default="10s", help="deadline for one request/response (default 10s)")
     load.add_argument("--processes", type=int, default=1, help="worker processes, histograms merged (default 1)")
-    load.add_argument("--key-prefix", default="mrapsim-load/",
-                      help="object keys used by the run (default mrapsim-load/)")
+    load.add_argument(
+        "--key-prefix", default="mrapsim-load/", help="object keys used by the run (default mrapsim-load/)"
+    )
     load.add_argument("--seed", type=int, default=None, help="random seed for task choice (reproducible mixes)")
     load.add_argument("--interval", type=float, default=2.0, help="live output every N seconds (default 2)")
     load.add_argument("--quiet", action="store_true", help="no live output, only the summary")
-    load.add_argument("--server-metrics", metavar="ADMIN_URL",
-                      help="mrapsim's admin address (http://127.0.0.1:9911): read /metrics before and "
-                           "after and print the server's counts beside the harness's")
+    load.add_argument(
+        "--server-metrics",
+        metavar="ADMIN_URL",
+        help="mrapsim's admin address (http://127.0.0.1:9911): read /metrics before and "
+        "after and print the server's counts beside the harness's",
+    )
     _add_report_options(load)
     sub = load.add_subparsers(dest="load_command", metavar="{merge}")
-    merge = sub.add_parser("merge", help="combine JSON reports of several runs or machines",
-                           description="Merge `--json` reports (histograms exactly) and report on the whole.")
+    merge = sub.add_parser(
+        "merge",
+        help="combine JSON reports of several runs or machines",
+        description="Merge `--json` reports (histograms exactly) and report on the whole.",
+    )
     merge.add_argument("files", nargs="+", metavar="FILE")
     _add_report_options(merge)
 
@@ -120,11 +155,20 @@ def build_options(args: argparse.Namespace) -> RunOptions:
     if args.users < args.processes:
         raise ValueError("--users must be at least --processes")
     return RunOptions(
-        endpoint=endpoint, scenario=load_scenario(args.scenario), users=args.users,
-        spawn_rate=args.spawn_rate, duration=duration, requests=args.requests, rate=args.rate,
+        endpoint=endpoint,
+        scenario=load_scenario(args.scenario),
+        users=args.users,
+        spawn_rate=args.spawn_rate,
+        duration=duration,
+        requests=args.requests,
+        rate=args.rate,
         handshake_timeout=parse_duration(args.handshake_timeout, "--handshake-timeout"),
-        timeout=parse_duration(args.timeout, "--timeout"), credentials=credentials, region=args.region,
-        ca_bundle=args.ca_bundle, insecure=args.insecure, key_prefix=args.key_prefix,
+        timeout=parse_duration(args.timeout, "--timeout"),
+        credentials=credentials,
+        region=args.region,
+        ca_bundle=args.ca_bundle,
+        insecure=args.insecure,
+        key_prefix=args.key_prefix,
         seed=args.seed,
     )
 
@@ -164,8 +208,7 @@ def run_load(args: argparse.Namespace) -> int:
         return 130
     if before is not None:
         rows = settled_comparison(args.server_metrics, before, stats)
-        stats.meta["server_metrics"] = [
-            {"what": r.what, "harness": r.harness, "server": r.server} for r in rows]
+        stats.meta["server_metrics"] = [{"what": r.what, "harness": r.harness, "server": r.server} for r in rows]
     return finish(stats, thresholds, args)
 
 
@@ -203,8 +246,7 @@ def finish(stats: RunStats, thresholds: list[Threshold], args: argparse.Namespac
         return EXIT_USAGE
     sys.stdout.write(report.summary(stats))
     if "server_metrics" in stats.meta:
-        rows = [server_metrics.Comparison(r["what"], r["harness"], r["server"])
-                for r in stats.meta["server_metrics"]]
+        rows = [server_metrics.Comparison(r["what"], r["harness"], r["server"]) for r in stats.meta["server_metrics"]]
         sys.stdout.write("\n" + server_metrics.render(rows))
     if verdicts:
         sys.stdout.write("\n" + render_verdicts(verdicts))
@@ -276,11 +318,16 @@ def split_options(options: RunOptions, processes: int) -> list[RunOptions]:
         requests = None
         if options.requests is not None:
             requests = options.requests // processes + (1 if i < options.requests % processes else 0)
-        parts.append(replace(
-            options, users=users, first_user=first, requests=requests,
-            spawn_rate=options.spawn_rate / processes,
-            rate=options.rate / processes if options.rate is not None else None,
-        ))
+        parts.append(
+            replace(
+                options,
+                users=users,
+                first_user=first,
+                requests=requests,
+                spawn_rate=options.spawn_rate / processes,
+                rate=options.rate / processes if options.rate is not None else None,
+            )
+        )
         first += users
     return parts
 

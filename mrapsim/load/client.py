@@ -77,8 +77,9 @@ def parse_endpoint(url: str, connect: str | None = None, proxy: str | None = Non
         if proxy_parts.scheme != "http" or not proxy_parts.hostname:
             raise ValueError(f"proxy {proxy!r} is not an http://HOST:PORT URL")
         proxy_address = (proxy_parts.hostname, proxy_parts.port or 3128)
-    return Endpoint(parts.scheme, parts.hostname, port, connect_host, connect_port,
-                    parts.path.rstrip("/"), proxy_address)
+    return Endpoint(
+        parts.scheme, parts.hostname, port, connect_host, connect_port, parts.path.rstrip("/"), proxy_address
+    )
 
 
 def _context(ca_bundle: str | None, insecure: bool, check_hostname: bool, alpn: str) -> ssl.SSLContext:
@@ -131,10 +132,12 @@ class ConnectOptions:
     timeout: float
 
     @classmethod
-    def create(cls, ca_bundle: str | None, insecure: bool, handshake_timeout: float,
-               timeout: float) -> ConnectOptions:
-        contexts = {(named, h2): _context(ca_bundle, insecure, named, "h2" if h2 else "http/1.1")
-                    for named in (True, False) for h2 in (True, False)}
+    def create(cls, ca_bundle: str | None, insecure: bool, handshake_timeout: float, timeout: float) -> ConnectOptions:
+        contexts = {
+            (named, h2): _context(ca_bundle, insecure, named, "h2" if h2 else "http/1.1")
+            for named in (True, False)
+            for h2 in (True, False)
+        }
         return cls(contexts, handshake_timeout, timeout)
 
 
@@ -145,8 +148,9 @@ class HttpConnection(Protocol):
     requests: int
     reusable: bool
 
-    async def request(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
-                      timeout: float) -> Response: ...
+    async def request(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes, timeout: float
+    ) -> Response: ...
 
     async def aclose(self) -> None: ...
 
@@ -196,9 +200,7 @@ class Connection:
             raise failures.TaskFailure(failures.PROTOCOL, str(exc)) from None
         raise failures.TaskFailure(failures.TIMEOUT)
 
-    async def _exchange(
-        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes
-    ) -> Response:
+    async def _exchange(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> Response:
         reader = self.reader
         reader.start(method)
         await self.stream.send_all(encode_request(method, target, headers, body))
@@ -212,9 +214,7 @@ class Connection:
         return Response(status, parsed.body_length, failure)
 
 
-async def open_connection(
-    endpoint: Endpoint, server_name: str | None, options: ConnectOptions
-) -> Connection:
+async def open_connection(endpoint: Endpoint, server_name: str | None, options: ConnectOptions) -> Connection:
     """An HTTP/1.1 connection (see `open_transport`)."""
     stream, meter = await open_transport(endpoint, server_name, options)
     return Connection(stream, meter)
@@ -276,9 +276,7 @@ async def _proxy_connect(stream: MeteredStream, endpoint: Endpoint) -> None:
     authority = f"{endpoint.connect_host}:{endpoint.connect_port}"
     if ":" in endpoint.connect_host:
         authority = f"[{endpoint.connect_host}]:{endpoint.connect_port}"
-    await stream.send_all(
-        f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode("ascii")
-    )
+    await stream.send_all(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n".encode("ascii"))
     reply = b""
     while b"\r\n\r\n" not in reply:
         try:

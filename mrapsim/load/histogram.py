@@ -132,8 +132,9 @@ class Histogram:
         if not isinstance(buckets, list):
             raise ValueError("histogram buckets must be a list of [index, count]")
         counts = {int(i): int(c) for i, c in buckets}
-        histogram = cls(counts, _int(document, "total"), _int(document, "sum"),
-                        _int(document, "min"), _int(document, "max"))
+        histogram = cls(
+            counts, _int(document, "total"), _int(document, "sum"), _int(document, "min"), _int(document, "max")
+        )
         if sum(counts.values()) != histogram.total:
             raise ValueError("histogram total does not match its buckets")
         return histogram

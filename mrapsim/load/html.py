@@ -27,8 +27,9 @@ def _vendor(name: str) -> str:
     try:
         return resources.files("mrapsim.load").joinpath("vendor", name).read_text(encoding="utf-8")
     except OSError as exc:
-        raise RuntimeError(f"mrapsim/load/vendor/{name} is missing from this installation: "
-                           "the package data was not installed") from exc
+        raise RuntimeError(
+            f"mrapsim/load/vendor/{name} is missing from this installation: the package data was not installed"
+        ) from exc
 
 
 def distribution_bins(h: Histogram) -> tuple[list[float], list[int]]:
@@ -61,8 +62,7 @@ def chart_data(stats: RunStats) -> dict[str, Any]:
         "t": seconds,
         "rps": [i.requests if i else 0 for i in timeline],
         "fps": [i.failures if i else 0 for i in timeline],
-        "by_task": {name: [(i.by_task.get(name, 0) if i else 0) for i in timeline]
-                    for name in stats.tasks},
+        "by_task": {name: [(i.by_task.get(name, 0) if i else 0) for i in timeline] for name in stats.tasks},
         "percentiles": percentiles,
         "dist": {"ms": edges, "count": counts},
         "failures": {"classes": list(by_class), "count": list(by_class.values())},
@@ -76,9 +76,22 @@ def _summary_rows(stats: RunStats) -> str:
     tasks["Aggregated"] = s["total"]  # type: ignore[assignment]
     for name, t in tasks.items():
         rows.append(
-            "<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in (
-                t["type"], name, t["requests"], t["failures"], t["rps"], t["p50_ms"], t["p90_ms"],
-                t["p99_ms"], t["max_ms"])) + "</tr>"
+            "<tr>"
+            + "".join(
+                f"<td>{html.escape(str(v))}</td>"
+                for v in (
+                    t["type"],
+                    name,
+                    t["requests"],
+                    t["failures"],
+                    t["rps"],
+                    t["p50_ms"],
+                    t["p90_ms"],
+                    t["p99_ms"],
+                    t["max_ms"],
+                )
+            )
+            + "</tr>"
         )
     return "\n".join(rows)
 
@@ -89,16 +102,24 @@ def _list_rows(pairs: list[tuple[str, str]]) -> str:
 
 def render_html(stats: RunStats, verdicts: list[Verdict], title: str = "mrapsim load") -> str:
     data = json.dumps(chart_data(stats)).replace("</", "<\\/")
-    failures = [(f"{cls} ({', '.join(f'{t} {n}' for t, n in tasks.items())})", str(sum(tasks.values())))
-                for cls, tasks in stats.failures_by_class().items()]
+    failures = [
+        (f"{cls} ({', '.join(f'{t} {n}' for t, n in tasks.items())})", str(sum(tasks.values())))
+        for cls, tasks in stats.failures_by_class().items()
+    ]
     handshakes = [(k, str(v)) for k, v in sorted(stats.handshakes.items())]
     checks = [(("✓ " if v.passed else "✗ ") + v.threshold.text, format_observed(v)) for v in verdicts]
     duration = stats.duration
-    meta = (f"{duration:.1f} s, {stats.users} users, sent {stats.bytes_sent / duration / 1000:.1f} kB/s, "
-            f"received {stats.bytes_received / duration / 1000:.1f} kB/s")
+    meta = (
+        f"{duration:.1f} s, {stats.users} users, sent {stats.bytes_sent / duration / 1000:.1f} kB/s, "
+        f"received {stats.bytes_received / duration / 1000:.1f} kB/s"
+    )
     return _PAGE.format(
-        title=html.escape(title), css=_vendor("uPlot.min.css"), js=_vendor("uPlot.iife.min.js"),
-        data=data, meta=html.escape(meta), summary=_summary_rows(stats),
+        title=html.escape(title),
+        css=_vendor("uPlot.min.css"),
+        js=_vendor("uPlot.iife.min.js"),
+        data=data,
+        meta=html.escape(meta),
+        summary=_summary_rows(stats),
         failures=_list_rows(failures) or "<tr><td>none</td><td></td></tr>",
         handshakes=_list_rows(handshakes) or "<tr><td>none</td><td></td></tr>",
         checks=_list_rows(checks) or "<tr><td>none</td><td></td></tr>",

@@ -147,8 +147,11 @@ class ResponseReader:
                 raise ProtocolError("response header block over 64 KiB")
             self._scan = len(buffer)
             if self._eof:
-                raise IncompleteError("the connection closed before a complete response head"
-                                      if buffer else "the connection closed before any response")
+                raise IncompleteError(
+                    "the connection closed before a complete response head"
+                    if buffer
+                    else "the connection closed before any response"
+                )
             return False
         head = bytes(buffer[:end])
         del buffer[: end + 4]
@@ -159,8 +162,7 @@ class ResponseReader:
             return True  # informational (100 Continue): the real response follows
         self._status = status
         length, chunked, connection = _framing(lines[1:])
-        self._keep_alive = ("keep-alive" in connection if version == b"HTTP/1.0"
-                            else "close" not in connection)
+        self._keep_alive = "keep-alive" in connection if version == b"HTTP/1.0" else "close" not in connection
         if self._head_request or status in (204, 304):
             self._state = _State.DONE
         elif chunked:
@@ -208,8 +210,7 @@ class ResponseReader:
 
 def _status_line(line: bytes) -> tuple[bytes, int]:
     parts = line.split(b" ", 2)
-    if len(parts) < 2 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0") or len(parts[1]) != 3 \
-            or not parts[1].isdigit():
+    if len(parts) < 2 or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0") or len(parts[1]) != 3 or not parts[1].isdigit():
         raise ProtocolError(f"bad status line {line[:40]!r}")
     return parts[0], int(parts[1])
 

@@ -27,8 +27,7 @@ class Http2Connection:
         self.meter = meter
         self.requests = 0
         self.reusable = True
-        self.http = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+        self.http = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
         self.http.initiate_connection()
 
     async def aclose(self) -> None:
@@ -62,9 +61,7 @@ class Http2Connection:
             raise failures.TaskFailure(failures.CLOSED)
         return self.http.receive_data(bytes(data))
 
-    async def _exchange(
-        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes
-    ) -> Response:
+    async def _exchange(self, method: str, target: str, headers: list[tuple[str, str]], body: bytes) -> Response:
         http = self.http
         stream_id = http.get_next_available_stream_id()
         authority = next((v for k, v in headers if k == "host"), "")

@@ -22,21 +22,38 @@ LOCUST_PERCENTILES = (0.50, 0.66, 0.75, 0.80, 0.90, 0.95, 0.98, 0.99, 0.999, 0.9
 
 def readable_percentiles(percentiles: tuple[float, ...]) -> list[str]:
     """Locust's `get_readable_percentiles`: 0.5 → '50%', 0.999 → '99.9%'."""
-    return [
-        f"{int(p * 100) if (p * 100).is_integer() else round(100 * p, 6)}%" for p in percentiles
-    ]
+    return [f"{int(p * 100) if (p * 100).is_integer() else round(100 * p, 6)}%" for p in percentiles]
 
 
 STATS_COLUMNS = [
-    "Type", "Name", "Request Count", "Failure Count", "Median Response Time",
-    "Average Response Time", "Min Response Time", "Max Response Time", "Average Content Size",
-    "Requests/s", "Failures/s", *readable_percentiles(LOCUST_PERCENTILES),
+    "Type",
+    "Name",
+    "Request Count",
+    "Failure Count",
+    "Median Response Time",
+    "Average Response Time",
+    "Min Response Time",
+    "Max Response Time",
+    "Average Content Size",
+    "Requests/s",
+    "Failures/s",
+    *readable_percentiles(LOCUST_PERCENTILES),
 ]
 HISTORY_COLUMNS = [
-    "Timestamp", "User Count", "Type", "Name", "Requests/s", "Failures/s",
-    *readable_percentiles(LOCUST_PERCENTILES), "Total Request Count", "Total Failure Count",
-    "Total Median Response Time", "Total Average Response Time", "Total Min Response Time",
-    "Total Max Response Time", "Total Average Content Size",
+    "Timestamp",
+    "User Count",
+    "Type",
+    "Name",
+    "Requests/s",
+    "Failures/s",
+    *readable_percentiles(LOCUST_PERCENTILES),
+    "Total Request Count",
+    "Total Failure Count",
+    "Total Median Response Time",
+    "Total Average Response Time",
+    "Total Min Response Time",
+    "Total Max Response Time",
+    "Total Average Content Size",
 ]
 FAILURES_COLUMNS = ["Method", "Name", "Error", "Occurrences", "First Seen", "Last Seen"]
 EXCEPTIONS_COLUMNS = ["Count", "Message", "Traceback", "Nodes"]
@@ -62,8 +79,7 @@ class Totals:
 
 
 def totals_of(stats: RunStats, at: float) -> Totals:
-    return Totals(at, {n: t.requests for n, t in stats.tasks.items()},
-                  {n: t.failures for n, t in stats.tasks.items()})
+    return Totals(at, {n: t.requests for n, t in stats.tasks.items()}, {n: t.failures for n, t in stats.tasks.items()})
 
 
 def _row(task: TaskStats, rps: float, fps: float) -> str:
@@ -166,9 +182,17 @@ def _percentile_fields(h: Histogram) -> list[str | float]:
 def _stats_fields(task: TaskStats, duration: float) -> list[str | float | int]:
     h = task.histogram
     return [
-        task.method, task.name, task.requests, task.failures, ms(h.percentile(50)), ms(h.mean),
-        ms(h.min), ms(h.max), round(task.content_bytes / task.requests, 2) if task.requests else 0,
-        round(task.requests / duration, 3), round(task.failures / duration, 3),
+        task.method,
+        task.name,
+        task.requests,
+        task.failures,
+        ms(h.percentile(50)),
+        ms(h.mean),
+        ms(h.min),
+        ms(h.max),
+        round(task.content_bytes / task.requests, 2) if task.requests else 0,
+        round(task.requests / duration, 3),
+        round(task.failures / duration, 3),
     ]
 
 
@@ -201,11 +225,24 @@ def write_csv(stats: RunStats, prefix: str) -> list[Path]:
             cumulative.failures += interval.failures
             cumulative.histogram.merge(interval.histogram)
             h = cumulative.histogram
-            w.writerow([
-                second, interval.users, "", "Aggregated", f"{interval.requests:2f}",
-                f"{interval.failures:2f}", *_percentile_fields(h), cumulative.requests,
-                cumulative.failures, ms(h.percentile(50)), ms(h.mean), ms(h.min), ms(h.max), 0,
-            ])
+            w.writerow(
+                [
+                    second,
+                    interval.users,
+                    "",
+                    "Aggregated",
+                    f"{interval.requests:2f}",
+                    f"{interval.failures:2f}",
+                    *_percentile_fields(h),
+                    cumulative.requests,
+                    cumulative.failures,
+                    ms(h.percentile(50)),
+                    ms(h.mean),
+                    ms(h.min),
+                    ms(h.max),
+                    0,
+                ]
+            )
     written.append(path)
 
     path = Path(f"{prefix}_failures.csv")
@@ -214,8 +251,7 @@ def write_csv(stats: RunStats, prefix: str) -> list[Path]:
         w.writerow(FAILURES_COLUMNS)
         for (task_name, failure), count in sorted(stats.failures.items()):
             method = stats.tasks[task_name].method if task_name in stats.tasks else ""
-            w.writerow([method, task_name, failure, count.occurrences, _utc(count.first_seen),
-                        _utc(count.last_seen)])
+            w.writerow([method, task_name, failure, count.occurrences, _utc(count.first_seen), _utc(count.last_seen)])
     written.append(path)
 
     path = Path(f"{prefix}_exceptions.csv")
@@ -238,11 +274,17 @@ def summary_json(stats: RunStats) -> dict[str, object]:
     def task_summary(task: TaskStats) -> dict[str, object]:
         p = task.histogram.percentiles((50.0, 90.0, 95.0, 99.0, 99.9))
         return {
-            "type": task.method, "requests": task.requests, "failures": task.failures,
+            "type": task.method,
+            "requests": task.requests,
+            "failures": task.failures,
             "rps": round(task.requests / duration, 3),
             "fail_rate": task.failures / task.requests if task.requests else 0.0,
-            "p50_ms": ms(p[50.0]), "p90_ms": ms(p[90.0]), "p95_ms": ms(p[95.0]),
-            "p99_ms": ms(p[99.0]), "p99_9_ms": ms(p[99.9]), "max_ms": ms(task.histogram.max),
+            "p50_ms": ms(p[50.0]),
+            "p90_ms": ms(p[90.0]),
+            "p95_ms": ms(p[95.0]),
+            "p99_ms": ms(p[99.0]),
+            "p99_9_ms": ms(p[99.9]),
+            "max_ms": ms(task.histogram.max),
             "avg_ms": ms(task.histogram.mean),
         }
 

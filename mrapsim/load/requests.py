@@ -56,8 +56,7 @@ class PreparedRequest:
             headers.append(("content-length", str(len(self.body.data))))
         if signer is not None:
             signed = {"host": host, **dict(self.extra_headers)}
-            headers.extend(signer.sign(self.method, self.path, self.query, signed,
-                                       self.body.sha256).items())
+            headers.extend(signer.sign(self.method, self.path, self.query, signed, self.body.sha256).items())
         return headers
 
 
@@ -91,5 +90,7 @@ def build_request(
 
 def seed_requests(sizes: tuple[int, ...], endpoint: Endpoint, key_prefix: str) -> list[PreparedRequest]:
     """The PUTs that create the objects get/head tasks read."""
-    return [PreparedRequest("PUT", f"{endpoint.base_path}/{object_key(key_prefix, size)}", (),
-                            Body.of_size(size)) for size in sizes]
+    return [
+        PreparedRequest("PUT", f"{endpoint.base_path}/{object_key(key_prefix, size)}", (), Body.of_size(size))
+        for size in sizes
+    ]

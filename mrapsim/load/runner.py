@@ -184,8 +184,9 @@ async def request_task(run: Run, task: TaskSpec, pool: UserPool, request: Prepar
     received_before = connection.meter.received
     headers = request.headers(run.options.endpoint, run.signer)
     try:
-        response = await connection.request(request.method, request.target, headers,
-                                            request.body.data, run.options.timeout)
+        response = await connection.request(
+            request.method, request.target, headers, request.body.data, run.options.timeout
+        )
     except failures.TaskFailure as failure:
         await close(run, connection)
         stale = failure.failure in (failures.CLOSED, failures.RESET)
@@ -206,7 +207,12 @@ async def request_task(run: Run, task: TaskSpec, pool: UserPool, request: Prepar
 
 
 async def execute(
-    run: Run, task: TaskSpec, pool: UserPool, rng: random.Random, user: int, sequence: int,
+    run: Run,
+    task: TaskSpec,
+    pool: UserPool,
+    rng: random.Random,
+    user: int,
+    sequence: int,
     scheduled: float,
 ) -> None:
     """Run one task and record it; `scheduled` is when it was due (trio clock)."""
@@ -216,8 +222,7 @@ async def execute(
         if task.kind is TaskKind.HANDSHAKE:
             content = await handshake_task(run, task)
         else:
-            request = build_request(task, run.options.endpoint, run.options.key_prefix,
-                                    run.bodies, rng, user, sequence)
+            request = build_request(task, run.options.endpoint, run.options.key_prefix, run.bodies, rng, user, sequence)
             content = await request_task(run, task, pool, request)
     except failures.TaskFailure as exc:
         failure = exc.failure
@@ -261,9 +266,7 @@ async def closed_user(run: Run, picker: TaskPicker, user: int) -> None:
         await pool.aclose(run)
 
 
-async def open_user(
-    run: Run, picker: TaskPicker, user: int, arrivals: trio.MemoryReceiveChannel[float]
-) -> None:
+async def open_user(run: Run, picker: TaskPicker, user: int, arrivals: trio.MemoryReceiveChannel[float]) -> None:
     rng = user_rng(run.options, user)
     pool = UserPool()
     sequence = 0
@@ -290,9 +293,7 @@ async def schedule_arrivals(run: Run, rate: float, send: trio.MemorySendChannel[
             n += 1
 
 
-async def spawn_users(
-    run: Run, nursery: trio.Nursery, start_user: Callable[[int], Awaitable[None]]
-) -> None:
+async def spawn_users(run: Run, nursery: trio.Nursery, start_user: Callable[[int], Awaitable[None]]) -> None:
     """Start users at the spawn rate; stop spawning when the run stops."""
     o = run.options
     for i in range(o.users):

@@ -52,11 +52,21 @@ METHODS = {
 }
 
 _SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|KIB|K|MB|MIB|M|GB|GIB|G)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "B": 1, "K": 1024, "KB": 1000, "KIB": 1024, "M": 1 << 20, "MB": 10**6,
-          "MIB": 1 << 20, "G": 1 << 30, "GB": 10**9, "GIB": 1 << 30}
+_UNITS = {
+    "": 1,
+    "B": 1,
+    "K": 1024,
+    "KB": 1000,
+    "KIB": 1024,
+    "M": 1 << 20,
+    "MB": 10**6,
+    "MIB": 1 << 20,
+    "G": 1 << 30,
+    "GB": 10**9,
+    "GIB": 1 << 30,
+}
 _RANGE = re.compile(r"^(\d+)-(\d*)$|^-(\d+)$")
-_TASK_KEYS = {"kind", "weight", "name", "sizes", "ranges", "key", "prefix", "max_keys", "sni",
-              "connection", "http"}
+_TASK_KEYS = {"kind", "weight", "name", "sizes", "ranges", "key", "prefix", "max_keys", "sni", "connection", "http"}
 
 
 def parse_size(text: str | int) -> int:
@@ -89,7 +99,7 @@ class TaskSpec:
         if self.weight < 0:
             raise ValueError(f"task {self.name}: weight must be 0 or more")
         if self.http not in ("1.1", "2"):
-            raise ValueError(f"task {self.name}: http {self.http!r}: \"1.1\" or \"2\"")
+            raise ValueError(f'task {self.name}: http {self.http!r}: "1.1" or "2"')
         if not 1 <= self.max_keys <= 1000:
             raise ValueError(f"task {self.name}: max_keys must be 1..1000")
         if not self.sizes:
@@ -131,26 +141,25 @@ def _builtin(name: str, *tasks: TaskSpec) -> tuple[str, Scenario]:
     return name, Scenario(name, tasks)
 
 
-BUILTIN_SCENARIOS: dict[str, Scenario] = dict((
-    _builtin(
-        "mixed",
-        TaskSpec("list", TaskKind.LIST, weight=10, max_keys=100),
-        TaskSpec("get", TaskKind.GET, weight=10, sizes=(1024, 16384)),
-        TaskSpec("put", TaskKind.PUT, weight=5, sizes=(1024,)),
-        TaskSpec("handshake", TaskKind.HANDSHAKE, weight=9, connection=ConnectionMode.NEW),
-        TaskSpec("handshake_nosni", TaskKind.HANDSHAKE, weight=1, sni=False,
-                 connection=ConnectionMode.NEW),
-    ),
-    _builtin("handshake", TaskSpec("handshake", TaskKind.HANDSHAKE, connection=ConnectionMode.NEW)),
-    _builtin("nosni", TaskSpec("handshake_nosni", TaskKind.HANDSHAKE, sni=False,
-                               connection=ConnectionMode.NEW)),
-    _builtin("list", TaskSpec("list", TaskKind.LIST, max_keys=100)),
-    _builtin("get", TaskSpec("get", TaskKind.GET, sizes=(1024,))),
-    _builtin("put", TaskSpec("put", TaskKind.PUT, sizes=(1024,))),
-    _builtin("head", TaskSpec("head", TaskKind.HEAD, sizes=(1024,))),
-    _builtin("churn", TaskSpec("get_new_conn", TaskKind.GET, sizes=(1024,),
-                                connection=ConnectionMode.NEW)),
-))
+BUILTIN_SCENARIOS: dict[str, Scenario] = dict(
+    (
+        _builtin(
+            "mixed",
+            TaskSpec("list", TaskKind.LIST, weight=10, max_keys=100),
+            TaskSpec("get", TaskKind.GET, weight=10, sizes=(1024, 16384)),
+            TaskSpec("put", TaskKind.PUT, weight=5, sizes=(1024,)),
+            TaskSpec("handshake", TaskKind.HANDSHAKE, weight=9, connection=ConnectionMode.NEW),
+            TaskSpec("handshake_nosni", TaskKind.HANDSHAKE, weight=1, sni=False, connection=ConnectionMode.NEW),
+        ),
+        _builtin("handshake", TaskSpec("handshake", TaskKind.HANDSHAKE, connection=ConnectionMode.NEW)),
+        _builtin("nosni", TaskSpec("handshake_nosni", TaskKind.HANDSHAKE, sni=False, connection=ConnectionMode.NEW)),
+        _builtin("list", TaskSpec("list", TaskKind.LIST, max_keys=100)),
+        _builtin("get", TaskSpec("get", TaskKind.GET, sizes=(1024,))),
+        _builtin("put", TaskSpec("put", TaskKind.PUT, sizes=(1024,))),
+        _builtin("head", TaskSpec("head", TaskKind.HEAD, sizes=(1024,))),
+        _builtin("churn", TaskSpec("get_new_conn", TaskKind.GET, sizes=(1024,), connection=ConnectionMode.NEW)),
+    )
+)
 
 
 def load_scenario(name_or_path: str) -> Scenario:
@@ -160,8 +169,7 @@ def load_scenario(name_or_path: str) -> Scenario:
     path = Path(name_or_path)
     if not path.is_file():
         raise ValueError(
-            f"{name_or_path!r} is neither a built-in scenario ({', '.join(BUILTIN_SCENARIOS)}) "
-            "nor a TOML file"
+            f"{name_or_path!r} is neither a built-in scenario ({', '.join(BUILTIN_SCENARIOS)}) nor a TOML file"
         )
     try:
         document = tomllib.loads(path.read_text())

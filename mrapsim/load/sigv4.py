@@ -99,14 +99,16 @@ class Signer:
         signed["x-amz-content-sha256"] = payload_sha256
         names = sorted(signed)
         signed_headers = ";".join(names)
-        canonical = "\n".join((
-            method,
-            uri_encode_path(path),
-            canonical_query(query),
-            "".join(f"{name}:{signed[name]}\n" for name in names),
-            signed_headers,
-            payload_sha256,
-        ))
+        canonical = "\n".join(
+            (
+                method,
+                uri_encode_path(path),
+                canonical_query(query),
+                "".join(f"{name}:{signed[name]}\n" for name in names),
+                signed_headers,
+                payload_sha256,
+            )
+        )
         scope = f"{day}/{self.region}/{self.service}/aws4_request"
         to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
         signature = hmac.new(self.signing_key(day), to_sign.encode(), hashlib.sha256).hexdigest()

@@ -34,14 +34,25 @@ class TaskStats:
         self.histogram.merge(other.histogram)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "method": self.method, "requests": self.requests,
-                "failures": self.failures, "content_bytes": self.content_bytes,
-                "histogram": self.histogram.to_json()}
+        return {
+            "name": self.name,
+            "method": self.method,
+            "requests": self.requests,
+            "failures": self.failures,
+            "content_bytes": self.content_bytes,
+            "histogram": self.histogram.to_json(),
+        }
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> TaskStats:
-        return cls(str(d["name"]), str(d["method"]), int(d["requests"]), int(d["failures"]),
-                   int(d["content_bytes"]), Histogram.from_json(d["histogram"]))
+        return cls(
+            str(d["name"]),
+            str(d["method"]),
+            int(d["requests"]),
+            int(d["failures"]),
+            int(d["content_bytes"]),
+            Histogram.from_json(d["histogram"]),
+        )
 
 
 @dataclass
@@ -95,9 +106,7 @@ class RunStats:
             found = self.tasks[name] = TaskStats(name, method)
         return found
 
-    def record(
-        self, task: TaskStats, latency_us: int, content_bytes: int, failure: str | None, now: float
-    ) -> None:
+    def record(self, task: TaskStats, latency_us: int, content_bytes: int, failure: str | None, now: float) -> None:
         """One finished task (the hot path)."""
         task.requests += 1
         task.content_bytes += content_bytes
@@ -146,8 +155,7 @@ class RunStats:
         for name, task in other.tasks.items():
             self.task(name, task.method).merge(task)
         for key, count in other.failures.items():
-            self.failures.setdefault(key, FailureCount()).add(
-                count.occurrences, count.first_seen, count.last_seen)
+            self.failures.setdefault(key, FailureCount()).add(count.occurrences, count.first_seen, count.last_seen)
         for outcome, n in other.handshakes.items():
             self.handshakes[outcome] = self.handshakes.get(outcome, 0) + n
         self.bytes_sent += other.bytes_sent
@@ -166,8 +174,13 @@ class RunStats:
             "users": self.users,
             "tasks": [t.to_json() for t in self.tasks.values()],
             "failures": [
-                {"task": task, "class": failure, "occurrences": c.occurrences,
-                 "first_seen": c.first_seen, "last_seen": c.last_seen}
+                {
+                    "task": task,
+                    "class": failure,
+                    "occurrences": c.occurrences,
+                    "first_seen": c.first_seen,
+                    "last_seen": c.last_seen,
+                }
                 for (task, failure), c in sorted(self.failures.items())
             ],
             "handshakes": dict(sorted(self.handshakes.items())),
@@ -175,8 +188,14 @@ class RunStats:
             "bytes_received": self.bytes_received,
             "not_sent": self.not_sent,
             "timeline": [
-                {"second": s, "requests": i.requests, "failures": i.failures, "users": i.users,
-                 "by_task": i.by_task, "histogram": i.histogram.to_json()}
+                {
+                    "second": s,
+                    "requests": i.requests,
+                    "failures": i.failures,
+                    "users": i.users,
+                    "by_task": i.by_task,
+                    "histogram": i.histogram.to_json(),
+                }
                 for s, i in sorted(self.timeline.items())
             ],
             "meta": self.meta,
@@ -192,14 +211,19 @@ class RunStats:
             stats.tasks[task.name] = task
         for f in d["failures"]:
             stats.failures[(str(f["task"]), str(f["class"]))] = FailureCount(
-                int(f["occurrences"]), float(f["first_seen"]), float(f["last_seen"]))
+                int(f["occurrences"]), float(f["first_seen"]), float(f["last_seen"])
+            )
         stats.handshakes = {str(k): int(v) for k, v in d["handshakes"].items()}
         stats.bytes_sent = int(d["bytes_sent"])
         stats.bytes_received = int(d["bytes_received"])
         stats.not_sent = int(d.get("not_sent", 0))
         for i in d["timeline"]:
             stats.timeline[int(i["second"])] = Interval(
-                int(i["requests"]), int(i["failures"]), int(i["users"]),
-                Histogram.from_json(i["histogram"]), {str(k): int(v) for k, v in i["by_task"].items()})
+                int(i["requests"]),
+                int(i["failures"]),
+                int(i["users"]),
+                Histogram.from_json(i["histogram"]),
+                {str(k): int(v) for k, v in i["by_task"].items()},
+            )
         stats.meta = dict(d.get("meta", {}))
         return stats

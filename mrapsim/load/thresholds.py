@@ -18,7 +18,11 @@ from mrapsim.load.stats import RunStats, TaskStats
 EXIT_THRESHOLDS_FAILED = 99
 
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
-    "<=": operator.le, ">=": operator.ge, "==": operator.eq, "<": operator.lt, ">": operator.gt,
+    "<=": operator.le,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "<": operator.lt,
+    ">": operator.gt,
 }
 _GRAMMAR = re.compile(
     r"^\s*(?:(?P<task>[^:\s]+):)?(?P<metric>p\d+(?:\.\d+)?|avg|min|max|med|fail_rate|rps|fail_rps"
@@ -56,8 +60,7 @@ def parse_threshold(text: str) -> Threshold:
     match = _GRAMMAR.match(text)
     if match is None:
         raise ValueError(
-            f"threshold {text!r}: write METRIC OP VALUE, like p99<50ms, fail_rate<0.01, rps>500 "
-            "or get:p99<20ms"
+            f"threshold {text!r}: write METRIC OP VALUE, like p99<50ms, fail_rate<0.01, rps>500 or get:p99<20ms"
         )
     metric, unit = match["metric"], match["unit"]
     value = float(match["value"])
@@ -86,10 +89,15 @@ def _metric(metric: str, task: TaskStats, duration: float) -> float:
     if metric.startswith("p"):
         return float(h.percentile(float(metric[1:])))
     values: dict[str, float] = {
-        "avg": h.mean, "min": float(h.min), "max": float(h.max), "med": float(h.percentile(50)),
+        "avg": h.mean,
+        "min": float(h.min),
+        "max": float(h.max),
+        "med": float(h.percentile(50)),
         "fail_rate": task.failures / task.requests if task.requests else 0.0,
-        "rps": task.requests / duration, "fail_rps": task.failures / duration,
-        "requests": float(task.requests), "failures": float(task.failures),
+        "rps": task.requests / duration,
+        "fail_rps": task.failures / duration,
+        "requests": float(task.requests),
+        "failures": float(task.failures),
     }
     return values[metric]
 

@@ -23,8 +23,7 @@ class ClientTlsStream(trio.abc.Stream):
         self.transport = transport
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
-        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=False,
-                                     server_hostname=server_hostname)
+        self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=False, server_hostname=server_hostname)
         self._closed = False
 
     def selected_alpn_protocol(self) -> str | None:

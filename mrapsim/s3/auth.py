@@ -390,9 +390,7 @@ class Verifier:
         """`expected_region`: the Region a SigV4 signature must be scoped to (the addressed
         bucket's); None accepts any. SigV4A scopes name no Region and are never bound."""
         header = request.headers.get("authorization")
-        presigned = (
-            request.query.get("X-Amz-Signature") is not None or request.query.get("X-Amz-Algorithm") is not None
-        )
+        presigned = request.query.get("X-Amz-Signature") is not None or request.query.get("X-Amz-Algorithm") is not None
         if self._auth.mode == "none":
             return Authorized(
                 _access_key_of(request, header),

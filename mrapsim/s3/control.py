@@ -91,9 +91,7 @@ def operation_of(method: str, raw_path: str) -> str:
     return "Unknown"
 
 
-async def handle(
-    operation: str, raw_path: str, account: str, store: Store, body: Body, now: dt.datetime
-) -> S3Response:
+async def handle(operation: str, raw_path: str, account: str, store: Store, body: Body, now: dt.datetime) -> S3Response:
     path = unquote(raw_path.split("?", 1)[0])[len(PREFIX) :]
     if operation == "CreateMultiRegionAccessPoint":
         return await _create(account, store, await body(), now)

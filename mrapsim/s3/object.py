@@ -188,9 +188,7 @@ async def put_object(ctx: Context) -> S3Response:
         etag=received.etag,
     )
     info = await ctx.store.put_object(ctx.bucket, ctx.key, write)
-    return empty_response(
-        headers=(("etag", info.etag), *checksum_headers(received.checksums), *version_headers(info))
-    )
+    return empty_response(headers=(("etag", info.etag), *checksum_headers(received.checksums), *version_headers(info)))
 
 
 def version_headers(info: ObjectInfo) -> tuple[tuple[str, str], ...]:

@@ -315,15 +315,13 @@ class Store(Protocol):
         written."""
         ...
 
-    async def find_mrap(self, alias: str) -> MrapInfo | None:
-        ...
+    async def find_mrap(self, alias: str) -> MrapInfo | None: ...
 
     async def list_mraps(self) -> Sequence[MrapInfo]:
         """By name."""
         ...
 
-    async def delete_mrap(self, alias: str) -> bool:
-        ...
+    async def delete_mrap(self, alias: str) -> bool: ...
 
     # -- replication (mrapsim/replication.py): a queue every worker process shares --------------
 
@@ -336,8 +334,7 @@ class Store(Protocol):
         """Record `x-amz-replication-status` on that version; False when it is gone."""
         ...
 
-    async def enqueue_replication(self, tasks: Sequence[ReplicationTask]) -> None:
-        ...
+    async def enqueue_replication(self, tasks: Sequence[ReplicationTask]) -> None: ...
 
     async def claim_replication(self, now: float, limit: int) -> Sequence[ReplicationTask]:
         """Take (remove) up to `limit` tasks due by `now` whose target is not paused. A task is
@@ -354,7 +351,7 @@ class Store(Protocol):
         ...
 
     async def get_versioning(self, bucket: str) -> str:
-        """"" (never enabled), "Enabled" or "Suspended". Raises NoSuchBucketError."""
+        """ "" (never enabled), "Enabled" or "Suspended". Raises NoSuchBucketError."""
         ...
 
     async def set_versioning(self, bucket: str, status: str) -> None:

@@ -403,9 +403,7 @@ class MemoryStore:
         self._displace(target, key)
         if target.synthetic_object(key) is not None:
             target.deleted.add(key)  # the marker hides the synthetic key, which keeps no versions
-        marker = ObjectInfo(
-            key, 0, "", self._clock(), version_id=new_version_id(target.versioning), delete_marker=True
-        )
+        marker = ObjectInfo(key, 0, "", self._clock(), version_id=new_version_id(target.versioning), delete_marker=True)
         self._archive(target, key, next(self._seq), StoredObject(marker, BytesContent(b"")))
         return marker
 

@@ -86,7 +86,7 @@ def list_version_page(
         batch = versions_of(key, None, room + 1)
         entries += batch[:room]
         if batch:
-            last = (key, batch[: room][-1].info.version_id)
+            last = (key, batch[:room][-1].info.version_id)
         if len(batch) > room:
             return VersionPage(entries, common_prefixes, True, *last)
         cursor.advance()

@@ -188,12 +188,10 @@ class CertificateSummary:
             f"CA certificate:  {self.ca_certificate} (expires {_day(self.ca_not_valid_after)}, "
             f"SHA-256 {self.ca_sha256})",
             f"CA key:          {self.ca_key}",
-            f"server chain:    {self.chain} ({self.key_type}, expires "
-            f"{_day(self.not_valid_after)})",
+            f"server chain:    {self.chain} ({self.key_type}, expires {_day(self.not_valid_after)})",
             f"server key:      {self.key}",
             f"names:           {', '.join(self.names)}",
-            f"minted:          {self.minted}/"
-            + ("" if self.minting else f" (disabled: {self.ca_key} is absent)"),
+            f"minted:          {self.minted}/" + ("" if self.minting else f" (disabled: {self.ca_key} is absent)"),
             "",
             "Clients trust mrapsim with:",
             *(f"  {hint}" for hint in self.client_hints),
@@ -290,9 +288,7 @@ def _issue_ca(key: PrivateKey, now: datetime.datetime) -> x509.Certificate:
             critical=True,
         )
         .add_extension(ski, critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
         .sign(key, hashes.SHA256())
     )
 
@@ -441,9 +437,7 @@ def _load_private_key(path: Path, fix: str) -> PrivateKey:
     try:
         key = serialization.load_pem_private_key(data, password=None)
     except TypeError as exc:
-        raise CertificateError(
-            f"{path} is encrypted; mrapsim needs an unencrypted key: {fix}"
-        ) from exc
+        raise CertificateError(f"{path} is encrypted; mrapsim needs an unencrypted key: {fix}") from exc
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise CertificateError(f"{path} is not a PEM private key ({exc}); {fix}") from exc
     if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
@@ -453,9 +447,7 @@ def _load_private_key(path: Path, fix: str) -> PrivateKey:
 
 def _same_public_key(key: PrivateKey, certificate: x509.Certificate) -> bool:
     encoding, form = serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    return key.public_key().public_bytes(encoding, form) == certificate.public_key().public_bytes(
-        encoding, form
-    )
+    return key.public_key().public_bytes(encoding, form) == certificate.public_key().public_bytes(encoding, form)
 
 
 def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
@@ -530,8 +522,7 @@ def _make_directory(directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise CertificateError(
-            f"cannot create {directory} ({exc.strerror or exc}); create it or choose another "
-            f"directory with --certs-dir"
+            f"cannot create {directory} ({exc.strerror or exc}); create it or choose another directory with --certs-dir"
         ) from exc
 
 
@@ -650,9 +641,7 @@ def _coverage_warnings(
     ]
 
 
-def _load_leaf(
-    paths: CertificatePaths, authority: _Authority, wanted: _WantedNames, key_type: KeyType
-) -> _Leaf:
+def _load_leaf(paths: CertificatePaths, authority: _Authority, wanted: _WantedNames, key_type: KeyType) -> _Leaf:
     fix = paths.leaf_fix()
     chain = _load_certificates(paths.chain, fix)
     if not paths.key.exists():
@@ -676,10 +665,7 @@ def _load_leaf(
         )
     warnings = _coverage_warnings(paths, leaf, wanted, authority.key is not None)
     if leaf.not_valid_after_utc - now < RENEW_WARNING:
-        warnings.append(
-            f"{paths.chain} expires on {_day(leaf.not_valid_after_utc)}; "
-            f"run `mrapsim certs --renew`"
-        )
+        warnings.append(f"{paths.chain} expires on {_day(leaf.not_valid_after_utc)}; run `mrapsim certs --renew`")
     missing_ips = [str(ip) for ip in LOCAL_IPS if ip not in _ip_sans(leaf)]
     if missing_ips:
         warnings.append(
@@ -689,8 +675,7 @@ def _load_leaf(
     actual_type = _key_type_of(key)
     if actual_type != key_type:
         warnings.append(
-            f"{paths.key} is {actual_type}, not {key_type}; run `mrapsim certs --renew` "
-            f"to re-issue it as {key_type}"
+            f"{paths.key} is {actual_type}, not {key_type}; run `mrapsim certs --renew` to re-issue it as {key_type}"
         )
     return _Leaf(leaf, actual_type, tuple(warnings))
 
@@ -767,9 +752,7 @@ class _Minter:
         leaf = _issue_leaf(self._ca, ca_key, key, (name,), (), _now())
         chain_pem, key_pem = _cert_pem(leaf, self._ca), _key_pem(key)
         if self._store_on_disk(name, chain_pem, key_pem):
-            context = _new_server_context(
-                self._paths.minted_chain(name), self._paths.minted_key(name), alpn
-            )
+            context = _new_server_context(self._paths.minted_chain(name), self._paths.minted_key(name), alpn)
         else:
             context = _server_context_from_memory(chain_pem, key_pem, alpn)
         return context, leaf.not_valid_after_utc
@@ -825,9 +808,7 @@ def _new_server_context(chain: Path, key: Path, alpn: Sequence[str]) -> ssl.SSLC
     return context
 
 
-def _server_context_from_memory(
-    chain_pem: bytes, key_pem: bytes, alpn: Sequence[str]
-) -> ssl.SSLContext:
+def _server_context_from_memory(chain_pem: bytes, key_pem: bytes, alpn: Sequence[str]) -> ssl.SSLContext:
     # load_cert_chain only reads files; a private temporary directory stands in for minted/.
     with tempfile.TemporaryDirectory(prefix="mrapsim-mint-") as directory:
         chain, key = Path(directory, "chain.pem"), Path(directory, "key.pem")
@@ -895,9 +876,7 @@ class CertificateSet:
         """The text `mrapsim certs` prints: files, names, expiry, client hints, warnings."""
         return self.summary().render() + "\n"
 
-    def server_context(
-        self, alpn: Sequence[str], mint_for: Callable[[str], bool]
-    ) -> ssl.SSLContext:
+    def server_context(self, alpn: Sequence[str], mint_for: Callable[[str], bool]) -> ssl.SSLContext:
         """A TLS ≥ 1.2 server context serving the default chain, minting per SNI on demand.
 
         The SNI callback keeps the default certificate when there is no SNI, when the leaf
@@ -909,9 +888,7 @@ class CertificateSet:
         return context
 
     def _sni_callback(self, alpn: tuple[str, ...], mint_for: Callable[[str], bool]) -> SniCallback:
-        def choose_certificate(
-            connection: ssl.SSLObject, server_name: str | None, _context: ssl.SSLContext
-        ) -> None:
+        def choose_certificate(connection: ssl.SSLObject, server_name: str | None, _context: ssl.SSLContext) -> None:
             if server_name is None:
                 return
             name = normalize_name(server_name)
@@ -951,8 +928,7 @@ def _load_set(
             leaf = _load_leaf(paths, authority, wanted, key_type)
         elif paths.key.exists():
             raise CertificateError(
-                f"{paths.key} exists without {paths.chain} (an interrupted run?); "
-                f"{paths.leaf_fix()}"
+                f"{paths.key} exists without {paths.chain} (an interrupted run?); {paths.leaf_fix()}"
             )
         else:
             leaf = _issue_default_leaf(paths, authority, wanted, key_type, replace=False)

@@ -55,9 +55,7 @@ class Rendered:
 
     def one(self, kind: str, name: str | None = None) -> dict[str, Any]:
         found = [doc for doc in self.all(kind) if name is None or doc["metadata"]["name"] == name]
-        assert len(found) == 1, (
-            f"expected one {kind} {name or ''}, got {[d['metadata']['name'] for d in found]}"
-        )
+        assert len(found) == 1, f"expected one {kind} {name or ''}, got {[d['metadata']['name'] for d in found]}"
         return found[0]
 
     def find(self, kind: str, name: str) -> dict[str, Any] | None:
@@ -84,9 +82,7 @@ class Rendered:
         return {k: base64.b64decode(v) for k, v in secret.get("data", {}).items()}
 
 
-def render(
-    values: Mapping[str, Any] | None = None, *, release: str = RELEASE, namespace: str = NAMESPACE
-) -> Rendered:
+def render(values: Mapping[str, Any] | None = None, *, release: str = RELEASE, namespace: str = NAMESPACE) -> Rendered:
     with helm.Chart.load(CHART) as chart:
         files = chart.render(dict(values or {}), name=release, namespace=namespace)
     docs: list[dict[str, Any]] = []

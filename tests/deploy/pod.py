@@ -122,11 +122,7 @@ class LocalPod:
 
     @property
     def read_only_mounts(self) -> list[Path]:
-        return [
-            self.mounts[m["mountPath"]]
-            for m in self.rendered.container["volumeMounts"]
-            if m.get("readOnly")
-        ]
+        return [self.mounts[m["mountPath"]] for m in self.rendered.container["volumeMounts"] if m.get("readOnly")]
 
     def start(self) -> None:
         argv = self.argv
@@ -134,8 +130,7 @@ class LocalPod:
             # readOnly volumeMounts as the kernel enforces them (EROFS), in a private mount
             # namespace of the process only.
             script = "".join(
-                f'mount --bind "{d}" "{d}" && mount -o remount,bind,ro "{d}" && '
-                for d in self.read_only_mounts
+                f'mount --bind "{d}" "{d}" && mount -o remount,bind,ro "{d}" && ' for d in self.read_only_mounts
             )
             argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
                     script + 'exec "$@"', "sh", *argv]  # fmt: skip
@@ -148,9 +143,7 @@ class LocalPod:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(
-                    f"mrapsim exited with {self.process.returncode}:\n{self.output()}"
-                )
+                raise AssertionError(f"mrapsim exited with {self.process.returncode}:\n{self.output()}")
             try:
                 if self.probe("readinessProbe", timeout=0.5)[0] == 200:
                     return
@@ -206,9 +199,7 @@ def prepare(rendered: Rendered, root: Path, secrets: Secrets) -> LocalPod:
         elif "projected" in volume:
             for source in volume["projected"]["sources"]:
                 data_b = secrets[source["secret"]["name"]]
-                files.update(
-                    {item["path"]: data_b[item["key"]] for item in source["secret"]["items"]}
-                )
+                files.update({item["path"]: data_b[item["key"]] for item in source["secret"]["items"]})
         elif "secret" in volume:
             data_b = secrets[volume["secret"]["secretName"]]
             items = volume["secret"].get("items") or [{"key": k, "path": k} for k in data_b]

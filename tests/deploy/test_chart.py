@@ -66,9 +66,7 @@ def mrapsim_bin() -> str:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_helm_lint_strict(name: str) -> None:
-    report = helm.lint(
-        CHART, CASES[name], strict=True, namespace=NAMESPACE, kube_version=f"v{NEWEST_KUBE}"
-    )
+    report = helm.lint(CHART, CASES[name], strict=True, namespace=NAMESPACE, kube_version=f"v{NEWEST_KUBE}")
     problems = [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
     assert not problems, problems
 
@@ -259,9 +257,7 @@ def test_service_exposes_every_listener_and_the_admin_port(
     assert service["spec"]["selector"] == rendered.deployment["spec"]["selector"]["matchLabels"]
 
 
-def test_rendered_config_is_what_mrapsim_accepts(
-    case: tuple[str, dict[str, Any], Rendered], tmp_path: Path
-) -> None:
+def test_rendered_config_is_what_mrapsim_accepts(case: tuple[str, dict[str, Any], Rendered], tmp_path: Path) -> None:
     _, _, rendered = case
     path = tmp_path / "mrapsim.toml"
     path.write_text(rendered.config_toml)
@@ -298,13 +294,9 @@ def test_chart_defaults_match_mrapsims_embedded_defaults(tmp_path: Path) -> None
     env = {"PATH": "/usr/bin:/bin"}
     run = [mrapsim_bin(), "config", "--show-secrets"]
     from_chart = tomllib.loads(
-        subprocess.run(
-            [*run, "--config", str(path)], capture_output=True, text=True, env=env, check=True
-        ).stdout
+        subprocess.run([*run, "--config", str(path)], capture_output=True, text=True, env=env, check=True).stdout
     )
-    embedded = tomllib.loads(
-        subprocess.run(run, capture_output=True, text=True, env=env, check=True).stdout
-    )
+    embedded = tomllib.loads(subprocess.run(run, capture_output=True, text=True, env=env, check=True).stdout)
     chart_owned = {
         "log_format": "json",
         "store": {**embedded["store"], "path": "/var/lib/mrapsim/data"},
@@ -324,13 +316,9 @@ def test_credentials_reach_the_container_from_a_secret_only() -> None:
         "AKIAI44QH8DHBEXAMPLE:je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY"
     )
     assert "EXAMPLEKEY" not in rendered.config_toml
-    existing = render(
-        {"credentials": {"existingSecret": "team-keys", "existingSecretKey": "pairs"}}
-    )
+    existing = render({"credentials": {"existingSecret": "team-keys", "existingSecretKey": "pairs"}})
     assert existing.find("Secret", f"{RELEASE}-mrapsim-credentials") is None
-    ref = {e["name"]: e for e in existing.container["env"]}["MRAPSIM_CREDENTIALS"]["valueFrom"][
-        "secretKeyRef"
-    ]
+    ref = {e["name"]: e for e in existing.container["env"]}["MRAPSIM_CREDENTIALS"]["valueFrom"]["secretKeyRef"]
     assert ref == {"name": "team-keys", "key": "pairs"}
 
 
@@ -352,9 +340,7 @@ def test_every_tls_mode_gives_mrapsim_its_file_names(mode: str) -> None:
     files = tls_sources(render(values_for_mode(mode)))
     assert {"ca.pem", "server.pem", "server.key"} <= set(files)
     assert (
-        files["ca.pem"][1] == "ca.crt"
-        and files["server.pem"][1] == "tls.crt"
-        and files["server.key"][1] == "tls.key"
+        files["ca.pem"][1] == "ca.crt" and files["server.pem"][1] == "tls.crt" and files["server.key"][1] == "tls.key"
     )
     assert "ca.key" in files  # every default of each mode keeps minting possible
 
@@ -365,16 +351,11 @@ def test_helm_generated_certificates_cover_the_routes_and_the_service() -> None:
     secret_name = files["server.pem"][0]
     data = rendered.secret_data(secret_name)
     assert data is not None
-    assert (
-        rendered.one("Secret", secret_name)["metadata"]["annotations"]["helm.sh/resource-policy"]
-        == "keep"
-    )
+    assert rendered.one("Secret", secret_name)["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
     leaf = x509.load_pem_x509_certificate(data["tls.crt"])
     ca = x509.load_pem_x509_certificate(data["ca.crt"])
     leaf.verify_directly_issued_by(ca)
-    sans = leaf.extensions.get_extension_for_class(
-        x509.SubjectAlternativeName
-    ).value.get_values_for_type(x509.DNSName)
+    sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
     service = f"{RELEASE}-mrapsim"
     for name in (
         "*.mrap.accesspoint.s3-global.amazonaws.com",
@@ -399,9 +380,7 @@ def test_cert_manager_wiring() -> None:
     assert leaf["spec"]["secretName"] == files["server.pem"][0]
     assert ca["spec"]["isCA"] is True and ca["spec"]["secretName"] == files["ca.key"][0]
     assert issuers[ca["spec"]["issuerRef"]["name"]] == {"selfSigned": {}}
-    assert issuers[leaf["spec"]["issuerRef"]["name"]] == {
-        "ca": {"secretName": ca["spec"]["secretName"]}
-    }
+    assert issuers[leaf["spec"]["issuerRef"]["name"]] == {"ca": {"secretName": ca["spec"]["secretName"]}}
     assert "*.mrap.accesspoint.s3-global.amazonaws.com" in leaf["spec"]["dnsNames"]
     external = render(
         {
@@ -416,9 +395,7 @@ def test_cert_manager_wiring() -> None:
         "name": "corp-ca",
         "kind": "ClusterIssuer",
     }
-    assert "ca.key" not in tls_sources(
-        external
-    )  # no CA key: mrapsim serves only what the leaf covers
+    assert "ca.key" not in tls_sources(external)  # no CA key: mrapsim serves only what the leaf covers
 
 
 def test_notes_print_the_ca_command_and_the_coredns_snippet() -> None:
@@ -509,12 +486,8 @@ def test_helm_generated_ca_is_kept_across_upgrades(tmp_path: Path) -> None:
     renamed = secret({"clusterHas": installed, "tls": {"extraDnsNames": ["new.example"]}})
     assert renamed["data"]["ca.crt"] == installed["data"]["ca.crt"]
     assert renamed["data"]["ca.key"] == installed["data"]["ca.key"]
-    assert renamed["data"]["tls.crt"] != installed["data"]["tls.crt"], (
-        "leaf re-issued for new names"
-    )
+    assert renamed["data"]["tls.crt"] != installed["data"]["tls.crt"], "leaf re-issued for new names"
     leaf = x509.load_pem_x509_certificate(base64.b64decode(renamed["data"]["tls.crt"]))
-    leaf.verify_directly_issued_by(
-        x509.load_pem_x509_certificate(base64.b64decode(installed["data"]["ca.crt"]))
-    )
+    leaf.verify_directly_issued_by(x509.load_pem_x509_certificate(base64.b64decode(installed["data"]["ca.crt"])))
     sans = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "new.example" in sans.get_values_for_type(x509.DNSName)

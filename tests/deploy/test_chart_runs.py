@@ -40,9 +40,7 @@ def certificates_from_mrapsim(where: Path) -> dict[str, bytes]:
         timeout=60,
     )
     chain = (where / "server.pem").read_bytes()
-    leaf_only = chain[
-        : chain.index(b"-----END CERTIFICATE-----") + len(b"-----END CERTIFICATE-----\n")
-    ]
+    leaf_only = chain[: chain.index(b"-----END CERTIFICATE-----") + len(b"-----END CERTIFICATE-----\n")]
     return {
         "tls.crt": leaf_only,
         "tls.key": (where / "server.key").read_bytes(),
@@ -53,10 +51,7 @@ def certificates_from_mrapsim(where: Path) -> dict[str, bytes]:
 
 def cluster_secrets(mode: str, rendered: Rendered, scratch: Path) -> dict[str, dict[str, bytes]]:
     """The Secrets the pod would find: the rendered ones, and those cert-manager or users make."""
-    secrets = {
-        s["metadata"]["name"]: rendered.secret_data(s["metadata"]["name"]) or {}
-        for s in rendered.all("Secret")
-    }
+    secrets = {s["metadata"]["name"]: rendered.secret_data(s["metadata"]["name"]) or {} for s in rendered.all("Secret")}
     if mode == "certManager":
         made = certificates_from_mrapsim(scratch)
         certificates = {c["metadata"]["name"]: c["spec"] for c in rendered.all("Certificate")}
@@ -80,9 +75,7 @@ POD_CASES["full-values"] = ("helmGenerated", values_file("full.yaml"))
 
 
 @pytest.fixture(scope="module", params=sorted(POD_CASES))
-def pod(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LocalPod]:
+def pod(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPod]:
     mode, values = POD_CASES[request.param]
     rendered = render(values)
     root = tmp_path_factory.mktemp(f"pod-{request.param}")
@@ -213,8 +206,7 @@ def _mrapsim_reads_credentials_from_the_environment() -> bool:
 
     source = Path(mrapsim.__file__).parent
     return any(
-        "MRAPSIM_CREDENTIALS" in f.read_text() or '_env("CREDENTIALS")' in f.read_text()
-        for f in source.glob("*.py")
+        "MRAPSIM_CREDENTIALS" in f.read_text() or '_env("CREDENTIALS")' in f.read_text() for f in source.glob("*.py")
     )
 
 
@@ -259,10 +251,7 @@ def test_sigterm_turns_readiness_off_and_drains_within_the_grace_period(pod: Loc
     once readiness is off, and mrapsim must exit as soon as nothing is left to drain.
     """
     spec = pod.rendered.deployment["spec"]["template"]["spec"]
-    budget = (
-        spec["terminationGracePeriodSeconds"]
-        - pod.rendered.container["lifecycle"]["preStop"]["sleep"]["seconds"]
-    )
+    budget = spec["terminationGracePeriodSeconds"] - pod.rendered.container["lifecycle"]["preStop"]["sleep"]["seconds"]
     worst_case = pod.name == "helmGenerated"
     held = socket.create_connection(("127.0.0.1", pod.local_port("mrap")), timeout=5)
     held.sendall(_client_hello_without_sni())

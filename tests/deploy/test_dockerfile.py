@@ -74,17 +74,13 @@ def test_multi_stage_with_the_base_image_as_a_build_argument(parsed: Parsed) -> 
     major, minor = version.groups()
     with open(REPO / "pyproject.toml", "rb") as f:
         requires = tomllib.load(f)["project"]["requires-python"]
-    assert (int(major), int(minor)) >= tuple(
-        int(x) for x in requires.removeprefix(">=").split(".")[:2]
-    )
+    assert (int(major), int(minor)) >= tuple(int(x) for x in requires.removeprefix(">=").split(".")[:2])
 
 
 def test_runs_as_a_fixed_non_root_user_that_the_chart_also_uses(parsed: Parsed) -> None:
     stages, _ = parsed
     user = stages[-1].last("USER")
-    assert user is not None and re.fullmatch(r"\d+:\d+", user), (
-        "a numeric UID:GID lets runAsNonRoot verify it"
-    )
+    assert user is not None and re.fullmatch(r"\d+:\d+", user), "a numeric UID:GID lets runAsNonRoot verify it"
     uid, gid = (int(x) for x in user.split(":"))
     assert uid >= 10000 and gid >= 10000
     pod = render({}).deployment["spec"]["template"]["spec"]["securityContext"]
@@ -116,9 +112,7 @@ def test_final_image_installs_and_builds_nothing(parsed: Parsed) -> None:
             assert word not in command, f"runtime stage runs {word!r}"
     copies = runtime.all("COPY") + runtime.all("ADD")
     venv = build.env()["VENV"]
-    assert copies == [f"--from=build {venv} {venv}"], (
-        "only the virtual environment reaches the final image"
-    )
+    assert copies == [f"--from=build {venv} {venv}"], "only the virtual environment reaches the final image"
     assert build.env().get("PIP_NO_CACHE_DIR") == "1"
     assert any("--without-pip" in command for command in build.all("RUN"))
     assert runtime.env()["PATH"].startswith(f"{venv}/bin:")
@@ -154,9 +148,7 @@ def context_files() -> set[str]:
     for line in (REPO / ".dockerignore").read_text().splitlines():
         line = line.strip()
         if line and not line.startswith("#"):
-            rules.append(
-                (line.startswith("!"), dockerignore_regex(line.removeprefix("!").strip("/")))
-            )
+            rules.append((line.startswith("!"), dockerignore_regex(line.removeprefix("!").strip("/"))))
 
     def excluded(path: str) -> bool:
         parts = path.split("/")
@@ -177,9 +169,7 @@ def context_files() -> set[str]:
 def test_dockerignore_keeps_only_what_the_wheel_is_built_from() -> None:
     files = context_files()
     assert {"pyproject.toml", "README.md", "mrapsim/__init__.py", "mrapsim/cli.py"} <= files
-    assert all(f in ("pyproject.toml", "README.md") or f.startswith("mrapsim/") for f in files), (
-        sorted(files)
-    )
+    assert all(f in ("pyproject.toml", "README.md") or f.startswith("mrapsim/") for f in files), sorted(files)
     assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
     package = {p.relative_to(REPO).as_posix() for p in (REPO / "mrapsim").rglob("*.py")}
     assert package <= files
@@ -194,9 +184,7 @@ def healthcheck_argv(stage: dockerfile.Stage) -> list[str]:
     return [str(a) for a in argv]
 
 
-@pytest.mark.skipif(
-    os.environ.get("MRAPSIM_SKIP_VENV_TEST") == "1", reason="MRAPSIM_SKIP_VENV_TEST=1"
-)
+@pytest.mark.skipif(os.environ.get("MRAPSIM_SKIP_VENV_TEST") == "1", reason="MRAPSIM_SKIP_VENV_TEST=1")
 @pytest.mark.timeout(300)
 def test_build_stage_produces_a_venv_that_serves(tmp_path: Path, parsed: Parsed) -> None:
     stages, _ = parsed
@@ -229,9 +217,7 @@ def test_build_stage_produces_a_venv_that_serves(tmp_path: Path, parsed: Parsed)
                 if origin.is_dir():
                     shutil.copytree(
                         origin,
-                        target
-                        if destination.endswith("/") and source.endswith("/")
-                        else target / origin.name,
+                        target if destination.endswith("/") and source.endswith("/") else target / origin.name,
                         dirs_exist_ok=True,
                     )
                 else:
@@ -251,9 +237,7 @@ def test_build_stage_produces_a_venv_that_serves(tmp_path: Path, parsed: Parsed)
             assert result.returncode == 0, f"RUN {value}\n{result.stdout}\n{result.stderr}"
 
     venv = Path(env["VENV"])
-    version = subprocess.run(
-        [str(venv / "bin" / "mrapsim"), "--version"], capture_output=True, text=True, check=True
-    )
+    version = subprocess.run([str(venv / "bin" / "mrapsim"), "--version"], capture_output=True, text=True, check=True)
     assert version.stdout.startswith("mrapsim ")
     site = list(venv.glob("lib/python*/site-packages/mrapsim/__init__.py"))
     assert site, "mrapsim is installed into the venv, not linked to the source tree"
@@ -276,9 +260,7 @@ def test_build_stage_produces_a_venv_that_serves(tmp_path: Path, parsed: Parsed)
         str(venv / "bin" / (runtime.exec_form("ENTRYPOINT") or [])[0]),
         *(runtime.exec_form("CMD") or []),
     ]
-    server = subprocess.Popen(
-        argv, cwd=state, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
+    server = subprocess.Popen(argv, cwd=state, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         check = healthcheck_argv(runtime)
         deadline = time.monotonic() + 20

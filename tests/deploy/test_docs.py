@@ -27,9 +27,7 @@ def yaml_blocks() -> list[dict[str, Any]]:
 
 def test_docs_coredns_snippet_is_the_one_the_chart_prints() -> None:
     notes = render({}, release="mrapsim", namespace="mrapsim").notes
-    rewrite = next(
-        line.strip() for line in notes.splitlines() if line.strip().startswith("rewrite ")
-    )
+    rewrite = next(line.strip() for line in notes.splitlines() if line.strip().startswith("rewrite "))
     assert rewrite in DOC.read_text()
 
 
@@ -39,16 +37,11 @@ def test_docs_manifests_parse_and_builtin_kinds_validate() -> None:
     assert {"CiliumNetworkPolicy", "Job"} <= kinds
     for doc in docs:
         if doc.get("kind") == "Job":
-            kubernetes_validate.validate(
-                doc, f"{kubernetes_validate.utils.latest_version()}.0", strict=True
-            )
+            kubernetes_validate.validate(doc, f"{kubernetes_validate.utils.latest_version()}.0", strict=True)
     policy = next(d for d in docs if d.get("kind") == "CiliumNetworkPolicy")
     port_rules = policy["spec"]["egress"][1]["toPorts"][0]
     assert {"terminatingTLS", "originatingTLS", "rules"} <= set(port_rules)
-    assert (
-        policy["spec"]["egress"][1]["toFQDNs"][0]["matchPattern"]
-        == "*.mrap.accesspoint.s3-global.amazonaws.com"
-    )
+    assert policy["spec"]["egress"][1]["toFQDNs"][0]["matchPattern"] == "*.mrap.accesspoint.s3-global.amazonaws.com"
 
 
 def test_docs_values_example_is_accepted_by_the_chart_and_mrapsim(tmp_path: Path) -> None:

@@ -98,9 +98,15 @@ def make_test_ca(where: Path) -> ProxyCA:
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -124,9 +130,7 @@ def make_test_ca(where: Path) -> ProxyCA:
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     pem = serialization.Encoding.PEM
@@ -338,8 +342,8 @@ stream {{
                        'status=$status connect=$upstream_connect_time session_time=$session_time';
     access_log {where}/stream.log interop;
     map $ssl_preread_server_name $mrapsim_listener {{
-        ~\\.mrap\\.accesspoint\\.s3-global\\.amazonaws\\.com$ 127.0.0.1:{server.port('mrap')};
-        default 127.0.0.1:{server.port('s3')};
+        ~\\.mrap\\.accesspoint\\.s3-global\\.amazonaws\\.com$ 127.0.0.1:{server.port("mrap")};
+        default 127.0.0.1:{server.port("s3")};
     }}
     server {{
         listen 127.0.0.1:{passthrough};
@@ -380,8 +384,8 @@ http {{
     proxy_ssl_verify on;
     proxy_ssl_trusted_certificate {server.ca};
 
-    upstream mrapsim_mrap {{ server 127.0.0.1:{server.port('mrap')}; }}
-    upstream mrapsim_s3 {{ server 127.0.0.1:{server.port('s3')}; }}
+    upstream mrapsim_mrap {{ server 127.0.0.1:{server.port("mrap")}; }}
+    upstream mrapsim_s3 {{ server 127.0.0.1:{server.port("s3")}; }}
     {alert_upstream}
 {"".join(blocks)}
 }}
@@ -391,15 +395,18 @@ http {{
     config_file = where / "nginx.conf"
     config_file.write_text(config)
     error_log = where / "error.log"
-    check = subprocess.run([binary, "-t", "-p", str(where), "-e", str(error_log), "-c", str(config_file)],
-                           capture_output=True, text=True)
+    check = subprocess.run(
+        [binary, "-t", "-p", str(where), "-e", str(error_log), "-c", str(config_file)], capture_output=True, text=True
+    )
     if check.returncode != 0:
         raise RuntimeError(f"nginx -t failed:\n{check.stderr}\n{config}")
     console = where / "console.log"
     with console.open("wb") as out:
         process = subprocess.Popen(
             [binary, "-p", str(where), "-e", str(error_log), "-c", str(config_file)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
     wait_listening(sorted(set(assigned.values())), process, "nginx", error_log)
     logs = [LogFile(where / "access.log"), LogFile(error_log), LogFile(where / "stream.log")]
@@ -429,9 +436,7 @@ def start_haproxy(where: Path, proxy_ca: ProxyCA, servers: dict[str, MrapsimProc
         address = f"127.0.0.1:{server.port(listener)}"
         scenarios.append(("intercept-no-sni", listener, f"server s1 {address} {verify}{no_sni}"))
         scenarios.append(("intercept-sni", listener, f"server s1 {address} {verify} sni str({sni_names[listener]})"))
-        scenarios.append(
-            ("intercept-sni-host", listener, f"server s1 {address} {verify} sni req.hdr(host),field(1,:)")
-        )
+        scenarios.append(("intercept-sni-host", listener, f"server s1 {address} {verify} sni req.hdr(host),field(1,:)"))
     if "alert" in servers:
         alert = servers["alert"]
         alert_line = f"server s1 127.0.0.1:{alert.port('mrap')} ssl verify required ca-file {alert.ca}{no_sni}"
@@ -483,11 +488,11 @@ frontend passthrough
 
 backend passthrough--mrap
     mode tcp
-    server s1 127.0.0.1:{server.port('mrap')}
+    server s1 127.0.0.1:{server.port("mrap")}
 
 backend passthrough--s3
     mode tcp
-    server s1 127.0.0.1:{server.port('s3')}
+    server s1 127.0.0.1:{server.port("s3")}
 """
     config_file = where / "haproxy.cfg"
     config_file.write_text(config)
@@ -562,7 +567,7 @@ def start_squid(where: Path, proxy_ca: ProxyCA, servers: dict[str, MrapsimProces
     )
     config = f"""http_port 127.0.0.1:{bump} ssl-bump name=bump {bump_options}
 http_port 127.0.0.1:{splice} ssl-bump name=splice {bump_options}
-sslcrtd_program {certgen} -s {home / 'ssl_db'} -M 4MB
+sslcrtd_program {certgen} -s {home / "ssl_db"} -M 4MB
 sslcrtd_children 3 startup=1 idle=1
 acl step1 at_step SslBump1
 acl splice_port myportname splice
@@ -574,17 +579,17 @@ tls_outgoing_options cafile={trusted}
 acl domain_mismatch ssl_error SQUID_X509_V_ERR_DOMAIN_MISMATCH
 sslproxy_cert_error allow domain_mismatch
 sslproxy_cert_error deny all
-hosts_file {home / 'hosts'}
+hosts_file {home / "hosts"}
 dns_nameservers 127.0.0.1
 http_access allow localhost
 http_access deny all
 cache deny all
 pinger_enable off
 netdb_filename none
-pid_filename {home / 'squid.pid'}
+pid_filename {home / "squid.pid"}
 logformat interop {SQUID_LOG}
-access_log stdio:{home / 'access.log'} interop
-cache_log {home / 'cache.log'}
+access_log stdio:{home / "access.log"} interop
+cache_log {home / "cache.log"}
 coredump_dir {home}
 connect_timeout {CONNECT_TIMEOUT} seconds
 read_timeout {READ_TIMEOUT} seconds
@@ -609,8 +614,14 @@ shutdown_lifetime 1 seconds
     wait_listening([bump, splice], process, "squid", home / "cache.log")
     ports: dict[tuple[str, str], int] = {}
     urls: dict[tuple[str, str], str] = {}
-    named = {"mrap": f"https://{MRAP_HOST}:{{port}}/?list-type=2", "s3": f"https://{BUCKET}.{S3_HOST}:{{port}}/?list-type=2"}
-    by_ip = {"mrap": "https://127.0.0.1:{port}/mfzwi23gnjvgw.mrap?list-type=2", "s3": f"https://127.0.0.1:{{port}}/{BUCKET}?list-type=2"}
+    named = {
+        "mrap": f"https://{MRAP_HOST}:{{port}}/?list-type=2",
+        "s3": f"https://{BUCKET}.{S3_HOST}:{{port}}/?list-type=2",
+    }
+    by_ip = {
+        "mrap": "https://127.0.0.1:{port}/mfzwi23gnjvgw.mrap?list-type=2",
+        "s3": f"https://127.0.0.1:{{port}}/{BUCKET}?list-type=2",
+    }
     for listener in LISTENERS:
         port = server.port(listener)
         ports[("intercept-no-sni", listener)] = bump
@@ -634,10 +645,20 @@ def run_curl(proxy: Proxy, scenario: str, listener: str, ca_bundle: Path) -> sub
     """
     url = proxy.urls[(scenario, listener)]
     command = [
-        "curl", "-sS", "--max-time", "20", "-w", "\\nHTTP %{http_code}",
-        "--proxy", f"http://127.0.0.1:{proxy.port(scenario, listener)}",
-        "--aws-sigv4", "aws:amz:us-east-1:s3", "--user", f"{ACCESS_KEY}:{SECRET_KEY}",
-        "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD",
+        "curl",
+        "-sS",
+        "--max-time",
+        "20",
+        "-w",
+        "\\nHTTP %{http_code}",
+        "--proxy",
+        f"http://127.0.0.1:{proxy.port(scenario, listener)}",
+        "--aws-sigv4",
+        "aws:amz:us-east-1:s3",
+        "--user",
+        f"{ACCESS_KEY}:{SECRET_KEY}",
+        "-H",
+        "x-amz-content-sha256: UNSIGNED-PAYLOAD",
     ]
     command += ["-k"] if "//127.0.0.1:" in url else ["--cacert", str(ca_bundle)]
     return subprocess.run([*command, url], capture_output=True, text=True, timeout=30)
@@ -777,8 +798,18 @@ def aws_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def run_aws(port: int, ca_bundle: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """aws-cli, unchanged, with `*.amazonaws.com` resolving to 127.0.0.1:`port` (see awsvia.py)."""
     command = [
-        sys.executable, str(AWSVIA), "--connect", f"127.0.0.1:{port}", "--",
-        "--ca-bundle", str(ca_bundle), "--cli-read-timeout", "20", "--cli-connect-timeout", "10", *args,
+        sys.executable,
+        str(AWSVIA),
+        "--connect",
+        f"127.0.0.1:{port}",
+        "--",
+        "--ca-bundle",
+        str(ca_bundle),
+        "--cli-read-timeout",
+        "20",
+        "--cli-connect-timeout",
+        "10",
+        *args,
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=aws_env())
 
@@ -810,9 +841,7 @@ def observe(proxy: Proxy, server: MrapsimProcess, listener: str, cell: dict[str,
     cell["records"] = records
 
 
-def run_cell(
-    proxy: Proxy, server: MrapsimProcess, proxy_ca: ProxyCA, scenario: str, listener: str, *args: str
-) -> Cell:
+def run_cell(proxy: Proxy, server: MrapsimProcess, proxy_ca: ProxyCA, scenario: str, listener: str, *args: str) -> Cell:
     """`aws s3 ls` (or `args`) through `proxy`'s `scenario` port towards mrapsim's `listener`."""
     arguments = list(args) or ["s3", "ls", S3_URL[listener]]
     collected: dict[str, Any] = {}
@@ -829,14 +858,24 @@ def run_cell(
             result = run_aws(proxy.port(scenario, listener), client_ca(scenario, proxy_ca, server), *arguments)
         seconds = time.monotonic() - started
     cell = Cell(
-        proxy.name, scenario, listener, arguments, result.returncode, result.stdout, result.stderr, seconds,
-        collected["proxy_log"], collected["records"], http_status=http_status,
+        proxy.name,
+        scenario,
+        listener,
+        arguments,
+        result.returncode,
+        result.stdout,
+        result.stderr,
+        seconds,
+        collected["proxy_log"],
+        collected["records"],
+        http_status=http_status,
     )
     ids = {record["id"] for record in cell.upstream}
     deadline = time.monotonic() + 2
     while True:
         cell.events = [
-            event for event in server.logs()
+            event
+            for event in server.logs()
             if event.get("event") in ("request", "explanation") and event.get("connection_id") in ids
         ]
         # A forwarded connection's request is logged when it completes; give the log a moment.

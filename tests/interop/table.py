@@ -70,7 +70,8 @@ def evidence(cell: Cell) -> dict[str, Any]:
         "client_error": cell.stderr.strip().splitlines()[-1] if cell.stderr.strip() else None,
         "client_seconds": round(cell.seconds, 2),
         "proxy_log": [
-            line for line in cell.proxy_log
+            line
+            for line in cell.proxy_log
             if any(word in line for word in interesting) and "transaction-end-before-headers" not in line
         ],
         "mrapsim": [
@@ -205,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         if item["scenario"] in {s for _, scenarios in ROWS for s in scenarios}:
             print(describe(item))
     print("\nBeyond the table:\n")
-    print("  mrap with on_missing_sni = \"alert:unrecognized_name\", interception without SNI — fails at once:")
+    print('  mrap with on_missing_sni = "alert:unrecognized_name", interception without SNI — fails at once:')
     for item in results:
         if item["scenario"] == "alert-no-sni":
             print("  " + describe(item).replace("\n", "\n  "))
@@ -214,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         if item["scenario"] == "no-host-header":
             print("  " + describe(item).replace("\n", "\n  "))
     failures = [
-        item for item in results
+        item
+        for item in results
         if item["scenario"] in {s for _, scenarios in ROWS for s in scenarios}
         and item["works"] != (not (item["scenario"] == "intercept-no-sni" and item["listener"] == "mrap"))
     ]

@@ -43,8 +43,7 @@ EXPECTED_SNI = {
 def explain(cell: Cell) -> str:
     return (
         f"{cell.proxy} {cell.scenario} → {cell.listener}: rc={cell.returncode} in {cell.seconds:.2f} s\n"
-        f"stderr: {cell.stderr.strip()}\nproxy log:\n  " + "\n  ".join(cell.proxy_log)
-        + f"\nmrapsim: {cell.records}"
+        f"stderr: {cell.stderr.strip()}\nproxy log:\n  " + "\n  ".join(cell.proxy_log) + f"\nmrapsim: {cell.records}"
     )
 
 

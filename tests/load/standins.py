@@ -64,8 +64,9 @@ def server_context(directory: Path) -> tuple[ssl.SSLContext, Path]:
     return context, directory / "ca.pem"
 
 
-def canned_http(context: ssl.SSLContext | None, responses: dict[str, bytes], delay: float = 0.0,
-                close_after: int | None = None) -> Handler:
+def canned_http(
+    context: ssl.SSLContext | None, responses: dict[str, bytes], delay: float = 0.0, close_after: int | None = None
+) -> Handler:
     """HTTP/1.1 keep-alive server: the response for a request is chosen by its path's first
     segment (`responses["503"]`…), `responses["*"]` otherwise; each after `delay` seconds. With
     `close_after`, the connection is closed silently after that many responses (a stale

@@ -19,23 +19,51 @@ from tests.mrapsim_process import MrapsimProcess
 
 MRAP_HOST = "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com"
 SCENARIOS = Path(__file__).resolve().parents[2] / "loadtest" / "scenarios"
-KEYS = {"AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
-        "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"}
+KEYS = {
+    "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
+    "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+}
 
 
 def load(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mrapsim.load", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **KEYS})
+    return subprocess.run(
+        [sys.executable, "-m", "mrapsim.load", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **KEYS},
+    )
 
 
 def test_mixed_run_with_one_in_ten_handshakes_without_sni(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
     port = mrapsim.port("mrap")
     done = load(
-        "--target", f"https://{MRAP_HOST}:{port}", "--connect", f"127.0.0.1:{port}",
-        "--ca-bundle", str(mrapsim.ca), "--scenario", "mixed", "--users", "8", "--duration", "8s",
-        "--handshake-timeout", "1s", "--server-metrics", f"http://{mrapsim.admin}",
-        "--json", str(tmp_path / "run.json"), "--csv", str(tmp_path / "run"), "--html", str(tmp_path / "run.html"),
-        "--threshold", "fail_rate<0.5", "--seed", "1",
+        "--target",
+        f"https://{MRAP_HOST}:{port}",
+        "--connect",
+        f"127.0.0.1:{port}",
+        "--ca-bundle",
+        str(mrapsim.ca),
+        "--scenario",
+        "mixed",
+        "--users",
+        "8",
+        "--duration",
+        "8s",
+        "--handshake-timeout",
+        "1s",
+        "--server-metrics",
+        f"http://{mrapsim.admin}",
+        "--json",
+        str(tmp_path / "run.json"),
+        "--csv",
+        str(tmp_path / "run"),
+        "--html",
+        str(tmp_path / "run.html"),
+        "--threshold",
+        "fail_rate<0.5",
+        "--seed",
+        "1",
     )
     assert done.returncode == 0, done.stdout + done.stderr
     document = json.loads((tmp_path / "run.json").read_text())
@@ -62,12 +90,29 @@ def test_mixed_run_with_one_in_ten_handshakes_without_sni(mrapsim: MrapsimProces
 def test_processes_path_style_and_a_threshold_that_cannot_hold(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
     port = mrapsim.port("s3")
     scenario = tmp_path / "s3.toml"
-    scenario.write_text('[[task]]\nkind = "list"\nmax_keys = 5\n[[task]]\nkind = "head"\nsizes = ["2KiB"]\n'
-                        '[[task]]\nkind = "get"\nsizes = ["2KiB"]\nranges = ["0-99"]\n')
+    scenario.write_text(
+        '[[task]]\nkind = "list"\nmax_keys = 5\n[[task]]\nkind = "head"\nsizes = ["2KiB"]\n'
+        '[[task]]\nkind = "get"\nsizes = ["2KiB"]\nranges = ["0-99"]\n'
+    )
     done = load(
-        "--target", f"https://localhost:{port}/mraps3sample", "--ca-bundle", str(mrapsim.ca),
-        "--scenario", str(scenario), "--users", "4", "--processes", "2", "--duration", "3s",
-        "--json", str(tmp_path / "run.json"), "--threshold", "rps>1000000", "--threshold", "fail_rate==0",
+        "--target",
+        f"https://localhost:{port}/mraps3sample",
+        "--ca-bundle",
+        str(mrapsim.ca),
+        "--scenario",
+        str(scenario),
+        "--users",
+        "4",
+        "--processes",
+        "2",
+        "--duration",
+        "3s",
+        "--json",
+        str(tmp_path / "run.json"),
+        "--threshold",
+        "rps>1000000",
+        "--threshold",
+        "fail_rate==0",
     )
     assert done.returncode == 99, done.stdout + done.stderr
     assert "✗ 'rps>1000000'" in done.stdout and "✓ 'fail_rate==0'" in done.stdout
@@ -82,18 +127,40 @@ def test_processes_path_style_and_a_threshold_that_cannot_hold(mrapsim: MrapsimP
 def test_wrong_secret_is_classed_by_s3_code(mrapsim: MrapsimProcess) -> None:
     port = mrapsim.port("s3")
     done = subprocess.run(
-        [sys.executable, "-m", "mrapsim.load", "--target", f"https://localhost:{port}/mraps3sample",
-         "--ca-bundle", str(mrapsim.ca), "--scenario", "list", "--requests", "5", "--users", "1",
-         "--access-key", "AKIAIOSFODNN7EXAMPLE", "--secret-key", "wrong", "--quiet"],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "mrapsim.load",
+            "--target",
+            f"https://localhost:{port}/mraps3sample",
+            "--ca-bundle",
+            str(mrapsim.ca),
+            "--scenario",
+            "list",
+            "--requests",
+            "5",
+            "--users",
+            "1",
+            "--access-key",
+            "AKIAIOSFODNN7EXAMPLE",
+            "--secret-key",
+            "wrong",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert "s3:SignatureDoesNotMatch" in done.stdout
 
 
 def test_bad_options_exit_2() -> None:
-    for args in (["--target", "ftp://x"], ["--target", "https://x", "--threshold", "p99<soon"],
-                 ["--target", "https://x", "--scenario", "nope"]):
+    for args in (
+        ["--target", "ftp://x"],
+        ["--target", "https://x", "--threshold", "p99<soon"],
+        ["--target", "https://x", "--scenario", "nope"],
+    ):
         done = load(*args)
         assert done.returncode == 2 and done.stderr.startswith("mrapsim: error:"), args
 
@@ -104,9 +171,22 @@ def test_http2_on_the_mrap_listener_agrees_with_metrics(start_server: Any, tmp_p
     port = mrapsim.port("mrap")
     h2_before = h2_handshakes(mrapsim)
     done = load(
-        "--target", f"https://{MRAP_HOST}:{port}", "--connect", f"127.0.0.1:{port}",
-        "--ca-bundle", str(mrapsim.ca), "--scenario", str(SCENARIOS / "h2.toml"), "--users", "4",
-        "--duration", "2s", "--server-metrics", f"http://{mrapsim.admin}", "--json", str(tmp_path / "run.json"),
+        "--target",
+        f"https://{MRAP_HOST}:{port}",
+        "--connect",
+        f"127.0.0.1:{port}",
+        "--ca-bundle",
+        str(mrapsim.ca),
+        "--scenario",
+        str(SCENARIOS / "h2.toml"),
+        "--users",
+        "4",
+        "--duration",
+        "2s",
+        "--server-metrics",
+        f"http://{mrapsim.admin}",
+        "--json",
+        str(tmp_path / "run.json"),
         "--quiet",
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -119,12 +199,26 @@ def test_http2_on_the_mrap_listener_agrees_with_metrics(start_server: Any, tmp_p
 
 
 def test_http2_where_it_is_not_offered_is_named(mrapsim: MrapsimProcess) -> None:
-    done = load("--target", f"https://localhost:{mrapsim.port('s3')}/mraps3sample", "--ca-bundle", str(mrapsim.ca),
-                "--scenario", str(SCENARIOS / "h2.toml"), "--requests", "6", "--users", "1", "--quiet")
+    done = load(
+        "--target",
+        f"https://localhost:{mrapsim.port('s3')}/mraps3sample",
+        "--ca-bundle",
+        str(mrapsim.ca),
+        "--scenario",
+        str(SCENARIOS / "h2.toml"),
+        "--requests",
+        "6",
+        "--users",
+        "1",
+        "--quiet",
+    )
     assert done.returncode == 1 and "setup: PUT" in done.stderr and "no_h2" in done.stderr
 
 
 def h2_handshakes(mrapsim: MrapsimProcess) -> float:
     text = mrapsim.admin_get("/metrics")
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("mrapsim_tls_handshakes_total{") and 'alpn="h2"' in line)
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("mrapsim_tls_handshakes_total{") and 'alpn="h2"' in line
+    )

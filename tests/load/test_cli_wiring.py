@@ -23,8 +23,21 @@ def parser() -> OneLineParser:
 
 
 def test_run_and_merge_parse() -> None:
-    args = parser().parse_args(["load", "--target", "https://localhost:8444/b", "--users", "3",
-                                "--duration", "2m", "--threshold", "p99<5ms", "--threshold", "rps>1"])
+    args = parser().parse_args(
+        [
+            "load",
+            "--target",
+            "https://localhost:8444/b",
+            "--users",
+            "3",
+            "--duration",
+            "2m",
+            "--threshold",
+            "p99<5ms",
+            "--threshold",
+            "rps>1",
+        ]
+    )
     assert args.command == "load" and args.load_command is None and args.threshold == ["p99<5ms", "rps>1"]
     options = build_options(args)
     assert options.users == 3 and options.duration == 120 and options.endpoint.base_path == "/b"
@@ -33,8 +46,9 @@ def test_run_and_merge_parse() -> None:
     assert merged.csv == "out/m" and merged.threshold == ["p50<1s"]
 
 
-@pytest.mark.parametrize("argv", [["load", "--users", "many"], ["load", "--duration", "1s", "--requests", "5"],
-                                  ["load", "merge"]])
+@pytest.mark.parametrize(
+    "argv", [["load", "--users", "many"], ["load", "--duration", "1s", "--requests", "5"], ["load", "merge"]]
+)
 def test_usage_errors_raise(argv: list[str]) -> None:
     with pytest.raises(UsageError):
         parser().parse_args(argv)

@@ -9,13 +9,19 @@ from mrapsim.load.http1 import IncompleteError, ParsedResponse, ProtocolError, R
 
 CASES = [
     ("GET", b"HTTP/1.1 200 \r\ncontent-length: 5\r\nx-amz-request-id: 1\r\n\r\nhello"),
-    ("GET", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n"
-            b"3\r\n, w\r\n0\r\nx-trailer: y\r\n\r\n"),
+    (
+        "GET",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5;ext=1\r\nhello\r\n"
+        b"3\r\n, w\r\n0\r\nx-trailer: y\r\n\r\n",
+    ),
     ("HEAD", b"HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n\r\n"),
-    ("GET", b"HTTP/1.1 304 Not Modified\r\netag: \"x\"\r\n\r\n"),
+    ("GET", b'HTTP/1.1 304 Not Modified\r\netag: "x"\r\n\r\n'),
     ("PUT", b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"),
-    ("GET", b"HTTP/1.1 503 Slow Down\r\nConnection: close\r\nContent-Length: 55\r\n\r\n"
-            b"<Error><Code>SlowDown</Code><Message>x</Message></Error>"),
+    (
+        "GET",
+        b"HTTP/1.1 503 Slow Down\r\nConnection: close\r\nContent-Length: 55\r\n\r\n"
+        b"<Error><Code>SlowDown</Code><Message>x</Message></Error>",
+    ),
     ("GET", b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok"),
 ]
 
@@ -55,7 +61,7 @@ def test_agrees_with_h11_at_every_split(method: str, data: bytes) -> None:
         pieces = [data[:split], data[split:]] if split else [data]
         parsed = read_in_pieces(method, [p for p in pieces if p] or [b""])
         assert (parsed.status, parsed.body_length) == (status, length), split
-    one_byte = read_in_pieces(method, [data[i:i + 1] for i in range(len(data))])
+    one_byte = read_in_pieces(method, [data[i : i + 1] for i in range(len(data))])
     assert (one_byte.status, one_byte.body_length) == (status, length)
 
 
@@ -86,9 +92,14 @@ def test_body_until_eof() -> None:
     assert reader.extract() == ParsedResponse(200, 9, b"some body", False)
 
 
-@pytest.mark.parametrize("data", [
-    b"", b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort", b"HTTP/1.1 200 OK\r\n",
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nshort",
+        b"HTTP/1.1 200 OK\r\n",
+    ],
+)
 def test_eof_before_the_end_is_incomplete(data: bytes) -> None:
     reader = ResponseReader()
     reader.start("GET")
@@ -98,11 +109,16 @@ def test_eof_before_the_end_is_incomplete(data: bytes) -> None:
         reader.extract()
 
 
-@pytest.mark.parametrize("data", [
-    b"SSH-2.0-OpenSSH\r\n\r\n", b"HTTP/1.1 2000 OK\r\n\r\n", b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
-    b"HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
-    b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"SSH-2.0-OpenSSH\r\n\r\n",
+        b"HTTP/1.1 2000 OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ncontent-length: -1\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+    ],
+)
 def test_garbage_is_a_protocol_error(data: bytes) -> None:
     reader = ResponseReader()
     reader.start("GET")

@@ -18,9 +18,28 @@ from mrapsim.load.thresholds import evaluate, parse_threshold
 # Locust's StatsCSV columns (locust/stats.py, 2.x), as documented; compared with the installed
 # Locust itself below when it is there.
 DOCUMENTED_STATS = [
-    "Type", "Name", "Request Count", "Failure Count", "Median Response Time", "Average Response Time",
-    "Min Response Time", "Max Response Time", "Average Content Size", "Requests/s", "Failures/s",
-    "50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%",
+    "Type",
+    "Name",
+    "Request Count",
+    "Failure Count",
+    "Median Response Time",
+    "Average Response Time",
+    "Min Response Time",
+    "Max Response Time",
+    "Average Content Size",
+    "Requests/s",
+    "Failures/s",
+    "50%",
+    "66%",
+    "75%",
+    "80%",
+    "90%",
+    "95%",
+    "98%",
+    "99%",
+    "99.9%",
+    "99.99%",
+    "100%",
 ]
 
 LOCUST_COLUMNS = """
@@ -69,8 +88,12 @@ def locust_columns(tmp_path: Path) -> dict[str, list[str]] | None:
 def test_csv_columns_are_locusts(tmp_path: Path) -> None:
     prefix = str(tmp_path / "run")
     written = report.write_csv(sample_stats(), prefix)
-    assert [p.name for p in written] == ["run_stats.csv", "run_stats_history.csv", "run_failures.csv",
-                                         "run_exceptions.csv"]
+    assert [p.name for p in written] == [
+        "run_stats.csv",
+        "run_stats_history.csv",
+        "run_failures.csv",
+        "run_exceptions.csv",
+    ]
     assert header(tmp_path / "run_stats.csv") == DOCUMENTED_STATS
     theirs = locust_columns(tmp_path)
     if theirs is None:
@@ -94,11 +117,22 @@ def test_csv_rows(tmp_path: Path) -> None:
     assert failures["s3:SlowDown"]["First Seen"] == "2027-01-15T08:00:00Z"
 
 
-@pytest.mark.parametrize(("text", "passes"), [
-    ("p99<2000ms", True), ("p50<1ms", False), ("p99.9<=1.5s", True), ("get:p99<2ms", True),
-    ("fail_rate<0.1", True), ("fail_rate<0.01", False), ("get:fail_rate<=0.01", True),
-    ("rps>100", True), ("rps>500", False), ("max<1s", False), ("requests>=1050", True),
-])
+@pytest.mark.parametrize(
+    ("text", "passes"),
+    [
+        ("p99<2000ms", True),
+        ("p50<1ms", False),
+        ("p99.9<=1.5s", True),
+        ("get:p99<2ms", True),
+        ("fail_rate<0.1", True),
+        ("fail_rate<0.01", False),
+        ("get:fail_rate<=0.01", True),
+        ("rps>100", True),
+        ("rps>500", False),
+        ("max<1s", False),
+        ("requests>=1050", True),
+    ],
+)
 def test_thresholds(text: str, passes: bool) -> None:
     (verdict,) = evaluate([parse_threshold(text)], sample_stats())
     assert verdict.passed is passes
@@ -116,10 +150,27 @@ def test_merge_is_exact_and_a_failed_threshold_exits_99(tmp_path: Path) -> None:
     report.write_json(a, str(tmp_path / "a.json"))
     report.write_json(b, str(tmp_path / "b.json"))
     done = subprocess.run(
-        [sys.executable, "-m", "mrapsim.load", "merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
-         "--threshold", "p50<1ms", "--threshold", "fail_rate<0.5", "--json", str(tmp_path / "m.json"),
-         "--csv", str(tmp_path / "m"), "--html", str(tmp_path / "m.html")],
-        capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "mrapsim.load",
+            "merge",
+            str(tmp_path / "a.json"),
+            str(tmp_path / "b.json"),
+            "--threshold",
+            "p50<1ms",
+            "--threshold",
+            "fail_rate<0.5",
+            "--json",
+            str(tmp_path / "m.json"),
+            "--csv",
+            str(tmp_path / "m"),
+            "--html",
+            str(tmp_path / "m.html"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 99, done.stderr
     assert "✗ 'p50<1ms'" in done.stdout and "✓ 'fail_rate<0.5'" in done.stdout
@@ -134,15 +185,23 @@ def test_merge_is_exact_and_a_failed_threshold_exits_99(tmp_path: Path) -> None:
 
 def test_passing_thresholds_exit_0(tmp_path: Path) -> None:
     report.write_json(sample_stats(), str(tmp_path / "a.json"))
-    done = subprocess.run([sys.executable, "-m", "mrapsim.load", "merge", str(tmp_path / "a.json"),
-                           "--threshold", "p99<5s"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "mrapsim.load", "merge", str(tmp_path / "a.json"), "--threshold", "p99<5s"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0 and "✓ 'p99<5s'" in done.stdout
 
 
 def test_bad_report_file_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "x.json").write_text("{}")
-    done = subprocess.run([sys.executable, "-m", "mrapsim.load", "merge", str(tmp_path / "x.json")],
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "mrapsim.load", "merge", str(tmp_path / "x.json")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2 and "not an mrapsim load" in done.stderr
 
 

@@ -21,8 +21,9 @@ def run(handler: standins.Handler, **options: object) -> RunStats:
         async with trio.open_nursery() as nursery:
             port = await standins.start(nursery, handler)
             settings: dict[str, object] = {"scenario": GET, "users": 1, "duration": 1.0, **options}
-            stats = await run_load(RunOptions(endpoint=parse_endpoint(f"http://127.0.0.1:{port}"),
-                                              **settings), seed=False)  # type: ignore[arg-type]
+            stats = await run_load(
+                RunOptions(endpoint=parse_endpoint(f"http://127.0.0.1:{port}"), **settings), seed=False
+            )  # type: ignore[arg-type]
             nursery.cancel_scope.cancel()
         return stats
 

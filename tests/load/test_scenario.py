@@ -54,16 +54,19 @@ sni = false
     assert scenario.seeded_sizes == (1024, 2048, 1 << 20)
 
 
-@pytest.mark.parametrize(("document", "message"), [
-    ({"task": [{"kind": "delete"}]}, "task kind"),
-    ({"task": [{"kind": "get", "colour": 1}]}, "unknown task keys: colour"),
-    ({"task": [{"kind": "get", "http": "3"}]}, "\"1.1\" or \"2\""),
-    ({"task": [{"kind": "get", "weight": 0}]}, "weight above 0"),
-    ({"task": [{"kind": "get"}, {"kind": "get"}]}, "unique"),
-    ({"task": [{"kind": "get", "ranges": ["a-b"]}]}, "range"),
-    ({"tasks": []}, "[[task]]"),
-    ({"task": [{"kind": "get", "connection": "pooled"}]}, "keep-alive or new"),
-])
+@pytest.mark.parametrize(
+    ("document", "message"),
+    [
+        ({"task": [{"kind": "delete"}]}, "task kind"),
+        ({"task": [{"kind": "get", "colour": 1}]}, "unknown task keys: colour"),
+        ({"task": [{"kind": "get", "http": "3"}]}, '"1.1" or "2"'),
+        ({"task": [{"kind": "get", "weight": 0}]}, "weight above 0"),
+        ({"task": [{"kind": "get"}, {"kind": "get"}]}, "unique"),
+        ({"task": [{"kind": "get", "ranges": ["a-b"]}]}, "range"),
+        ({"tasks": []}, "[[task]]"),
+        ({"task": [{"kind": "get", "connection": "pooled"}]}, "keep-alive or new"),
+    ],
+)
 def test_bad_scenarios_are_named(document: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=None) as caught:
         parse_scenario(document)

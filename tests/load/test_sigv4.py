@@ -19,22 +19,26 @@ HOST = "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com"
 
 CASES = [
     ("GET", "/", [("list-type", "2"), ("max-keys", "100"), ("prefix", "")], {}, EMPTY_SHA256),
-    ("GET", "/", [("prefix", "a b/ü"), ("list-type", "2"), ("continuation-token", "x+y/z=")], {},
-     EMPTY_SHA256),
+    ("GET", "/", [("prefix", "a b/ü"), ("list-type", "2"), ("continuation-token", "x+y/z=")], {}, EMPTY_SHA256),
     ("GET", "/mraps3sample/hello.txt", [], {"range": "bytes=0-1023"}, EMPTY_SHA256),
     ("GET", "/photos/été/naïve café.jpg", [], {}, EMPTY_SHA256),
     ("HEAD", "/日本語/キー~tilde(1)!*'", [], {}, EMPTY_SHA256),
     ("PUT", "/mrapsim-load/put/1024-0-1", [], {}, b"hello world"),
-    ("PUT", "/k/é", [("uploadId", "a/b"), ("partNumber", "3")], {"content-md5": "XUFAKrxLKna5cZ2REBfFkg=="},
-     bytes(range(256)) * 64),
-    ("GET", "/bucket/key", [("versionId", "3/L4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"), ("acl", "")], {},
-     EMPTY_SHA256),
+    (
+        "PUT",
+        "/k/é",
+        [("uploadId", "a/b"), ("partNumber", "3")],
+        {"content-md5": "XUFAKrxLKna5cZ2REBfFkg=="},
+        bytes(range(256)) * 64,
+    ),
+    ("GET", "/bucket/key", [("versionId", "3/L4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"), ("acl", "")], {}, EMPTY_SHA256),
     ("GET", "/a%2Fb/percent%key", [], {"x-amz-meta-owner": "  two   spaces "}, EMPTY_SHA256),
 ]
 
 
-def botocore_authorization(method: str, path: str, query: list[tuple[str, str]],
-                           headers: dict[str, str], body: bytes, region: str) -> str:
+def botocore_authorization(
+    method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str], body: bytes, region: str
+) -> str:
     url = f"https://{HOST}{quote(path, safe='/~')}"
     if query:
         url += "?" + query_string(query)
@@ -53,8 +57,9 @@ def botocore_authorization(method: str, path: str, query: list[tuple[str, str]],
 
 @pytest.mark.parametrize("region", ["us-east-1", "eu-west-3"])
 @pytest.mark.parametrize(("method", "path", "query", "headers", "payload"), CASES)
-def test_signature_matches_botocore(method: str, path: str, query: list[tuple[str, str]],
-                                    headers: dict[str, str], payload: str | bytes, region: str) -> None:
+def test_signature_matches_botocore(
+    method: str, path: str, query: list[tuple[str, str]], headers: dict[str, str], payload: str | bytes, region: str
+) -> None:
     body = payload if isinstance(payload, bytes) else b""
     digest = hashlib.sha256(body).hexdigest()
     signer = Signer(Credentials(ACCESS, SECRET), region)

@@ -115,9 +115,7 @@ def test_emptying_a_versioned_bucket_through_its_versions(live: LiveServer) -> N
         s3.put_object(Bucket="to-empty", Key=key, Body=b"x")
     s3.delete_object(Bucket="to-empty", Key="b/c")
     listed = s3.list_object_versions(Bucket="to-empty")
-    targets = [
-        {"Key": v["Key"], "VersionId": v["VersionId"]} for v in listed["Versions"] + listed["DeleteMarkers"]
-    ]
+    targets = [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in listed["Versions"] + listed["DeleteMarkers"]]
     assert len(targets) == 4
     result = s3.delete_objects(Bucket="to-empty", Delete={"Objects": targets})
     assert len(result["Deleted"]) == 4 and sum(bool(d.get("DeleteMarker")) for d in result["Deleted"]) == 1
