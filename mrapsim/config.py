@@ -143,6 +143,10 @@ minted_certificates = 256
 
 REDACTED = "<redacted>"
 
+# The Region of a bucket that names none (S3's own default for CreateBucket without a constraint).
+DEFAULT_REGION = "us-east-1"
+REGION_NAME = re.compile(r"[a-z]{2}(?:-[a-z]+)+-\d{1,2}")
+
 BUILTIN = "builtin"
 
 
@@ -204,6 +208,9 @@ class ListenerConfig:
 class Credential:
     access_key: str
     secret_key: str
+    # False: a key pair whose session cannot sign SigV4A (temporary credentials from the global
+    # STS endpoint); MRAP hosts answer its requests with S3's bare 500, every other host serves it.
+    sigv4a: bool = True
 
 
 @dataclass(frozen=True)
@@ -214,6 +221,9 @@ class AuthConfig:
     # S3 still accepts it where the Region allows it; false refuses it, to rehearse its removal.
     sigv2: bool = True
 
+    def can_sign_sigv4a(self, access_key: str | None) -> bool:
+        return all(c.sigv4a for c in self.credentials if c.access_key == access_key)
+
     def secret_for(self, access_key: str) -> str | None:
         for credential in self.credentials:
             if credential.access_key == access_key:
@@ -222,10 +232,23 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class ReplicationConfig:
+    """How long a new version takes to reach an MRAP's other buckets: `lag` seconds, plus a
+    uniform draw in [-jitter, +jitter] from a generator seeded with `seed`."""
+
+    lag: float = 0.0
+    jitter: float = 0.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class MrapConfig:
     alias: str
     account: str
     buckets: tuple[str, ...]
+    name: str = ""  # S3 Control's Name; "" → the alias without ".mrap"
+    dials: tuple[int, ...] = ()  # per bucket, 0–100; () → 100 each (active/active)
+    client_region: str | None = None  # the nearest active bucket is the one in this Region
 
     @property
     def host(self) -> str:
@@ -296,6 +319,7 @@ class BucketConfig:
     name: str
     objects: tuple[tuple[str, bytes], ...] = ()
     synthetic: SyntheticSpec | None = None
+    region: str = DEFAULT_REGION
 
 
 @dataclass(frozen=True)
@@ -337,6 +361,7 @@ class Config:
     admin_allowed_hosts: tuple[str, ...] = ()  # Host names accepted besides loopback and IP literals
     limits: Limits = field(default_factory=lambda: Limits())
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    replication: ReplicationConfig = field(default_factory=lambda: ReplicationConfig())
 
     def listener(self, name: str) -> ListenerConfig:
         for listener in self.listeners:
@@ -437,6 +462,7 @@ def parse_config(document: Mapping[str, Any]) -> Config:
         "workers",
         "faults",
         "limits",
+        "replication",
     }
     _reject_unknown(document, known, "")
     listeners_doc = _table(document, "listeners", "listeners")
@@ -484,6 +510,7 @@ def parse_config(document: Mapping[str, Any]) -> Config:
         admin_allowed_hosts=tuple(map(normalize_name, _str_list(admin_doc, "allowed_hosts", "admin.allowed_hosts"))),
         limits=parse_limits(_table(document, "limits", "limits")),
         raw=copy.deepcopy(dict(document)),
+        replication=parse_replication(document.get("replication", {})),
     )
     if config.workers > 1 and config.store.kind != "sqlite":
         raise ConfigError(
@@ -649,10 +676,15 @@ def parse_auth(doc: Mapping[str, Any]) -> AuthConfig:
     for i, item in enumerate(_array(doc, "credentials", "auth.credentials", required=False)):
         where = f"auth.credentials[{i}]"
         table = _as_table(item, where)
-        _reject_unknown(table, {"access_key", "secret_key"}, where)
+        _reject_unknown(table, {"access_key", "secret_key", "sigv4a"}, where)
+        sigv4a = table.get("sigv4a", True)
+        if not isinstance(sigv4a, bool):
+            raise ConfigError(f"{where}.sigv4a", "must be true or false")
         credentials.append(
             Credential(
-                _str(table, "access_key", f"{where}.access_key"), _str(table, "secret_key", f"{where}.secret_key")
+                _str(table, "access_key", f"{where}.access_key"),
+                _str(table, "secret_key", f"{where}.secret_key"),
+                sigv4a,
             )
         )
     _reject_duplicates([c.access_key for c in credentials], "auth.credentials", "access key")
@@ -669,10 +701,13 @@ BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 
 
 def parse_bucket(doc: Mapping[str, Any], where: str) -> BucketConfig:
-    _reject_unknown(doc, {"name", "objects", "synthetic"}, where)
+    _reject_unknown(doc, {"name", "objects", "synthetic", "region"}, where)
     name = _str(doc, "name", f"{where}.name")
     if not BUCKET_NAME.fullmatch(name):
         raise ConfigError(f"{where}.name", f"{name!r} is not a valid S3 bucket name")
+    region = str(doc.get("region", DEFAULT_REGION))
+    if not REGION_NAME.fullmatch(region):
+        raise ConfigError(f"{where}.region", f"{region!r} is not an AWS Region name like 'us-west-2'")
     objects_doc = doc.get("objects", {})
     if not isinstance(objects_doc, Mapping):
         raise ConfigError(f"{where}.objects", "must be a table of key = content")
@@ -695,11 +730,11 @@ def parse_bucket(doc: Mapping[str, Any], where: str) -> BucketConfig:
             )
         except KeyFormatError as exc:
             raise ConfigError(f"{where}.synthetic.key_format", str(exc)) from exc
-    return BucketConfig(name, tuple(objects), synthetic)
+    return BucketConfig(name, tuple(objects), synthetic, region)
 
 
 def parse_mrap(doc: Mapping[str, Any], where: str) -> MrapConfig:
-    _reject_unknown(doc, {"alias", "account", "buckets"}, where)
+    _reject_unknown(doc, {"alias", "account", "buckets", "name", "dials", "client_region"}, where)
     alias = _str(doc, "alias", f"{where}.alias")
     if not re.fullmatch(r"[a-z0-9]{1,63}\.mrap", alias):
         raise ConfigError(f"{where}.alias", f"{alias!r} is not an MRAP alias like 'mfzwi23gnjvgw.mrap'")
@@ -709,7 +744,30 @@ def parse_mrap(doc: Mapping[str, Any], where: str) -> MrapConfig:
     buckets = tuple(_str_list(doc, "buckets", f"{where}.buckets"))
     if not buckets:
         raise ConfigError(f"{where}.buckets", "an MRAP serves at least one bucket")
-    return MrapConfig(alias, account, buckets)
+    name = str(doc.get("name", alias.removesuffix(".mrap")))
+    if not re.fullmatch(r"[a-z0-9][a-z0-9-]{1,48}[a-z0-9]", name):
+        raise ConfigError(f"{where}.name", f"{name!r} is not an MRAP name (3–50 lower-case letters, digits, '-')")
+    dials_doc = doc.get("dials", {})
+    if not isinstance(dials_doc, Mapping) or set(dials_doc) - set(buckets):
+        raise ConfigError(f"{where}.dials", "must be a table of member bucket = traffic dial (0–100)")
+    dials = tuple(
+        _int({"dial": dials_doc.get(bucket, 100)}, "dial", f"{where}.dials.{bucket}", minimum=0, maximum=100)
+        for bucket in buckets
+    )
+    client_region = doc.get("client_region")
+    if client_region is not None and not REGION_NAME.fullmatch(str(client_region)):
+        raise ConfigError(f"{where}.client_region", f"{client_region!r} is not an AWS Region name")
+    return MrapConfig(alias, account, buckets, name, dials, None if client_region is None else str(client_region))
+
+
+def parse_replication(doc: Any) -> ReplicationConfig:
+    table = _as_table(doc, "replication")
+    _reject_unknown(table, {"lag", "jitter", "seed"}, "replication")
+    zero = (None, "0s", "0ms", 0, "0")  # parse_duration admits only positive durations
+    lag = 0.0 if table.get("lag") in zero else parse_duration(table["lag"], "replication.lag")
+    jitter = 0.0 if table.get("jitter") in zero else parse_duration(table["jitter"], "replication.jitter")
+    seed = _int({"seed": table.get("seed", 0)}, "seed", "replication.seed", minimum=0, maximum=2**63)
+    return ReplicationConfig(lag, jitter, seed)
 
 
 def parse_store(doc: Mapping[str, Any]) -> StoreConfig:

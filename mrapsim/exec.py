@@ -6,7 +6,9 @@ aws-cli and boto3 send a request for an MRAP ARN to
 names (the URL, the Host header, the SNI and the signature), name resolution has to change inside
 the client. This command puts `mrapsim/exec_site/` first on the child's PYTHONPATH: its
 `sitecustomize` wraps `socket.getaddrinfo` in the child (see that file), sets `AWS_CA_BUNDLE` to
-the edge's CA, and then the command replaces this process, so signals and the exit code are the
+the edge's CA (names under `.localhost` resolve as `localhost`, for the `{account}.localhost` host
+aws-cli's s3control builds from `--endpoint-url https://localhost:PORT`), and then the command
+replaces this process, so signals and the exit code are the
 client's own.
 
 That works for Python programs only: aws-cli v1, boto3, any `python` script. Anything else (curl,

@@ -160,6 +160,8 @@ def log_request(logger: logging.Logger, record: RequestRecord) -> None:
         f"op={record.operation} bucket={record.bucket or '-'} key={record.key or '-'} "
         f"status={record.status} error={record.error_code or '-'} duration={record.duration:.4f}s"
     )
+    if record.mrap is not None:
+        text += f" mrap={record.mrap} region={record.region or '-'}"
     logger.info(text, extra={"fields": {"event": "request", **asdict(record)}})
 
 

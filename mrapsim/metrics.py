@@ -5,7 +5,7 @@ operations and outcomes from fixed vocabularies)."""
 from __future__ import annotations
 
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -22,6 +22,7 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        self._replication_targets: set[str] = set()
         self.connections = Counter(
             "mrapsim_connections",
             "Connections on edge listeners, by how they ended.",
@@ -157,12 +158,32 @@ class Metrics:
             "Connections this process admits at once: the fd limit less limits.fd_reserve and fds in use at start.",
             registry=r,
         )
+        self.replication_backlog = Gauge(
+            "mrapsim_replication_backlog",
+            "MRAP replication copies waiting, by target bucket (paused or not yet due); store-wide.",
+            ["bucket"],
+            registry=r,
+        )
+        self.replicated = Counter(
+            "mrapsim_replication_copies",
+            "MRAP replication copies made by this process, by source and target bucket.",
+            ["source", "target"],
+            registry=r,
+        )
         Gauge(
             "mrapsim_build_info",
             "Build information; the value is always 1.",
             ["version", "python"],
             registry=r,
         ).labels(__version__, platform.python_version()).set(1)
+
+    def replication_backlog_now(self, backlog: Mapping[str, int]) -> None:
+        """Every target bucket seen keeps a series; one whose backlog drained reads 0."""
+        for bucket in self._replication_targets - set(backlog):
+            self.replication_backlog.labels(bucket).set(0)
+        for bucket, count in backlog.items():
+            self.replication_backlog.labels(bucket).set(count)
+        self._replication_targets |= set(backlog)
 
     def watch_stalled(self, listener: str, count: Callable[[], int]) -> None:
         """The stalled gauge reads the listener's own count at scrape time; evictions start at 0."""

@@ -31,6 +31,7 @@ from mrapsim.edge.tlsfaults import FaultyCertificates
 from mrapsim.faults import FaultError, FaultObserver, FaultSet, Vocabulary
 from mrapsim.logs import log_listening
 from mrapsim.names import format_host_port, name_matches
+from mrapsim.replication import Replicator
 from mrapsim.s3.app import S3App, create_app
 from mrapsim.s3.routing import ROUTES
 from mrapsim.store.seed import create_store
@@ -101,8 +102,19 @@ async def serve(
     faults = load_faults(config, telemetry)
     store = await create_store(config)
     state = ServerState()
+    replicator = Replicator(
+        config.replication,
+        store,
+        on_backlog=telemetry.metrics.replication_backlog_now,
+        on_copied=lambda task: telemetry.metrics.replicated.labels(task.source, task.target).inc(),
+    )
     s3_app = create_app(
-        config, store, on_request=telemetry.request_finished, faults=faults, draining=lambda: state.draining
+        config,
+        store,
+        on_request=telemetry.request_finished,
+        faults=faults,
+        replicator=replicator,
+        draining=lambda: state.draining,
     )
     http = hypercorn_config()
     worker = WorkerContext(None)
@@ -135,8 +147,9 @@ async def serve(
     async with trio.open_nursery() as root:
         live = LiveParts(contexts, runtimes, s3_app, faults, certificates)
         root.start_soon(reload_on_sighup, config, live, reload)
+        root.start_soon(replicator.run)  # MRAP replication; stops with the root nursery
         admin_stop = trio.Event()
-        admin_app = create_admin_app(LocalBackend(state, telemetry, faults))
+        admin_app = create_admin_app(LocalBackend(state, telemetry, faults, store))
         state.admin = await root.start(serve_admin_app, admin_app, config.admin, admin_stop)
         async with trio.open_nursery() as handlers:
             async with trio.open_nursery() as acceptors:
@@ -164,7 +177,7 @@ async def serve(
                 await telemetry.wait_until_idle()
             handlers.cancel_scope.cancel()
         admin_stop.set()
-        root.cancel_scope.cancel()  # the SIGHUP watcher
+        root.cancel_scope.cancel()  # the SIGHUP watcher and the replicator
 
 
 def server_contexts(config: Config, certificates: CertificateSet) -> dict[str, ssl.SSLContext]:

@@ -97,6 +97,7 @@ def test_routes_replace_wholesale() -> None:
         ({"auth": {"mode": "basic"}}, "auth.mode"),
         ({"mraps": [{"alias": "nope", "account": "1", "buckets": ["x"]}]}, "mraps[1].alias"),
         ({"buckets": [{"name": "Bad_Name"}]}, "buckets[1].name"),
+        ({"buckets": [{"name": "west", "region": "Mars"}]}, "buckets[1].region"),
         ({"workers": 0}, "workers"),
         ({"log_format": "xml"}, "log_format"),
         ({"stray": True}, "stray"),

@@ -83,6 +83,18 @@ def _routes(backend: AdminBackend) -> Starlette:
         status, answer = await backend.toxiproxy(request.method, path, document)
         return Response(status_code=status) if answer is None else JSONResponse(answer, status_code=status)
 
+    async def mraps_endpoint(request: Request) -> Response:
+        return JSONResponse(await backend.mraps())
+
+    async def mrap_routes_endpoint(request: Request) -> Response:
+        try:
+            updated = await backend.set_mrap_dials(request.path_params["name"], await read_json(request))
+        except (ValueError, FaultError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        if updated is None:
+            return JSONResponse({"error": "no such Multi-Region Access Point"}, status_code=404)
+        return JSONResponse(updated)
+
     async def backend_error(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": str(exc)}, status_code=502)
 
@@ -106,6 +118,8 @@ def _routes(backend: AdminBackend) -> Starlette:
             Route("/proxies/{proxy}", toxiproxy, methods=["GET", "POST", "PATCH", "DELETE"]),
             Route("/proxies/{proxy}/toxics", toxiproxy, methods=["GET", "POST"]),
             Route("/proxies/{proxy}/toxics/{toxic}", toxiproxy, methods=["GET", "POST", "PATCH", "DELETE"]),
+            Route("/mraps", mraps_endpoint),
+            Route("/mraps/{name:path}/routes", mrap_routes_endpoint, methods=["PUT"]),
         ],
         exception_handlers={BackendError: backend_error, BodyTooLarge: too_large},
     )

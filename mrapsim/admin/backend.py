@@ -7,7 +7,7 @@ either.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import trio
@@ -16,6 +16,7 @@ from mrapsim.admin.toxiproxy import ToxiproxyApi
 from mrapsim.config import Config
 from mrapsim.edge.records import RecordQuery
 from mrapsim.faults import FaultSet
+from mrapsim.store import MrapInfo, Store
 from mrapsim.telemetry import Telemetry
 
 
@@ -56,6 +57,15 @@ class AdminBackend(Protocol):
         `path` is the request's path as sent, percent-encoding kept."""
         ...
 
+    async def mraps(self) -> list[dict[str, Any]]:
+        """The MRAPs and their routes, as the store has them now."""
+        ...
+
+    async def set_mrap_dials(self, name: str, dials: object) -> dict[str, Any] | None:
+        """Set traffic dials from `{"bucket": dial, ...}` (name, alias or ARN); the MRAP after,
+        None when there is none; ValueError for a bad document."""
+        ...
+
 
 def count_tasks(root: trio.lowlevel.Task | None) -> int:
     """Tasks in the tree under `root` (a leak of tasks shows as growth here, in a soak)."""
@@ -84,6 +94,7 @@ class LocalBackend:
     state: ServerState
     telemetry: Telemetry
     fault_set: FaultSet
+    store: Store | None = None
 
     @property
     def config(self) -> Config:
@@ -114,3 +125,35 @@ class LocalBackend:
 
     async def toxiproxy(self, method: str, path: str, document: object) -> tuple[int, Any]:
         return ToxiproxyApi(self.config, self.state.listeners, self.fault_set).handle(method, path, document)
+
+    async def mraps(self) -> list[dict[str, Any]]:
+        return [mrap_document(m) for m in await self.store.list_mraps()] if self.store else []
+
+    async def set_mrap_dials(self, name: str, dials: object) -> dict[str, Any] | None:
+        if self.store is None:
+            return None
+        if not isinstance(dials, dict) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 100 for v in dials.values()
+        ):
+            raise ValueError('PUT /mraps/{name}/routes takes {"<bucket>": <dial 0-100>, ...}')
+        ref = name.rsplit("accesspoint/", 1)[-1]
+        for mrap in await self.store.list_mraps():
+            if ref in (mrap.name, mrap.alias):
+                unknown = set(dials) - {r.bucket for r in mrap.routes}
+                if unknown:
+                    raise ValueError(f"not buckets of {mrap.name}: {sorted(unknown)}")
+                routes = tuple(replace(r, dial=dials.get(r.bucket, r.dial)) for r in mrap.routes)
+                updated = replace(mrap, routes=routes)
+                await self.store.put_mrap(updated)
+                return mrap_document(updated)
+        return None
+
+
+def mrap_document(mrap: MrapInfo) -> dict[str, Any]:
+    return {
+        "name": mrap.name,
+        "alias": mrap.alias,
+        "account": mrap.account,
+        "client_region": mrap.client_region,
+        "routes": [{"bucket": r.bucket, "region": r.region, "dial": r.dial} for r in mrap.routes],
+    }

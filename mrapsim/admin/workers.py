@@ -111,6 +111,20 @@ class WorkersBackend:
             raise BackendError(first.error())
         return first.status, first.json() if first.body else None
 
+    async def mraps(self) -> list[dict[str, Any]]:
+        documents: list[dict[str, Any]] = _expect(await self._ask_all("/mraps"), 200)[0].json()
+        return documents
+
+    async def set_mrap_dials(self, name: str, dials: object) -> dict[str, Any] | None:
+        """Every worker applies it to the one shared store (the same document: idempotent)."""
+        first = _first(await self._ask_all(f"/mraps/{urllib.parse.quote(name, safe='')}/routes", "PUT", dials))
+        if first.status == 400:
+            raise ValueError(first.error())
+        if first.status == 404:
+            return None
+        document: dict[str, Any] = _expect([first], 200)[0].json()
+        return document
+
     async def _ask_all(self, path: str, method: str = "GET", document: object = None) -> list[Answer]:
         body = None if method in ("GET", "DELETE") else json.dumps(document).encode()
         return await fetch_all(self.pool.worker_admins(), path, method, body, self.pool.config.admin_token)
@@ -178,8 +192,9 @@ def merge_connections(documents: Sequence[list[dict[str, Any]]], limit: int) -> 
     return merged[:limit]
 
 
-# Gauges that state a fact every worker knows alike (the build, the fault set), not an amount.
-FACT_GAUGES = ("mrapsim_build_info", "mrapsim_faults_active")
+# Gauges that state a fact every worker knows alike (the build, the fault set, the replication
+# backlog of the one shared store), not amounts to add.
+FACT_GAUGES = ("mrapsim_build_info", "mrapsim_faults_active", "mrapsim_replication_backlog")
 
 
 def merge_metrics(texts: Sequence[str]) -> str:

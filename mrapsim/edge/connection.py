@@ -281,4 +281,5 @@ def _record(
         bytes_out=stream.bytes_out,
         duration=duration,
         faults=faults,
+        mrap_routed=session.extensions.get("routed"),
     )

@@ -63,6 +63,8 @@ class ConnectionRecord:
     bytes_out: int
     duration: float
     faults: tuple[str, ...] = ()  # names of the toxics the connection got (docs/faults.md)
+    # "bucket@region" the connection's latest MRAP request was routed to (s3/mraps.py), if any.
+    mrap_routed: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         document = asdict(self)

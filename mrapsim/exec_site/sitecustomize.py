@@ -32,13 +32,25 @@ def is_aws_name(name: object) -> bool:
     return name.endswith(SUFFIX) or name == SUFFIX[1:]
 
 
+def is_localhost_subdomain(name: object) -> bool:
+    if isinstance(name, bytes):
+        name = name.decode("ascii", "replace")
+    return isinstance(name, str) and name.lower().rstrip(".").endswith(".localhost")
+
+
 def redirect(host: str, port: int) -> None:
-    """From now on, in this process, `*.amazonaws.com` resolves to `host` and port 443 is `port`."""
+    """From now on, in this process, `*.amazonaws.com` resolves to `host` and port 443 is `port`,
+    and `*.localhost` resolves as `localhost`."""
     original = socket.getaddrinfo
 
     def getaddrinfo(name: Any, service: Any, *args: Any, **kwargs: Any) -> Any:
         if is_aws_name(name):
             return original(host, port if service in HTTPS_SERVICES else service, *args, **kwargs)
+        if is_localhost_subdomain(name):
+            # `123456789012.localhost`: the host aws-cli's s3control builds from --endpoint-url
+            # https://localhost:PORT. Names under .localhost are loopback (RFC 6761 §6.3), but
+            # glibc without systemd-resolved does not know it.
+            return original("localhost", service, *args, **kwargs)
         return original(name, service, *args, **kwargs)
 
     socket.getaddrinfo = getaddrinfo  # type: ignore[assignment]

@@ -1,6 +1,7 @@
 """Which bucket and key a request addresses: from the Host header and the raw path.
 
-- MRAP host `<alias>.accesspoint.s3-global.amazonaws.com` → the MRAP's first bucket, path = key;
+- MRAP host `<alias>.accesspoint.s3-global.amazonaws.com` → the MRAP (`Target.mrap`), path = key;
+  the app then routes the request to one of its buckets by the MRAP's traffic dials (mraps.py);
 - virtual-hosted `bucket.s3.amazonaws.com`, `bucket.s3.<region>.amazonaws.com`,
   `bucket.s3-<region>.amazonaws.com`, `bucket.localhost` → bucket from the host, path = key;
 - anything else (`s3.amazonaws.com`, `localhost`, an IP, a Kubernetes Service name) →
@@ -39,7 +40,7 @@ def resolve_target(host: str, raw_path: bytes, mraps: Sequence[MrapConfig]) -> T
     path = raw_path or b"/"
     if name.endswith(MRAP_SUFFIX):
         alias = name[: -len(MRAP_SUFFIX)]
-        return Target(Addressing.MRAP, _mrap_bucket(alias, mraps), _key(path[1:]))
+        return Target(Addressing.MRAP, _mrap_bucket(alias, mraps), _key(path[1:]), alias)
     bucket_host = VIRTUAL_HOST.fullmatch(name)
     if bucket_host and bucket_host.group("bucket"):
         return Target(Addressing.VIRTUAL, bucket_host.group("bucket"), _key(path[1:]))
@@ -51,15 +52,17 @@ def resolve_target(host: str, raw_path: bytes, mraps: Sequence[MrapConfig]) -> T
     bucket = _decode(bucket_part)
     for mrap in mraps:
         if bucket == mrap.alias:
-            return Target(Addressing.MRAP, mrap.buckets[0], _key(key_part))
+            return Target(Addressing.MRAP, mrap.buckets[0], _key(key_part), mrap.alias)
     return Target(Addressing.PATH, bucket, _key(key_part))
 
 
 def _mrap_bucket(alias: str, mraps: Sequence[MrapConfig]) -> str:
+    """A stand-in until the app routes the request; an MRAP created at run time (S3 Control) is
+    not in the configuration, and the app answers NoSuchAccessPoint if the store lacks it too."""
     for mrap in mraps:
         if mrap.alias == alias:
             return mrap.buckets[0]
-    raise S3Error("NoSuchAccessPoint", "The specified accesspoint does not exist", 404, AccessPointName=alias)
+    return alias
 
 
 def _key(raw: bytes) -> str | None:

@@ -16,10 +16,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import logging
+import random
 import secrets
 import time
 from collections.abc import AsyncIterable, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import unquote
 
@@ -28,9 +29,10 @@ from starlette.types import Message, Receive, Scope, Send
 
 from mrapsim.config import Config
 from mrapsim.faults import FaultSet
-from mrapsim.s3 import acl, cors
+from mrapsim.replication import Replicator
+from mrapsim.s3 import acl, control, cors
 from mrapsim.s3.addressing import resolve_target
-from mrapsim.s3.auth import Authorized, Verdict, Verifier
+from mrapsim.s3.auth import Authorized, Rejected, Verdict, Verifier
 from mrapsim.s3.context import Context
 from mrapsim.s3.errors import (
     S3Error,
@@ -41,6 +43,7 @@ from mrapsim.s3.errors import (
 )
 from mrapsim.s3.faults import RequestFaults, apply_request_faults, faulty_send
 from mrapsim.s3.headers import Headers
+from mrapsim.s3.mraps import choose_route, no_such_access_point
 from mrapsim.s3.records import RequestRecord
 from mrapsim.s3.request import (
     Addressing,
@@ -54,12 +57,17 @@ from mrapsim.s3.request import (
 from mrapsim.s3.responses import XML_CONTENT_TYPE, S3Response
 from mrapsim.s3.routing import UNKNOWN_OPERATION, Route, resolve_route
 from mrapsim.s3.tokens import ContinuationTokens
-from mrapsim.store import Store, StoreError
+from mrapsim.s3.versioning import latest_delete_marker_headers
+from mrapsim.store import MrapRoute, Store, StoreError
 
 logger = logging.getLogger("mrapsim.s3")
 
 RequestHook = Callable[[RequestRecord], None]
 ConnectionReset = Callable[[], Awaitable[None]]
+# Writes whose new version replicates to an MRAP's other buckets (DELETE with a versionId removes
+# a version for good, which S3 does not replicate; it answers no x-amz-delete-marker of a new one).
+READS = ("GetObject", "HeadObject")  # their NoSuchKey names a delete marker that is the latest version
+REPLICATED = frozenset({"PutObject", "CopyObject", "CompleteMultipartUpload", "DeleteObject"})
 NO_CONTENT_LENGTH = (204, 304)
 # How much of an unread request body is read and dropped before an error response, so that a
 # client that sends the whole body before it reads gets the error rather than a reset. Larger
@@ -89,12 +97,15 @@ def create_app(
     clock: Callable[[], dt.datetime] = utc_now,
     faults: FaultSet | None = None,
     draining: Callable[[], bool] | None = None,
+    replicator: Replicator | None = None,
 ) -> S3App:
     """The S3 ASGI app serving `store` as `config` describes (auth, MRAPs); `faults` are the
     server's current faults, of which this app applies the S3 ones. While `draining()` is true,
     HTTP/1.1 responses carry `Connection: close`, so that a client does not send its next
-    request into a connection about to close."""
-    return S3App(config, store, on_request=on_request, clock=clock, faults=faults, draining=draining)
+    request into a connection about to close. `replicator` queues MRAP replication."""
+    return S3App(
+        config, store, on_request=on_request, clock=clock, faults=faults, draining=draining, replicator=replicator
+    )
 
 
 @dataclass
@@ -109,6 +120,8 @@ class _Tally:
     bytes_out: int = 0
     body: RequestBody | None = None
     faults: RequestFaults = field(default_factory=RequestFaults)
+    routed: MrapRoute | None = None  # the MRAP bucket the request was sent to
+    trace: dict[str, Any] | None = None  # scope["extensions"]["mrapsim"], when behind the edge
 
 
 class S3App:
@@ -121,8 +134,11 @@ class S3App:
         clock: Callable[[], dt.datetime],
         faults: FaultSet | None = None,
         draining: Callable[[], bool] | None = None,
+        replicator: Replicator | None = None,
     ) -> None:
         self._faults = faults
+        self._replicator = replicator
+        self._rng = random.Random()
         self._config = config
         self._draining = draining
         self._store = store
@@ -145,8 +161,9 @@ class S3App:
             raise RuntimeError(f"the S3 app serves HTTP, not {scope['type']!r}")
         started = time.perf_counter()
         request = _request(scope)
-        tally = _Tally()
-        trace: dict[str, Any] = (scope.get("extensions") or {}).get("mrapsim") or {}
+        extension = (scope.get("extensions") or {}).get("mrapsim")
+        tally = _Tally(trace=extension)
+        trace: dict[str, Any] = extension or {}
         gate = _ContinueGate(receive, trace.get(SEND_CONTINUE))
         try:
             http1 = scope.get("http_version") in ("1.0", "1.1")
@@ -172,6 +189,8 @@ class S3App:
             response = await self._handle(request, receive, tally)
         except (S3Error, StoreError) as caught:
             error = caught if isinstance(caught, S3Error) else from_store_error(caught)
+            if error.code == "NoSuchKey" and tally.target is not None and tally.operation in READS:
+                error = error.with_headers(*await latest_delete_marker_headers(self._store, tally.target))
             response = _error_response(error, request, head=is_head)
             tally.error_code = error.code
             if tally.body is None:
@@ -214,16 +233,28 @@ class S3App:
         await send({"type": "http.response.body", "body": b""})
 
     async def _handle(self, request: S3Request, receive: Receive, tally: _Tally) -> S3Response:
+        if control.is_control_path(request.raw_path):
+            return await self._control(request, receive, tally)
         raw_path = request.raw_path.encode("latin-1")  # the request line's bytes, as received
         target = resolve_target(request.headers.get("host", ""), raw_path, self._config.mraps)
+        if target.mrap is not None:
+            target = await self._route_mrap(target, tally)
         tally.target = target
         route = resolve_route(request.method, target.level, request.query, request.headers)
         if route is not None:
             tally.operation = route.operation
-        verdict, anonymous = _admit(
-            request, route, self._verifier.verify(request, self._clock(), resource=_path_style_path(request, target))
-        )
+        expected_region = await self._bucket_region(target, route)
+        resource = _path_style_path(request, target)
+        checked = self._verifier.verify(request, self._clock(), expected_region, resource=resource)
+        if isinstance(checked, Rejected) and expected_region and ("Region", expected_region) in checked.extra:
+            error = S3Error(checked.code, checked.message, checked.status, **dict(checked.extra))
+            raise error.with_headers(("x-amz-bucket-region", expected_region))
+        verdict, anonymous = _admit(request, route, checked)
         tally.access_key = verdict.access_key
+        if target.mrap is not None and not self._config.auth.can_sign_sigv4a(verdict.access_key):
+            # What an MRAP answers a session that cannot sign SigV4A: a bare 500 (saml2aws PR 913,
+            # aws-sdk-net issue 3004), so that failure can be rehearsed.
+            raise internal_error()
         if route is not None:
             await self._inject_faults(route.operation, target, tally)
         if route is None or route.handler is None:
@@ -236,7 +267,61 @@ class S3App:
         )
         if anonymous:
             await acl.authorize_anonymous(context, route.operation)
-        return await route.handler(context)
+        response = await route.handler(context)
+        if "versionId" not in request.query:  # removing one version for good is not replicated
+            await self._replicate(route.operation, target, response)
+        return response
+
+    async def _replicate(self, operation: str, target: Target, response: S3Response) -> None:
+        """Queue the new version a write made for the bucket's MRAP partners (replication.py)."""
+        if self._replicator is None or operation not in REPLICATED or target.bucket is None or target.key is None:
+            return
+        headers = dict(response.headers)
+        version_id = headers.get("x-amz-version-id")
+        if response.status < 300 and version_id:
+            marker = headers.get("x-amz-delete-marker") == "true"
+            await self._replicator.written(target.bucket, target.key, version_id, delete_marker=marker)
+
+    async def _control(self, request: S3Request, receive: Receive, tally: _Tally) -> S3Response:
+        """An S3 Control call (control.py): SigV4 for any Region, the account from
+        `x-amz-account-id` or the `{account}.` host label."""
+        tally.operation = control.operation_of(request.method, request.raw_path)
+        verdict = self._verifier.verify(request, self._clock())
+        if isinstance(verdict, Rejected):
+            raise S3Error(verdict.code, verdict.message, verdict.status, **dict(verdict.extra))
+        tally.access_key = verdict.access_key
+        label = request.headers.get("host", "").split(".", 1)[0]
+        account = request.headers.get("x-amz-account-id") or label
+        if not (account.isdigit() and len(account) == 12) and tally.operation not in control.ACCOUNTLESS:
+            raise S3Error("InvalidRequest", "An S3 Control request needs a 12-digit account id.", 400)
+        body = RequestBody(receive, verdict.payload_sha256)
+        tally.body = body
+        now = self._clock()
+        return await control.handle(tally.operation, request.raw_path, account, self._store, body.read_all, now)
+
+    async def _route_mrap(self, target: Target, tally: _Tally) -> Target:
+        """The MRAP's bucket for this request (mraps.py's rule), recorded for the request log and
+        for the connection record (through the edge's per-connection trace)."""
+        assert target.mrap is not None
+        mrap = await self._store.find_mrap(target.mrap)
+        if mrap is None:
+            raise no_such_access_point(target.mrap)
+        route = choose_route(mrap, self._rng)
+        tally.routed = route
+        if tally.trace is not None:  # the edge's per-connection dict (edge/forward.py)
+            tally.trace["routed"] = f"{route.bucket}@{route.region}"
+        return replace(target, bucket=route.bucket)
+
+    async def _bucket_region(self, target: Target, route: Route | None) -> str | None:
+        """The Region a SigV4 signature must name: the addressed bucket's (on an MRAP host, the
+        bucket the request was routed to). None (any Region) for service-level requests, a
+        bucket being created, or a bucket that does not exist (its handler answers that)."""
+        if target.bucket is None or (route is not None and route.operation == "CreateBucket"):
+            return None
+        try:
+            return (await self._store.get_bucket(target.bucket)).region
+        except StoreError:
+            return None
 
     def _body(self, request: S3Request, receive: Receive, expected_sha256: str | None, operation: str) -> RequestBody:
         limits = self._config.limits
@@ -400,4 +485,6 @@ def _record(scope: Scope, request_id: str, tally: _Tally, duration: float) -> Re
         bytes_in=tally.body.bytes_received if tally.body else 0,
         bytes_out=tally.bytes_out,
         faults=tuple(tally.faults.names),
+        mrap=target.mrap if target else None,
+        region=tally.routed.region if tally.routed else None,
     )

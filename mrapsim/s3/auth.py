@@ -404,8 +404,17 @@ class Verifier:
         self._sigv4a_keys: dict[str, ec.EllipticCurvePublicKey] = {}
         self._signing_keys: dict[tuple[str, str, str, str], bytes] = {}
 
-    def verify(self, request: SignedRequest, now: dt.datetime, *, resource: str | None = None) -> Verdict:
-        """`resource`: the request's path-style path (`/bucket/key`, as sent) for SigV2, which
+    def verify(
+        self,
+        request: SignedRequest,
+        now: dt.datetime,
+        expected_region: str | None = None,
+        *,
+        resource: str | None = None,
+    ) -> Verdict:
+        """`expected_region`: the Region a SigV4 signature must be scoped to (the addressed
+        bucket's); None accepts any. SigV4A scopes name no Region and are never bound.
+        `resource`: the request's path-style path (`/bucket/key`, as sent) for SigV2, which
         signs it also for virtual-hosted requests; the raw path when not given."""
         header = request.headers.get("authorization")
         presigned = request.query.get("X-Amz-Signature") is not None or request.query.get("X-Amz-Algorithm") is not None
@@ -426,6 +435,9 @@ class Verifier:
         signature = self._parse(request, header)
         if isinstance(signature, Rejected):
             return signature
+        wrong_region = _wrong_region(signature, expected_region)
+        if wrong_region is not None:
+            return wrong_region
         payload = self._payload_line(request, signature)
         if isinstance(payload, Rejected):
             return payload
@@ -714,6 +726,25 @@ def _http_or_amz_date(text: str | None) -> dt.datetime | None:
     except (TypeError, ValueError):
         return None
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def _wrong_region(signature: Signature, expected: str | None) -> Rejected | None:
+    """S3's answer to a SigV4 scope naming another Region than the bucket's, checked before the
+    signature itself (the wording is S3's, boto3 issue 4627)."""
+    region = signature.credential.region
+    if expected is None or region is None or region == expected:
+        return None
+    detail = f"the region '{region}' is wrong; expecting '{expected}'"
+    if signature.presigned:
+        return Rejected(
+            "AuthorizationQueryParametersError",
+            f"Error parsing the X-Amz-Credential parameter; {detail}",
+            400,
+            (("Region", expected),),
+        )
+    return Rejected(
+        "AuthorizationHeaderMalformed", f"The authorization header is malformed; {detail}", 400, (("Region", expected),)
+    )
 
 
 def _access_key_of(request: SignedRequest, header: str | None) -> str | None:

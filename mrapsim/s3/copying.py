@@ -24,6 +24,7 @@ from mrapsim.s3.object import (
     parse_http_date,
     request_metadata,
     request_stored_headers,
+    version_headers,
     write_precondition,
 )
 from mrapsim.s3.request import bounded_int
@@ -36,6 +37,7 @@ from mrapsim.store import ContentSource, ObjectWrite, SliceContent, StoredObject
 class CopySource:
     bucket: str
     key: str
+    version_id: str | None = None
 
 
 def parse_copy_source(value: str) -> CopySource:
@@ -43,6 +45,7 @@ def parse_copy_source(value: str) -> CopySource:
     if query and not query.startswith("versionId="):
         raise invalid_argument("Invalid copy source encoding", "x-amz-copy-source", value)
     decoded = unquote(path).lstrip("/")
+    version_id = unquote(query.removeprefix("versionId=")) if query else None
     bucket, _, key = decoded.partition("/")
     if not bucket or not key:
         raise invalid_argument(
@@ -50,7 +53,7 @@ def parse_copy_source(value: str) -> CopySource:
             "x-amz-copy-source",
             value,
         )
-    return CopySource(bucket, key)
+    return CopySource(bucket, key, version_id)
 
 
 def _precondition_failed(condition: str) -> S3Error:
@@ -65,7 +68,16 @@ def _precondition_failed(condition: str) -> S3Error:
 async def resolve_copy_source(ctx: Context) -> StoredObject:
     header = ctx.request.headers.get
     source = parse_copy_source(header("x-amz-copy-source") or "")
-    stored = await ctx.store.get_object(source.bucket, source.key)
+    if source.version_id is None:
+        stored = await ctx.store.get_object(source.bucket, source.key)
+    else:
+        stored = await ctx.store.get_object_version(source.bucket, source.key, source.version_id)
+        if stored.info.delete_marker:  # S3: a delete marker is no copy source
+            raise S3Error(
+                "InvalidRequest",
+                "The source of a copy request may not specifically refer to a delete marker by version id.",
+                400,
+            )
     info = stored.info
     if_match = header("x-amz-copy-source-if-match")
     if if_match is not None and not etag_matches(if_match, info.etag):
@@ -166,4 +178,5 @@ async def copy_object(ctx: Context) -> S3Response:
         *(leaf(f"Checksum{WIRE_NAMES[name]}", value) for name, value in checksums.items()),
         leaf("ChecksumType", checksum_type) if checksums else "",
     )
-    return xml_response(body, headers=sse.put_response_headers(extras))
+    source_version = () if source.version_id is None else (("x-amz-copy-source-version-id", source.version_id),)
+    return xml_response(body, headers=(*version_headers(written), *source_version, *sse.put_response_headers(extras)))

@@ -14,6 +14,7 @@ from mrapsim.store import (
     NoSuchBucketError,
     NoSuchKeyError,
     NoSuchUploadError,
+    NoSuchVersionError,
     PreconditionFailedError,
     StoreError,
 )
@@ -103,6 +104,14 @@ def from_store_error(error: StoreError) -> S3Error:
             "aborted or completed.",
             404,
             UploadId=error.upload_id,
+        )
+    if isinstance(error, NoSuchVersionError):
+        return S3Error(
+            "NoSuchVersion",
+            "The specified version does not exist.",
+            404,
+            Key=error.key or "",
+            VersionId=error.version_id,
         )
     if isinstance(error, NoSuchKeyError):
         return no_such_key(error.key or "")

@@ -36,7 +36,13 @@ from mrapsim.s3.copying import copy_source_range, resolve_copy_source
 from mrapsim.s3.documents import child_text, malformed_xml, parse_request_document
 from mrapsim.s3.errors import S3Error, conditional_request_conflict, invalid_argument
 from mrapsim.s3.extras import write_extras
-from mrapsim.s3.object import check_key_length, request_metadata, request_stored_headers, write_precondition
+from mrapsim.s3.object import (
+    check_key_length,
+    request_metadata,
+    request_stored_headers,
+    version_headers,
+    write_precondition,
+)
 from mrapsim.s3.payload import check_put_size, receive_body
 from mrapsim.s3.request import bounded_int
 from mrapsim.s3.responses import S3Response, empty_response, xml_response
@@ -297,7 +303,7 @@ def _complete_result(ctx: Context, info: ObjectInfo) -> S3Response:
         *(leaf(f"Checksum{WIRE_NAMES[name]}", value) for name, value in info.checksums.items()),
         leaf("ChecksumType", info.checksum_type) if info.checksums else "",
     )
-    return xml_response(body, headers=sse.response_headers(info.extras))
+    return xml_response(body, headers=(*sse.response_headers(info.extras), *version_headers(info)))
 
 
 def _check_object_size(ctx: Context, parts: Sequence[PartInfo]) -> None:

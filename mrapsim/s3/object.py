@@ -61,6 +61,7 @@ def object_headers(info: ObjectInfo) -> list[tuple[str, str]]:
     headers += [(METADATA_PREFIX + name, value) for name, value in info.metadata.items()]
     if info.storage_class != "STANDARD":
         headers.append(("x-amz-storage-class", info.storage_class))
+    headers += version_headers(info)
     return headers
 
 
@@ -268,8 +269,18 @@ async def put_object(ctx: Context) -> S3Response:
         extras=extras,
     )
     info = await ctx.store.put_object(ctx.bucket, ctx.key, write, write_precondition(headers))
-    answer = (("etag", info.etag), *checksum_headers(received.checksums), *sse.put_response_headers(extras))
+    answer = (
+        ("etag", info.etag),
+        *checksum_headers(received.checksums),
+        *sse.put_response_headers(extras),
+        *version_headers(info),
+    )
     return empty_response(headers=answer)
+
+
+def version_headers(info: ObjectInfo) -> tuple[tuple[str, str], ...]:
+    """`x-amz-version-id` for a version a versioned bucket made (none for "null" ones)."""
+    return () if info.version_id == "null" else (("x-amz-version-id", info.version_id),)
 
 
 def checksum_headers(checksums: Mapping[str, str], checksum_type: str = "FULL_OBJECT") -> tuple[tuple[str, str], ...]:
@@ -304,8 +315,10 @@ def request_stored_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 async def delete_object(ctx: Context) -> S3Response:
-    await ctx.store.delete_object(ctx.bucket, ctx.key)
-    return empty_response(204)
+    marker = await ctx.store.delete_key(ctx.bucket, ctx.key)  # a versioned bucket adds a marker
+    if marker is None:
+        return empty_response(204)
+    return empty_response(204, (("x-amz-delete-marker", "true"), ("x-amz-version-id", marker.version_id)))
 
 
 # -- DeleteObjects -------------------------------------------------------------------------------
@@ -328,7 +341,16 @@ async def delete_objects(ctx: Context) -> S3Response:
         key = child_text(item, "Key")
         if key is None:
             raise malformed_xml()
-        await ctx.store.delete_object(ctx.bucket, key)
+        version_id = child_text(item, "VersionId")
+        if version_id:  # one version for good (an emptying tool walking ListObjectVersions)
+            removed = await ctx.store.delete_object_version(ctx.bucket, key, version_id)
+            marker = removed is not None and removed.delete_marker
+            extra = (leaf("VersionId", version_id), leaf("DeleteMarker", True) if marker else "")
+        else:
+            added = await ctx.store.delete_key(ctx.bucket, key)
+            extra = ("", "")
+            if added is not None:
+                extra = (leaf("DeleteMarker", True), leaf("DeleteMarkerVersionId", added.version_id))
         if not quiet:
-            results.append(node("Deleted", leaf("Key", key)))
+            results.append(node("Deleted", leaf("Key", key), *extra))
     return xml_response(document("DeleteResult", *results))

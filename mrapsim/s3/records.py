@@ -22,3 +22,5 @@ class RequestRecord:
     bytes_in: int  # request body bytes read
     bytes_out: int  # response body bytes sent
     faults: tuple[str, ...] = ()  # names of the S3 faults the request got (docs/faults.md)
+    mrap: str | None = None  # the MRAP alias addressed; `bucket` is then the bucket it routed to
+    region: str | None = None  # that bucket's Region (MRAP requests)

@@ -42,6 +42,7 @@ class Target:
     addressing: Addressing
     bucket: str | None
     key: str | None  # decoded; None when the path names no key
+    mrap: str | None = None  # the MRAP alias addressed; `bucket` is then the bucket routed to
 
     @property
     def level(self) -> Level:

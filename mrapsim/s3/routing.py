@@ -16,7 +16,19 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
-from mrapsim.s3 import acl, attributes, bucket, copying, cors, listing, multipart, post_object, service, tagging
+from mrapsim.s3 import (
+    acl,
+    attributes,
+    bucket,
+    copying,
+    cors,
+    listing,
+    multipart,
+    post_object,
+    service,
+    tagging,
+    versioning,
+)
 from mrapsim.s3 import bucket_config as config
 from mrapsim.s3 import object as object_ops
 from mrapsim.s3.context import Context
@@ -78,6 +90,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", BUCKET, "ListObjectsV2", listing.list_objects_v2, q("list-type", "2")),
     Route("GET", BUCKET, "GetBucketLocation", bucket.get_bucket_location, q("location")),
     Route("GET", BUCKET, "ListMultipartUploads", multipart.list_multipart_uploads, q("uploads")),
+    Route("GET", BUCKET, "GetBucketVersioning", versioning.get_bucket_versioning, q("versioning")),
+    Route("GET", BUCKET, "ListObjectVersions", versioning.list_object_versions, q("versions")),
+    Route("PUT", BUCKET, "PutBucketVersioning", versioning.put_bucket_versioning, q("versioning")),
     Route("GET", BUCKET, "ListObjects", listing.list_objects_v1),
     Route("HEAD", BUCKET, "HeadBucket", bucket.head_bucket),
     Route("PUT", BUCKET, "CreateBucket", bucket.create_bucket),
@@ -118,6 +133,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", BUCKET, "PostObject", post_object.post_object),
     # object level
     Route("GET", OBJECT, "ListParts", multipart.list_parts, q("uploadId")),
+    Route("GET", OBJECT, "GetObject", versioning.get_object_version, q("versionId")),
+    Route("HEAD", OBJECT, "HeadObject", versioning.head_object_version, q("versionId")),
     Route("GET", OBJECT, "GetObjectAttributes", attributes.get_object_attributes, q("attributes")),
     Route("GET", OBJECT, "GetObject", object_ops.get_object, q("partNumber")),
     Route("HEAD", OBJECT, "HeadObject", object_ops.head_object, q("partNumber")),
@@ -128,6 +145,7 @@ ROUTES: tuple[Route, ...] = (
     Route("PUT", OBJECT, "CopyObject", copying.copy_object, Marker(header="x-amz-copy-source")),
     Route("PUT", OBJECT, "PutObject", object_ops.put_object),
     Route("DELETE", OBJECT, "AbortMultipartUpload", multipart.abort_multipart_upload, q("uploadId")),
+    Route("DELETE", OBJECT, "DeleteObject", versioning.delete_object_version, q("versionId")),
     Route("DELETE", OBJECT, "DeleteObject", object_ops.delete_object),
     Route("POST", OBJECT, "CreateMultipartUpload", multipart.create_multipart_upload, q("uploads")),
     Route("POST", OBJECT, "CompleteMultipartUpload", multipart.complete_multipart_upload, q("uploadId")),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mrapsim.s3.context import REGION, Context
+from mrapsim.s3.context import Context
 from mrapsim.s3.errors import invalid_argument
 from mrapsim.s3.request import bounded_int
 from mrapsim.s3.responses import S3Response, xml_response
@@ -36,7 +36,7 @@ async def list_buckets(ctx: Context) -> S3Response:
                     "Bucket",
                     leaf("Name", b.name),
                     leaf("CreationDate", b.created),
-                    leaf("BucketRegion", REGION),
+                    leaf("BucketRegion", b.region),
                 )
                 for b in page
             ),

@@ -14,9 +14,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
-from mrapsim.config import SyntheticSpec
+from mrapsim.config import DEFAULT_REGION, SyntheticSpec
 from mrapsim.store.content import ContentBuilder, ContentSource
 from mrapsim.store.errors import NoSuchKeyError, PreconditionFailedError
 
@@ -25,6 +25,7 @@ from mrapsim.store.errors import NoSuchKeyError, PreconditionFailedError
 class BucketInfo:
     name: str
     created: dt.datetime  # UTC, whole seconds
+    region: str = DEFAULT_REGION
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,10 @@ class ObjectInfo:
     # Per-object settings S3 keeps beside the data, by name, values as text the S3 layer encodes
     # (tags, ACL, server-side encryption; s3/extras.py names them). Stores keep them opaquely.
     extras: Mapping[str, str] = field(default_factory=dict)
+    # Versioning (store/versions.py): "null" for a version written while versioning was never
+    # enabled or suspended; a delete marker is a version with no body.
+    version_id: str = "null"
+    delete_marker: bool = False
 
 
 @dataclass(frozen=True)
@@ -164,6 +169,77 @@ class ListPage:
     next_after: str | None  # None when the page is empty
 
 
+@dataclass(frozen=True)
+class VersionEntry:
+    info: ObjectInfo  # a version or a delete marker (`info.delete_marker`)
+    is_latest: bool
+
+
+@dataclass(frozen=True)
+class VersionPage:
+    """One page of ListObjectVersions. Resume from (`next_key`, `next_version_id`); a common
+    prefix as `next_key` comes with no version id and resumes after everything under it."""
+
+    entries: Sequence[VersionEntry]
+    common_prefixes: Sequence[str]
+    is_truncated: bool
+    next_key: str | None
+    next_version_id: str | None
+
+
+@dataclass(frozen=True)
+class MrapRoute:
+    """One bucket behind a Multi-Region Access Point and its traffic dial."""
+
+    bucket: str
+    region: str
+    dial: int  # TrafficDialPercentage, 0–100; 0 is passive (no requests routed to it)
+
+
+@dataclass(frozen=True)
+class MrapInfo:
+    """A Multi-Region Access Point as S3 Control describes it, with its routes."""
+
+    name: str
+    alias: str  # "<random>.mrap", the host label clients use
+    account: str
+    created: dt.datetime
+    routes: tuple[MrapRoute, ...]
+    client_region: str | None = None  # where requests "come from": the nearest active bucket wins
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "alias": self.alias,
+            "account": self.account,
+            "created": self.created.isoformat(),
+            "routes": [[r.bucket, r.region, r.dial] for r in self.routes],
+            "client_region": self.client_region,
+        }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> MrapInfo:
+        return cls(
+            name=str(doc["name"]),
+            alias=str(doc["alias"]),
+            account=str(doc["account"]),
+            created=dt.datetime.fromisoformat(str(doc["created"])),
+            routes=tuple(MrapRoute(str(b), str(r), int(d)) for b, r, d in doc["routes"]),
+            client_region=doc.get("client_region"),
+        )
+
+
+@dataclass(frozen=True)
+class ReplicationTask:
+    """A version of `key` in `source` to copy to `target` once `due` (seconds since the epoch)."""
+
+    source: str
+    key: str
+    version_id: str
+    target: str
+    due: float
+
+
 class Store(Protocol):
     """Buckets and objects, used from one trio event loop. The methods are async so that a store
     that waits (for a disk, for another process's write lock) does it off the event loop: while
@@ -179,8 +255,8 @@ class Store(Protocol):
         """Raises NoSuchBucketError."""
         ...
 
-    async def create_bucket(self, bucket: str) -> BucketInfo:
-        """Raises BucketAlreadyExistsError."""
+    async def create_bucket(self, bucket: str, region: str = DEFAULT_REGION) -> BucketInfo:
+        """Creates `bucket` in `region`. Raises BucketAlreadyExistsError."""
         ...
 
     async def delete_bucket(self, bucket: str) -> None:
@@ -304,4 +380,88 @@ class Store(Protocol):
 
     async def list_uploads(self, bucket: str) -> Sequence[UploadInfo]:
         """Uploads in progress, by key then initiation time. Raises NoSuchBucketError."""
+        ...
+
+    # -- versioning (store/versions.py says how the stores keep versions) ---------------------------
+    # put_object, complete_upload and delete_object follow the bucket's versioning state: with
+    # versioning Enabled a write keeps the version it replaces and a delete adds a delete marker;
+    # Suspended writes and deletes replace the key's "null" version.
+
+    # -- Multi-Region Access Points (their routes change at run time, so they live in the store) --
+
+    async def put_mrap(self, mrap: MrapInfo, *, overwrite: bool = True) -> bool:
+        """Create or replace (by alias); with overwrite False an existing one is kept. True when
+        written."""
+        ...
+
+    async def find_mrap(self, alias: str) -> MrapInfo | None: ...
+
+    async def list_mraps(self) -> Sequence[MrapInfo]:
+        """By name."""
+        ...
+
+    async def delete_mrap(self, alias: str) -> bool: ...
+
+    # -- replication (mrapsim/replication.py): a queue every worker process shares --------------
+
+    async def put_replica(self, bucket: str, key: str, info: ObjectInfo, content: ContentSource) -> ObjectInfo:
+        """Write the version `info` describes (its version id, time, headers; a delete marker
+        too) as `key`'s newest version in `bucket`. Raises NoSuchBucketError."""
+        ...
+
+    async def set_replication_status(self, bucket: str, key: str, version_id: str, status: str) -> bool:
+        """Record `x-amz-replication-status` on that version; False when it is gone."""
+        ...
+
+    async def enqueue_replication(self, tasks: Sequence[ReplicationTask]) -> None: ...
+
+    async def claim_replication(self, now: float, limit: int) -> Sequence[ReplicationTask]:
+        """Take (remove) up to `limit` tasks due by `now` whose target is not paused. A task is
+        handed to one caller only, whichever process asks."""
+        ...
+
+    async def replication_backlog(self) -> Mapping[str, int]:
+        """Tasks waiting, by target bucket (paused or not yet due)."""
+        ...
+
+    async def set_replication_paused(self, bucket: str, paused: bool) -> None:
+        """A paused bucket (its Region "down") receives no replicas until resumed; its tasks
+        wait. Raises NoSuchBucketError."""
+        ...
+
+    async def get_versioning(self, bucket: str) -> str:
+        """ "" (never enabled), "Enabled" or "Suspended". Raises NoSuchBucketError."""
+        ...
+
+    async def set_versioning(self, bucket: str, status: str) -> None:
+        """Set "Enabled" or "Suspended". Raises NoSuchBucketError."""
+        ...
+
+    async def get_object_version(self, bucket: str, key: str, version_id: str) -> StoredObject:
+        """That version (a delete marker too: `info.delete_marker`, empty content). Raises
+        NoSuchBucketError, NoSuchVersionError."""
+        ...
+
+    async def delete_key(self, bucket: str, key: str) -> ObjectInfo | None:
+        """DeleteObject without a version: as delete_object, returning the delete marker it
+        added (None in a bucket whose versioning was never enabled). Raises NoSuchBucketError."""
+        ...
+
+    async def delete_object_version(self, bucket: str, key: str, version_id: str) -> ObjectInfo | None:
+        """Remove that version for good (the next newest becomes current); returns what was
+        removed, None when there was no such version. Raises NoSuchBucketError."""
+        ...
+
+    async def list_versions(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        version_id_marker: str = "",
+        max_keys: int = 1000,
+    ) -> VersionPage:
+        """ListObjectVersions: keys in order, each key's versions newest first, resuming after
+        (`key_marker`, `version_id_marker`); O(log n + page). Raises NoSuchBucketError."""
         ...

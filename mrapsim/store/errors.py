@@ -46,3 +46,9 @@ class NoSuchUploadError(StoreError):
 class StoreOpenError(Exception):
     """The store cannot be opened (its directory unwritable, a newer schema, no WAL); the command
     line reports it as a start-up error about `store.path`."""
+
+
+class NoSuchVersionError(StoreError):
+    def __init__(self, bucket: str, key: str, version_id: str) -> None:
+        super().__init__(bucket, key)
+        self.version_id = version_id

@@ -25,19 +25,25 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import itertools
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from mrapsim.config import SyntheticSpec
+from mrapsim.config import DEFAULT_REGION, SyntheticSpec
 from mrapsim.store.base import (
     BucketInfo,
     ListPage,
+    MrapInfo,
     ObjectInfo,
     ObjectWrite,
     PartInfo,
     Precondition,
+    ReplicationTask,
     StoredObject,
     UploadInfo,
+    VersionEntry,
+    VersionPage,
     merge_extras,
     object_info,
     utc_now_seconds,
@@ -56,9 +62,11 @@ from mrapsim.store.errors import (
     NoSuchBucketError,
     NoSuchKeyError,
     NoSuchUploadError,
+    NoSuchVersionError,
 )
 from mrapsim.store.merge import IndexCursor, KeyCursor, MergedCursor, list_merged
 from mrapsim.store.synthetic import SyntheticKeys, synthetic_content, synthetic_info
+from mrapsim.store.versions import NULL_VERSION, SUSPENDED, list_version_page, new_version_id
 
 COMPLETED_REMEMBERED = 1000  # completed uploads per bucket a retried Complete can still find
 
@@ -114,6 +122,12 @@ class _Bucket:
     # upload id → (key, ETag) of the object it made, oldest first: retried Completes (bounded).
     completed: dict[str, tuple[str, str]] = field(default_factory=dict)
     configs: dict[str, str] = field(default_factory=dict)  # bucket configurations by name
+    # Versioning (store/versions.py): state, each current object's seq, the archive per key
+    # (oldest first) and the sorted keys that have an archive.
+    versioning: str = ""
+    current_seq: dict[str, int] = field(default_factory=dict)
+    archive: dict[str, list[tuple[int, StoredObject]]] = field(default_factory=dict)
+    archive_order: _SortedKeys = field(default_factory=_SortedKeys)
 
     def synthetic_object(self, key: str) -> StoredObject | None:
         if self.synthetic is None or self.spec is None or key in self.deleted:
@@ -123,7 +137,11 @@ class _Bucket:
         return StoredObject(synthetic_info(self.spec, key), synthetic_content(self.spec, key))
 
     def is_empty(self) -> bool:
-        return not self.objects and (self.synthetic is None or len(self.deleted) >= len(self.synthetic))
+        return (
+            not self.objects
+            and not self.archive
+            and (self.synthetic is None or len(self.deleted) >= len(self.synthetic))
+        )
 
 
 class MemoryStore:
@@ -132,6 +150,10 @@ class MemoryStore:
     def __init__(self, clock: Callable[[], dt.datetime] = utc_now_seconds) -> None:
         self._clock = clock
         self._buckets: dict[str, _Bucket] = {}
+        self._seq = itertools.count(1)  # version order within a key (store/versions.py)
+        self._mraps: dict[str, MrapInfo] = {}
+        self._replication: list[ReplicationTask] = []
+        self._paused: set[str] = set()
 
     # -- buckets -------------------------------------------------------------------------------
 
@@ -141,10 +163,10 @@ class MemoryStore:
     async def get_bucket(self, bucket: str) -> BucketInfo:
         return self._bucket(bucket).info
 
-    async def create_bucket(self, bucket: str) -> BucketInfo:
+    async def create_bucket(self, bucket: str, region: str = DEFAULT_REGION) -> BucketInfo:
         if bucket in self._buckets:
             raise BucketAlreadyExistsError(bucket)
-        info = BucketInfo(bucket, self._clock())
+        info = BucketInfo(bucket, self._clock(), region)
         self._buckets[bucket] = _Bucket(info)
         return info
 
@@ -180,9 +202,12 @@ class MemoryStore:
             etag=write.etag or content_etag(write.content),
             last_modified=self._clock(),
         )
-        if key not in target.objects:
-            target.order.add(key)
+        info = replace(info, version_id=new_version_id(target.versioning))
+        self._displace(target, key)
+        target.order.add(key)
         target.objects[key] = StoredObject(info, write.content)
+        if target.versioning:
+            target.current_seq[key] = next(self._seq)
         return info
 
     async def put_bytes(
@@ -193,6 +218,10 @@ class MemoryStore:
 
     async def delete_object(self, bucket: str, key: str) -> bool:
         target = self._bucket(bucket)
+        if target.versioning:
+            existed = key in target.objects or target.synthetic_object(key) is not None
+            await self.delete_key(bucket, key)
+            return existed
         synthetic = target.synthetic_object(key) is not None
         if synthetic:
             target.deleted.add(key)
@@ -324,6 +353,215 @@ class MemoryStore:
     async def list_uploads(self, bucket: str) -> Sequence[UploadInfo]:
         uploads = [u.info for u in self._bucket(bucket).uploads.values()]
         return sorted(uploads, key=lambda u: (u.key, u.initiated, u.upload_id))
+
+    # -- Multi-Region Access Points -------------------------------------------------------------
+
+    async def put_mrap(self, mrap: MrapInfo, *, overwrite: bool = True) -> bool:
+        if not overwrite and mrap.alias in self._mraps:
+            return False
+        self._mraps[mrap.alias] = mrap
+        return True
+
+    async def find_mrap(self, alias: str) -> MrapInfo | None:
+        return self._mraps.get(alias)
+
+    async def list_mraps(self) -> Sequence[MrapInfo]:
+        return sorted(self._mraps.values(), key=lambda m: m.name)
+
+    async def delete_mrap(self, alias: str) -> bool:
+        return self._mraps.pop(alias, None) is not None
+
+    # -- replication -----------------------------------------------------------------------------
+
+    async def put_replica(self, bucket: str, key: str, info: ObjectInfo, content: ContentSource) -> ObjectInfo:
+        target = self._bucket(bucket)
+        self._displace(target, key)
+        if info.delete_marker:
+            self._archive(target, key, next(self._seq), StoredObject(info, BytesContent(b"")))
+        else:
+            target.order.add(key)
+            target.objects[key] = StoredObject(info, content)
+            target.current_seq[key] = next(self._seq)
+        return info
+
+    async def set_replication_status(self, bucket: str, key: str, version_id: str, status: str) -> bool:
+        target = self._bucket(bucket)
+
+        def marked(stored: StoredObject) -> StoredObject:
+            headers = {**stored.info.stored_headers, "x-amz-replication-status": status}
+            return StoredObject(replace(stored.info, stored_headers=headers), stored.content)
+
+        current = target.objects.get(key)
+        if current is not None and current.info.version_id == version_id:
+            target.objects[key] = marked(current)
+            return True
+        versions = target.archive.get(key, [])
+        for at, (seq, stored) in enumerate(versions):
+            if stored.info.version_id == version_id:
+                versions[at] = (seq, marked(stored))
+                return True
+        return False
+
+    async def enqueue_replication(self, tasks: Sequence[ReplicationTask]) -> None:
+        self._replication.extend(tasks)
+
+    async def claim_replication(self, now: float, limit: int) -> Sequence[ReplicationTask]:
+        claimed: list[ReplicationTask] = []
+        waiting: list[ReplicationTask] = []
+        for task in self._replication:
+            ready = task.due <= now and task.target not in self._paused and len(claimed) < limit
+            (claimed if ready else waiting).append(task)
+        self._replication = waiting
+        return claimed
+
+    async def replication_backlog(self) -> Mapping[str, int]:
+        return dict(Counter(task.target for task in self._replication))
+
+    async def set_replication_paused(self, bucket: str, paused: bool) -> None:
+        self._bucket(bucket)
+        if paused:
+            self._paused.add(bucket)
+        else:
+            self._paused.discard(bucket)
+
+    # -- versioning (store/versions.py) ----------------------------------------------------------
+
+    async def get_versioning(self, bucket: str) -> str:
+        return self._bucket(bucket).versioning
+
+    async def set_versioning(self, bucket: str, status: str) -> None:
+        self._bucket(bucket).versioning = status
+
+    async def get_object_version(self, bucket: str, key: str, version_id: str) -> StoredObject:
+        target = self._bucket(bucket)
+        current = target.objects.get(key)
+        if current is None and version_id == NULL_VERSION:
+            current = target.synthetic_object(key)
+        if current is not None and current.info.version_id == version_id:
+            return current
+        for _, stored in target.archive.get(key, ()):
+            if stored.info.version_id == version_id:
+                return stored
+        raise NoSuchVersionError(bucket, key, version_id)
+
+    async def delete_key(self, bucket: str, key: str) -> ObjectInfo | None:
+        target = self._bucket(bucket)
+        if not target.versioning:
+            await self.delete_object(bucket, key)
+            return None
+        self._displace(target, key)
+        if target.synthetic_object(key) is not None:
+            target.deleted.add(key)  # the marker hides the synthetic key, which keeps no versions
+        marker = ObjectInfo(key, 0, "", self._clock(), version_id=new_version_id(target.versioning), delete_marker=True)
+        self._archive(target, key, next(self._seq), StoredObject(marker, BytesContent(b"")))
+        return marker
+
+    async def delete_object_version(self, bucket: str, key: str, version_id: str) -> ObjectInfo | None:
+        target = self._bucket(bucket)
+        current = target.objects.get(key)
+        if current is not None and current.info.version_id == version_id:
+            self._drop_current(target, key)
+            self._promote(target, key)
+            return current.info
+        if current is None and version_id == NULL_VERSION and target.synthetic_object(key) is not None:
+            target.deleted.add(key)
+            return synthetic_info(target.spec, key) if target.spec is not None else None
+        removed = self._unarchive(target, key, version_id)
+        if removed is not None:
+            self._promote(target, key)
+        return removed
+
+    async def list_versions(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        version_id_marker: str = "",
+        max_keys: int = 1000,
+    ) -> VersionPage:
+        target = self._bucket(bucket)
+        sources: list[KeyCursor] = [IndexCursor(target.order), IndexCursor(target.archive_order)]
+        if target.synthetic is not None:
+            sources.append(IndexCursor(target.synthetic, target.deleted.__contains__))
+
+        def versions_of(key: str, after: str | None, limit: int) -> Sequence[VersionEntry]:
+            # A key's chain is short in practice; the page cost is bounded by keys, not chains.
+            current = target.objects.get(key) or target.synthetic_object(key)
+            chain = [current.info] if current is not None else []
+            chain += [stored.info for _, stored in reversed(target.archive.get(key, []))]
+            start = 0
+            if after is not None:
+                ids = [info.version_id for info in chain]
+                start = ids.index(after) + 1 if after in ids else len(chain)
+            return [VersionEntry(info, at == 0) for at, info in enumerate(chain[start : start + limit], start)]
+
+        return list_version_page(
+            MergedCursor(sources),
+            versions_of,
+            prefix=prefix,
+            delimiter=delimiter,
+            key_marker=key_marker,
+            version_id_marker=version_id_marker,
+            max_keys=max_keys,
+        )
+
+    def _displace(self, target: _Bucket, key: str) -> None:
+        """Make way for a new version of `key` (module comment of store/versions.py): the current
+        object is archived (Enabled, or Suspended and not "null") or dropped; a Suspended bucket
+        also drops the key's archived "null" version."""
+        if target.versioning == SUSPENDED:
+            self._unarchive(target, key, NULL_VERSION)
+        current = target.objects.get(key)
+        if current is None:
+            return
+        if target.versioning and not (target.versioning == SUSPENDED and current.info.version_id == NULL_VERSION):
+            self._archive(target, key, target.current_seq.get(key, 0), current)
+        self._drop_current(target, key)
+
+    @staticmethod
+    def _drop_current(target: _Bucket, key: str) -> None:
+        target.objects.pop(key, None)
+        target.current_seq.pop(key, None)
+        target.order.remove(key)
+
+    @staticmethod
+    def _archive(target: _Bucket, key: str, seq: int, stored: StoredObject) -> None:
+        versions = target.archive.setdefault(key, [])
+        if not versions:
+            target.archive_order.add(key)
+        versions.append((seq, stored))
+        versions.sort(key=lambda item: item[0])  # a pre-versioning "null" object has seq 0
+
+    @staticmethod
+    def _unarchive(target: _Bucket, key: str, version_id: str) -> ObjectInfo | None:
+        versions = target.archive.get(key)
+        if not versions:
+            return None
+        for at, (_, stored) in enumerate(versions):
+            if stored.info.version_id == version_id:
+                del versions[at]
+                if not versions:
+                    del target.archive[key]
+                    target.archive_order.remove(key)
+                return stored.info
+        return None
+
+    @staticmethod
+    def _promote(target: _Bucket, key: str) -> None:
+        """With no current object, the newest archived version becomes current unless it is a
+        delete marker (which then is the latest version)."""
+        versions = target.archive.get(key)
+        if key in target.objects or not versions or versions[-1][1].info.delete_marker:
+            return
+        seq, stored = versions.pop()
+        if not versions:
+            del target.archive[key]
+            target.archive_order.remove(key)
+        target.objects[key] = stored
+        target.current_seq[key] = seq
+        target.order.add(key)
 
     # -- internals -----------------------------------------------------------------------------
 

@@ -60,16 +60,20 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, cast
 
 import trio
 
-from mrapsim.config import SyntheticSpec
+from mrapsim.config import DEFAULT_REGION, SyntheticSpec
 from mrapsim.store.base import (
     BucketInfo,
     ListPage,
+    MrapInfo,
     ObjectInfo,
     ObjectWrite,
     PartInfo,
     Precondition,
+    ReplicationTask,
     StoredObject,
     UploadInfo,
+    VersionEntry,
+    VersionPage,
     merge_extras,
     object_info,
     utc_now_seconds,
@@ -89,10 +93,12 @@ from mrapsim.store.errors import (
     NoSuchBucketError,
     NoSuchKeyError,
     NoSuchUploadError,
+    NoSuchVersionError,
     StoreOpenError,
 )
 from mrapsim.store.merge import IndexCursor, KeyCursor, MergedCursor, list_merged, prefix_successor
 from mrapsim.store.synthetic import SyntheticKeys, synthetic_content, synthetic_info
+from mrapsim.store.versions import ENABLED, NULL_VERSION, SUSPENDED, list_version_page, new_version_id
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -164,6 +170,51 @@ SCHEMA = (
 )
 # Schema 1 → 2: objects gained `extras`, buckets their configurations.
 MIGRATE_1_TO_2 = ("ALTER TABLE objects ADD COLUMN extras TEXT NOT NULL DEFAULT '{}'", BUCKET_CONFIGS_TABLE)
+
+# Tables added after schema version 1, created when missing by every mrapsim that opens a store
+# (additive: an older store gains them empty, and an older mrapsim never reads them).
+ADDED_TABLES = (
+    """CREATE TABLE IF NOT EXISTS bucket_settings (
+        bucket TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (bucket, name)
+    ) WITHOUT ROWID""",
+    # Versioning (store/versions.py): the current object's version id and seq (no row: "null",
+    # seq 0), and the archive of older versions and delete markers.
+    """CREATE TABLE IF NOT EXISTS current_versions (
+        bucket TEXT NOT NULL, key TEXT NOT NULL, version_id TEXT NOT NULL, seq INTEGER NOT NULL,
+        PRIMARY KEY (bucket, key)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS versions (
+        bucket TEXT NOT NULL,
+        key TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        version_id TEXT NOT NULL,
+        delete_marker INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        etag TEXT NOT NULL,
+        last_modified TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        stored_headers TEXT NOT NULL,
+        checksums TEXT NOT NULL,
+        checksum_type TEXT NOT NULL,
+        storage_class TEXT NOT NULL,
+        body_id INTEGER,
+        segments TEXT,
+        PRIMARY KEY (bucket, key, seq)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX IF NOT EXISTS versions_by_id ON versions (bucket, key, version_id)",
+    "CREATE TABLE IF NOT EXISTS mraps (alias TEXT PRIMARY KEY, doc TEXT NOT NULL) WITHOUT ROWID",
+    """CREATE TABLE IF NOT EXISTS replication_queue (
+        id INTEGER PRIMARY KEY, due REAL NOT NULL, target TEXT NOT NULL,
+        source TEXT NOT NULL, key TEXT NOT NULL, version_id TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS replication_by_due ON replication_queue (due)",
+)
+# The columns an object row and an archived version share, moved as they are between the two.
+BODY_COLUMNS = (
+    "size, etag, last_modified, content_type, metadata, stored_headers, checksums, checksum_type, storage_class,"
+    " body_id, segments"
+)
 
 INFO_COLUMNS = (
     "key, size, etag, last_modified, content_type, metadata, stored_headers, checksums, checksum_type, storage_class,"
@@ -425,6 +476,48 @@ class _ObjectRows:
         self._bound = (key, inclusive)
         if self._filled:  # a jump: the next query starts small (the first keeps its size)
             self._batch = min(SEEK_BATCH, self._max_batch)
+
+
+class _ArchiveKeys:
+    """A KeyCursor over the distinct keys of a bucket's archived versions (store/versions.py):
+    each step is one indexed `min(key)` query."""
+
+    def __init__(self, db: sqlite3.Connection, bucket: str, prefix: str) -> None:
+        self._db = db
+        self._bucket = bucket
+        self._upper = prefix_successor(prefix) if prefix else None
+        self._bound: tuple[str, bool] | None = ("", True)
+        self._key: str | None = None
+        self._known = False
+
+    def peek(self) -> str | None:
+        if not self._known:
+            self._known = True
+            self._key = None
+            if self._bound is not None:
+                start, inclusive = self._bound
+                row = self._db.execute(
+                    f"SELECT min(key) FROM versions WHERE bucket = ? AND key {'>=' if inclusive else '>'} ?",
+                    (self._bucket, start),
+                ).fetchone()
+                key = row[0] if row else None
+                if key is not None and (self._upper is None or key < self._upper):
+                    self._key = key
+        return self._key
+
+    def advance(self) -> None:
+        key = self.peek()
+        if key is not None:
+            self._bound, self._known = (key, False), False
+
+    def seek(self, key: str | None, *, inclusive: bool = True) -> None:
+        if key is None:
+            self._bound, self._key, self._known = None, None, True
+            return
+        current = self.peek()
+        if current is None or current > key or (inclusive and current == key):
+            return
+        self._bound, self._known = (key, inclusive), False
 
 
 class _DeletedKeys:
@@ -735,7 +828,7 @@ class SqliteStore:
             columns = {row[1] for row in db.execute("PRAGMA table_info(objects)").fetchall()}
             if "parts" not in columns:
                 db.execute("ALTER TABLE objects ADD COLUMN parts TEXT")
-            for statement in ADDED_SCHEMA:
+            for statement in (*ADDED_SCHEMA, *ADDED_TABLES):
                 db.execute(statement)
 
     def _sweep(self) -> None:
@@ -760,22 +853,28 @@ class SqliteStore:
     @_in_thread
     def list_buckets(self) -> Sequence[BucketInfo]:
         with self._read() as db:
-            rows = db.execute("SELECT name, created FROM buckets ORDER BY name").fetchall()
-        return [BucketInfo(name, _parse_time(created)) for name, created in rows]
+            rows = db.execute(
+                "SELECT buckets.name, created, value FROM buckets LEFT JOIN bucket_settings"
+                " ON bucket_settings.bucket = buckets.name AND bucket_settings.name = 'region'"
+                " ORDER BY buckets.name"
+            ).fetchall()
+        return [BucketInfo(name, _parse_time(created), region or DEFAULT_REGION) for name, created, region in rows]
 
     @_in_thread
     def get_bucket(self, bucket: str) -> BucketInfo:
         with self._read() as db:
             row = self._bucket_row(db, bucket)
-        return BucketInfo(bucket, _parse_time(row[0]))
+            region = self._setting(db, bucket, "region") or DEFAULT_REGION
+        return BucketInfo(bucket, _parse_time(row[0]), region)
 
     @_in_thread
-    def create_bucket(self, bucket: str) -> BucketInfo:
-        info = BucketInfo(bucket, self._clock())
+    def create_bucket(self, bucket: str, region: str = DEFAULT_REGION) -> BucketInfo:
+        info = BucketInfo(bucket, self._clock(), region)
         with self._write() as db:
             if db.execute("SELECT 1 FROM buckets WHERE name = ?", (bucket,)).fetchone() is not None:
                 raise BucketAlreadyExistsError(bucket)
             db.execute("INSERT INTO buckets (name, created) VALUES (?, ?)", (bucket, _time(info.created)))
+            db.execute("INSERT OR REPLACE INTO bucket_settings VALUES (?, 'region', ?)", (bucket, region))
         return info
 
     @_in_thread
@@ -784,6 +883,8 @@ class SqliteStore:
             synthetic = self._synthetic_of(self._bucket_row(db, bucket))
             if db.execute("SELECT 1 FROM objects WHERE bucket = ? LIMIT 1", (bucket,)).fetchone() is not None:
                 raise BucketNotEmptyError(bucket)
+            if db.execute("SELECT 1 FROM versions WHERE bucket = ? LIMIT 1", (bucket,)).fetchone() is not None:
+                raise BucketNotEmptyError(bucket)
             if synthetic is not None:
                 (deleted,) = db.execute("SELECT count(*) FROM synthetic_deleted WHERE bucket = ?", (bucket,)).fetchone()
                 if deleted < len(synthetic[1]):
@@ -791,7 +892,7 @@ class SqliteStore:
             dead: list[str] = []
             for (upload_id,) in db.execute("SELECT upload_id FROM uploads WHERE bucket = ?", (bucket,)).fetchall():
                 dead += self._drop_upload(db, bucket, upload_id)
-            for table in ("synthetic_deleted", "seeded", "bucket_configs"):
+            for table in ("synthetic_deleted", "seeded", "bucket_configs", "bucket_settings", "current_versions"):
                 db.execute(f"DELETE FROM {table} WHERE bucket = ?", (bucket,))
             db.execute("DELETE FROM buckets WHERE name = ?", (bucket,))
         self._unlink(dead)
@@ -814,7 +915,7 @@ class SqliteStore:
                 f"SELECT {INFO_COLUMNS} FROM objects WHERE bucket = ? AND key = ?", (bucket, key)
             ).fetchone()
             if row is not None:
-                return _object_info(row)
+                return replace(_object_info(row), version_id=self._current_version(db, bucket, key)[0])
             if synthetic is not None and self._synthetic_exists(db, bucket, key, synthetic[1]):
                 return synthetic_info(synthetic[0], key)
         raise NoSuchKeyError(bucket, key)
@@ -832,7 +933,7 @@ class SqliteStore:
                     if synthetic is not None and self._synthetic_exists(db, bucket, key, synthetic[1]):
                         return StoredObject(synthetic_info(synthetic[0], key), synthetic_content(synthetic[0], key))
                     raise NoSuchKeyError(bucket, key)
-                info = _object_info(row)
+                info = replace(_object_info(row), version_id=self._current_version(db, bucket, key)[0])
                 body_id, segments = row[-2], row[-1]
                 if body_id is not None:
                     (data,) = db.execute("SELECT data FROM bodies WHERE id = ?", (body_id,)).fetchone()
@@ -854,9 +955,7 @@ class SqliteStore:
             bucket_row = self._bucket_row(db, bucket)
             self._check(db, bucket, key, bucket_row, precondition)
             info = object_info(key, write, size=body.size, etag=etag, last_modified=modified)
-            dead = self._drop_object(db, bucket, key)
-            self._insert_object(db, bucket, info, body)
-            return info, dead
+            return self._store_current(db, bucket, info, body)
 
         return self._write_body(write.content, inline=True, record=record)
 
@@ -868,16 +967,30 @@ class SqliteStore:
 
     @_in_thread
     def delete_object(self, bucket: str, key: str) -> bool:
+        return self._delete_key(bucket, key)[0]
+
+    def _delete_key(self, bucket: str, key: str) -> tuple[bool, ObjectInfo | None]:
         with self._write() as db:
-            synthetic = self._synthetic_of(self._bucket_row(db, bucket))
-            hidden = False
-            if synthetic is not None and synthetic[1].index_of(key) is not None:
-                cursor = db.execute("INSERT OR IGNORE INTO synthetic_deleted VALUES (?, ?)", (bucket, key))
-                hidden = cursor.rowcount == 1
-            existed = db.execute("SELECT 1 FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
-            dead = self._drop_object(db, bucket, key)
+            if self._versioning(db, bucket):
+                existed = db.execute("SELECT 1 FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
+                synthetic = self._synthetic_of(self._bucket_row(db, bucket))
+                hidden = synthetic is not None and self._synthetic_exists(db, bucket, key, synthetic[1])
+                marker, dead = self._add_delete_marker(db, bucket, key, synthetic)
+                existed_or_hidden = existed is not None or hidden
+            else:
+                marker, existed_or_hidden, dead = None, *self._delete_unversioned(db, bucket, key)
         self._unlink(dead)
-        return existed is not None or hidden
+        return existed_or_hidden, marker
+
+    def _delete_unversioned(self, db: sqlite3.Connection, bucket: str, key: str) -> tuple[bool, list[str]]:
+        synthetic = self._synthetic_of(self._bucket_row(db, bucket))
+        hidden = False
+        if synthetic is not None and synthetic[1].index_of(key) is not None:
+            cursor = db.execute("INSERT OR IGNORE INTO synthetic_deleted VALUES (?, ?)", (bucket, key))
+            hidden = cursor.rowcount == 1
+        existed = db.execute("SELECT 1 FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
+        dead = self._drop_object(db, bucket, key)
+        return existed is not None or hidden, dead
 
     async def update_object_extras(self, bucket: str, key: str, changes: Mapping[str, str | None]) -> ObjectInfo:
         updated = await self._update_extras(bucket, key, changes)
@@ -1050,9 +1163,9 @@ class SqliteStore:
                 db.execute("UPDATE blobs SET refs = refs + ? WHERE name = ?", (count, name))
             size = sum(length for _, _, length in segments)
             info = object_info(key, write, size=size, etag=etag, last_modified=modified)
-            dead = self._drop_object(db, bucket, key)
-            dead += self._drop_upload(db, bucket, upload_id)
-            self._insert_object(db, bucket, info, _Body(info.size, segments=segments))
+            dead = self._drop_upload(db, bucket, upload_id)
+            info, displaced = self._store_current(db, bucket, info, _Body(info.size, segments=segments))
+            dead += displaced
             db.execute(
                 "DELETE FROM completed_uploads WHERE bucket = ? AND completed < ?",
                 (bucket, _time(modified - COMPLETED_KEPT)),
@@ -1112,6 +1225,376 @@ class SqliteStore:
             self._insert_object(db, bucket, info, _Body(len(data), inline=data))
         return True
 
+    # -- Multi-Region Access Points ----------------------------------------------------------------
+
+    @_in_thread
+    def put_mrap(self, mrap: MrapInfo, *, overwrite: bool = True) -> bool:
+        verb = "INSERT OR REPLACE" if overwrite else "INSERT OR IGNORE"
+        with self._write() as db:
+            cursor = db.execute(f"{verb} INTO mraps VALUES (?, ?)", (mrap.alias, _json(mrap.to_json())))
+            return cursor.rowcount == 1
+
+    @_in_thread
+    def find_mrap(self, alias: str) -> MrapInfo | None:
+        with self._read() as db:
+            row = db.execute("SELECT doc FROM mraps WHERE alias = ?", (alias,)).fetchone()
+        return None if row is None else MrapInfo.from_json(json.loads(row[0]))
+
+    @_in_thread
+    def list_mraps(self) -> Sequence[MrapInfo]:
+        with self._read() as db:
+            rows = db.execute("SELECT doc FROM mraps").fetchall()
+        return sorted((MrapInfo.from_json(json.loads(doc)) for (doc,) in rows), key=lambda m: m.name)
+
+    @_in_thread
+    def delete_mrap(self, alias: str) -> bool:
+        with self._write() as db:
+            return db.execute("DELETE FROM mraps WHERE alias = ?", (alias,)).rowcount == 1
+
+    # -- replication -------------------------------------------------------------------------------
+
+    @_in_thread
+    def put_replica(self, bucket: str, key: str, info: ObjectInfo, content: ContentSource) -> ObjectInfo:
+        if info.delete_marker:
+            with self._write() as db:
+                status = self._versioning(db, bucket)
+                dead = self._displace(db, bucket, key, status or ENABLED)
+                self._insert_marker(db, bucket, info)
+            self._unlink(dead)
+            return info
+
+        def record(db: sqlite3.Connection, body: _Body) -> tuple[ObjectInfo, list[str]]:
+            status = self._versioning(db, bucket) or ENABLED  # replicas keep their version ids
+            return self._store_current(db, bucket, info, body, status=status, version_id=info.version_id)
+
+        return self._write_body(content, inline=True, record=record)
+
+    @_in_thread
+    def set_replication_status(self, bucket: str, key: str, version_id: str, status: str) -> bool:
+        with self._write() as db:
+            current = self._current_version(db, bucket, key)[0] == version_id
+            table, where, args = (
+                ("objects", "bucket = ? AND key = ?", (bucket, key))
+                if current
+                else ("versions", "bucket = ? AND key = ? AND version_id = ?", (bucket, key, version_id))
+            )
+            row = db.execute(f"SELECT stored_headers FROM {table} WHERE {where}", args).fetchone()
+            if row is None:
+                return False
+            headers = {**json.loads(row[0]), "x-amz-replication-status": status}
+            db.execute(f"UPDATE {table} SET stored_headers = ? WHERE {where}", (_json(headers), *args))
+            return True
+
+    @_in_thread
+    def enqueue_replication(self, tasks: Sequence[ReplicationTask]) -> None:
+        with self._write() as db:
+            db.executemany(
+                "INSERT INTO replication_queue (due, target, source, key, version_id) VALUES (?, ?, ?, ?, ?)",
+                [(t.due, t.target, t.source, t.key, t.version_id) for t in tasks],
+            )
+
+    @_in_thread
+    def claim_replication(self, now: float, limit: int) -> Sequence[ReplicationTask]:
+        """Select and delete in one write transaction: two workers never claim the same task."""
+        with self._write() as db:
+            rows = db.execute(
+                "SELECT id, source, key, version_id, target, due FROM replication_queue WHERE due <= ?"
+                " AND target NOT IN"
+                " (SELECT bucket FROM bucket_settings WHERE name = 'replication' AND value = 'paused')"
+                " ORDER BY due LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            db.executemany("DELETE FROM replication_queue WHERE id = ?", [(row[0],) for row in rows])
+        return [ReplicationTask(*row[1:]) for row in rows]
+
+    @_in_thread
+    def replication_backlog(self) -> Mapping[str, int]:
+        with self._read() as db:
+            rows = db.execute("SELECT target, count(*) FROM replication_queue GROUP BY target").fetchall()
+        return {str(target): int(count) for target, count in rows}
+
+    @_in_thread
+    def set_replication_paused(self, bucket: str, paused: bool) -> None:
+        with self._write() as db:
+            self._bucket_row(db, bucket)
+            db.execute(
+                "INSERT OR REPLACE INTO bucket_settings VALUES (?, 'replication', ?)",
+                (bucket, "paused" if paused else "active"),
+            )
+
+    # -- versioning (store/versions.py) ------------------------------------------------------------
+
+    @_in_thread
+    def get_versioning(self, bucket: str) -> str:
+        with self._read() as db:
+            return self._versioning(db, bucket)
+
+    @_in_thread
+    def set_versioning(self, bucket: str, status: str) -> None:
+        with self._write() as db:
+            self._bucket_row(db, bucket)
+            db.execute("INSERT OR REPLACE INTO bucket_settings VALUES (?, 'versioning', ?)", (bucket, status))
+
+    @_in_thread
+    def get_object_version(self, bucket: str, key: str, version_id: str) -> StoredObject:
+        for _ in range(READ_RETRIES):
+            with self._read() as db:
+                synthetic = self._synthetic_of(self._bucket_row(db, bucket))
+                row = db.execute(
+                    f"SELECT {INFO_COLUMNS}, body_id, segments FROM objects WHERE bucket = ? AND key = ?",
+                    (bucket, key),
+                ).fetchone()
+                if row is not None and self._current_version(db, bucket, key)[0] != version_id:
+                    row = None
+                if row is None:
+                    row = db.execute(
+                        f"SELECT key, {BODY_COLUMNS}, delete_marker FROM versions"
+                        " WHERE bucket = ? AND key = ? AND version_id = ?",
+                        (bucket, key, version_id),
+                    ).fetchone()
+                    if row is None:
+                        exists = synthetic is not None and self._synthetic_exists(db, bucket, key, synthetic[1])
+                        if version_id == NULL_VERSION and synthetic is not None and exists:
+                            spec = synthetic[0]
+                            return StoredObject(synthetic_info(spec, key), synthetic_content(spec, key))
+                        raise NoSuchVersionError(bucket, key, version_id)
+                    info = replace(_object_info(row), version_id=version_id, delete_marker=bool(row[12]))
+                else:
+                    info = replace(_object_info(row), version_id=version_id)
+                body_id, segments = row[10], row[11]
+                if body_id is not None:
+                    (data,) = db.execute("SELECT data FROM bodies WHERE id = ?", (body_id,)).fetchone()
+                    return StoredObject(info, BytesContent(data))
+                if segments is None:
+                    return StoredObject(info, BytesContent(b""))
+            try:
+                return StoredObject(info, self._open_segments(_segments(segments)))
+            except FileNotFoundError:
+                continue
+        raise NoSuchVersionError(bucket, key, version_id)
+
+    @_in_thread
+    def delete_key(self, bucket: str, key: str) -> ObjectInfo | None:
+        return self._delete_key(bucket, key)[1]
+
+    @_in_thread
+    def delete_object_version(self, bucket: str, key: str, version_id: str) -> ObjectInfo | None:
+        with self._write() as db:
+            synthetic = self._synthetic_of(self._bucket_row(db, bucket))
+            row = db.execute(
+                f"SELECT {INFO_COLUMNS} FROM objects WHERE bucket = ? AND key = ?", (bucket, key)
+            ).fetchone()
+            removed: ObjectInfo | None = None
+            dead: list[str] = []
+            if row is not None and self._current_version(db, bucket, key)[0] == version_id:
+                removed = replace(_object_info(row), version_id=version_id)
+                dead = self._drop_object(db, bucket, key)
+                db.execute("DELETE FROM current_versions WHERE bucket = ? AND key = ?", (bucket, key))
+            elif row is None and version_id == NULL_VERSION and synthetic is not None:
+                if self._synthetic_exists(db, bucket, key, synthetic[1]):
+                    db.execute("INSERT OR IGNORE INTO synthetic_deleted VALUES (?, ?)", (bucket, key))
+                    removed = synthetic_info(synthetic[0], key)
+            else:
+                removed, dead = self._drop_archived(db, bucket, key, version_id)
+            if removed is not None:
+                self._promote(db, bucket, key)
+        self._unlink(dead)
+        return removed
+
+    @_in_thread
+    def list_versions(
+        self,
+        bucket: str,
+        *,
+        prefix: str = "",
+        delimiter: str = "",
+        key_marker: str = "",
+        version_id_marker: str = "",
+        max_keys: int = 1000,
+    ) -> VersionPage:
+        with self._read() as db:
+            synthetic = self._synthetic_of(self._bucket_row(db, bucket))
+            wanted = max(1, min(max_keys, MAX_BATCH)) + 1
+            rows = _ObjectRows(db, bucket, prefix, min(wanted, SEEK_BATCH) if delimiter else wanted, wanted)
+            sources: list[KeyCursor] = [rows, _ArchiveKeys(db, bucket, prefix)]
+            if synthetic is not None:
+                sources.append(IndexCursor(synthetic[1], _DeletedKeys(db, bucket)))
+
+            def versions_of(key: str, after: str | None, limit: int) -> Sequence[VersionEntry]:
+                return self._versions_of(db, bucket, key, synthetic, after, limit)
+
+            return list_version_page(
+                MergedCursor(sources),
+                versions_of,
+                prefix=prefix,
+                delimiter=delimiter,
+                key_marker=key_marker,
+                version_id_marker=version_id_marker,
+                max_keys=max_keys,
+            )
+
+    def _versions_of(
+        self,
+        db: sqlite3.Connection,
+        bucket: str,
+        key: str,
+        synthetic: tuple[SyntheticSpec, SyntheticKeys] | None,
+        after: str | None,
+        limit: int,
+    ) -> list[VersionEntry]:
+        """Up to `limit` of `key`'s versions, newest first, after version `after`: the current
+        object, then one indexed range read of the archive."""
+        row = db.execute(f"SELECT {INFO_COLUMNS} FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone()
+        current: ObjectInfo | None = None
+        if row is not None:
+            current = replace(_object_info(row), version_id=self._current_version(db, bucket, key)[0])
+        elif synthetic is not None and self._synthetic_exists(db, bucket, key, synthetic[1]):
+            current = synthetic_info(synthetic[0], key)
+        out: list[VersionEntry] = []
+        below: int | None = None  # archive seqs below this one (None: all)
+        if after is None:
+            if current is not None:
+                out.append(VersionEntry(current, True))
+        elif current is None or current.version_id != after:
+            found = db.execute(
+                "SELECT seq FROM versions WHERE bucket = ? AND key = ? AND version_id = ?", (bucket, key, after)
+            ).fetchone()
+            if found is None:
+                return []
+            below = found[0]
+        sql = f"SELECT key, {BODY_COLUMNS}, delete_marker, version_id FROM versions WHERE bucket = ? AND key = ?"
+        args: list[object] = [bucket, key]
+        if below is not None:
+            sql += " AND seq < ?"
+            args.append(below)
+        args.append(limit - len(out))
+        for archived in db.execute(sql + " ORDER BY seq DESC LIMIT ?", args).fetchall():
+            info = replace(_object_info(archived), version_id=archived[13], delete_marker=bool(archived[12]))
+            out.append(VersionEntry(info, after is None and not out))
+        return out[:limit]
+
+    def _versioning(self, db: sqlite3.Connection, bucket: str) -> str:
+        self._bucket_row(db, bucket)
+        return self._setting(db, bucket, "versioning") or ""
+
+    @staticmethod
+    def _current_version(db: sqlite3.Connection, bucket: str, key: str) -> tuple[str, int]:
+        row = db.execute(
+            "SELECT version_id, seq FROM current_versions WHERE bucket = ? AND key = ?", (bucket, key)
+        ).fetchone()
+        return (NULL_VERSION, 0) if row is None else (str(row[0]), int(row[1]))
+
+    @staticmethod
+    def _next_seq(db: sqlite3.Connection, bucket: str, key: str) -> int:
+        (archived,) = db.execute(
+            "SELECT coalesce(max(seq), 0) FROM versions WHERE bucket = ? AND key = ?", (bucket, key)
+        ).fetchone()
+        current = SqliteStore._current_version(db, bucket, key)[1]
+        return max(int(archived), current) + 1
+
+    def _store_current(
+        self,
+        db: sqlite3.Connection,
+        bucket: str,
+        info: ObjectInfo,
+        body: _Body,
+        *,
+        status: str | None = None,
+        version_id: str | None = None,
+    ) -> tuple[ObjectInfo, list[str]]:
+        """Write `info` as the key's current object under the bucket's versioning state (a
+        replica: `status` and `version_id` given); the blobs freed, to unlink after commit."""
+        status = self._versioning(db, bucket) if status is None else status
+        dead = self._displace(db, bucket, info.key, status)
+        info = replace(info, version_id=version_id or new_version_id(status))
+        self._insert_object(db, bucket, info, body)
+        if status:
+            seq = self._next_seq(db, bucket, info.key)
+            db.execute(
+                "INSERT OR REPLACE INTO current_versions VALUES (?, ?, ?, ?)", (bucket, info.key, info.version_id, seq)
+            )
+        return info, dead
+
+    def _displace(self, db: sqlite3.Connection, bucket: str, key: str, status: str) -> list[str]:
+        """Make way for a new version of `key` (store/versions.py): archive the current object or
+        drop it; a Suspended bucket also drops the key's archived "null" version."""
+        if not status:
+            return self._drop_object(db, bucket, key)
+        dead: list[str] = []
+        if status == SUSPENDED:
+            dead += self._drop_archived(db, bucket, key, NULL_VERSION)[1]
+        if db.execute("SELECT 1 FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone() is None:
+            return dead
+        version_id, seq = self._current_version(db, bucket, key)
+        if status == SUSPENDED and version_id == NULL_VERSION:
+            dead += self._drop_object(db, bucket, key)
+        else:
+            db.execute(
+                f"INSERT INTO versions (bucket, key, seq, version_id, delete_marker, {BODY_COLUMNS})"
+                f" SELECT bucket, key, ?, ?, 0, {BODY_COLUMNS} FROM objects WHERE bucket = ? AND key = ?",
+                (seq, version_id, bucket, key),
+            )
+            db.execute("DELETE FROM objects WHERE bucket = ? AND key = ?", (bucket, key))
+        db.execute("DELETE FROM current_versions WHERE bucket = ? AND key = ?", (bucket, key))
+        return dead
+
+    def _add_delete_marker(
+        self, db: sqlite3.Connection, bucket: str, key: str, synthetic: tuple[SyntheticSpec, SyntheticKeys] | None
+    ) -> tuple[ObjectInfo, list[str]]:
+        status = self._versioning(db, bucket)
+        dead = self._displace(db, bucket, key, status)
+        if synthetic is not None and synthetic[1].index_of(key) is not None:
+            db.execute("INSERT OR IGNORE INTO synthetic_deleted VALUES (?, ?)", (bucket, key))
+        marker = ObjectInfo(key, 0, "", self._clock(), version_id=new_version_id(status), delete_marker=True)
+        self._insert_marker(db, bucket, marker)
+        return marker, dead
+
+    def _insert_marker(self, db: sqlite3.Connection, bucket: str, marker: ObjectInfo) -> None:
+        values = _object_values(bucket, marker, None, None)
+        db.execute(
+            f"INSERT INTO versions (bucket, key, seq, version_id, delete_marker, {BODY_COLUMNS})"
+            " VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+            (bucket, marker.key, self._next_seq(db, bucket, marker.key), marker.version_id, *values[2:11]),
+        )
+
+    def _drop_archived(
+        self, db: sqlite3.Connection, bucket: str, key: str, version_id: str
+    ) -> tuple[ObjectInfo | None, list[str]]:
+        row = db.execute(
+            f"SELECT key, {BODY_COLUMNS}, delete_marker, seq FROM versions"
+            " WHERE bucket = ? AND key = ? AND version_id = ?",
+            (bucket, key, version_id),
+        ).fetchone()
+        if row is None:
+            return None, []
+        db.execute("DELETE FROM versions WHERE bucket = ? AND key = ? AND seq = ?", (bucket, key, row[13]))
+        if row[10] is not None:
+            db.execute("DELETE FROM bodies WHERE id = ?", (row[10],))
+        dead = self._unref(db, _segments(row[11])) if row[11] is not None else []
+        return replace(_object_info(row), version_id=version_id, delete_marker=bool(row[12])), dead
+
+    @staticmethod
+    def _promote(db: sqlite3.Connection, bucket: str, key: str) -> None:
+        """With no current object, the newest archived version becomes current unless it is a
+        delete marker (which then is the latest version)."""
+        if db.execute("SELECT 1 FROM objects WHERE bucket = ? AND key = ?", (bucket, key)).fetchone() is not None:
+            return
+        newest = db.execute(
+            "SELECT seq, version_id, delete_marker FROM versions WHERE bucket = ? AND key = ?"
+            " ORDER BY seq DESC LIMIT 1",
+            (bucket, key),
+        ).fetchone()
+        if newest is None or newest[2]:
+            return
+        seq, version_id = newest[0], newest[1]
+        db.execute(
+            f"INSERT INTO objects (bucket, key, {BODY_COLUMNS})"
+            f" SELECT bucket, key, {BODY_COLUMNS} FROM versions WHERE bucket = ? AND key = ? AND seq = ?",
+            (bucket, key, seq),
+        )
+        db.execute("DELETE FROM versions WHERE bucket = ? AND key = ? AND seq = ?", (bucket, key, seq))
+        db.execute("INSERT OR REPLACE INTO current_versions VALUES (?, ?, ?, ?)", (bucket, key, version_id, seq))
+
     # -- internals: rows ---------------------------------------------------------------------------
 
     def _bucket_row(self, db: sqlite3.Connection, bucket: str) -> Row:
@@ -1119,6 +1602,11 @@ class SqliteStore:
         if row is None:
             raise NoSuchBucketError(bucket)
         return tuple(row)
+
+    @staticmethod
+    def _setting(db: sqlite3.Connection, bucket: str, name: str) -> str | None:
+        row = db.execute("SELECT value FROM bucket_settings WHERE bucket = ? AND name = ?", (bucket, name)).fetchone()
+        return None if row is None else str(row[0])
 
     def _synthetic_of(self, bucket_row: Row) -> tuple[SyntheticSpec, SyntheticKeys] | None:
         text = bucket_row[1]

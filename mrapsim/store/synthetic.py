@@ -124,6 +124,8 @@ def synthetic_info(spec: SyntheticSpec, key: str) -> ObjectInfo:
         storage_class="STANDARD",
         parts=(),
         extras=NO_ENTRIES,
+        version_id="null",
+        delete_marker=False,
     )
     return info
 

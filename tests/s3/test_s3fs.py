@@ -63,3 +63,47 @@ def test_s3fs_lists_reads_writes_and_removes(mrapsim: MrapsimProcess, s3fs_pytho
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "s3fs ok" in result.stdout
+
+
+VERSIONED_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import s3fs
+
+    port, ca = sys.argv[1], sys.argv[2]
+    fs = s3fs.S3FileSystem(
+        key="AKIAIOSFODNN7EXAMPLE", secret="wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", version_aware=True,
+        endpoint_url=f"https://localhost:{port}", client_kwargs={"verify": ca, "region_name": "us-east-1"},
+    )
+    for bucket, versioned in (("s3fs-versioned", True), ("s3fs-plain", False)):
+        fs.mkdir(bucket)
+        if versioned:
+            fs.call_s3("put_bucket_versioning", Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        for key in ("a/one", "a/one", "a/two", "b"):
+            fs.pipe(f"{bucket}/{key}", b"x")
+        versions = fs.object_version_info(f"{bucket}/a/one")
+        assert len(versions) == (2 if versioned else 1), versions
+        fs.rm(f"{bucket}/a", recursive=True)
+        assert not fs.exists(f"{bucket}/a/one") and fs.find(bucket) == [f"{bucket}/b"], fs.find(bucket)
+        fs.rm(bucket, recursive=True)  # every version, every marker, then the bucket itself
+        fs.invalidate_cache()
+        assert bucket not in fs.ls(""), fs.ls("")
+        print(bucket, "emptied and removed")
+    print("s3fs versions ok")
+    """
+)
+
+
+def test_s3fs_rm_recursive_on_versioned_and_plain_buckets(
+    mrapsim: MrapsimProcess, s3fs_python: Path, tmp_path: Path
+) -> None:
+    script = tmp_path / "s3fs_versions.py"
+    script.write_text(VERSIONED_SCRIPT)
+    result = subprocess.run(
+        [str(s3fs_python), str(script), str(mrapsim.port("s3")), str(mrapsim.ca)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "s3fs versions ok" in result.stdout

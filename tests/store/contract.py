@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import os
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 import trio
@@ -27,6 +28,7 @@ from mrapsim.store import (
     NoSuchBucketError,
     NoSuchKeyError,
     NoSuchUploadError,
+    NoSuchVersionError,
     ObjectInfo,
     ObjectWrite,
     PartInfo,
@@ -576,3 +578,179 @@ async def test_bucket_configurations_round_trip_and_go_with_the_bucket(make_stor
     ):
         with pytest.raises(NoSuchBucketError):
             await call
+
+
+async def test_a_bucket_keeps_its_region(make_store: MakeStore) -> None:
+    store = make_store()
+    await store.create_bucket("west", "us-west-2")
+    await store.create_bucket("plain")
+    assert (await store.get_bucket("west")).region == "us-west-2"
+    assert (await store.get_bucket("plain")).region == "us-east-1"
+    assert {b.name: b.region for b in await store.list_buckets()} == {"west": "us-west-2", "plain": "us-east-1"}
+
+
+# -- versioning (store/versions.py) --------------------------------------------------------------
+
+
+async def all_versions(
+    store: Store, bucket: str, page_size: int, prefix: str = "", delimiter: str = ""
+) -> list[tuple[object, ...]]:
+    """Every (key, version id, is latest, delete marker) or (common prefix,) read page by page."""
+    got: list[tuple[object, ...]] = []
+    key_marker = version_marker = ""
+    for _ in range(1000):
+        page = await store.list_versions(
+            bucket,
+            prefix=prefix,
+            delimiter=delimiter,
+            key_marker=key_marker,
+            version_id_marker=version_marker,
+            max_keys=page_size,
+        )
+        assert len(page.entries) + len(page.common_prefixes) <= page_size
+        got += [(e.info.key, e.info.version_id, e.is_latest, e.info.delete_marker) for e in page.entries]
+        got += [(p,) for p in page.common_prefixes]
+        if not page.is_truncated:
+            return got
+        key_marker, version_marker = page.next_key or "", page.next_version_id or ""
+    raise AssertionError("listing did not end")
+
+
+async def test_versioning_keeps_versions_and_delete_markers(make_store: MakeStore) -> None:
+    store = make_store()
+    bucket = await fresh_bucket(store)
+    assert await store.get_versioning(bucket) == ""
+    old = await put(store, bucket, "k", b"before")  # written before versioning: the "null" version
+    assert old.version_id == "null"
+    await store.set_versioning(bucket, "Enabled")
+    assert await store.get_versioning(bucket) == "Enabled"
+    v1 = await put(store, bucket, "k", b"one")
+    v2 = await put(store, bucket, "k", b"two")
+    assert len({"null", v1.version_id, v2.version_id}) == 3
+    assert (await store.head_object(bucket, "k")).version_id == v2.version_id
+    got = await store.get_object_version(bucket, "k", v1.version_id)
+    assert got.content.read(0, got.info.size) == b"one"
+    null = await store.get_object_version(bucket, "k", "null")
+    assert null.content.read(0, null.info.size) == b"before"
+    marker = await store.delete_key(bucket, "k")
+    assert marker is not None and marker.delete_marker and marker.version_id not in ("null", v2.version_id)
+    with pytest.raises(NoSuchKeyError):
+        await store.get_object(bucket, "k")
+    assert (await store.list_page(bucket)).entries == []
+    assert await all_versions(store, bucket, 1000) == [
+        ("k", marker.version_id, True, True),
+        ("k", v2.version_id, False, False),
+        ("k", v1.version_id, False, False),
+        ("k", "null", False, False),
+    ]
+    # Removing the marker for good brings v2 back; removing v2 brings v1.
+    assert (await store.delete_object_version(bucket, "k", marker.version_id)) is not None
+    assert (await store.head_object(bucket, "k")).version_id == v2.version_id
+    removed = await store.delete_object_version(bucket, "k", v2.version_id)
+    assert removed is not None and removed.version_id == v2.version_id
+    current = await store.get_object(bucket, "k")
+    assert current.content.read(0, current.info.size) == b"one" and current.info.version_id == v1.version_id
+    assert await store.delete_object_version(bucket, "k", "nope") is None
+    with pytest.raises(NoSuchVersionError):
+        await store.get_object_version(bucket, "k", v2.version_id)
+    with pytest.raises(BucketNotEmptyError):
+        await store.delete_bucket(bucket)
+    for version in await all_versions(store, bucket, 1000):
+        await store.delete_object_version(bucket, "k", str(version[1]))
+    assert await all_versions(store, bucket, 1000) == []
+    await store.delete_bucket(bucket)
+
+
+async def test_suspended_versioning_replaces_the_null_version(make_store: MakeStore) -> None:
+    store = make_store()
+    bucket = await fresh_bucket(store)
+    await store.set_versioning(bucket, "Enabled")
+    v1 = await put(store, bucket, "k", b"one")
+    await store.set_versioning(bucket, "Suspended")
+    n1 = await put(store, bucket, "k", b"null one")
+    n2 = await put(store, bucket, "k", b"null two")
+    assert n1.version_id == n2.version_id == "null"
+    assert await all_versions(store, bucket, 1000) == [("k", "null", True, False), ("k", v1.version_id, False, False)]
+    marker = await store.delete_key(bucket, "k")
+    assert marker is not None and marker.version_id == "null"
+    assert await all_versions(store, bucket, 1000) == [("k", "null", True, True), ("k", v1.version_id, False, False)]
+
+
+async def test_an_unversioned_bucket_lists_null_versions(make_store: MakeStore) -> None:
+    store = make_store()
+    bucket = await fresh_bucket(store)
+    for key in ("a", "b/1", "b/2", "c"):
+        await put(store, bucket, key)
+    assert await store.delete_key(bucket, "c") is None
+    assert await all_versions(store, bucket, 1000) == [(k, "null", True, False) for k in ("a", "b/1", "b/2")]
+    assert await all_versions(store, bucket, 1, delimiter="/") == [("a", "null", True, False), ("b/",)]
+    assert await store.delete_object_version(bucket, "a", "null") is not None
+    assert await all_versions(store, bucket, 1000, prefix="a") == []
+
+
+@given(
+    ops=st.lists(
+        st.tuples(st.sampled_from(["put", "delete"]), st.sampled_from(["a", "b/x", "b/y", "c", "d/e/f"])), max_size=25
+    ),
+    page=st.integers(1, 7),
+    delimiter=st.sampled_from(["", "/"]),
+)
+@FIXTURE_CHECKS
+async def test_version_listing_pages_equal_one_listing(
+    make_store: MakeStore, ops: list[tuple[str, str]], page: int, delimiter: str
+) -> None:
+    store = make_store()
+    bucket = await fresh_bucket(store)
+    await store.set_versioning(bucket, "Enabled")
+    model: dict[str, list[tuple[str, bool]]] = {}  # key → [(version id, delete marker)], newest first
+    for op, key in ops:
+        if op == "put":
+            info = await put(store, bucket, key, b"x")
+            model.setdefault(key, []).insert(0, (info.version_id, False))
+        else:
+            marker = await store.delete_key(bucket, key)
+            assert marker is not None
+            model.setdefault(key, []).insert(0, (marker.version_id, True))
+    expected: list[tuple[object, ...]] = []
+    for key in sorted(model):
+        cut = key.find(delimiter) if delimiter else -1
+        if cut >= 0:
+            if (key[: cut + 1],) not in expected:
+                expected.append((key[: cut + 1],))
+            continue
+        expected += [(key, vid, i == 0, dm) for i, (vid, dm) in enumerate(model[key])]
+    got = await all_versions(store, bucket, page, delimiter=delimiter)
+    assert sorted(got, key=str) == sorted(expected, key=str)
+    assert [g for g in got if len(g) > 1] == [e for e in expected if len(e) > 1]
+
+
+async def test_replicas_keep_their_version_and_the_queue_hands_each_task_out_once(make_store: MakeStore) -> None:
+    from mrapsim.store import ReplicationTask
+
+    store = make_store()
+    source, target = await fresh_bucket(store), await fresh_bucket(store)
+    for bucket in (source, target):
+        await store.set_versioning(bucket, "Enabled")
+    written = await put(store, source, "k", b"payload")
+    assert await store.set_replication_status(source, "k", written.version_id, "PENDING")
+    assert (await store.head_object(source, "k")).stored_headers["x-amz-replication-status"] == "PENDING"
+    stored = await store.get_object_version(source, "k", written.version_id)
+    headers = {**stored.info.stored_headers, "x-amz-replication-status": "REPLICA"}
+    await store.put_replica(target, "k", replace(stored.info, stored_headers=headers), stored.content)
+    replica = await store.get_object(target, "k")
+    assert replica.info.version_id == written.version_id and replica.content.read(0, 7) == b"payload"
+    assert replica.info.stored_headers["x-amz-replication-status"] == "REPLICA"
+    marker = await store.delete_key(source, "k")
+    assert marker is not None
+    await store.put_replica(target, "k", marker, BytesContent(b""))
+    listed = await all_versions(store, target, 10)
+    assert listed == [("k", marker.version_id, True, True), ("k", written.version_id, False, False)]
+    tasks = [ReplicationTask(source, f"k{i}", "v", target, due=100.0 + i) for i in range(3)]
+    await store.enqueue_replication(tasks)
+    assert await store.replication_backlog() == {target: 3}
+    await store.set_replication_paused(target, True)
+    assert await store.claim_replication(1000.0, 10) == []
+    await store.set_replication_paused(target, False)
+    assert await store.claim_replication(100.5, 10) == tasks[:1]
+    assert [t.key for t in await store.claim_replication(1000.0, 10)] == ["k1", "k2"]
+    assert await store.claim_replication(1000.0, 10) == [] and await store.replication_backlog() == {}
