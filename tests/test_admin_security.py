@@ -38,9 +38,12 @@ def test_reads_on_loopback_need_no_token_and_changes_need_json_from_no_foreign_o
     assert status(LOOPBACK, "GET", "/connections") == 200
     assert status(LOOPBACK, "POST", "/faults", content_type="application/json") == 200
     assert status(LOOPBACK, "POST", "/faults", content_type="application/json; charset=utf-8") == 200
-    assert status(LOOPBACK, "POST", "/faults", content_type="text/plain") == 415
-    assert status(LOOPBACK, "POST", "/faults", content_type="application/x-www-form-urlencoded") == 415
-    assert status(LOOPBACK, "PUT", "/faults") == 415
+    assert status(LOOPBACK, "POST", "/faults", content_type="text/plain", content_length="2") == 415
+    form = "application/x-www-form-urlencoded"
+    assert status(LOOPBACK, "POST", "/faults", content_type=form, transfer_encoding="chunked") == 415
+    assert status(LOOPBACK, "PUT", "/faults", content_length="2") == 415
+    assert status(LOOPBACK, "POST", "/reset") == 200  # no body, nothing to interpret (Toxiproxy's clients)
+    assert status(LOOPBACK, "POST", "/reset", content_length="0", origin="https://evil.example") == 403
     assert status(LOOPBACK, "POST", "/faults", content_type="application/json", origin="https://evil.example") == 403
     assert status(LOOPBACK, "DELETE", "/faults/f1", origin="null") == 403
     assert status(LOOPBACK, "POST", "/faults", content_type="application/json", origin="http://127.0.0.1:9911") == 200
