@@ -89,9 +89,13 @@ class Browser:
                 return value
             time.sleep(0.1)
 
-    def screenshot(self, path: Path) -> None:
+    def screenshot(self, path: Path, scale: float = 1.0, height: int | None = None) -> None:
+        """The viewport (its top `height` CSS pixels) as a PNG, `scale`d (smaller, for docs/)."""
+        metrics = self.call("Page.getLayoutMetrics")["cssVisualViewport"]
+        clip = {"x": 0, "y": 0, "width": metrics["clientWidth"], "height": height or metrics["clientHeight"]}
+        shot = self.call("Page.captureScreenshot", format="png", clip={**clip, "scale": scale})
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"]))
+        path.write_bytes(base64.b64decode(shot["data"]))
 
     def errors(self) -> list[Any]:
         """Console errors, uncaught exceptions and failed loads seen so far."""

@@ -147,6 +147,12 @@ def test_live_page_connections_explanations_and_faults(start_server: Any, browse
         )
         assert browser.wait_for("document.querySelector('#requests tbody').textContent.includes('ListObjectsV2')")
         browser.screenshot(artifacts(tmp_path) / "admin-page.png")
+        browser.evaluate(f"document.querySelector({json.dumps(selector)}).click()")
+        assert browser.wait_for("document.getElementById('detail').className === 'open'")
+        browser.screenshot(artifacts(tmp_path) / "admin-page-explanation.png")
+        # the README's picture (docs/admin-page.png is a copy): smaller, down to the faults
+        browser.screenshot(artifacts(tmp_path) / "admin-page-small.png", scale=0.7, height=700)
+        browser.evaluate("document.getElementById('detail-close').click()")
 
         # (3) a latency fault added from the page, then removed from it
         document = {
@@ -163,11 +169,23 @@ def test_live_page_connections_explanations_and_faults(start_server: Any, browse
         added = faults(server)
         assert [(f["type"], f["attributes"]["latency"]) for f in added] == [("latency", FAULT_LATENCY_MS)]
         assert timed_list(server) >= FAULT_LATENCY_MS / 1000
+        edit_button = f'#faults button.fault-edit[data-fault="{added[0]["id"]}"]'
+        assert browser.wait_for(f"!!document.querySelector({json.dumps(edit_button)})", timeout=5)
+        browser.evaluate(f"document.querySelector({json.dumps(edit_button)}).click()")
+        edited = json.loads(browser.evaluate("document.getElementById('fault-doc').value"))
+        edited["attributes"]["latency"] = FAULT_LATENCY_MS + 100
+        browser.evaluate(f"document.getElementById('fault-doc').value = {json.dumps(json.dumps(edited))}")
+        browser.evaluate("document.getElementById('fault-save').click()")
+        assert browser.wait_for("document.body.dataset.faultChanges === '2'", timeout=5), browser.evaluate(
+            "document.getElementById('fault-error').textContent"
+        )
+        added = faults(server)
+        assert [(f["type"], f["attributes"]["latency"]) for f in added] == [("latency", FAULT_LATENCY_MS + 100)]
         fault_row = f'#faults button.fault-remove[data-fault="{added[0]["id"]}"]'
         assert browser.wait_for(f"!!document.querySelector({json.dumps(fault_row)})", timeout=5)
         browser.screenshot(artifacts(tmp_path) / "admin-page-fault.png")
         browser.evaluate(f"document.querySelector({json.dumps(fault_row)}).click()")
-        assert browser.wait_for("document.body.dataset.faultChanges === '2'", timeout=5)
+        assert browser.wait_for("document.body.dataset.faultChanges === '3'", timeout=5)
         assert faults(server) == []
         assert browser.wait_for("document.querySelectorAll('#faults tbody tr').length === 0", timeout=5)
     finally:
