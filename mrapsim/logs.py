@@ -100,6 +100,28 @@ def explain(record: Refusal, stall_timeout: float) -> str | None:
     return None
 
 
+def explain_document(document: Mapping[str, Any], stall_timeout: float) -> str | None:
+    """`explain` for a `/connections` record (JSON, possibly from another worker): the same words
+    as the log line, for the admin page. None for a connection that was forwarded or is still open
+    and undecided."""
+    try:
+        outcome = Outcome(str(document.get("outcome")))
+    except ValueError:
+        return None
+    if outcome in (Outcome.FORWARDED, Outcome.CLIENT_CLOSED) or not document.get("action"):
+        return None
+    refusal = Refusal(
+        connection_id=str(document.get("id", "")),
+        listener=str(document.get("listener", "")),
+        peer=str(document.get("peer", "")),
+        sni=document.get("sni"),
+        outcome=outcome,
+        action=str(document["action"]),
+        reason=document.get("reason"),
+    )
+    return explain(refusal, stall_timeout)
+
+
 def _what_is_done(action: str, stall_timeout: float) -> str:
     if action == "stall":
         return (

@@ -7,12 +7,13 @@ import json
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from mrapsim.admin.backend import AdminBackend, BackendError
 from mrapsim.admin.guard import AdminGuard, AdminPolicy
+from mrapsim.admin.page import event_stream, page_html
 from mrapsim.admin.query import BadQuery, parse_record_query
 from mrapsim.config import redact
 from mrapsim.faults import FaultConflict, FaultError
@@ -95,6 +96,17 @@ def _routes(backend: AdminBackend) -> Starlette:
             return JSONResponse({"error": "no such Multi-Region Access Point"}, status_code=404)
         return JSONResponse(updated)
 
+    async def page(request: Request) -> Response:
+        """The live page (admin/page.py); it draws what `/events` streams."""
+        return HTMLResponse(page_html(), headers=PAGE_HEADERS)
+
+    async def events(request: Request) -> Response:
+        return StreamingResponse(
+            event_stream(backend),
+            media_type="text/event-stream",
+            headers={"cache-control": "no-store", "x-accel-buffering": "no"},
+        )
+
     async def backend_error(request: Request, exc: Exception) -> Response:
         return JSONResponse({"error": str(exc)}, status_code=502)
 
@@ -103,6 +115,8 @@ def _routes(backend: AdminBackend) -> Starlette:
 
     return Starlette(
         routes=[
+            Route("/", page),
+            Route("/events", events),
             Route("/faults", faults_endpoint, methods=["GET", "PUT", "POST"]),
             Route("/faults/{fault_id}", fault_endpoint, methods=["DELETE"]),
             Route("/healthz", healthz),
@@ -124,6 +138,17 @@ def _routes(backend: AdminBackend) -> Starlette:
         exception_handlers={BackendError: backend_error, BodyTooLarge: too_large},
     )
 
+
+# The page loads nothing from anywhere but this origin, and no other site may frame it.
+PAGE_HEADERS = {
+    "content-security-policy": (
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+        "connect-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    ),
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-store",
+}
 
 MAX_ADMIN_BODY = 1024 * 1024  # a fault list is a few KiB
 

@@ -11,7 +11,8 @@ can reach it by accident — above all a web page in the user's browser:
   which a browser cannot send cross-origin without asking (a CORS preflight, never answered).
 - With the admin bound beyond loopback every call needs the token (the start-up refuses such an
   address without one, config.py), except `/healthz` and `/readyz`, which kubelet probes call
-  and which tell nothing.
+  and which tell nothing, and `/`, the admin page, which is static: its data come from
+  `/events`, which the page asks for with the token (admin/page.py).
 
 The token is compared in constant time; the answer never says which part was wrong beyond the
 status code and one short sentence.
@@ -29,7 +30,7 @@ from mrapsim.config import Config, is_loopback_host
 from mrapsim.names import is_ip_literal, normalize_name, split_host_port
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-OPEN_PATHS = frozenset({"/healthz", "/readyz"})  # for probes; they tell nothing
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/"})  # probes, and the page without data (admin/page.py)
 JSON_TYPES = frozenset({"application/json"})
 
 
