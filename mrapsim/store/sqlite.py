@@ -198,6 +198,8 @@ ADDED_TABLES = (
         checksums TEXT NOT NULL,
         checksum_type TEXT NOT NULL,
         storage_class TEXT NOT NULL,
+        extras TEXT NOT NULL DEFAULT '{}',
+        parts TEXT,
         body_id INTEGER,
         segments TEXT,
         PRIMARY KEY (bucket, key, seq)
@@ -213,8 +215,11 @@ ADDED_TABLES = (
 # The columns an object row and an archived version share, moved as they are between the two.
 BODY_COLUMNS = (
     "size, etag, last_modified, content_type, metadata, stored_headers, checksums, checksum_type, storage_class,"
-    " body_id, segments"
+    " extras, parts, body_id, segments"
 )
+# Positions in a row selected as `key, {BODY_COLUMNS}, ...` (or `{INFO_COLUMNS}, body_id, segments`):
+# the body's columns, then whatever the query adds after them.
+BODY_ID, SEGMENTS, AFTER_BODY = 12, 13, 14
 
 INFO_COLUMNS = (
     "key, size, etag, last_modified, content_type, metadata, stored_headers, checksums, checksum_type, storage_class,"
@@ -1358,10 +1363,10 @@ class SqliteStore:
                             spec = synthetic[0]
                             return StoredObject(synthetic_info(spec, key), synthetic_content(spec, key))
                         raise NoSuchVersionError(bucket, key, version_id)
-                    info = replace(_object_info(row), version_id=version_id, delete_marker=bool(row[12]))
+                    info = replace(_object_info(row), version_id=version_id, delete_marker=bool(row[AFTER_BODY]))
                 else:
                     info = replace(_object_info(row), version_id=version_id)
-                body_id, segments = row[10], row[11]
+                body_id, segments = row[BODY_ID], row[SEGMENTS]
                 if body_id is not None:
                     (data,) = db.execute("SELECT data FROM bodies WHERE id = ?", (body_id,)).fetchone()
                     return StoredObject(info, BytesContent(data))
@@ -1469,7 +1474,8 @@ class SqliteStore:
             args.append(below)
         args.append(limit - len(out))
         for archived in db.execute(sql + " ORDER BY seq DESC LIMIT ?", args).fetchall():
-            info = replace(_object_info(archived), version_id=archived[13], delete_marker=bool(archived[12]))
+            version_id, marker = archived[AFTER_BODY + 1], bool(archived[AFTER_BODY])
+            info = replace(_object_info(archived), version_id=version_id, delete_marker=marker)
             out.append(VersionEntry(info, after is None and not out))
         return out[:limit]
 
@@ -1553,8 +1559,15 @@ class SqliteStore:
         values = _object_values(bucket, marker, None, None)
         db.execute(
             f"INSERT INTO versions (bucket, key, seq, version_id, delete_marker, {BODY_COLUMNS})"
-            " VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
-            (bucket, marker.key, self._next_seq(db, bucket, marker.key), marker.version_id, *values[2:11]),
+            " VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL)",
+            (
+                bucket,
+                marker.key,
+                self._next_seq(db, bucket, marker.key),
+                marker.version_id,
+                *values[2:11],
+                *values[13:],
+            ),
         )
 
     def _drop_archived(
@@ -1567,11 +1580,12 @@ class SqliteStore:
         ).fetchone()
         if row is None:
             return None, []
-        db.execute("DELETE FROM versions WHERE bucket = ? AND key = ? AND seq = ?", (bucket, key, row[13]))
-        if row[10] is not None:
-            db.execute("DELETE FROM bodies WHERE id = ?", (row[10],))
-        dead = self._unref(db, _segments(row[11])) if row[11] is not None else []
-        return replace(_object_info(row), version_id=version_id, delete_marker=bool(row[12])), dead
+        seq = row[AFTER_BODY + 1]
+        db.execute("DELETE FROM versions WHERE bucket = ? AND key = ? AND seq = ?", (bucket, key, seq))
+        if row[BODY_ID] is not None:
+            db.execute("DELETE FROM bodies WHERE id = ?", (row[BODY_ID],))
+        dead = self._unref(db, _segments(row[SEGMENTS])) if row[SEGMENTS] is not None else []
+        return replace(_object_info(row), version_id=version_id, delete_marker=bool(row[AFTER_BODY])), dead
 
     @staticmethod
     def _promote(db: sqlite3.Connection, bucket: str, key: str) -> None:
