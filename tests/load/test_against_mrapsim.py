@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.load.commands import s3_load_command
 from tests.mrapsim_process import MrapsimProcess
 
 MRAP_HOST = "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com"
@@ -352,14 +353,8 @@ def test_sigv4a_signed_run_on_the_mrap_listener(mrapsim: MrapsimProcess, tmp_pat
 
 def test_ctrl_c_stops_several_processes_and_still_reports(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
     load = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mrapsim.load",
-            "-H",
-            f"https://localhost:{mrapsim.port('s3')}/mraps3sample",
-            "--ca-bundle",
-            str(mrapsim.ca),
+        s3_load_command(
+            mrapsim,
             "-f",
             "list",
             "-u",
@@ -371,7 +366,7 @@ def test_ctrl_c_stops_several_processes_and_still_reports(mrapsim: MrapsimProces
             "--only-summary",
             "--json",
             str(tmp_path / "run.json"),
-        ],
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
