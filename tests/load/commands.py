@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 from tests.mrapsim_process import MrapsimProcess
+
+MRAP_HOST = "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com"
 
 
 def s3_load_command(mrapsim: MrapsimProcess, *args: str) -> list[str]:
@@ -20,6 +23,12 @@ def s3_load_command(mrapsim: MrapsimProcess, *args: str) -> list[str]:
         str(mrapsim.ca),
         *args,
     ]
+
+
+def mrap_target(port: int, ca: Path) -> list[str]:
+    """`mrapsim load` options for the MRAP listener on loopback `port`: the MRAP host name as the
+    target (its SNI and Host), connecting to 127.0.0.1, trusting `ca`."""
+    return ["--target", f"https://{MRAP_HOST}:{port}", "--connect", f"127.0.0.1:{port}", "--ca-bundle", str(ca)]
 
 
 def env_without_credentials() -> dict[str, str]:
