@@ -113,6 +113,10 @@ def _signed_headers(headers: Mapping[str, str], amz_date: str, payload_sha256: s
     return signed
 
 
+def _authorization(algorithm: str, access_key: str, scope: str, signed_headers: str, signature: str) -> str:
+    return f"{algorithm} Credential={access_key}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
+
+
 @dataclass
 class Signer:
     """Signs S3 requests for one credential, region and service; caches per day and second."""
@@ -159,10 +163,7 @@ class Signer:
         return {
             "x-amz-date": amz_date,
             "x-amz-content-sha256": payload_sha256,
-            "authorization": (
-                f"{ALGORITHM} Credential={self.credentials.access_key}/{scope}, "
-                f"SignedHeaders={signed_headers}, Signature={signature}"
-            ),
+            "authorization": _authorization(ALGORITHM, self.credentials.access_key, scope, signed_headers, signature),
         }
 
 
@@ -225,8 +226,7 @@ class SignerV4A:
             "x-amz-date": amz_date,
             "x-amz-content-sha256": payload_sha256,
             "x-amz-region-set": self.region_set,
-            "authorization": (
-                f"{ALGORITHM_4A} Credential={self.credentials.access_key}/{scope}, "
-                f"SignedHeaders={signed_headers}, Signature={signature}"
+            "authorization": _authorization(
+                ALGORITHM_4A, self.credentials.access_key, scope, signed_headers, signature
             ),
         }
