@@ -26,9 +26,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from tests.load.commands import mrap_target
 from tests.mrapsim_process import start_mrapsim
 
-MRAP_HOST = "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com"
 KEYS = {
     "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
     "AWS_SECRET_ACCESS_KEY": "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
@@ -97,12 +97,7 @@ def run_load(port: int, ca: Path, scenario: str, seconds: int, users: int, out: 
         sys.executable,
         "-m",
         "mrapsim.load",
-        "--target",
-        f"https://{MRAP_HOST}:{port}",
-        "--connect",
-        f"127.0.0.1:{port}",
-        "--ca-bundle",
-        str(ca),
+        *mrap_target(port, ca),
         "--scenario",
         scenario,
         "--users",

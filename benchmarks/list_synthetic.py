@@ -69,12 +69,29 @@ def client(server: MrapsimProcess) -> Any:
     )
 
 
-def server_durations(server: MrapsimProcess) -> dict[str, list[float]]:
+def server_durations(server: MrapsimProcess, operation: str) -> dict[str, list[float]]:
+    """The durations mrapsim logged for `operation`, by bucket, in order."""
     found: dict[str, list[float]] = {}
     for entry in server.logs():
-        if entry.get("event") == "request" and entry.get("operation") == "ListObjectsV2":
+        if entry.get("event") == "request" and entry.get("operation") == operation:
             found.setdefault(str(entry["bucket"]), []).append(float(entry["duration"]))
     return found
+
+
+def ratios_ok(series: dict[str, dict[str, list[float]]], smalls: tuple[str, ...], label_width: int) -> bool:
+    """Prints the median of synthetic-big over each small bucket's, per series (label → bucket →
+    durations); True when none is above MAX_RATIO."""
+    ok = True
+    for small in smalls:
+        for label, values in series.items():
+            ratio = statistics.median(values["synthetic-big"]) / statistics.median(values[small])
+            verdict = "ok" if ratio <= MAX_RATIO else "TOO SLOW"
+            ok = ok and ratio <= MAX_RATIO
+            print(
+                f"ratio {label:<{label_width}} synthetic-big / {small:<16} {ratio:5.2f}  "
+                f"(must be <= {MAX_RATIO}) {verdict}"
+            )
+    return ok
 
 
 def main() -> int:
@@ -100,7 +117,7 @@ def run(server: MrapsimProcess, iterations: int, keys: int) -> int:
     for name in sizes:  # warm-up: connection, key derivation caches, code paths
         for _ in range(20):
             s3.list_objects_v2(Bucket=name, MaxKeys=PAGE)
-    warm = {name: len(values) for name, values in server_durations(server).items()}
+    warm = {name: len(values) for name, values in server_durations(server, "ListObjectsV2").items()}
     for _ in range(iterations):
         for name, size in sizes.items():
             start_after = f"obj/{rng.randrange(0, size - PAGE):07d}"
@@ -115,7 +132,7 @@ def run(server: MrapsimProcess, iterations: int, keys: int) -> int:
             page = s3.list_objects_v2(Bucket=name, MaxKeys=PAGE, Prefix="obj/", Delimiter="5")
             delimited[name].append(time.perf_counter() - started)
     time.sleep(0.5)  # the last request records reach the log
-    logged = server_durations(server)
+    logged = server_durations(server, "ListObjectsV2")
     server_side = {name: logged[name][warm[name] : warm[name] + iterations] for name in sizes}
     rss = rss_mb(server.process.pid)
 
@@ -129,13 +146,8 @@ def run(server: MrapsimProcess, iterations: int, keys: int) -> int:
             f"{name:<18}{size:>10,}{median_ms(wall[name]):>15.3f}{median_ms(server_side[name]):>15.3f}"
             f"{median_ms(delimited[name]):>18.3f}"
         )
-    ok = True
-    for small in ("synthetic-small", "real-small"):
-        for label, values in (("client", wall), ("server", server_side), ("delimited", delimited)):
-            ratio = statistics.median(values["synthetic-big"]) / statistics.median(values[small])
-            verdict = "ok" if ratio <= MAX_RATIO else "TOO SLOW"
-            ok = ok and ratio <= MAX_RATIO
-            print(f"ratio {label:<9} synthetic-big / {small:<16} {ratio:5.2f}  (must be <= {MAX_RATIO}) {verdict}")
+    series = {"client": wall, "server": server_side, "delimited": delimited}
+    ok = ratios_ok(series, ("synthetic-small", "real-small"), label_width=9)
     print(f"server RSS {rss:.0f} MB (must be < {MAX_RSS_MB} MB) {'ok' if rss < MAX_RSS_MB else 'TOO BIG'}")
     return 0 if ok and rss < MAX_RSS_MB else 1
 

@@ -23,11 +23,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.list_synthetic import client
+from benchmarks.list_synthetic import client, ratios_ok, server_durations
 from tests.mrapsim_process import MrapsimProcess, start_mrapsim
 
 PAGE = 100
-MAX_RATIO = 1.5
 
 
 def config(keys: int, store: str, tmp: str) -> str:
@@ -44,14 +43,6 @@ synthetic = {{ keys = 1000, key_format = "obj/{{i:07d}}", size = 1024, seed = 1 
 [[buckets]]
 name = "versioned-small"
 """
-
-
-def server_durations(server: MrapsimProcess) -> dict[str, list[float]]:
-    found: dict[str, list[float]] = {}
-    for entry in server.logs():
-        if entry.get("event") == "request" and entry.get("operation") == "ListObjectVersions":
-            found.setdefault(str(entry["bucket"]), []).append(float(entry["duration"]))
-    return found
 
 
 def main() -> int:
@@ -80,7 +71,7 @@ def run(server: MrapsimProcess, iterations: int, keys: int) -> int:
     for name in sizes:  # warm-up
         for _ in range(20):
             s3.list_object_versions(Bucket=name, MaxKeys=PAGE)
-    warm = {name: len(values) for name, values in server_durations(server).items()}
+    warm = {name: len(values) for name, values in server_durations(server, "ListObjectVersions").items()}
     for _ in range(iterations):
         for name, size in sizes.items():
             span = PAGE if name != "versioned-small" else PAGE // 2
@@ -90,7 +81,7 @@ def run(server: MrapsimProcess, iterations: int, keys: int) -> int:
             wall[name].append(time.perf_counter() - started)
             assert len(page.get("Versions", [])) == PAGE, len(page.get("Versions", []))
     time.sleep(0.5)
-    logged = server_durations(server)
+    logged = server_durations(server, "ListObjectVersions")
     server_side = {name: logged[name][warm[name] : warm[name] + iterations] for name in sizes}
 
     def median_ms(values: list[float]) -> float:
@@ -100,13 +91,7 @@ def run(server: MrapsimProcess, iterations: int, keys: int) -> int:
     print(f"{'bucket':<18}{'keys':>10}{'client p50 ms':>15}{'server p50 ms':>15}")
     for name, size in sizes.items():
         print(f"{name:<18}{size:>10,}{median_ms(wall[name]):>15.3f}{median_ms(server_side[name]):>15.3f}")
-    ok = True
-    for small in ("synthetic-small", "versioned-small"):
-        for label, values in (("client", wall), ("server", server_side)):
-            ratio = statistics.median(values["synthetic-big"]) / statistics.median(values[small])
-            ok = ok and ratio <= MAX_RATIO
-            verdict = "ok" if ratio <= MAX_RATIO else "TOO SLOW"
-            print(f"ratio {label:<7} synthetic-big / {small:<16} {ratio:5.2f}  (must be <= {MAX_RATIO}) {verdict}")
+    ok = ratios_ok({"client": wall, "server": server_side}, ("synthetic-small", "versioned-small"), label_width=7)
     return 0 if ok else 1
 
 

@@ -12,30 +12,16 @@ they agree within 1% (needs `pip install locust`).
 from __future__ import annotations
 
 import argparse
-import csv
-import os
-import socket
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mrapsim.load.server_metrics import parse_prometheus
-from tests.mrapsim_process import ACCESS_KEY, SECRET_KEY, MrapsimProcess, start_mrapsim
+from tests.load.locust_distributed import locust_env, read_stats, run_master_and_workers, server_counts
+from tests.mrapsim_process import ACCESS_KEY, SECRET_KEY, start_mrapsim
 
-LOCUSTFILE = Path(__file__).resolve().parents[1] / "loadtest" / "locustfile.py"
 OPERATIONS = {"list": "ListObjectsV2", "get": "GetObject", "put": "PutObject", "setup": "PutObject"}
-
-
-def counts(server: MrapsimProcess) -> dict[str, float]:
-    found: dict[str, float] = {}
-    for (name, labels), value in parse_prometheus(server.admin_get("/metrics")).items():
-        if name == "mrapsim_s3_requests_total":
-            operation = dict(labels)["operation"]
-            found[operation] = found.get(operation, 0) + value
-    return found
 
 
 def main() -> int:
@@ -43,70 +29,26 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--users", type=int, default=20)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-        probe.close()
+    with tempfile.TemporaryDirectory() as tmp:
         server = start_mrapsim(Path(tmp))
-        env = {
-            **os.environ,
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-            "MRAPSIM_CA_BUNDLE": str(server.ca),
-        }
-        locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
         try:
-            before = counts(server)
-            master = subprocess.Popen(
-                [
-                    *locust,
-                    "--master",
-                    "--master-bind-host",
-                    "127.0.0.1",
-                    "--master-bind-port",
-                    str(port),
-                    "--headless",
-                    "--expect-workers",
-                    "2",
-                    "-u",
-                    str(args.users),
-                    "-r",
-                    str(args.users),
-                    "-t",
-                    f"{args.seconds}s",
-                    "--stop-timeout",
-                    "5",
-                    "--only-summary",
-                    "--csv",
-                    f"{tmp}/dist",
-                    "--host",
-                    f"https://localhost:{server.port('s3')}/mraps3sample",
-                    "MixedUser",
-                ],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-                env=env,
+            before = server_counts(server)
+            run = run_master_and_workers(
+                host=f"https://localhost:{server.port('s3')}/mraps3sample",
+                csv_prefix=Path(tmp) / "dist",
+                env=locust_env(server, ACCESS_KEY, SECRET_KEY),
+                users=args.users,
+                seconds=args.seconds,
+                stop_timeout=5,
+                timeout=args.seconds + 120,
+                worker_timeout=30,
             )
-            workers = [
-                subprocess.Popen(
-                    [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port), "MixedUser"],
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    env=env,
-                )
-                for _ in range(2)
-            ]
-            _, err = master.communicate(timeout=args.seconds + 120)
-            for worker in workers:
-                worker.wait(timeout=30)
-            after = counts(server)
+            after = server_counts(server)
         finally:
             server.stop()
-        with Path(f"{tmp}/dist_stats.csv").open() as f:
-            rows = {r["Name"]: r for r in csv.DictReader(f)}
+        rows = read_stats(run.stats_csv)
     if "Aggregated" not in rows:
-        sys.stderr.write(err[-3000:])
+        sys.stderr.write(run.stderr[-3000:])
         return 1
     locust_s3: dict[str, int] = {}
     for name, operation in OPERATIONS.items():

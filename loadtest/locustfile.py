@@ -285,10 +285,11 @@ def fire_handshake(user: User, name: str, address: tuple[str, int], server_name:
     )
 
 
-class MixedUser(S3Client):
+class MixedUser(S3User):
     """`mrapsim load`'s built-in `mixed` scenario (mrapsim/load/scenarios/mixed.py) as one Locust
-    user class, task for task and weight for weight: list 10, get 10, put 5, handshake 9,
-    handshake without SNI 1. Run it alone by naming it: `locust -f locustfile.py MixedUser`."""
+    user class, task for task and weight for weight: list 10, get 10, put 5 (S3User's tasks, which
+    Locust inherits), handshake 9, handshake without SNI 1. Run it alone by naming it:
+    `locust -f locustfile.py MixedUser`."""
 
     weight = 1
 
@@ -296,18 +297,6 @@ class MixedUser(S3Client):
         super().on_start()
         self.address = handshake_address(self.host)
         self.server_name = urlsplit(self.host or "").hostname or ""
-
-    @task(10)
-    def list(self) -> None:
-        self.list_objects()
-
-    @task(10)
-    def get(self) -> None:
-        self.get_object()
-
-    @task(5)
-    def put(self) -> None:
-        self.put_object()
 
     @task(9)
     def handshake(self) -> None:

@@ -63,6 +63,61 @@ def query_string(query: Sequence[tuple[str, str]]) -> str:
 
 
 @dataclass
+class _AmzDateClock:
+    """`x-amz-date` for the current second, formatted once per second."""
+
+    _second: int = -1
+    _amz_date: str = ""
+
+    def amz_date(self, now: float | None = None) -> str:
+        second = int(time.time() if now is None else now)
+        if second != self._second:
+            self._second = second
+            self._amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
+        return self._amz_date
+
+
+def _string_to_sign(
+    algorithm: str,
+    method: str,
+    path: str,
+    query: Sequence[tuple[str, str]],
+    signed: Mapping[str, str],
+    payload_sha256: str,
+    amz_date: str,
+    scope: str,
+) -> tuple[str, str]:
+    """(string to sign, signed headers) for the canonical request of `signed` (lower-case names,
+    folded values, the `x-amz-*` ones included): the part SigV4 and SigV4A share."""
+    names = sorted(signed)
+    signed_headers = ";".join(names)
+    canonical = "\n".join(
+        (
+            method,
+            uri_encode_path(path),
+            canonical_query(query),
+            "".join(f"{name}:{signed[name]}\n" for name in names),
+            signed_headers,
+            payload_sha256,
+        )
+    )
+    to_sign = f"{algorithm}\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+    return to_sign, signed_headers
+
+
+def _signed_headers(headers: Mapping[str, str], amz_date: str, payload_sha256: str) -> dict[str, str]:
+    """The caller's headers, lower-cased with white space folded, plus the date and payload hash."""
+    signed = {k.lower(): " ".join(v.split()) for k, v in headers.items()}
+    signed["x-amz-date"] = amz_date
+    signed["x-amz-content-sha256"] = payload_sha256
+    return signed
+
+
+def _authorization(algorithm: str, access_key: str, scope: str, signed_headers: str, signature: str) -> str:
+    return f"{algorithm} Credential={access_key}/{scope}, SignedHeaders={signed_headers}, Signature={signature}"
+
+
+@dataclass
 class Signer:
     """Signs S3 requests for one credential, region and service; caches per day and second."""
 
@@ -71,15 +126,10 @@ class Signer:
     service: str = "s3"
     _day: str = field(default="", init=False, repr=False)
     _key: bytes = field(default=b"", init=False, repr=False)
-    _second: int = field(default=-1, init=False, repr=False)
-    _amz_date: str = field(default="", init=False, repr=False)
+    _clock: _AmzDateClock = field(default_factory=_AmzDateClock, init=False, repr=False)
 
     def amz_date(self, now: float | None = None) -> str:
-        second = int(time.time() if now is None else now)
-        if second != self._second:
-            self._second = second
-            self._amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
-        return self._amz_date
+        return self._clock.amz_date(now)
 
     def signing_key(self, day: str) -> bytes:
         if day != self._day:
@@ -104,31 +154,16 @@ class Signer:
         """
         amz_date = self.amz_date(now)
         day = amz_date[:8]
-        signed = {k.lower(): " ".join(v.split()) for k, v in headers.items()}
-        signed["x-amz-date"] = amz_date
-        signed["x-amz-content-sha256"] = payload_sha256
-        names = sorted(signed)
-        signed_headers = ";".join(names)
-        canonical = "\n".join(
-            (
-                method,
-                uri_encode_path(path),
-                canonical_query(query),
-                "".join(f"{name}:{signed[name]}\n" for name in names),
-                signed_headers,
-                payload_sha256,
-            )
-        )
+        signed = _signed_headers(headers, amz_date, payload_sha256)
         scope = f"{day}/{self.region}/{self.service}/aws4_request"
-        to_sign = f"{ALGORITHM}\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+        to_sign, signed_headers = _string_to_sign(
+            ALGORITHM, method, path, query, signed, payload_sha256, amz_date, scope
+        )
         signature = hmac.new(self.signing_key(day), to_sign.encode(), hashlib.sha256).hexdigest()
         return {
             "x-amz-date": amz_date,
             "x-amz-content-sha256": payload_sha256,
-            "authorization": (
-                f"{ALGORITHM} Credential={self.credentials.access_key}/{scope}, "
-                f"SignedHeaders={signed_headers}, Signature={signature}"
-            ),
+            "authorization": _authorization(ALGORITHM, self.credentials.access_key, scope, signed_headers, signature),
         }
 
 
@@ -141,8 +176,7 @@ class SignerV4A:
     region_set: str = "*"
     service: str = "s3"
     _key: ec.EllipticCurvePrivateKey | None = field(default=None, init=False, repr=False)
-    _second: int = field(default=-1, init=False, repr=False)
-    _amz_date: str = field(default="", init=False, repr=False)
+    _clock: _AmzDateClock = field(default_factory=_AmzDateClock, init=False, repr=False)
 
     @property
     def private_key(self) -> ec.EllipticCurvePrivateKey:
@@ -154,11 +188,7 @@ class SignerV4A:
         return self._key
 
     def amz_date(self, now: float | None = None) -> str:
-        second = int(time.time() if now is None else now)
-        if second != self._second:
-            self._second = second
-            self._amz_date = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(second))
-        return self._amz_date
+        return self._clock.amz_date(now)
 
     def string_to_sign(
         self,
@@ -170,24 +200,12 @@ class SignerV4A:
         amz_date: str,
     ) -> tuple[str, str, str]:
         """(string to sign, scope, signed headers)."""
-        signed = {k.lower(): " ".join(v.split()) for k, v in headers.items()}
-        signed["x-amz-date"] = amz_date
-        signed["x-amz-content-sha256"] = payload_sha256
+        signed = _signed_headers(headers, amz_date, payload_sha256)
         signed["x-amz-region-set"] = self.region_set
-        names = sorted(signed)
-        signed_headers = ";".join(names)
-        canonical = "\n".join(
-            (
-                method,
-                uri_encode_path(path),
-                canonical_query(query),
-                "".join(f"{name}:{signed[name]}\n" for name in names),
-                signed_headers,
-                payload_sha256,
-            )
-        )
         scope = f"{amz_date[:8]}/{self.service}/aws4_request"
-        to_sign = f"{ALGORITHM_4A}\n{amz_date}\n{scope}\n{hashlib.sha256(canonical.encode()).hexdigest()}"
+        to_sign, signed_headers = _string_to_sign(
+            ALGORITHM_4A, method, path, query, signed, payload_sha256, amz_date, scope
+        )
         return to_sign, scope, signed_headers
 
     def sign(
@@ -208,8 +226,7 @@ class SignerV4A:
             "x-amz-date": amz_date,
             "x-amz-content-sha256": payload_sha256,
             "x-amz-region-set": self.region_set,
-            "authorization": (
-                f"{ALGORITHM_4A} Credential={self.credentials.access_key}/{scope}, "
-                f"SignedHeaders={signed_headers}, Signature={signature}"
+            "authorization": _authorization(
+                ALGORITHM_4A, self.credentials.access_key, scope, signed_headers, signature
             ),
         }

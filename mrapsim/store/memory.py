@@ -136,6 +136,13 @@ class _Bucket:
             return None
         return StoredObject(synthetic_info(self.spec, key), synthetic_content(self.spec, key))
 
+    def key_cursor(self, *also: KeyCursor) -> MergedCursor:
+        """The stored keys (source 0), then `also`, then the synthetic keys not deleted, merged."""
+        sources: list[KeyCursor] = [IndexCursor(self.order), *also]
+        if self.synthetic is not None:
+            sources.append(IndexCursor(self.synthetic, self.deleted.__contains__))
+        return MergedCursor(sources)
+
     def is_empty(self) -> bool:
         return (
             not self.objects
@@ -279,10 +286,7 @@ class MemoryStore:
         target = self._bucket(bucket)
         if max_keys <= 0:
             return ListPage((), (), False, None)
-        sources: list[KeyCursor] = [IndexCursor(target.order)]
-        if target.synthetic is not None:
-            sources.append(IndexCursor(target.synthetic, target.deleted.__contains__))
-        cursor = MergedCursor(sources)
+        cursor = target.key_cursor()
 
         def take() -> ObjectInfo:
             key = cursor.peek()
@@ -482,9 +486,6 @@ class MemoryStore:
         max_keys: int = 1000,
     ) -> VersionPage:
         target = self._bucket(bucket)
-        sources: list[KeyCursor] = [IndexCursor(target.order), IndexCursor(target.archive_order)]
-        if target.synthetic is not None:
-            sources.append(IndexCursor(target.synthetic, target.deleted.__contains__))
 
         def versions_of(key: str, after: str | None, limit: int) -> Sequence[VersionEntry]:
             # A key's chain is short in practice; the page cost is bounded by keys, not chains.
@@ -498,7 +499,7 @@ class MemoryStore:
             return [VersionEntry(info, at == 0) for at, info in enumerate(chain[start : start + limit], start)]
 
         return list_version_page(
-            MergedCursor(sources),
+            target.key_cursor(IndexCursor(target.archive_order)),
             versions_of,
             prefix=prefix,
             delimiter=delimiter,

@@ -139,12 +139,24 @@ def seek_resume(cursor: KeyCursor, prefix: str, delimiter: str, start_after: str
         return
     # A start position inside a common prefix (the prefix itself, as a previous page's
     # next_after, or a key under it) means that prefix was already returned: skip all of it.
-    if delimiter and start_after.startswith(prefix):
-        cut = start_after.find(delimiter, len(prefix))
-        if cut >= 0:
-            cursor.seek(prefix_successor(start_after[: cut + len(delimiter)]))
-            return
+    common = rolled_up(start_after, prefix, delimiter) if start_after.startswith(prefix) else None
+    if common is not None:
+        cursor.seek(prefix_successor(common))
+        return
     cursor.seek(start_after, inclusive=False)
+
+
+def rolled_up(key: str, prefix: str, delimiter: str) -> str | None:
+    """The common prefix `key` (under `prefix`) rolls up into: up to and including the first
+    `delimiter` after `prefix`; None without a delimiter or when there is none after it."""
+    cut = key.find(delimiter, len(prefix)) if delimiter else -1
+    return key[: cut + len(delimiter)] if cut >= 0 else None
+
+
+def more_under(cursor: KeyCursor, prefix: str) -> bool:
+    """Whether the cursor still stands at a key under `prefix` (the page is truncated)."""
+    following = cursor.peek()
+    return following is not None and following.startswith(prefix)
 
 
 def list_merged(
@@ -168,15 +180,12 @@ def list_merged(
         key = cursor.peek()
         if key is None or not key.startswith(prefix):
             break
-        cut = key.find(delimiter, len(prefix)) if delimiter else -1
-        if cut >= 0:
-            common = key[: cut + len(delimiter)]
+        common = rolled_up(key, prefix, delimiter)
+        if common is not None:
             common_prefixes.append(common)
             last = common
             cursor.seek(prefix_successor(common))
         else:
             entries.append(take())
             last = key
-    following = cursor.peek()
-    is_truncated = following is not None and following.startswith(prefix)
-    return ListPage(entries, common_prefixes, is_truncated, last)
+    return ListPage(entries, common_prefixes, more_under(cursor, prefix), last)

@@ -422,6 +422,13 @@ class _ObjectRows:
         self._max_batch = max(first_batch, max_batch)
         self._filled = False
 
+    @classmethod
+    def for_page(cls, db: sqlite3.Connection, bucket: str, prefix: str, delimiter: str, max_keys: int) -> _ObjectRows:
+        """Sized for one listing page of `max_keys` (and one more, to tell truncation): with a
+        delimiter, seeks past roll-ups are likely, so the first batch is small."""
+        wanted = max(1, min(max_keys, MAX_BATCH)) + 1
+        return cls(db, bucket, prefix, min(wanted, SEEK_BATCH) if delimiter else wanted, wanted)
+
     def _fill(self, start: str, inclusive: bool) -> None:
         sql = f"SELECT {INFO_COLUMNS} FROM objects WHERE bucket = ? AND key {'>=' if inclusive else '>'} ?"
         args: list[object] = [self._bucket, start]
@@ -550,6 +557,21 @@ class _DeletedKeys:
 
 
 # -- rows and values ------------------------------------------------------------------------------
+
+
+def _key_cursor(
+    db: sqlite3.Connection,
+    bucket: str,
+    synthetic: tuple[SyntheticSpec, SyntheticKeys] | None,
+    rows: _ObjectRows,
+    *also: KeyCursor,
+) -> MergedCursor:
+    """The bucket's object rows (source 0), then `also`, then its synthetic keys not deleted,
+    merged."""
+    sources: list[KeyCursor] = [rows, *also]
+    if synthetic is not None:
+        sources.append(IndexCursor(synthetic[1], _DeletedKeys(db, bucket)))
+    return MergedCursor(sources)
 
 
 def _time(value: dt.datetime) -> str:
@@ -1067,12 +1089,8 @@ class SqliteStore:
     ) -> ListPage:
         with self._read() as db:
             synthetic = self._synthetic_of(self._bucket_row(db, bucket))
-            wanted = max(1, min(max_keys, MAX_BATCH)) + 1
-            rows = _ObjectRows(db, bucket, prefix, min(wanted, SEEK_BATCH) if delimiter else wanted, wanted)
-            sources: list[KeyCursor] = [rows]
-            if synthetic is not None:
-                sources.append(IndexCursor(synthetic[1], _DeletedKeys(db, bucket)))
-            cursor = MergedCursor(sources)
+            rows = _ObjectRows.for_page(db, bucket, prefix, delimiter, max_keys)
+            cursor = _key_cursor(db, bucket, synthetic, rows)
 
             def take() -> ObjectInfo:
                 if cursor.source() == 0:
@@ -1419,17 +1437,14 @@ class SqliteStore:
     ) -> VersionPage:
         with self._read() as db:
             synthetic = self._synthetic_of(self._bucket_row(db, bucket))
-            wanted = max(1, min(max_keys, MAX_BATCH)) + 1
-            rows = _ObjectRows(db, bucket, prefix, min(wanted, SEEK_BATCH) if delimiter else wanted, wanted)
-            sources: list[KeyCursor] = [rows, _ArchiveKeys(db, bucket, prefix)]
-            if synthetic is not None:
-                sources.append(IndexCursor(synthetic[1], _DeletedKeys(db, bucket)))
+            rows = _ObjectRows.for_page(db, bucket, prefix, delimiter, max_keys)
+            cursor = _key_cursor(db, bucket, synthetic, rows, _ArchiveKeys(db, bucket, prefix))
 
             def versions_of(key: str, after: str | None, limit: int) -> Sequence[VersionEntry]:
                 return self._versions_of(db, bucket, key, synthetic, after, limit)
 
             return list_version_page(
-                MergedCursor(sources),
+                cursor,
                 versions_of,
                 prefix=prefix,
                 delimiter=delimiter,

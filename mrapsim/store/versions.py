@@ -24,7 +24,7 @@ import secrets
 from collections.abc import Callable, Sequence
 
 from mrapsim.store.base import VersionEntry, VersionPage
-from mrapsim.store.merge import KeyCursor, prefix_successor, seek_resume
+from mrapsim.store.merge import KeyCursor, more_under, prefix_successor, rolled_up, seek_resume
 
 ENABLED = "Enabled"
 SUSPENDED = "Suspended"
@@ -75,9 +75,8 @@ def list_version_page(
         key = cursor.peek()
         if key is None or not key.startswith(prefix):
             break
-        cut = key.find(delimiter, len(prefix)) if delimiter else -1
-        if cut >= 0:
-            common = key[: cut + len(delimiter)]
+        common = rolled_up(key, prefix, delimiter)
+        if common is not None:
             common_prefixes.append(common)
             last = (common, None)
             cursor.seek(prefix_successor(common))
@@ -90,6 +89,4 @@ def list_version_page(
         if len(batch) > room:
             return VersionPage(entries, common_prefixes, True, *last)
         cursor.advance()
-    following = cursor.peek()
-    is_truncated = following is not None and following.startswith(prefix)
-    return VersionPage(entries, common_prefixes, is_truncated, *last)
+    return VersionPage(entries, common_prefixes, more_under(cursor, prefix), *last)

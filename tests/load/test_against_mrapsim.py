@@ -17,9 +17,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tests.load.commands import mrap_target, s3_load_command
 from tests.mrapsim_process import MrapsimProcess
 
-MRAP_HOST = "mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com"
 SCENARIOS = Path(__file__).resolve().parents[2] / "loadtest" / "scenarios"
 KEYS = {
     "AWS_ACCESS_KEY_ID": "AKIAIOSFODNN7EXAMPLE",
@@ -40,12 +40,7 @@ def load(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
 def test_mixed_run_with_one_in_ten_handshakes_without_sni(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
     port = mrapsim.port("mrap")
     done = load(
-        "--target",
-        f"https://{MRAP_HOST}:{port}",
-        "--connect",
-        f"127.0.0.1:{port}",
-        "--ca-bundle",
-        str(mrapsim.ca),
+        *mrap_target(port, mrapsim.ca),
         "--scenario",
         "mixed",
         "--users",
@@ -185,12 +180,7 @@ def test_http2_on_the_mrap_listener_agrees_with_metrics(start_server: Any, tmp_p
     port = mrapsim.port("mrap")
     h2_before = h2_handshakes(mrapsim)
     done = load(
-        "--target",
-        f"https://{MRAP_HOST}:{port}",
-        "--connect",
-        f"127.0.0.1:{port}",
-        "--ca-bundle",
-        str(mrapsim.ca),
+        *mrap_target(port, mrapsim.ca),
         "--scenario",
         str(SCENARIOS / "h2.toml"),
         "--users",
@@ -320,12 +310,7 @@ def test_abort_on_fail_stops_the_run_and_still_reports(mrapsim: MrapsimProcess, 
 def test_sigv4a_signed_run_on_the_mrap_listener(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
     port = mrapsim.port("mrap")
     done = load(
-        "-H",
-        f"https://{MRAP_HOST}:{port}",
-        "--connect",
-        f"127.0.0.1:{port}",
-        "--ca-bundle",
-        str(mrapsim.ca),
+        *mrap_target(port, mrapsim.ca),
         "-f",
         "mixed",
         "--sigv4a",
@@ -352,14 +337,8 @@ def test_sigv4a_signed_run_on_the_mrap_listener(mrapsim: MrapsimProcess, tmp_pat
 
 def test_ctrl_c_stops_several_processes_and_still_reports(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
     load = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mrapsim.load",
-            "-H",
-            f"https://localhost:{mrapsim.port('s3')}/mraps3sample",
-            "--ca-bundle",
-            str(mrapsim.ca),
+        s3_load_command(
+            mrapsim,
             "-f",
             "list",
             "-u",
@@ -371,7 +350,7 @@ def test_ctrl_c_stops_several_processes_and_still_reports(mrapsim: MrapsimProces
             "--only-summary",
             "--json",
             str(tmp_path / "run.json"),
-        ],
+        ),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

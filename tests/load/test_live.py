@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from mrapsim.load.server_metrics import parse_prometheus
+from tests.load.commands import env_without_credentials, s3_load_command
 from tests.load.test_html_browser import CHROMIUM, FLAGS
 from tests.mrapsim_process import MrapsimProcess
 
@@ -50,30 +50,14 @@ def look(url: str, profile: Path, shot: Path) -> int:
 
 
 def test_live_page_and_metrics_while_running(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MRAPSIM_LOAD_"))}
     load = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mrapsim.load",
-            "-H",
-            f"https://localhost:{mrapsim.port('s3')}/mraps3sample",
-            "--ca-bundle",
-            str(mrapsim.ca),
-            "-u",
-            "3",
-            "-r",
-            "1",
-            "--only-summary",
-            "--web",
-            "127.0.0.1:0",
-            "--stages",
-            "4s:3,56s:3",
-        ],  # stopped by the test once it has looked
+        s3_load_command(
+            mrapsim, "-u", "3", "-r", "1", "--only-summary", "--web", "127.0.0.1:0", "--stages", "4s:3,56s:3"
+        ),  # stopped by the test once it has looked
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        env=env,
+        env=env_without_credentials(),
     )
     try:
         assert load.stderr is not None

@@ -8,18 +8,16 @@ import csv
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from mrapsim.load.server_metrics import parse_prometheus
+from tests.load.locust_distributed import LOCUSTFILE, locust_env, read_stats, run_master_and_workers, server_counts
 from tests.load.test_sigv4 import ACCESS, CASES, HOST, NOW, SECRET, botocore_authorization
 from tests.mrapsim_process import MrapsimProcess
 
-LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtest" / "locustfile.py"
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("locust") is None, reason="locust is not installed")
 
 SIGN = """
@@ -83,8 +81,7 @@ def locust(host: str, tmp_path: Path, *classes: str, env: dict[str, str]) -> dic
         env={**os.environ, **env},
     )
     assert (tmp_path / "locust_stats.csv").exists(), done.stderr[-2000:]
-    with (tmp_path / "locust_stats.csv").open() as f:
-        rows = {r["Name"]: r for r in csv.DictReader(f)}
+    rows = read_stats(tmp_path / "locust_stats.csv")
     with (tmp_path / "locust_failures.csv").open() as f:
         for failure in csv.DictReader(f):
             rows[failure["Name"]]["Error"] = failure["Error"]
@@ -128,93 +125,27 @@ def test_handshakes_without_sni_stall_on_the_mrap_listener(mrapsim: MrapsimProce
     assert "stalled" in nosni["Error"]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def s3_requests(mrapsim: MrapsimProcess) -> dict[str, float]:
-    samples = parse_prometheus(mrapsim.admin_get("/metrics"))
-    found: dict[str, float] = {}
-    for (name, labels), value in samples.items():
-        if name == "mrapsim_s3_requests_total":
-            operation = dict(labels)["operation"]
-            found[operation] = found.get(operation, 0) + value
-        elif name == "mrapsim_connections_total":
-            found["connections"] = found.get("connections", 0) + value
-    return found
-
-
 def test_master_and_two_workers_agree_with_mrapsims_metrics(mrapsim: MrapsimProcess, tmp_path: Path) -> None:
     """Must-show 5: `MixedUser` (the built-in mixed scenario) on a Locust master and two worker
     processes; the master's aggregated counts match what mrapsim counted within 1%."""
-    port = free_port()
     host = f"https://localhost:{mrapsim.port('s3')}/mraps3sample"
-    env = {
-        **os.environ,
-        "AWS_ACCESS_KEY_ID": ACCESS,
-        "AWS_SECRET_ACCESS_KEY": SECRET,
-        "MRAPSIM_CA_BUNDLE": str(mrapsim.ca),
-    }
-    locust = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE)]
-    before = s3_requests(mrapsim)
-    master = subprocess.Popen(
-        [
-            *locust,
-            "--master",
-            "--master-bind-host",
-            "127.0.0.1",
-            "--master-bind-port",
-            str(port),
-            "--headless",
-            "--expect-workers",
-            "2",
-            "-u",
-            "6",
-            "-r",
-            "6",
-            "-t",
-            "6s",
-            "--stop-timeout",
-            "3",
-            "--host",
-            host,
-            "--csv",
-            str(tmp_path / "dist"),
-            "--only-summary",
-            "MixedUser",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+    before = server_counts(mrapsim)
+    run = run_master_and_workers(
+        host=host,
+        csv_prefix=tmp_path / "dist",
+        env=locust_env(mrapsim, ACCESS, SECRET),
+        users=6,
+        seconds=6,
+        stop_timeout=3,
+        timeout=60,
+        worker_timeout=20,
     )
-    workers = [
-        subprocess.Popen(
-            [*locust, "--worker", "--master-host", "127.0.0.1", "--master-port", str(port), "MixedUser"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        for _ in range(2)
-    ]
-    try:
-        _, err = master.communicate(timeout=60)
-        for worker in workers:
-            worker.wait(timeout=20)
-    finally:
-        for process in (master, *workers):
-            if process.poll() is None:
-                process.kill()
-    assert (tmp_path / "dist_stats.csv").exists(), err[-3000:]
-    with (tmp_path / "dist_stats.csv").open() as f:
-        rows = {r["Name"]: r for r in csv.DictReader(f)}
+    assert run.stats_csv.exists(), run.stderr[-3000:]
+    rows = read_stats(run.stats_csv)
     for name in ("list", "get", "put", "handshake", "handshake_nosni"):
         assert int(rows[name]["Request Count"]) > 0, (name, rows[name])
     assert rows["Aggregated"]["Failure Count"] == "0", rows
-    after = s3_requests(mrapsim)
+    after = server_counts(mrapsim)
     server = {k: after.get(k, 0) - before.get(k, 0) for k in after}
     harness = {
         "ListObjectsV2": int(rows["list"]["Request Count"]),

@@ -5,34 +5,22 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
+from tests.load.commands import env_without_credentials, s3_load_command
 from tests.mrapsim_process import MrapsimProcess
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "loadtest" / "scenarios"
 
 
 def load(mrapsim: MrapsimProcess, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MRAPSIM_LOAD_"))}
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mrapsim.load",
-            "-H",
-            f"https://localhost:{mrapsim.port('s3')}/mraps3sample",
-            "--ca-bundle",
-            str(mrapsim.ca),
-            "--only-summary",
-            *args,
-        ],
+        s3_load_command(mrapsim, "--only-summary", *args),
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=env,
+        env=env_without_credentials(),
     )
 
 
