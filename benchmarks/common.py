@@ -52,3 +52,21 @@ def run_load(
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL, timeout=seconds + 120)
     total = json.loads(out.read_text())["summary"]["total"]
     return float(total["rps"]), int(total["failures"])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid`, all its threads, and its live descendants (the
+    workers of `mrapsim serve --workers N`). On a shared machine CPU per request moves less than
+    requests per second, which other processes' load takes away."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    total = sum(int(value) for value in fields[11:13]) / os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        total += sum(cpu_seconds(int(child)) for child in children)
+    return total

@@ -49,12 +49,12 @@ SCENARIOS = {
 BUCKETS = {"new_conn_get": "mraps3sample", "keepalive_get_sigv4": "mraps3sample", "list_1000": "synthetic"}
 
 
-def record(pid: int, seconds: float, svg: Path) -> subprocess.Popen[bytes]:
+def record(pid: int, seconds: float, svg: Path, fmt: str = "flamegraph") -> subprocess.Popen[bytes]:
     py_spy = shutil.which("py-spy")
     if py_spy is None:
         raise SystemExit("py-spy is not installed (pip install py-spy)")
     command = [py_spy, "record", "--pid", str(pid), "--duration", str(int(seconds)), "--rate", "200"]
-    command += ["--format", "flamegraph", "--output", str(svg), "--nonblocking"]
+    command += ["--format", fmt, "--output", str(svg), "--nonblocking"]
     print("py-spy record --pid <server> " + " ".join(command[4:]), flush=True)
     return subprocess.Popen(command, stdout=subprocess.DEVNULL)
 
@@ -74,9 +74,11 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "profiles")
-    parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--only", nargs="*", default=None, help="some of the paths, by file name")
+    parser.add_argument("--raw", action="store_true", help="collapsed stacks (.txt) instead of SVGs")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    fmt, suffix = ("raw", "txt") if args.raw else ("flamegraph", "svg")
     with tempfile.TemporaryDirectory() as scratch:
         tmp = Path(scratch)
         server = start_mrapsim(tmp, CONFIG)
@@ -88,7 +90,7 @@ def main() -> int:
                     continue
                 scenario_file = tmp / f"{name}.toml"
                 scenario_file.write_text(scenario)
-                spy = record(pid, args.seconds, args.out / f"{name}.svg")
+                spy = record(pid, args.seconds, args.out / f"{name}.{suffix}", fmt)
                 time.sleep(1)  # py-spy attached
                 rate, failures = run_load(
                     f"https://localhost:{port}/{BUCKETS[name]}",
@@ -104,7 +106,7 @@ def main() -> int:
                 stop = threading.Event()
                 counts: list[int] = []
                 worker = threading.Thread(target=lambda: counts.append(put_loop(server, stop)))
-                spy = record(pid, args.seconds, args.out / "put_chunked_crc64nvme.svg")
+                spy = record(pid, args.seconds, args.out / f"put_chunked_crc64nvme.{suffix}", fmt)
                 time.sleep(1)
                 worker.start()
                 time.sleep(args.seconds - 2)
