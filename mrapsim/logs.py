@@ -8,12 +8,9 @@ does not flood the log.
 
 from __future__ import annotations
 
-import atexit
 import json
 import logging
-import queue
 import sys
-import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -36,7 +33,7 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         fields = getattr(record, "fields", None)
-        if callable(fields):  # deferred by the hot path: made here, in the log writer's thread
+        if callable(fields):  # deferred by log_connection/log_request: made only when formatted
             fields = fields()
         if isinstance(fields, dict):
             document.update(fields)
@@ -52,23 +49,17 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(log_format: str, level: int = logging.INFO) -> None:
-    """Log lines go through a queue to a writer thread: a connection or request only builds a
-    `LogRecord` (its message and JSON fields deferred, see `Deferred`); formatting and the write to
-    stderr happen in the writer, which also joins every line waiting into one write."""
-    stream = logging.StreamHandler(sys.stderr)
-    stream.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
-    writer = LogWriter(stream)
-    writer.start()
-    atexit.register(writer.stop)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger("mrapsim")
-    root.handlers[:] = [writer.handler]
+    root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
 
 
 class Deferred:
-    """A log message made when the writer formats it, not when it is logged: `str()` calls `make`.
-    The records it reads are frozen, so the line says what they said when it was logged."""
+    """A log message made only when a handler formats it: `str()` calls `make`. The records it
+    reads are frozen, so the line says what they said when it was logged."""
 
     __slots__ = ("make",)
 
@@ -77,71 +68,6 @@ class Deferred:
 
     def __str__(self) -> str:
         return self.make()
-
-
-class _EnqueueHandler(logging.Handler):
-    """Puts the record on the writer's queue as it is; `logging.handlers.QueueHandler` would
-    format it first, in the caller's thread, which is the cost this avoids."""
-
-    def __init__(self, records: queue.SimpleQueue[logging.LogRecord | None]) -> None:
-        super().__init__()
-        self.records = records
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.put(record)
-
-
-class LogWriter:
-    """One thread that formats queued records and writes them to `stream`'s stream. It wakes at
-    most every `GATHER_SECONDS` under load and writes every record waiting then (at most `BATCH`)
-    in one write: one thread switch and one system call per batch instead of per line."""
-
-    BATCH = 512
-    GATHER_SECONDS = 0.01
-
-    def __init__(self, stream: logging.StreamHandler) -> None:  # type: ignore[type-arg]
-        self.stream = stream
-        self.records: queue.SimpleQueue[logging.LogRecord | None] = queue.SimpleQueue()
-        self.handler = _EnqueueHandler(self.records)
-        self.thread = threading.Thread(target=self._run, name="mrapsim-log", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        """Write what is queued, then end the thread (at exit: no line logged before is lost)."""
-        if self.thread.is_alive():
-            self.records.put(None)
-            self.thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while True:
-            batch = [self.records.get()]
-            if batch[0] is not None:
-                time.sleep(self.GATHER_SECONDS)
-            while len(batch) < self.BATCH and batch[-1] is not None:
-                try:
-                    batch.append(self.records.get_nowait())
-                except queue.Empty:
-                    break
-            records = [record for record in batch if record is not None]
-            if records:
-                self._write(records)
-            if len(records) < len(batch):
-                return
-
-    def _write(self, records: list[logging.LogRecord]) -> None:
-        lines = []
-        for record in records:
-            try:
-                lines.append(self.stream.format(record) + self.stream.terminator)
-            except Exception:
-                self.stream.handleError(record)
-        try:
-            self.stream.stream.write("".join(lines))
-            self.stream.flush()
-        except Exception:
-            self.stream.handleError(records[-1])
 
 
 def _peer_host(peer: str) -> str:
@@ -226,19 +152,27 @@ class ExplanationLimiter:
 
 def connection_line(record: ConnectionRecord) -> tuple[str, dict[str, Any]]:
     """The per-connection log line, as text and as JSON fields."""
-    text = (
+    return connection_text(record), connection_fields(record)
+
+
+def connection_text(record: ConnectionRecord) -> str:
+    return (
         f"conn={record.id} listener={record.listener} peer={record.peer} "
         f"sni={record.sni or '-'} alpn={','.join(record.alpn_offered) or '-'} "
         f"outcome={record.outcome or '-'} action={record.action or '-'} "
         f"bytes_in={record.bytes_in} bytes_out={record.bytes_out} "
         f"duration={record.duration:.3f}s ja4={record.ja4 or '-'}"
     )
-    return text, {"event": "connection", **record.to_json()}
+
+
+def connection_fields(record: ConnectionRecord) -> dict[str, Any]:
+    return {"event": "connection", **record.to_json()}
 
 
 def log_connection(logger: logging.Logger, record: ConnectionRecord) -> None:
+    # The text and the JSON fields are made only by the formatter that needs them (one of the two).
     if logger.isEnabledFor(logging.INFO):
-        logger.info(Deferred(lambda: connection_line(record)[0]), extra={"fields": lambda: connection_line(record)[1]})
+        logger.info(Deferred(lambda: connection_text(record)), extra={"fields": lambda: connection_fields(record)})
 
 
 def log_request(logger: logging.Logger, record: RequestRecord) -> None:
