@@ -69,6 +69,10 @@ class IndexCursor:
     def __init__(self, index: KeyIndex, hidden: Callable[[str], bool] | None = None) -> None:
         self._index = index
         self._hidden = hidden
+        # A cursor lives for one page, read without a suspension point: the index does not change
+        # under it, so its length and key lookup are taken once (a listing steps once per key).
+        self._length = len(index)
+        self._key_at = index.key_at
         self._at = 0
         self._key: str | None = None
         self._known = False
@@ -81,13 +85,14 @@ class IndexCursor:
         if self._known:
             return self._key
         key = None
-        while self._at < len(self._index):
-            candidate = self._index.key_at(self._at)
-            if self._hidden is None or not self._hidden(candidate):
+        at, hidden = self._at, self._hidden
+        while at < self._length:
+            candidate = self._key_at(at)
+            if hidden is None or not hidden(candidate):
                 key = candidate
                 break
-            self._at += 1
-        self._key, self._known = key, True
+            at += 1
+        self._at, self._key, self._known = at, key, True
         return key
 
     def advance(self) -> None:
@@ -96,7 +101,7 @@ class IndexCursor:
 
     def seek(self, key: str | None, *, inclusive: bool = True) -> None:
         if key is None:
-            self._move(len(self._index))
+            self._move(self._length)
         elif inclusive:
             self._move(max(self._at, self._index.index_at_or_after(key, self._at)))
         else:
