@@ -155,6 +155,7 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=10)
     parser.add_argument("--venvs", type=Path, default=Path.home() / ".cache" / "mrapsim-benchmarks")
     parser.add_argument("--workers", default="1", help="mrapsim serve --workers (default 1)")
+    parser.add_argument("--rows", nargs="*", default=None, help="only these scenarios: " + " ".join(SCENARIOS))
     args = parser.parse_args()
     moto = venv(args.venvs, "moto", "moto[server]")
     ministack = venv(args.venvs, "ministack", "ministack")
@@ -213,6 +214,10 @@ def main() -> int:
     return 0
 
 
+def selected(args: argparse.Namespace) -> list[Row]:
+    return [row for row in ROWS if not args.rows or row.scenario in args.rows]
+
+
 Results = dict[tuple[str, str], list[tuple[float, float]]]  # (row, target) → [(rate, CPU s per task)]
 
 
@@ -223,7 +228,7 @@ def measure(targets: dict[str, Target], tmp: Path, args: argparse.Namespace) -> 
         files[name].write_text(text)
     results: Results = {}
     for round_ in range(args.repeat):
-        for row in ROWS:
+        for row in selected(args):
             order = row.targets if round_ % 2 == 0 else tuple(reversed(row.targets))
             for name in order:
                 target = targets[name]
@@ -254,7 +259,7 @@ def report(results: Results, args: argparse.Namespace) -> None:
         f"{'':40} {'mrapsim/s':>9} {'peer':>10} {'peer/s':>9} {'ratio':>6}  {'CPU µs':>7} {'peer µs':>8} "
         f"{'ratio':>6}  (each round's rate ratio)"
     )
-    for row in ROWS:
+    for row in selected(args):
         mine = results[(row.label, "mrapsim")]
         for peer in row.targets[1:]:
             theirs = results[(row.label, peer)]
