@@ -49,9 +49,12 @@ ENV PATH=/opt/mrapsim/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     MRAPSIM_CONFIG=/etc/mrapsim/config/mrapsim.toml \
-    MRAPSIM_ADMIN=0.0.0.0:9911
+    MRAPSIM_ADMIN=0.0.0.0:9911 \
+    MRAPSIM_WORKERS=auto
 # An environment variable beats the file, so only what a container must differ in is set here:
-# the admin API listens on all interfaces (probes, HEALTHCHECK, metrics). The default relative
+# the admin API listens on all interfaces (probes, HEALTHCHECK, metrics); one worker per core the
+# container may use (`--cpus`, `--cpuset-cpus`) when the store is sqlite, one with the default
+# memory store, whose objects worker processes cannot share. The default relative
 # paths (certs_dir = "./certs", [store] path = "./data") resolve inside the volume.
 WORKDIR /var/lib/mrapsim
 VOLUME ["/var/lib/mrapsim"]

@@ -62,7 +62,11 @@ def _add_config_options(parser: argparse.ArgumentParser) -> None:
         help="override one listener's address; repeatable [MRAPSIM_LISTEN, comma-separated]",
     )
     parser.add_argument(
-        "--workers", metavar="N", default=_env("WORKERS"), help="worker processes (default 1) [MRAPSIM_WORKERS]"
+        "--workers",
+        metavar="N",
+        default=_env("WORKERS"),
+        help="worker processes, or auto: the cores this process may use, with the sqlite store"
+        " (default 1) [MRAPSIM_WORKERS]",
     )
     parser.add_argument(
         "--log-format",

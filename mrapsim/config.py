@@ -17,12 +17,13 @@ import re
 import string
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 
 import tomli_w
 
+from mrapsim.cores import usable_cores
 from mrapsim.names import format_host_port, normalize_name
 from mrapsim.outcomes import DropAction
 
@@ -502,7 +503,7 @@ def parse_config(document: Mapping[str, Any]) -> Config:
         key_type=cast(Literal["ecdsa", "rsa"], _choice(tls_doc, "key_type", "tls.key_type", ("ecdsa", "rsa"))),
         minted_dir=_minted_dir(tls_doc),
         log_format=cast(Literal["text", "json"], _choice(document, "log_format", "log_format", ("text", "json"))),
-        workers=_int(document, "workers", "workers", minimum=1, maximum=256),
+        workers=_workers(document),
         faults=tuple(
             _as_table(f, f"faults[{i}]") for i, f in enumerate(_array(document, "faults", "faults", required=False))
         ),
@@ -512,6 +513,9 @@ def parse_config(document: Mapping[str, Any]) -> Config:
         raw=copy.deepcopy(dict(document)),
         replication=parse_replication(document.get("replication", {})),
     )
+    if document.get("workers") == AUTO and config.store.kind != "sqlite":
+        # Worker processes share objects only through sqlite: with the memory store, `auto` is one.
+        config = replace(config, workers=1)
     if config.workers > 1 and config.store.kind != "sqlite":
         raise ConfigError(
             "workers", f'{config.workers} worker processes share objects only through store.kind = "sqlite"'
@@ -881,6 +885,17 @@ def _choice(doc: Mapping[str, Any], key: str, where: str, allowed: tuple[str, ..
     if value not in allowed:
         raise ConfigError(where, f"{value!r} is not one of {', '.join(allowed)}")
     return cast(str, value)
+
+
+AUTO = "auto"
+MAX_WORKERS = 256
+
+
+def _workers(document: Mapping[str, Any]) -> int:
+    """`workers = N`, or `"auto"`: the cores this process may use (affinity and CPU quota)."""
+    if document.get("workers") == AUTO:
+        return min(usable_cores(), MAX_WORKERS)
+    return _int(document, "workers", "workers", minimum=1, maximum=MAX_WORKERS)
 
 
 def _int(doc: Mapping[str, Any], key: str, where: str, *, minimum: int, maximum: int) -> int:

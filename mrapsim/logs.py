@@ -13,8 +13,7 @@ import logging
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Mapping
-from dataclasses import asdict
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from mrapsim.edge.records import ConnectionRecord, Refusal
@@ -34,6 +33,8 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         fields = getattr(record, "fields", None)
+        if callable(fields):  # deferred by log_connection/log_request: made only when formatted
+            fields = fields()
         if isinstance(fields, dict):
             document.update(fields)
         if record.exc_info:
@@ -54,6 +55,19 @@ def configure_logging(log_format: str, level: int = logging.INFO) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+
+class Deferred:
+    """A log message made only when a handler formats it: `str()` calls `make`. The records it
+    reads are frozen, so the line says what they said when it was logged."""
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[], str]) -> None:
+        self.make = make
+
+    def __str__(self) -> str:
+        return self.make()
 
 
 def _peer_host(peer: str) -> str:
@@ -160,23 +174,36 @@ class ExplanationLimiter:
 
 def connection_line(record: ConnectionRecord) -> tuple[str, dict[str, Any]]:
     """The per-connection log line, as text and as JSON fields."""
-    text = (
+    return connection_text(record), connection_fields(record)
+
+
+def connection_text(record: ConnectionRecord) -> str:
+    return (
         f"conn={record.id} listener={record.listener} peer={record.peer} "
         f"sni={record.sni or '-'} alpn={','.join(record.alpn_offered) or '-'} "
         f"outcome={record.outcome or '-'} action={record.action or '-'} "
         f"bytes_in={record.bytes_in} bytes_out={record.bytes_out} "
         f"duration={record.duration:.3f}s ja4={record.ja4 or '-'}"
     )
-    return text, {"event": "connection", **record.to_json()}
+
+
+def connection_fields(record: ConnectionRecord) -> dict[str, Any]:
+    return {"event": "connection", **record.to_json()}
 
 
 def log_connection(logger: logging.Logger, record: ConnectionRecord) -> None:
-    text, fields = connection_line(record)
-    logger.info(text, extra={"fields": fields})
+    # The text and the JSON fields are made only by the formatter that needs them (one of the two).
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(Deferred(lambda: connection_text(record)), extra={"fields": lambda: connection_fields(record)})
 
 
 def log_request(logger: logging.Logger, record: RequestRecord) -> None:
     """The per-request line; `conn=` is the id of the connection line it belongs to."""
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(Deferred(lambda: request_text(record)), extra={"fields": lambda: request_fields(record)})
+
+
+def request_text(record: RequestRecord) -> str:
     text = (
         f"conn={record.connection_id or '-'} req={record.request_id} {record.method} "
         f"op={record.operation} bucket={record.bucket or '-'} key={record.key or '-'} "
@@ -184,7 +211,13 @@ def log_request(logger: logging.Logger, record: RequestRecord) -> None:
     )
     if record.mrap is not None:
         text += f" mrap={record.mrap} region={record.region or '-'}"
-    logger.info(text, extra={"fields": {"event": "request", **asdict(record)}})
+    return text
+
+
+def request_fields(record: RequestRecord) -> dict[str, Any]:
+    # vars(), not asdict(): the record's fields are flat, and asdict's deep copy was most of the
+    # line's cost; JSON renders the tuple field as asdict's list would be.
+    return {"event": "request", **vars(record)}
 
 
 def log_listening(logger: logging.Logger, listeners: Mapping[str, str], admin: str | None, **more: Any) -> None:

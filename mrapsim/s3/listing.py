@@ -22,7 +22,7 @@ from mrapsim.s3.context import Context
 from mrapsim.s3.errors import invalid_argument
 from mrapsim.s3.request import bounded_int
 from mrapsim.s3.responses import S3Response, xml_response
-from mrapsim.s3.xml import document, iso_timestamp, leaf, node
+from mrapsim.s3.xml import document, escape_text, iso_timestamp, leaf, node
 from mrapsim.store import ListPage, ObjectInfo
 
 MAX_KEYS_PER_PAGE = 1000
@@ -153,27 +153,24 @@ def _common_tail(ctx: Context, params: ListingParams, page: ListPage, *, with_ow
 
 def _contents_renderer(encode: Callable[[str], str], owner_xml: str) -> Callable[[ObjectInfo], str]:
     # Objects written in the same second share a timestamp; formatting each once per page saves
-    # a strftime per entry on bulk-loaded buckets.
+    # a strftime per entry on bulk-loaded buckets. One f-string per entry (the element order of
+    # S3's <Contents>), with only the text that can need it escaped: a 1,000-key page renders
+    # without a call per element.
     timestamps: dict[dt.datetime, str] = {}
 
     def render(info: ObjectInfo) -> str:
         modified = timestamps.get(info.last_modified)
         if modified is None:
             modified = timestamps[info.last_modified] = iso_timestamp(info.last_modified)
-        checksums = "".join(
-            leaf("ChecksumAlgorithm", CHECKSUM_NAMES.get(name, name.upper())) for name in info.checksums
-        )
-        if checksums:
-            checksums += leaf("ChecksumType", info.checksum_type)
-        return node(
-            "Contents",
-            leaf("Key", encode(info.key)),
-            leaf("LastModified", modified),
-            leaf("ETag", info.etag),
-            checksums,
-            leaf("Size", info.size),
-            owner_xml,
-            leaf("StorageClass", info.storage_class),
+        checksums = ""
+        if info.checksums:
+            checksums = "".join(
+                leaf("ChecksumAlgorithm", CHECKSUM_NAMES.get(name, name.upper())) for name in info.checksums
+            ) + leaf("ChecksumType", info.checksum_type)
+        return (
+            f"<Contents><Key>{escape_text(encode(info.key))}</Key><LastModified>{modified}</LastModified>"
+            f"<ETag>{escape_text(info.etag)}</ETag>{checksums}<Size>{info.size}</Size>{owner_xml}"
+            f"<StorageClass>{escape_text(info.storage_class)}</StorageClass></Contents>"
         )
 
     return render

@@ -69,6 +69,10 @@ class IndexCursor:
     def __init__(self, index: KeyIndex, hidden: Callable[[str], bool] | None = None) -> None:
         self._index = index
         self._hidden = hidden
+        # A cursor lives for one page, read without a suspension point: the index does not change
+        # under it, so its length and key lookup are taken once (a listing steps once per key).
+        self._length = len(index)
+        self._key_at = index.key_at
         self._at = 0
         self._key: str | None = None
         self._known = False
@@ -81,13 +85,14 @@ class IndexCursor:
         if self._known:
             return self._key
         key = None
-        while self._at < len(self._index):
-            candidate = self._index.key_at(self._at)
-            if self._hidden is None or not self._hidden(candidate):
+        at, hidden = self._at, self._hidden
+        while at < self._length:
+            candidate = self._key_at(at)
+            if hidden is None or not hidden(candidate):
                 key = candidate
                 break
-            self._at += 1
-        self._key, self._known = key, True
+            at += 1
+        self._at, self._key, self._known = at, key, True
         return key
 
     def advance(self) -> None:
@@ -96,7 +101,7 @@ class IndexCursor:
 
     def seek(self, key: str | None, *, inclusive: bool = True) -> None:
         if key is None:
-            self._move(len(self._index))
+            self._move(self._length)
         elif inclusive:
             self._move(max(self._at, self._index.index_at_or_after(key, self._at)))
         else:
@@ -105,31 +110,50 @@ class IndexCursor:
 
 class MergedCursor:
     """Several cursors read as one ordered key space; on equal keys the earliest source wins
-    (a real object shadows the synthetic key it overwrites) and all of them step past it."""
+    (a real object shadows the synthetic key it overwrites) and all of them step past it.
+
+    The head (smallest key, and the earliest source holding it) is found once per position and
+    kept until the cursor moves: a listing asks for it three times per key."""
 
     def __init__(self, sources: Sequence[KeyCursor]) -> None:
         self._sources = list(sources)
+        self._head: tuple[str | None, int] | None = None
+
+    def _find_head(self) -> tuple[str | None, int]:
+        head = self._head
+        if head is None:
+            best: str | None = None
+            which = -1
+            for index, source in enumerate(self._sources):
+                key = source.peek()
+                if key is not None and (best is None or key < best):
+                    best, which = key, index
+            head = self._head = (best, which)
+        return head
 
     def peek(self) -> str | None:
-        keys = [key for key in (source.peek() for source in self._sources) if key is not None]
-        return min(keys) if keys else None
+        return self._find_head()[0]
 
     def source(self) -> int:
         """Which source the current key comes from (the earliest that has it)."""
-        key = self.peek()
+        key, which = self._find_head()
         if key is None:
             raise IndexError("the cursor is past the end")
-        return next(which for which, source in enumerate(self._sources) if source.peek() == key)
+        return which
 
     def advance(self) -> None:
-        key = self.peek()
-        for source in self._sources:
-            if key is not None and source.peek() == key:
+        key, which = self._find_head()
+        if key is None:
+            return
+        for source in self._sources[which:]:
+            if source.peek() == key:
                 source.advance()
+        self._head = None
 
     def seek(self, key: str | None, *, inclusive: bool = True) -> None:
         for source in self._sources:
             source.seek(key, inclusive=inclusive)
+        self._head = None
 
 
 def seek_resume(cursor: KeyCursor, prefix: str, delimiter: str, start_after: str) -> None:
