@@ -324,7 +324,10 @@ def test_two_workers_over_sqlite_replicate_each_version_once(start_server: Any, 
 def test_the_admin_api_reads_and_sets_the_dials(server: MrapsimProcess) -> None:
     def put(path: str, document: object) -> tuple[int, Any]:
         request = urllib.request.Request(
-            f"http://{server.admin}{path}", data=json.dumps(document).encode(), method="PUT"
+            f"http://{server.admin}{path}",
+            data=json.dumps(document).encode(),
+            method="PUT",
+            headers={"content-type": "application/json"},  # the admin guard takes JSON only
         )
         try:
             with urllib.request.urlopen(request, timeout=10) as response:

@@ -245,16 +245,17 @@ def test_every_key_pair_in_the_secret_is_accepted(pod: LocalPod) -> None:
 def test_sigterm_turns_readiness_off_and_drains_within_the_grace_period(pod: LocalPod) -> None:
     """Runs last in its module: it stops the pod.
 
-    A stalled no-SNI connection (it never ends by itself) keeps mrapsim draining, so readiness
-    can be seen at 503. For the default values it is held to the end: the worst case, mrapsim's
-    whole drain, must fit in the grace period after the preStop sleep. Elsewhere it is closed
-    once readiness is off, and mrapsim must exit as soon as nothing is left to drain.
+    An idle forwarded connection (a proxy's pooled upstream connection) keeps mrapsim draining,
+    so readiness can be seen at 503; a stalled one would not (nothing it carries can finish). For
+    the default values it is held to the end: the worst case, mrapsim's whole drain, must fit in
+    the grace period after the preStop sleep. Elsewhere it is closed once readiness is off, and
+    mrapsim must exit as soon as nothing is left to drain.
     """
     spec = pod.rendered.deployment["spec"]["template"]["spec"]
     budget = spec["terminationGracePeriodSeconds"] - pod.rendered.container["lifecycle"]["preStop"]["sleep"]["seconds"]
     worst_case = pod.name == "helmGenerated"
-    held = socket.create_connection(("127.0.0.1", pod.local_port("mrap")), timeout=5)
-    held.sendall(_client_hello_without_sni())
+    raw = socket.create_connection(("127.0.0.1", pod.local_port("mrap")), timeout=5)
+    held = tls_context(pod).wrap_socket(raw, server_hostname=MRAP_HOST)
     time.sleep(0.3)
     started = time.monotonic()
     pod.terminate()
