@@ -126,6 +126,7 @@ def test_every_fixed_object_in_the_schema_forbids_unknown_keys() -> None:
                   "service/properties/annotations", "service/properties/ports",
                   "config/properties/listeners",
                   "config/properties/buckets/items/properties/objects",
+                  "config/properties/mraps/items/properties/dials",
                   "config/properties/faults/items/properties/attributes",
                   "serviceMonitor/properties/labels"}  # fmt: skip
     kubernetes = {"podSecurityContext", "securityContext", "tolerations/items", "affinity",
