@@ -344,3 +344,20 @@ def test_the_admin_api_reads_and_sets_the_dials(server: MrapsimProcess) -> None:
     assert put("/mraps/failoverdemo/routes", {"mrap-east": 101})[0] == 400
     assert put("/mraps/nope/routes", {})[0] == 404
     assert put(f"/mraps/{ARN}/routes", {"mrap-east": 100, "mrap-west": 0})[0] == 200
+
+
+def test_delete_markers_from_delete_objects_replicate_too(server: MrapsimProcess) -> None:
+    """DeleteObjects (what s3fs and rclone send) adds a delete marker per key, like DeleteObject,
+    and each one replicates to the other bucket after the lag."""
+    s3 = server.s3_client()
+    s3.put_object(Bucket="mrap-east", Key="batch/gone.txt", Body=b"soon gone")
+    assert wait_for(lambda: head(server, "mrap-west", "batch/gone.txt"), timeout=LAG + 10)
+    answer = s3.delete_objects(Bucket="mrap-east", Delete={"Objects": [{"Key": "batch/gone.txt"}]})
+    marker = answer["Deleted"][0]["DeleteMarkerVersionId"]
+
+    def replicated_marker() -> bool:
+        versions = s3.list_object_versions(Bucket="mrap-west", Prefix="batch/")
+        return any(m["VersionId"] == marker and m["IsLatest"] for m in versions.get("DeleteMarkers", []))
+
+    assert wait_for(replicated_marker, timeout=LAG + 10)
+    assert head(server, "mrap-west", "batch/gone.txt") is None

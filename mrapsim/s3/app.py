@@ -270,6 +270,7 @@ class S3App:
         response = await route.handler(context)
         if "versionId" not in request.query:  # removing one version for good is not replicated
             await self._replicate(route.operation, target, response)
+        await self._replicate_markers(target, context.new_markers)
         return response
 
     async def _replicate(self, operation: str, target: Target, response: S3Response) -> None:
@@ -281,6 +282,13 @@ class S3App:
         if response.status < 300 and version_id:
             marker = headers.get("x-amz-delete-marker") == "true"
             await self._replicator.written(target.bucket, target.key, version_id, delete_marker=marker)
+
+    async def _replicate_markers(self, target: Target, markers: list[tuple[str, str]]) -> None:
+        """Queue the delete markers a DeleteObjects added, like DeleteObject's one."""
+        if self._replicator is None or target.bucket is None:
+            return
+        for key, version_id in markers:
+            await self._replicator.written(target.bucket, key, version_id, delete_marker=True)
 
     async def _control(self, request: S3Request, receive: Receive, tally: _Tally) -> S3Response:
         """An S3 Control call (control.py): SigV4 for any Region, the account from

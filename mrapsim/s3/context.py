@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mrapsim.config import Config
 from mrapsim.s3.auth import Authorized
@@ -41,6 +41,9 @@ class Context:
     now: Callable[[], dt.datetime]
     # An unsigned request admitted to an operation anyone may be granted (acl.py decides).
     anonymous: bool = False
+    # Delete markers a multi-key handler added, (key, version id), for MRAP replication: a
+    # single-key write says so in its response headers (x-amz-version-id), DeleteObjects cannot.
+    new_markers: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def owner(self) -> Owner:

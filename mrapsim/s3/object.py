@@ -351,6 +351,7 @@ async def delete_objects(ctx: Context) -> S3Response:
             extra = ("", "")
             if added is not None:
                 extra = (leaf("DeleteMarker", True), leaf("DeleteMarkerVersionId", added.version_id))
+                ctx.new_markers.append((key, added.version_id))
         if not quiet:
             results.append(node("Deleted", leaf("Key", key), *extra))
     return xml_response(document("DeleteResult", *results))
