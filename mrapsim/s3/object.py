@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import format_datetime, parsedate_to_datetime
 
-from mrapsim.s3 import sse
+from mrapsim.s3 import object_lock, sse
 from mrapsim.s3.checksums import HEADER_PREFIX
 from mrapsim.s3.context import Context
 from mrapsim.s3.documents import child_text, malformed_xml, parse_request_document
@@ -337,12 +337,19 @@ async def delete_objects(ctx: Context) -> S3Response:
     if not objects or len(objects) > MAX_DELETE_KEYS:
         raise malformed_xml()
     results = []
+    locked = await object_lock.is_locked(ctx)
     for item in objects:
         key = child_text(item, "Key")
         if key is None:
             raise malformed_xml()
         version_id = child_text(item, "VersionId")
         if version_id:  # one version for good (an emptying tool walking ListObjectVersions)
+            try:
+                if locked:
+                    await object_lock.check_deletable(ctx, key, version_id)
+            except S3Error as refused:  # reported even when quiet, as S3 does
+                results.append(object_lock.deleted_error(key, version_id, refused))
+                continue
             removed = await ctx.store.delete_object_version(ctx.bucket, key, version_id)
             marker = removed is not None and removed.delete_marker
             extra = (leaf("VersionId", version_id), leaf("DeleteMarker", True) if marker else "")

@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import Any, cast
 
 from mrapsim.s3 import object as object_ops
+from mrapsim.s3 import object_lock
 from mrapsim.s3.context import Context
 from mrapsim.s3.documents import child_text, malformed_xml, parse_request_document
 from mrapsim.s3.errors import S3Error
@@ -34,6 +35,7 @@ async def put_bucket_versioning(ctx: Context) -> S3Response:
     status = child_text(parse_request_document(body, "VersioningConfiguration"), "Status")
     if status not in STATUSES:
         raise malformed_xml()
+    await object_lock.refuse_suspending(ctx, status)
     await ctx.store.set_versioning(ctx.bucket, status)
     return empty_response()
 
@@ -173,6 +175,8 @@ def _with_version_header(response: S3Response, version_id: str) -> S3Response:
 
 async def delete_object_version(ctx: Context) -> S3Response:
     version_id = _version_id(ctx)
+    if await object_lock.is_locked(ctx):
+        await object_lock.check_deletable(ctx, ctx.key, version_id)
     removed = await ctx.store.delete_object_version(ctx.bucket, ctx.key, version_id)
     headers = [("x-amz-version-id", version_id)]
     if removed is not None and removed.delete_marker:
