@@ -258,6 +258,7 @@ async def put_object(ctx: Context) -> S3Response:
     check_put_size(headers, ctx.auth.content_sha256)
     await ctx.store.get_bucket(ctx.bucket)  # fail before reading a body we would throw away
     extras = await write_extras(ctx)
+    object_lock.check_integrity_header(headers)
     received = await receive_body(ctx)
     write = ObjectWrite(
         content=received.content,

@@ -182,6 +182,22 @@ async def extras_from(ctx: Context, headers: Mapping[str, str]) -> dict[str, str
     return extras
 
 
+def check_integrity_header(headers: Mapping[str, str]) -> None:
+    """S3 takes a PutObject with Object Lock parameters only with a Content-MD5 or a checksum
+    (a header, or a trailer announced by `x-amz-trailer`)."""
+    if not any(name in headers for name in REQUEST_HEADERS):
+        return
+    if "content-md5" in headers or "x-amz-trailer" in headers:
+        return
+    if any(name.startswith("x-amz-checksum-") and name != "x-amz-checksum-type" for name in headers):
+        return
+    raise S3Error(
+        "InvalidRequest",
+        "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters",
+        400,
+    )
+
+
 def _retention(ctx: Context, mode: str, until_text: str) -> dict[str, str]:
     if mode not in MODES:
         raise invalid_argument("Unknown wormMode directive.", "x-amz-object-lock-mode", mode)

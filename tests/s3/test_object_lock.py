@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
+from tests.s3.conftest import signed_request
+
 _names = itertools.count()
 
 
@@ -167,6 +169,9 @@ def test_errors_of_lock_requests(s3: Any) -> None:
         400,
         "InvalidArgument",
     )
+    url = f"{s3.meta.endpoint_url}/{bucket}/unsummed"
+    answer = signed_request(url, "PUT", headers={"x-amz-object-lock-legal-hold": "ON"}, body=b"x")
+    assert answer.status == 400 and b"Content-MD5 OR x-amz-checksum-" in answer.body
     assert error_of(lambda: s3.get_object_legal_hold(Bucket=bucket, Key="missing"))[:2] == (404, "NoSuchKey")
     s3.put_object(Bucket=bucket, Key="k", Body=b"x")
     assert error_of(lambda: s3.get_object_legal_hold(Bucket=bucket, Key="k"))[:2] == (
