@@ -247,7 +247,8 @@ async def is_locked(ctx: Context) -> bool:
 
 async def check_deletable(ctx: Context, key: str, version_id: str) -> None:
     """Raises 403 AccessDenied when the version is protected (a missing version is not). Only
-    on a bucket with Object Lock (is_locked): it reads the version."""
+    on a bucket with Object Lock (is_locked): it reads the version. Checked, then deleted, not in
+    one store step: a lock placed on the version between the two does not stop that delete."""
     try:
         stored = await ctx.store.get_object_version(ctx.bucket, key, version_id)
     except StoreError:
@@ -285,10 +286,6 @@ def _no_lock() -> S3Error:
     )
 
 
-def _version_header(info: ObjectInfo) -> tuple[tuple[str, str], ...]:
-    return () if info.version_id == "null" else (("x-amz-version-id", info.version_id),)
-
-
 async def get_object_retention(ctx: Context) -> S3Response:
     info = await _version(ctx)
     if LOCK_MODE not in info.extras:
@@ -318,7 +315,7 @@ async def put_object_retention(ctx: Context) -> S3Response:
         if weakened and (running == "COMPLIANCE" or not bypasses_governance(ctx)):
             raise protected_error()
     await ctx.store.update_version_extras(ctx.bucket, ctx.key, info.version_id, changes)
-    return empty_response(headers=_version_header(info))
+    return empty_response()
 
 
 async def get_object_legal_hold(ctx: Context) -> S3Response:
@@ -336,7 +333,7 @@ async def put_object_legal_hold(ctx: Context) -> S3Response:
     if status not in HOLD_STATUSES:
         raise malformed_xml()
     await ctx.store.update_version_extras(ctx.bucket, ctx.key, info.version_id, {LEGAL_HOLD: status})
-    return empty_response(headers=_version_header(info))
+    return empty_response()
 
 
 def deleted_error(key: str, version_id: str, error: S3Error) -> str:

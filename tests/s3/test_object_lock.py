@@ -10,9 +10,10 @@ import time
 from typing import Any
 
 import pytest
+import requests
 from botocore.exceptions import ClientError
 
-from tests.s3.conftest import signed_request
+from tests.s3.conftest import make_client, signed_request
 
 _names = itertools.count()
 
@@ -203,3 +204,21 @@ def test_errors_of_lock_requests(s3: Any) -> None:
     )
     assert s3.head_object(Bucket=bucket, Key="mp")["ObjectLockLegalHoldStatus"] == "ON"
     assert copied["VersionId"]
+
+
+def test_a_browser_form_upload_takes_a_legal_hold(s3: Any) -> None:
+    bucket = locked_bucket(s3)
+    signer = make_client(s3.meta.endpoint_url, signature_version="s3v4")
+    post = signer.generate_presigned_post(
+        bucket,
+        "form.txt",
+        Fields={"x-amz-object-lock-legal-hold": "ON"},
+        Conditions=[{"x-amz-object-lock-legal-hold": "ON"}],
+    )
+    answer = requests.post(post["url"], data=post["fields"], files={"file": ("form.txt", b"f")}, timeout=10)
+    assert answer.status_code == 204
+    version = s3.head_object(Bucket=bucket, Key="form.txt")
+    assert version["ObjectLockLegalHoldStatus"] == "ON"
+    assert (
+        error_of(lambda: s3.delete_object(Bucket=bucket, Key="form.txt", VersionId=version["VersionId"])) == PROTECTED
+    )
