@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 from mrapsim.s3.context import Context
 from mrapsim.s3.documents import child_text, malformed_xml, parse_request_document
-from mrapsim.s3.errors import S3Error, invalid_argument
+from mrapsim.s3.errors import S3Error, delete_marker_error, invalid_argument
 from mrapsim.s3.payload import receive_body
 from mrapsim.s3.responses import S3Response, empty_response, xml_response
 from mrapsim.s3.xml import DECLARATION, S3_NAMESPACE, document, iso_timestamp, leaf, node
@@ -273,10 +273,7 @@ async def _version(ctx: Context) -> ObjectInfo:
         return await ctx.store.head_object(ctx.bucket, ctx.key)
     info = (await ctx.store.get_object_version(ctx.bucket, ctx.key, version_id)).info
     if info.delete_marker:
-        # imported here: versioning.py imports this module for its deletes
-        from mrapsim.s3.versioning import delete_marker_error
-
-        raise delete_marker_error(info, ctx.request.method)
+        raise delete_marker_error(info.version_id, ctx.request.method)
     return info
 
 

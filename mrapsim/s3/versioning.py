@@ -19,7 +19,7 @@ from mrapsim.s3 import object as object_ops
 from mrapsim.s3 import object_lock
 from mrapsim.s3.context import Context
 from mrapsim.s3.documents import child_text, malformed_xml, parse_request_document
-from mrapsim.s3.errors import S3Error
+from mrapsim.s3.errors import S3Error, delete_marker_error
 from mrapsim.s3.listing import ListingParams
 from mrapsim.s3.request import Target
 from mrapsim.s3.responses import S3Response, empty_response, xml_response
@@ -112,16 +112,6 @@ def _entry(entry: VersionEntry, params: ListingParams, owner_xml: str) -> str:
 # -- one version -----------------------------------------------------------------------------------
 
 
-def delete_marker_error(info: ObjectInfo, method: str) -> S3Error:
-    return S3Error(
-        "MethodNotAllowed",
-        "The specified method is not allowed against this resource.",
-        405,
-        Method=method,
-        ResourceType="DeleteMarker",
-    ).with_headers(("x-amz-delete-marker", "true"), ("x-amz-version-id", info.version_id), ("allow", "DELETE"))
-
-
 class _VersionView:
     """The store as the plain GET / HEAD handlers see it when the request names a version."""
 
@@ -136,7 +126,7 @@ class _VersionView:
     async def get_object(self, bucket: str, key: str) -> StoredObject:
         stored = await self._store.get_object_version(bucket, key, self._version_id)
         if stored.info.delete_marker:
-            raise delete_marker_error(stored.info, self._method)
+            raise delete_marker_error(stored.info.version_id, self._method)
         return stored
 
     async def head_object(self, bucket: str, key: str) -> ObjectInfo:

@@ -204,6 +204,11 @@ def test_errors_of_lock_requests(s3: Any) -> None:
     )
     assert s3.head_object(Bucket=bucket, Key="mp")["ObjectLockLegalHoldStatus"] == "ON"
     assert copied["VersionId"]
+    marker = s3.delete_object(Bucket=bucket, Key="k")["VersionId"]
+    assert error_of(lambda: s3.get_object_retention(Bucket=bucket, Key="k", VersionId=marker))[:2] == (
+        405,
+        "MethodNotAllowed",
+    )
 
 
 def test_a_browser_form_upload_takes_a_legal_hold(s3: Any) -> None:
