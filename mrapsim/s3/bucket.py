@@ -6,11 +6,10 @@ from __future__ import annotations
 import re
 
 from mrapsim.config import DEFAULT_REGION, REGION_NAME
-from mrapsim.s3 import acl
+from mrapsim.s3 import acl, object_lock
 from mrapsim.s3.context import Context
 from mrapsim.s3.documents import child_text, parse_request_document
 from mrapsim.s3.errors import S3Error
-from mrapsim.s3.extras import reject_bucket_object_lock
 from mrapsim.s3.responses import S3Response, empty_response, xml_response
 from mrapsim.s3.xml import document
 
@@ -51,9 +50,10 @@ async def create_bucket(ctx: Context) -> S3Response:
                 LocationConstraint=constraint or "",
             )
     acl.check_create_bucket_headers(ctx)
-    reject_bucket_object_lock(ctx.request.headers)
     await ctx.store.create_bucket(name, region)
     await acl.apply_create_bucket_headers(ctx)
+    if object_lock.enabled_on_create(ctx.request.headers):
+        await object_lock.enable_on_create(ctx)
     return empty_response(headers=(("location", f"/{ctx.bucket}"),))
 
 

@@ -93,6 +93,17 @@ def conditional_request_conflict() -> S3Error:
     )
 
 
+def delete_marker_error(version_id: str, method: str) -> S3Error:
+    """405: a request for a version that is a delete marker (GET, HEAD, retention, legal hold)."""
+    return S3Error(
+        "MethodNotAllowed",
+        "The specified method is not allowed against this resource.",
+        405,
+        Method=method,
+        ResourceType="DeleteMarker",
+    ).with_headers(("x-amz-delete-marker", "true"), ("x-amz-version-id", version_id), ("allow", "DELETE"))
+
+
 def from_store_error(error: StoreError) -> S3Error:
     """The S3 error for a store refusal: the single mapping between the two vocabularies."""
     if isinstance(error, PreconditionFailedError):

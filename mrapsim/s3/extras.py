@@ -3,36 +3,19 @@ no intent is silently dropped: tags (`x-amz-tagging`), ACL (`x-amz-acl`, `x-amz-
 encryption (`x-amz-server-side-encryption*`). The results go into the object's extras
 (ObjectWrite.extras); tagging.py, acl.py and sse.py say what each name holds.
 
-`x-amz-object-lock-*` asks for retention that only a bucket with Object Lock can give; no bucket
-has it yet, so such a write is refused with S3's error for a bucket without Object Lock.
+`x-amz-object-lock-*` asks for retention: object_lock.py gives it on a bucket with Object Lock
+and refuses it, with S3's error, on any other.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mrapsim.s3 import acl, sse
+from mrapsim.s3 import acl, object_lock, sse
 from mrapsim.s3.context import Context
-from mrapsim.s3.errors import S3Error, invalid_argument, not_implemented
+from mrapsim.s3.errors import invalid_argument
 from mrapsim.s3.tagging import TAGGING_EXTRA, encode_tags, parse_tagging_header, tag_count
 from mrapsim.store import ObjectInfo
-
-OBJECT_LOCK_HEADERS = (
-    "x-amz-object-lock-mode",
-    "x-amz-object-lock-retain-until-date",
-    "x-amz-object-lock-legal-hold",
-)
-
-
-def reject_object_lock(headers: Mapping[str, str]) -> None:
-    if any(name in headers for name in OBJECT_LOCK_HEADERS):
-        raise S3Error("InvalidRequest", "Bucket is missing Object Lock Configuration", 400)
-
-
-def reject_bucket_object_lock(headers: Mapping[str, str]) -> None:
-    """CreateBucket's `x-amz-bucket-object-lock-enabled: true` asks for what no bucket has yet."""
-    if (headers.get("x-amz-bucket-object-lock-enabled") or "").strip().lower() == "true":
-        raise not_implemented("Object Lock (x-amz-bucket-object-lock-enabled)")
 
 
 def tagging_extra(headers: Mapping[str, str]) -> dict[str, str]:
@@ -47,13 +30,13 @@ async def write_extras(ctx: Context, *, tags_from: Mapping[str, str] | None = No
     """The extras of an object this request writes (PutObject, CopyObject's destination,
     CreateMultipartUpload). `tags_from`: the copy source's extras when its tags are copied."""
     headers = ctx.request.headers
-    reject_object_lock(headers)
     if tags_from is None:
         extras = tagging_extra(headers)
     else:
         extras = {TAGGING_EXTRA: tags_from[TAGGING_EXTRA]} if TAGGING_EXTRA in tags_from else {}
     extras.update(await acl.write_extras(ctx))
     extras.update(await sse.write_extras(ctx))
+    extras.update(await object_lock.write_extras(ctx))
     return extras
 
 
@@ -69,7 +52,7 @@ def copy_tags_from(ctx: Context, source: ObjectInfo) -> Mapping[str, str] | None
 def read_headers(info: ObjectInfo) -> tuple[tuple[str, str], ...]:
     """Headers GET and HEAD add for the object's extras (S3 sends the tag count on both, though
     the SDKs' HeadObject output has no field for it)."""
-    headers = sse.response_headers(info.extras)
+    headers = sse.response_headers(info.extras) + object_lock.read_headers(info.extras)
     count = tag_count(info.extras.get(TAGGING_EXTRA))
     if count:
         headers += (("x-amz-tagging-count", str(count)),)

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import format_datetime, parsedate_to_datetime
 
-from mrapsim.s3 import sse
+from mrapsim.s3 import object_lock, sse
 from mrapsim.s3.checksums import HEADER_PREFIX
 from mrapsim.s3.context import Context
 from mrapsim.s3.documents import child_text, malformed_xml, parse_request_document
@@ -258,6 +258,7 @@ async def put_object(ctx: Context) -> S3Response:
     check_put_size(headers, ctx.auth.content_sha256)
     await ctx.store.get_bucket(ctx.bucket)  # fail before reading a body we would throw away
     extras = await write_extras(ctx)
+    object_lock.check_integrity_header(headers)
     received = await receive_body(ctx)
     write = ObjectWrite(
         content=received.content,
@@ -337,12 +338,19 @@ async def delete_objects(ctx: Context) -> S3Response:
     if not objects or len(objects) > MAX_DELETE_KEYS:
         raise malformed_xml()
     results = []
+    locked = await object_lock.is_locked(ctx)
     for item in objects:
         key = child_text(item, "Key")
         if key is None:
             raise malformed_xml()
         version_id = child_text(item, "VersionId")
         if version_id:  # one version for good (an emptying tool walking ListObjectVersions)
+            try:
+                if locked:
+                    await object_lock.check_deletable(ctx, key, version_id)
+            except S3Error as refused:  # reported even when quiet, as S3 does
+                results.append(object_lock.deleted_error(key, version_id, refused))
+                continue
             removed = await ctx.store.delete_object_version(ctx.bucket, key, version_id)
             marker = removed is not None and removed.delete_marker
             extra = (leaf("VersionId", version_id), leaf("DeleteMarker", True) if marker else "")

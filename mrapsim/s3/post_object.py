@@ -32,11 +32,10 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
-from mrapsim.s3 import acl, sse
+from mrapsim.s3 import acl, object_lock, sse
 from mrapsim.s3.auth import SIGV4, Rejected, parse_credential, sigv4_signing_key
 from mrapsim.s3.context import Context
 from mrapsim.s3.errors import S3Error, invalid_argument, not_implemented
-from mrapsim.s3.extras import reject_object_lock
 from mrapsim.s3.formdata import Field, FileData, FileStart, FormError, FormReader, boundary_of
 from mrapsim.s3.object import METADATA_PREFIX, STORED_HEADERS, check_key_length
 from mrapsim.s3.payload import MAX_PUT_SIZE
@@ -311,7 +310,6 @@ async def post_object(ctx: Context) -> S3Response:
 
 
 async def _extras(ctx: Context, fields: Mapping[str, str]) -> dict[str, str]:
-    reject_object_lock(fields)
     if any(name.startswith("x-amz-checksum-") for name in fields):
         raise not_implemented("POST Object checksum fields")
     extras: dict[str, str] = {}
@@ -324,6 +322,7 @@ async def _extras(ctx: Context, fields: Mapping[str, str]) -> dict[str, str]:
         await acl.check_acl_allowed(ctx, wanted)
         extras[acl.ACL_EXTRA] = wanted.dumps()
     extras.update(await sse.extras_from(ctx, fields))
+    extras.update(await object_lock.extras_from(ctx, fields))
     return extras
 
 

@@ -16,9 +16,10 @@ from dataclasses import replace
 from typing import Any, cast
 
 from mrapsim.s3 import object as object_ops
+from mrapsim.s3 import object_lock
 from mrapsim.s3.context import Context
 from mrapsim.s3.documents import child_text, malformed_xml, parse_request_document
-from mrapsim.s3.errors import S3Error
+from mrapsim.s3.errors import S3Error, delete_marker_error
 from mrapsim.s3.listing import ListingParams
 from mrapsim.s3.request import Target
 from mrapsim.s3.responses import S3Response, empty_response, xml_response
@@ -34,6 +35,7 @@ async def put_bucket_versioning(ctx: Context) -> S3Response:
     status = child_text(parse_request_document(body, "VersioningConfiguration"), "Status")
     if status not in STATUSES:
         raise malformed_xml()
+    await object_lock.refuse_suspending(ctx, status)
     await ctx.store.set_versioning(ctx.bucket, status)
     return empty_response()
 
@@ -110,16 +112,6 @@ def _entry(entry: VersionEntry, params: ListingParams, owner_xml: str) -> str:
 # -- one version -----------------------------------------------------------------------------------
 
 
-def delete_marker_error(info: ObjectInfo, method: str) -> S3Error:
-    return S3Error(
-        "MethodNotAllowed",
-        "The specified method is not allowed against this resource.",
-        405,
-        Method=method,
-        ResourceType="DeleteMarker",
-    ).with_headers(("x-amz-delete-marker", "true"), ("x-amz-version-id", info.version_id), ("allow", "DELETE"))
-
-
 class _VersionView:
     """The store as the plain GET / HEAD handlers see it when the request names a version."""
 
@@ -134,7 +126,7 @@ class _VersionView:
     async def get_object(self, bucket: str, key: str) -> StoredObject:
         stored = await self._store.get_object_version(bucket, key, self._version_id)
         if stored.info.delete_marker:
-            raise delete_marker_error(stored.info, self._method)
+            raise delete_marker_error(stored.info.version_id, self._method)
         return stored
 
     async def head_object(self, bucket: str, key: str) -> ObjectInfo:
@@ -173,6 +165,8 @@ def _with_version_header(response: S3Response, version_id: str) -> S3Response:
 
 async def delete_object_version(ctx: Context) -> S3Response:
     version_id = _version_id(ctx)
+    if await object_lock.is_locked(ctx):
+        await object_lock.check_deletable(ctx, ctx.key, version_id)
     removed = await ctx.store.delete_object_version(ctx.bucket, ctx.key, version_id)
     headers = [("x-amz-version-id", version_id)]
     if removed is not None and removed.delete_marker:

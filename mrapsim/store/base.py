@@ -315,6 +315,13 @@ class Store(Protocol):
         NoSuchBucketError, NoSuchKeyError."""
         ...
 
+    async def update_version_extras(
+        self, bucket: str, key: str, version_id: str, changes: Mapping[str, str | None]
+    ) -> ObjectInfo:
+        """update_object_extras for one version, current or not (Object Lock's retention and
+        legal hold are per version). Raises NoSuchBucketError, NoSuchVersionError."""
+        ...
+
     async def put_bucket_config(self, bucket: str, name: str, document: str) -> None:
         """Store one of the bucket's configurations (policy, cors, lifecycle, ...; the S3 layer
         names them and validates the document), replacing any before. Raises NoSuchBucketError."""

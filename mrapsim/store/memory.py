@@ -246,6 +246,23 @@ class MemoryStore:
         target.objects[key] = StoredObject(info, stored.content)
         return info
 
+    async def update_version_extras(
+        self, bucket: str, key: str, version_id: str, changes: Mapping[str, str | None]
+    ) -> ObjectInfo:
+        target = self._bucket(bucket)
+        current = target.objects.get(key)
+        if current is not None and current.info.version_id == version_id:
+            return await self.update_object_extras(bucket, key, changes)
+        versions = target.archive.get(key, [])
+        for at, (seq, stored) in enumerate(versions):
+            if stored.info.version_id == version_id:
+                info = replace(stored.info, extras=merge_extras(stored.info.extras, changes))
+                versions[at] = (seq, StoredObject(info, stored.content))
+                return info
+        if current is None and version_id == NULL_VERSION and target.synthetic_object(key) is not None:
+            return await self.update_object_extras(bucket, key, changes)
+        raise NoSuchVersionError(bucket, key, version_id)
+
     async def put_bucket_config(self, bucket: str, name: str, document: str) -> None:
         self._bucket(bucket).configs[name] = document
 

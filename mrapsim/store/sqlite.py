@@ -1054,6 +1054,36 @@ class SqliteStore:
             )
         return info
 
+    async def update_version_extras(
+        self, bucket: str, key: str, version_id: str, changes: Mapping[str, str | None]
+    ) -> ObjectInfo:
+        updated = await self._update_version_extras(bucket, key, version_id, changes)
+        if updated is not None:
+            return updated
+        # The current version, or a synthetic key's "null" one (which becomes real), or none.
+        info = (await self.get_object_version(bucket, key, version_id)).info
+        if info.delete_marker:
+            raise NoSuchVersionError(bucket, key, version_id)
+        return await self.update_object_extras(bucket, key, changes)
+
+    @_in_thread
+    def _update_version_extras(
+        self, bucket: str, key: str, version_id: str, changes: Mapping[str, str | None]
+    ) -> ObjectInfo | None:
+        """An archived (non-current) version's; None when the version is not in the archive."""
+        with self._write() as db:
+            self._bucket_row(db, bucket)
+            if self._current_version(db, bucket, key)[0] == version_id:
+                return None
+            where, args = "bucket = ? AND key = ? AND version_id = ?", (bucket, key, version_id)
+            row = db.execute(f"SELECT key, {BODY_COLUMNS}, delete_marker FROM versions WHERE {where}", args).fetchone()
+            if row is None:
+                return None
+            info = replace(_object_info(row), version_id=version_id, delete_marker=bool(row[AFTER_BODY]))
+            info = replace(info, extras=merge_extras(info.extras, changes))
+            db.execute(f"UPDATE versions SET extras = ? WHERE {where}", (_json(dict(info.extras)), *args))
+        return info
+
     @_in_thread
     def put_bucket_config(self, bucket: str, name: str, document: str) -> None:
         with self._write() as db:

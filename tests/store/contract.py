@@ -661,6 +661,27 @@ async def test_versioning_keeps_versions_and_delete_markers(make_store: MakeStor
     await store.delete_bucket(bucket)
 
 
+async def test_a_version_s_extras_change_without_touching_other_versions(make_store: MakeStore) -> None:
+    store = make_store()
+    bucket = await fresh_bucket(store)
+    await store.set_versioning(bucket, "Enabled")
+    v1 = await put(store, bucket, "k", b"one", extras={"tagging": "a=1"})
+    v2 = await put(store, bucket, "k", b"two")
+    old = await store.update_version_extras(bucket, "k", v1.version_id, {"lock": "x", "tagging": None})
+    assert (old.version_id, old.extras) == (v1.version_id, {"lock": "x"})
+    got = await store.get_object_version(bucket, "k", v1.version_id)
+    assert got.info.extras == {"lock": "x"} and got.content.read(0, 3) == b"one"
+    assert (await store.head_object(bucket, "k")).extras == {}
+    new = await store.update_version_extras(bucket, "k", v2.version_id, {"lock": "y"})
+    assert new.extras == {"lock": "y"} and new.etag == v2.etag
+    assert (await store.head_object(bucket, "k")).extras == {"lock": "y"}
+    assert (await store.get_object_version(bucket, "k", v1.version_id)).info.extras == {"lock": "x"}
+    with pytest.raises(NoSuchVersionError):
+        await store.update_version_extras(bucket, "k", "nope", {"lock": "z"})
+    with pytest.raises(NoSuchBucketError):
+        await store.update_version_extras("missing", "k", v1.version_id, {"lock": "z"})
+
+
 async def test_suspended_versioning_replaces_the_null_version(make_store: MakeStore) -> None:
     store = make_store()
     bucket = await fresh_bucket(store)
