@@ -15,6 +15,7 @@ import sys
 import textwrap
 import threading
 import time
+import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +75,22 @@ class MrapsimProcess:
             if response.headers.get_content_type() == "application/json":
                 return json.loads(body)
             return body.decode()
+
+    def admin_call(
+        self, method: str, path: str, body: bytes | None = None, headers: dict[str, str] | None = None
+    ) -> tuple[int, Any]:
+        """Any admin request: its status and JSON answer (None for an empty body), errors included."""
+        request = urllib.request.Request(f"http://{self.admin}{path}", method=method, data=body, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                data = response.read()
+                return response.status, json.loads(data) if data else None
+        except urllib.error.HTTPError as error:
+            return error.code, json.loads(error.read() or b"null")
+
+    def admin_json(self, method: str, path: str, document: object) -> tuple[int, Any]:
+        """A change sent as JSON, as the admin guard wants it."""
+        return self.admin_call(method, path, json.dumps(document).encode(), {"content-type": "application/json"})
 
     def logs(self) -> list[dict[str, Any]]:
         found = []

@@ -135,13 +135,7 @@ def samples(server: MrapsimProcess, name: str) -> dict[tuple[tuple[str, str], ..
 def admin_call(server: MrapsimProcess, method: str, path: str, document: object = None) -> tuple[int, Any]:
     body = None if document is None else (document if isinstance(document, bytes) else json.dumps(document).encode())
     headers = {"content-type": "application/json"} if body is not None else {}
-    request = urllib.request.Request(f"http://{server.admin}{path}", method=method, data=body, headers=headers)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            data = response.read()
-            return response.status, json.loads(data) if data else None
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+    return server.admin_call(method, path, body, headers)
 
 
 def test_health_and_readiness(server: MrapsimProcess) -> None:

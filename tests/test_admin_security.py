@@ -5,8 +5,6 @@ of two workers — refusing what a hostile web page or a stranger would send."""
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -107,13 +105,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 def call(server: MrapsimProcess, method: str, path: str, body: bytes | None, **headers: str) -> tuple[int, Any]:
     named = {name.replace("_", "-"): value for name, value in headers.items()}
-    request = urllib.request.Request(f"http://{server.admin}{path}", method=method, data=body, headers=named)
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            data = response.read()
-            return response.status, json.loads(data) if data else None
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read() or b"null")
+    return server.admin_call(method, path, body, named)
 
 
 def test_must_show_4_live(server: MrapsimProcess) -> None:

@@ -9,8 +9,6 @@ import random
 import socket
 import ssl
 import time
-import urllib.error
-import urllib.request
 from dataclasses import replace
 from typing import Any
 
@@ -75,18 +73,9 @@ def test_toxicity_is_a_per_connection_probability_and_a_seed_repeats_it() -> Non
 
 
 def admin(server: Any, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-    request = urllib.request.Request(
-        f"http://{server.admin}{path}",
-        method=method,
-        data=None if body is None else json.dumps(body).encode(),
-        headers={"content-type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            raw = response.read()
-            return response.status, json.loads(raw) if raw else None
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    data = None if body is None else json.dumps(body).encode()
+    answer: tuple[int, Any] = server.admin_call(method, path, data, {"content-type": "application/json"})
+    return answer
 
 
 def test_faults_admin_api(start_server: Any) -> None:

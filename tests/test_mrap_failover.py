@@ -323,17 +323,7 @@ def test_two_workers_over_sqlite_replicate_each_version_once(start_server: Any, 
 
 def test_the_admin_api_reads_and_sets_the_dials(server: MrapsimProcess) -> None:
     def put(path: str, document: object) -> tuple[int, Any]:
-        request = urllib.request.Request(
-            f"http://{server.admin}{path}",
-            data=json.dumps(document).encode(),
-            method="PUT",
-            headers={"content-type": "application/json"},  # the admin guard takes JSON only
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return int(response.status), json.loads(response.read())
-        except urllib.error.HTTPError as error:
-            return error.code, json.loads(error.read())
+        return server.admin_json("PUT", path, document)
 
     status, updated = put("/mraps/failoverdemo/routes", {"mrap-east": 40, "mrap-west": 60})
     assert status == 200 and {r["bucket"]: r["dial"] for r in updated["routes"]} == {"mrap-east": 40, "mrap-west": 60}
