@@ -69,16 +69,13 @@ ConnectionReset = Callable[[], Awaitable[None]]
 READS = ("GetObject", "HeadObject")  # their NoSuchKey names a delete marker that is the latest version
 REPLICATED = frozenset({"PutObject", "CopyObject", "CompleteMultipartUpload", "DeleteObject"})
 NO_CONTENT_LENGTH = (204, 304)
-# How much of an unread request body is read and dropped before an error response, so that a
-# client that sends the whole body before it reads gets the error rather than a reset. Larger
-# bodies cost the connection instead. (A client that sent `Expect: 100-continue` to the edge has
-# sent nothing yet: it gets the error instead of the 100, and the connection closes.)
-MAX_DISCARD = 128 * 1024 * 1024
 # A client refused while it waits for 100 Continue gets the whole error at once, then the
 # connection stays open this long reading and dropping whatever body it sends all the same
 # (botocore may; the AWS SDKs wait at most 1 s for a 100), so that it reads the error rather
-# than a reset; then it closes (`Connection: close`).
+# than a reset; then it closes (`Connection: close`). The linger bounds the time, LINGER_DISCARD
+# the bytes; any other error response drops at most `limits.max_discard` (RequestBody.discard).
 CONTINUE_LINGER = 2.0
+LINGER_DISCARD = 128 * 1024 * 1024
 SEND_CONTINUE = "send_continue"  # edge/forward.py's hook in the scope's "mrapsim" extension
 # Operations whose body is an XML document: refused while reading once larger than
 # `limits.max_document`, before it is buffered.
@@ -229,7 +226,7 @@ class S3App:
         await _send_response(send, response, request, is_head, tally, finish=False)
         assert tally.body is not None
         with trio.move_on_after(CONTINUE_LINGER):
-            await tally.body.discard(MAX_DISCARD)
+            await tally.body.discard(LINGER_DISCARD)
         await send({"type": "http.response.body", "body": b""})
 
     async def _handle(self, request: S3Request, receive: Receive, tally: _Tally) -> S3Response:
