@@ -1,6 +1,6 @@
 """Forwarding: the backend receives exactly the bytes the client sent, then the rest of the stream.
 
-Two kinds of backend. `builtin`: TLS is terminated here (`trio.SSLStream`, certificate chosen by
+Two kinds of backend. `builtin`: TLS is terminated here (`edge/tls.py`, certificate chosen by
 SNI) and the stream goes straight into hypercorn's HTTP/1.1 and h2 protocol stack in this process;
 no loopback hop. `tcp://host:port`: a byte splice to an external server, both directions in one
 nursery, half-closes passed along.
@@ -23,6 +23,7 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.utils import wrap_app
 
 from mrapsim.config import Address
+from mrapsim.edge.tls import ServerTlsStream
 
 ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
@@ -142,7 +143,7 @@ class BuiltinBackend:
         self, stream: trio.abc.Stream, session: BuiltinSession, on_handshake: Callable[[BuiltinSession], None]
     ) -> None:
         """Terminate TLS, tell `on_handshake` what was negotiated, then serve HTTP until done."""
-        tls = trio.SSLStream(stream, self.ssl_context(), server_side=True, https_compatible=True)
+        tls = ServerTlsStream(stream, self.ssl_context())
         started = time.perf_counter()
         try:
             with trio.fail_after(self.handshake_timeout):

@@ -2,7 +2,7 @@
 
 The edge reads the whole ClientHello before it decides anything; forwarding must then hand the
 backend exactly those bytes followed by the rest of the stream. `unread` puts the peeked bytes
-back so that `trio.SSLStream` (and through it hypercorn) sees an untouched connection. hypercorn
+back so that the TLS stream (and through it hypercorn) sees an untouched connection. hypercorn
 looks for `.socket` on a plain stream and `.transport_stream.socket` under TLS, so `socket` is
 exposed as an attribute.
 """

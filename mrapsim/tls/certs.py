@@ -825,7 +825,8 @@ def _new_server_context(chain: Path, key: Path, alpn: Sequence[str]) -> ssl.SSLC
     """The one recipe for every server context, so a swapped-in context behaves the same."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    # No renegotiation: the edge's TLS stream (edge/tls.py) does not drive one, and S3 refuses it.
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE | ssl.OP_NO_RENEGOTIATION
     if alpn:
         # OpenSSL picks ALPN after the SNI callback, from the swapped-in context: set it here too.
         context.set_alpn_protocols(list(alpn))
