@@ -1,9 +1,10 @@
 """Where connection and request events go: the open connections, the ring of closed ones, the
-metrics and the log."""
+ring of recent requests, the metrics and the log."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -23,7 +24,7 @@ from mrapsim.faults import Fault
 from mrapsim.logs import ExplanationLimiter, log_connection, log_refusal, log_request, log_stall_eviction
 from mrapsim.metrics import Metrics
 from mrapsim.outcomes import Outcome
-from mrapsim.s3.records import RequestRecord
+from mrapsim.s3.records import KeptRequest, RequestQuery, RequestRecord, RequestRing
 
 DRAIN_POLL_SECONDS = 0.05
 edge_log = logging.getLogger("mrapsim.edge")
@@ -39,9 +40,21 @@ class Telemetry:
     open: OpenConnections = field(default_factory=OpenConnections)
     # Its own limiter: a flood from many peers must not push the listener's key out of `limiter`.
     eviction_limiter: ExplanationLimiter = field(default_factory=ExplanationLimiter)
+    requests: RequestRing = field(default_factory=RequestRing)
 
     def records(self, query: RecordQuery) -> list[ConnectionRecord]:
         return find_records(query, self.open, self.ring)
+
+    def record(self, connection_id: str) -> ConnectionRecord | None:
+        """That connection's record, open or closed, while it is remembered. A scan: the admin
+        API asks for one connection now and then, and the edge keeps no index by id for it."""
+        for closed in self.ring.newest_first():
+            if closed.id == connection_id:
+                return closed
+        return next((r for r in self.open.newest_first() if r.id == connection_id), None)
+
+    def recent_requests(self, query: RequestQuery) -> list[KeptRequest]:
+        return self.requests.find(query)
 
     async def wait_until_idle(self) -> None:
         """Return once no forwarded connection is open (a draining server waits for this): a
@@ -102,4 +115,5 @@ class Telemetry:
         self.metrics.request_duration.labels(record.operation).observe(record.duration)
         self.metrics.request_bytes.labels("received").inc(record.bytes_in)
         self.metrics.request_bytes.labels("sent").inc(record.bytes_out)
+        self.requests.add(record, time.time())
         log_request(s3_log, record)

@@ -18,11 +18,18 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mrapsim.admin.query import BadQuery, parse_record_query, record_query_params
-from mrapsim.admin.workers import merge_connections, merge_metrics
+from mrapsim.admin.query import (
+    BadQuery,
+    parse_record_query,
+    parse_request_query,
+    record_query_params,
+    request_query_params,
+)
+from mrapsim.admin.workers import merge_connections, merge_metrics, merge_requests
 from mrapsim.edge.records import ConnectionState, RecordQuery
 from mrapsim.logs import ExplanationLimiter
 from mrapsim.outcomes import Outcome
+from mrapsim.s3.records import REQUESTS_KEPT, RequestQuery, RequestRecord, RequestRing
 from tests.mrapsim_process import MrapsimProcess, start_mrapsim
 from tests.tlsclient import client_hello_bytes, tls_handshake
 
@@ -91,6 +98,71 @@ def test_connections_are_merged_newest_first() -> None:
     a = [{"id": "a2", "start": "2026-11-26T10:00:02.000Z"}, {"id": "a1", "start": "2026-11-26T10:00:00.000Z"}]
     b = [{"id": "b1", "start": "2026-11-26T10:00:01.000Z"}]
     assert [r["id"] for r in merge_connections([a, b], limit=2)] == ["a2", "b1"]
+
+
+def request(connection_id: str | None, n: int) -> RequestRecord:
+    return RequestRecord(
+        connection_id=connection_id, listener="s3", request_id=f"r{n}", method="GET", operation="GetObject",
+        addressing="path", bucket="b", key=f"k{n}", access_key=None, status=200, error_code=None,
+        duration=0.001, bytes_in=0, bytes_out=n,
+    )  # fmt: skip
+
+
+def kept_ids(ring: RequestRing, connection_id: str | None = None, limit: int = 1000) -> list[str]:
+    return [record.request_id for _, record in ring.find(RequestQuery(limit, connection_id))]
+
+
+def test_the_request_ring_keeps_the_newest_per_connection_and_in_all() -> None:
+    ring = RequestRing(capacity=6, per_connection=3)
+    for n in range(5):
+        ring.add(request("busy", n), float(n))
+    # a connection's own bound: its newest three, newest first
+    assert kept_ids(ring, "busy") == ["r4", "r3", "r2"]
+    assert kept_ids(ring, "busy", limit=2) == ["r4", "r3"]
+    for n in range(5, 8):
+        ring.add(request("quiet", n), float(n))
+    ring.add(request(None, 8), 8.0)  # a request not behind the edge
+    # the bound of all: six, the oldest gone from their connections' lists as well
+    assert len(ring) == 6 and kept_ids(ring) == ["r8", "r7", "r6", "r5", "r4", "r3"]
+    assert kept_ids(ring, "busy") == ["r4", "r3"]
+    assert kept_ids(ring, "quiet") == ["r7", "r6", "r5"] and kept_ids(ring, None) == [
+        "r8",
+        "r7",
+        "r6",
+        "r5",
+        "r4",
+        "r3",
+    ]
+    for n in range(9, 15):
+        ring.add(request("quiet", n), float(n))
+    # a connection whose every request is gone is forgotten
+    assert kept_ids(ring, "busy") == [] and ring.connections() == 1
+    assert kept_ids(ring, "quiet") == ["r14", "r13", "r12"] and len(ring) == 6
+    assert kept_ids(ring, "nope") == []
+
+
+def test_the_request_ring_is_bounded_with_many_connections() -> None:
+    ring = RequestRing()
+    for n in range(3 * REQUESTS_KEPT):
+        ring.add(request(f"c{n % (2 * REQUESTS_KEPT)}", n), float(n))
+    assert len(ring) == REQUESTS_KEPT and ring.connections() <= REQUESTS_KEPT
+    assert kept_ids(ring, limit=1) == [f"r{3 * REQUESTS_KEPT - 1}"]
+
+
+def test_request_queries_and_their_merge() -> None:
+    assert parse_request_query({}) == RequestQuery()
+    query = parse_request_query({"connection": "abc", "limit": "7"})
+    assert query == RequestQuery(limit=7, connection_id="abc")
+    assert parse_request_query(request_query_params(query)) == query
+    for bad in ({"limit": "0"}, {"limit": str(REQUESTS_KEPT + 1)}, {"colour": "red"}):
+        with pytest.raises(BadQuery):
+            parse_request_query(bad)
+    a = [
+        {"request_id": "a2", "time": "2026-11-26T10:00:02.000Z"},
+        {"request_id": "a1", "time": "2026-11-26T10:00:00.000Z"},
+    ]
+    b = [{"request_id": "b1", "time": "2026-11-26T10:00:01.000Z"}]
+    assert [r["request_id"] for r in merge_requests([a, b], limit=2)] == ["a2", "b1"]
 
 
 def test_limiter_admits_once_per_interval_and_forgets_old_keys() -> None:
@@ -377,3 +449,40 @@ def test_toxiproxy_api(server: MrapsimProcess) -> None:
         tls_handshake(sock, "localhost", server.ca)
     status, populated = admin_call(server, "POST", "/populate", [{"name": "s3", "upstream": "x", "enabled": True}])
     assert status == 201 and [p["name"] for p in populated["proxies"]] == ["s3"]
+
+
+def test_a_connections_requests(server: MrapsimProcess) -> None:
+    """`GET /connections/{id}` has the connection's requests, newest first, each as its log line
+    has it; `GET /requests` lists them too, by connection or of all; through the supervisor the
+    worker that served the connection answers."""
+    before = time.time()
+    client = server.s3_client()
+    listed = client.list_objects_v2(Bucket="mraps3sample", MaxKeys=1)
+    client.put_object(Bucket="mraps3sample", Key="requests/one.txt", Body=b"twelve bytes")
+    with pytest.raises(client.exceptions.NoSuchKey):
+        client.get_object(Bucket="mraps3sample", Key="requests/none.txt")
+    record = wait_for(
+        lambda: [r for r in server.connections(listener="s3", since=before, limit=1000) if r["requests"] >= 3]
+    )
+    status, detail = admin_call(server, "GET", f"/connections/{record['id']}")
+    assert status == 200 and detail["id"] == record["id"] and detail["requests"] == 3
+    kept = detail["recent_requests"]
+    assert [(r["operation"], r["method"], r["status"], r["error_code"]) for r in kept] == [
+        ("GetObject", "GET", 404, "NoSuchKey"),
+        ("PutObject", "PUT", 200, None),
+        ("ListObjectsV2", "GET", 200, None),
+    ]
+    assert kept[1]["bucket"] == "mraps3sample" and kept[1]["key"] == "requests/one.txt"
+    # (>=: botocore may send the body aws-chunked, with a trailing checksum)
+    assert kept[1]["bytes_in"] >= len(b"twelve bytes") and kept[2]["bytes_out"] > 0
+    assert kept[2]["request_id"] == listed["ResponseMetadata"]["RequestId"]
+    assert all(r["connection_id"] == record["id"] and r["duration"] > 0 for r in kept)
+    assert kept[0]["time"] >= kept[1]["time"] >= kept[2]["time"] >= record["start"]
+
+    assert admin_call(server, "GET", f"/requests?connection={record['id']}&limit=2") == (200, kept[:2])
+    status, newest = admin_call(server, "GET", "/requests?limit=1")
+    assert status == 200 and len(newest) == 1 and newest[0]["time"] >= kept[0]["time"]
+    status, error = admin_call(server, "GET", "/connections/000000000000")
+    assert status == 404 and "no such connection" in error["error"]
+    assert admin_call(server, "GET", "/requests?connection=000000000000") == (200, [])
+    assert admin_call(server, "GET", "/requests?limit=0")[0] == 400

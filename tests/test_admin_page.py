@@ -22,6 +22,8 @@ from mrapsim.admin.page import quantile, summarize_metrics
 from mrapsim.logs import explain_document
 from tests.load.test_html_browser import CHROMIUM
 from tests.mrapsim_process import MrapsimProcess
+from tests.test_mrap_failover import CONFIG as MRAP_CONFIG
+from tests.test_mrap_failover import by_arn, mrap_backlog, replication_control
 from tests.tlsclient import client_hello_bytes
 
 pytest.importorskip("websocket")
@@ -56,6 +58,17 @@ def row_field(browser: Browser, selector: str, field: str) -> Any:
     return browser.evaluate(
         f"(() => {{ const r = document.querySelector({json.dumps(selector)}); return r && r.{field}; }})()"
     )
+
+
+def detail_requests(browser: Browser, connection_id: str, count: int = 3) -> list[tuple[str, str]]:
+    """The open detail's requests, once `count` of that connection's are drawn: (operation,
+    status cell), newest first."""
+    rows = f'#detail-requests[data-connection="{connection_id}"] tbody tr[data-operation]'
+    assert browser.wait_for(f"document.querySelectorAll({json.dumps(rows)}).length >= {count}", timeout=5)
+    found = browser.evaluate(
+        f"[...document.querySelectorAll({json.dumps(rows)})].map(r => [r.dataset.operation, r.cells[5].textContent])"
+    )
+    return [(operation, status) for operation, status in found]
 
 
 def faults(server: MrapsimProcess) -> list[dict[str, Any]]:
@@ -136,19 +149,30 @@ def test_live_page_connections_explanations_and_faults(start_server: Any, browse
             assert proxy in explanation
         browser.evaluate("document.getElementById('detail-close').click()")
 
-        # a request forwarded through the s3 listener, with its SNI and request count
+        # requests forwarded through the s3 listener, with their SNI and request count; a click
+        # opens the connection with its requests, newest first
         client = server.s3_client()
         client.list_objects_v2(Bucket="mraps3sample", MaxKeys=1)
+        client.put_object(Bucket="mraps3sample", Key="page/report.csv", Body=b"a,b\n1,2\n")
+        with pytest.raises(client.exceptions.NoSuchKey):
+            client.get_object(Bucket="mraps3sample", Key="page/missing.csv")
         forwarded = '#recent tr[data-outcome="forwarded"][data-sni="localhost"]'
-        requests = f"Number(document.querySelector({json.dumps(forwarded)})?.dataset.requests || 0) >= 1"
-        assert browser.wait_for(
-            requests,
-            timeout=5,
-        )
+        requests = f"Number(document.querySelector({json.dumps(forwarded)})?.dataset.requests || 0) >= 3"
+        assert browser.wait_for(requests, timeout=5)
         assert browser.wait_for("document.querySelector('#requests tbody').textContent.includes('ListObjectsV2')")
+        connection_id = row_field(browser, forwarded, "dataset.id")
+        browser.evaluate(f"document.querySelector({json.dumps(forwarded)}).click()")
+        assert detail_requests(browser, connection_id) == [
+            ("GetObject", "404 NoSuchKey"),
+            ("PutObject", "200"),
+            ("ListObjectsV2", "200"),
+        ]
         browser.screenshot(artifacts(tmp_path) / "admin-page.png")
+        browser.evaluate("document.getElementById('detail-close').click()")
         browser.evaluate(f"document.querySelector({json.dumps(selector)}).click()")
         assert browser.wait_for("document.getElementById('detail').className === 'open'")
+        note = "document.getElementById('detail-requests-note').textContent"
+        assert browser.wait_for(f"{note} === '(none on this connection)'", timeout=5), browser.evaluate(note)
         browser.screenshot(artifacts(tmp_path) / "admin-page-explanation.png")
         # the README's picture (docs/admin-page.png is a copy): smaller, down to the faults
         browser.screenshot(artifacts(tmp_path) / "admin-page-small.png", scale=0.7, height=700)
@@ -260,10 +284,52 @@ def test_the_page_shows_the_connections_of_both_workers(start_server: Any, brows
         assert browser.wait_for(
             f"{wanted}.every(id => !!document.querySelector('#recent tr[data-id=\"' + id + '\"]'))", timeout=5
         )
+
+        # a worker's connection opens with its requests, which only that worker keeps
+        client = server.s3_client()
+        client.list_objects_v2(Bucket="mraps3sample", MaxKeys=1)
+        client.put_object(Bucket="mraps3sample", Key="workers/one.txt", Body=b"1")
+        deadline = time.monotonic() + 10
+        while not (used := [r for r in server.connections(sni="localhost") if r["requests"] >= 2]):
+            assert time.monotonic() < deadline, "no connection with the requests"
+            time.sleep(0.1)
+        row = f'#recent tr[data-id="{used[0]["id"]}"]'
+        assert browser.wait_for(f"!!document.querySelector({json.dumps(row)})", timeout=5)
+        browser.evaluate(f"document.querySelector({json.dumps(row)}).click()")
+        assert detail_requests(browser, used[0]["id"], 2) == [("PutObject", "200"), ("ListObjectsV2", "200")]
         browser.screenshot(artifacts(tmp_path) / "admin-page-workers.png")
     finally:
         for sock in sockets:
             sock.close()
+    assert browser.errors() == []
+
+
+@browser_needed
+def test_the_page_shows_the_replication_backlog(start_server: Any, browser: Browser, tmp_path: Path) -> None:
+    """A write through the MRAP while its other Region is paused waits in the queue: the page shows
+    it next to the routes, and 0 once the Region is back and the copy has landed."""
+    server: MrapsimProcess = start_server(MRAP_CONFIG)
+    s3 = server.s3_client()
+    for bucket in ("mrap-east", "mrap-west"):
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    browser.navigate(f"http://{server.admin}/")
+    mrap_row = json.dumps('#mraps tr[data-mrap="failoverdemo"]')
+    backlog = f"document.querySelector({mrap_row})?.dataset.mrapBacklog"
+    west = json.dumps('#mraps tr[data-route="failoverdemo/mrap-west"]')
+    assert browser.wait_for(f"{backlog} === '0'", timeout=15)
+
+    assert replication_control(server, "mrap-west/pause") == 204
+    by_arn(server, "put", "while-down.txt", "x")
+    assert mrap_backlog(server) == (1, {"mrap-east": 0, "mrap-west": 1})
+    assert browser.wait_for(f"{backlog} === '1'", timeout=5)
+    assert browser.evaluate(f"document.querySelector({west}).dataset.backlog") == "1"
+    assert browser.evaluate(f"document.querySelector({west}).lastChild.textContent") == "1 waiting"
+    assert "backlog 1" in browser.evaluate(f"document.querySelector({mrap_row}).cells[0].textContent")
+    browser.screenshot(artifacts(tmp_path) / "admin-page-replication.png")
+
+    assert replication_control(server, "mrap-west/resume") == 204
+    assert browser.wait_for(f"{backlog} === '0'", timeout=15)
+    assert mrap_backlog(server) == (0, {"mrap-east": 0, "mrap-west": 0})
     assert browser.errors() == []
 
 

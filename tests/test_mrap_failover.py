@@ -264,31 +264,43 @@ def test_s3control_create_get_list_describe_delete(server: MrapsimProcess) -> No
     assert "second" not in {a["Name"] for a in listed}
 
 
-def test_a_paused_region_builds_a_backlog_and_drains_on_resume(server: MrapsimProcess) -> None:
-    def control(path: str) -> int:
-        url = f"https://localhost:{server.port('s3')}/v20180820/mrapsim/replication/{path}"
-        request = AWSRequest(method="POST", url=url, data=b"")
-        S3SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", "us-east-1").add_auth(request)
-        context = ssl.create_default_context(cafile=str(server.ca))
-        raw = urllib.request.Request(url, data=b"", headers=dict(request.headers), method="POST")
-        try:
-            with urllib.request.urlopen(raw, context=context, timeout=10) as response:
-                return int(response.status)
-        except urllib.error.HTTPError as error:
-            raise AssertionError(error.read().decode()) from None
+def replication_control(server: MrapsimProcess, path: str) -> int:
+    """`POST /v20180820/mrapsim/replication/<bucket>/pause|resume` (docs/failover.md), signed."""
+    url = f"https://localhost:{server.port('s3')}/v20180820/mrapsim/replication/{path}"
+    request = AWSRequest(method="POST", url=url, data=b"")
+    S3SigV4Auth(Credentials(ACCESS_KEY, SECRET_KEY), "s3", "us-east-1").add_auth(request)
+    context = ssl.create_default_context(cafile=str(server.ca))
+    raw = urllib.request.Request(url, data=b"", headers=dict(request.headers), method="POST")
+    try:
+        with urllib.request.urlopen(raw, context=context, timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        raise AssertionError(error.read().decode()) from None
 
-    assert control("mrap-west/pause") == 204
+
+def mrap_backlog(server: MrapsimProcess, name: str = "failoverdemo") -> tuple[int, dict[str, int]]:
+    """`GET /mraps`: that MRAP's replication backlog, and its routes' by bucket."""
+    [mrap] = [m for m in server.admin_get("/mraps") if m["name"] == name]
+    return mrap["backlog"], {route["bucket"]: route["backlog"] for route in mrap["routes"]}
+
+
+def test_a_paused_region_builds_a_backlog_and_drains_on_resume(server: MrapsimProcess) -> None:
+    assert replication_control(server, "mrap-west/pause") == 204
     by_arn(server, "put", "while-down.txt", "x")
     time.sleep(LAG + 1)
     assert head(server, "mrap-west", "while-down.txt") is None
     assert 'mrapsim_replication_backlog{bucket="mrap-west"} 1.0' in server.admin_get("/metrics")
-    assert control("mrap-west/resume") == 204
+    assert mrap_backlog(server) == (1, {"mrap-east": 0, "mrap-west": 1})
+    assert replication_control(server, "mrap-west/resume") == 204
     replica = wait_for(lambda: head(server, "mrap-west", "while-down.txt"), timeout=10)
     assert replica is not None and replica["x-amz-replication-status"] == "REPLICA"
+    assert wait_for(lambda: mrap_backlog(server)[0] == 0, timeout=10)
 
 
 def test_two_workers_over_sqlite_replicate_each_version_once(start_server: Any, tmp_path: Path) -> None:
-    """Both workers run a replicator over the one queue in the store; each copy is claimed once."""
+    """Both workers run a replicator over the one queue in the store; each copy is claimed once.
+    The queue's backlog is the store's, read alike by both workers: the supervisor's `/mraps` and
+    `/metrics` show it once, not once per worker."""
     server = start_server(
         f'workers = 2\n[store]\nkind = "sqlite"\npath = "{tmp_path / "data"}"\n'
         + CONFIG.replace(f'lag = "{LAG}s"', 'lag = "500ms"')
@@ -296,6 +308,7 @@ def test_two_workers_over_sqlite_replicate_each_version_once(start_server: Any, 
     s3 = server.s3_client()
     for bucket in ("mrap-east", "mrap-west"):
         s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    assert replication_control(server, "mrap-west/pause") == 204
     written = {}
     for i in range(20):
         written[f"w/{i:02d}"] = s3.put_object(Bucket="mrap-east", Key=f"w/{i:02d}", Body=b"x")["VersionId"]
@@ -306,6 +319,10 @@ def test_two_workers_over_sqlite_replicate_each_version_once(start_server: Any, 
         MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]},
     )  # fmt: skip
     written["w/multipart"] = done["VersionId"]
+    assert mrap_backlog(server) == (len(written), {"mrap-east": 0, "mrap-west": len(written)})
+    gauge = f'mrapsim_replication_backlog{{bucket="mrap-west"}} {float(len(written))}'
+    assert wait_for(lambda: gauge in server.admin_get("/metrics"), timeout=10)
+    assert replication_control(server, "mrap-west/resume") == 204
 
     def replicas() -> dict[str, list[str]]:
         listed = s3.list_object_versions(Bucket="mrap-west", Prefix="w/").get("Versions", [])
@@ -319,6 +336,7 @@ def test_two_workers_over_sqlite_replicate_each_version_once(start_server: Any, 
     assert replicas() == {key: [version] for key, version in written.items()}
     for key in ("w/00", "w/multipart"):
         assert s3.head_object(Bucket="mrap-east", Key=key)["ReplicationStatus"] == "COMPLETED"
+    assert mrap_backlog(server) == (0, {"mrap-east": 0, "mrap-west": 0})
 
 
 def test_the_admin_api_reads_and_sets_the_dials(server: MrapsimProcess) -> None:

@@ -14,7 +14,7 @@ from starlette.types import ASGIApp
 from mrapsim.admin.backend import AdminBackend, BackendError
 from mrapsim.admin.guard import AdminGuard, AdminPolicy
 from mrapsim.admin.page import event_stream, page_html
-from mrapsim.admin.query import BadQuery, parse_record_query
+from mrapsim.admin.query import BadQuery, parse_record_query, parse_request_query
 from mrapsim.config import redact
 from mrapsim.faults import FaultConflict, FaultError
 
@@ -43,6 +43,20 @@ def _routes(backend: AdminBackend) -> Starlette:
         except BadQuery as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
         return JSONResponse(await backend.connections(query))
+
+    async def connection(request: Request) -> Response:
+        """One connection's record and its recent requests."""
+        document = await backend.connection(request.path_params["connection_id"])
+        if document is None:
+            return JSONResponse({"error": "no such connection (or no longer remembered)"}, status_code=404)
+        return JSONResponse(document)
+
+    async def requests(request: Request) -> Response:
+        try:
+            query = parse_request_query(dict(request.query_params))
+        except BadQuery as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(await backend.requests(query))
 
     async def config(request: Request) -> Response:
         return Response(
@@ -123,6 +137,8 @@ def _routes(backend: AdminBackend) -> Starlette:
             Route("/readyz", readyz),
             Route("/metrics", metrics),
             Route("/connections", connections),
+            Route("/connections/{connection_id}", connection),
+            Route("/requests", requests),
             Route("/config", config),
             # Toxiproxy's API (its api.go routes), over the same fault set as /faults
             Route("/version", toxiproxy, methods=["GET"]),

@@ -7,6 +7,7 @@ either.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -16,6 +17,7 @@ from mrapsim.admin.toxiproxy import ToxiproxyApi
 from mrapsim.config import Config
 from mrapsim.edge.records import RecordQuery
 from mrapsim.faults import FaultSet
+from mrapsim.s3.records import REQUESTS_PER_CONNECTION, RequestQuery
 from mrapsim.store import MrapInfo, Store
 from mrapsim.telemetry import Telemetry
 
@@ -38,6 +40,15 @@ class AdminBackend(Protocol):
 
     async def connections(self, query: RecordQuery) -> list[dict[str, Any]]: ...
 
+    async def connection(self, connection_id: str) -> dict[str, Any] | None:
+        """One connection's record with its `recent_requests` (newest first); None when no
+        process remembers it."""
+        ...
+
+    async def requests(self, query: RequestQuery) -> list[dict[str, Any]]:
+        """The newest request records, newest first (`RequestRecord.to_json`)."""
+        ...
+
     async def faults(self) -> list[dict[str, Any]]: ...
 
     async def add_fault(self, document: object) -> str:
@@ -58,7 +69,8 @@ class AdminBackend(Protocol):
         ...
 
     async def mraps(self) -> list[dict[str, Any]]:
-        """The MRAPs and their routes, as the store has them now."""
+        """The MRAPs and their routes, as the store has them now, with the replication copies
+        waiting for each route's bucket (`backlog`; the MRAP's is their sum)."""
         ...
 
     async def set_mrap_dials(self, name: str, dials: object) -> dict[str, Any] | None:
@@ -111,6 +123,18 @@ class LocalBackend:
     async def connections(self, query: RecordQuery) -> list[dict[str, Any]]:
         return [record.to_json() for record in self.telemetry.records(query)]
 
+    async def connection(self, connection_id: str) -> dict[str, Any] | None:
+        record = self.telemetry.record(connection_id)
+        kept = await self.requests(RequestQuery(REQUESTS_PER_CONNECTION, connection_id))
+        if record is None and not kept:
+            return None
+        # `requests` is the connection's count of requests; `recent_requests` those still kept
+        document = record.to_json() if record is not None else {"id": connection_id}
+        return {**document, "recent_requests": kept}
+
+    async def requests(self, query: RequestQuery) -> list[dict[str, Any]]:
+        return [record.to_json(finished) for finished, record in self.telemetry.recent_requests(query)]
+
     async def faults(self) -> list[dict[str, Any]]:
         return [fault.to_json() for fault in self.fault_set.all()]
 
@@ -127,7 +151,11 @@ class LocalBackend:
         return ToxiproxyApi(self.config, self.state.listeners, self.fault_set).handle(method, path, document)
 
     async def mraps(self) -> list[dict[str, Any]]:
-        return [mrap_document(m) for m in await self.store.list_mraps()] if self.store else []
+        if self.store is None:
+            return []
+        # the queue is the store's: with --workers every worker reads the same numbers
+        backlog = await self.store.replication_backlog()
+        return [mrap_document(m, backlog) for m in await self.store.list_mraps()]
 
     async def set_mrap_dials(self, name: str, dials: object) -> dict[str, Any] | None:
         if self.store is None:
@@ -145,15 +173,23 @@ class LocalBackend:
                 routes = tuple(replace(r, dial=dials.get(r.bucket, r.dial)) for r in mrap.routes)
                 updated = replace(mrap, routes=routes)
                 await self.store.put_mrap(updated)
-                return mrap_document(updated)
+                return mrap_document(updated, await self.store.replication_backlog())
         return None
 
 
-def mrap_document(mrap: MrapInfo) -> dict[str, Any]:
+def mrap_document(mrap: MrapInfo, backlog: Mapping[str, int]) -> dict[str, Any]:
+    """`backlog`: the replication copies waiting, by target bucket (`Store.replication_backlog`:
+    paused or not yet due). A route's is the copies waiting to land in its bucket; the MRAP's is
+    the sum over its routes."""
+    routes = [
+        {"bucket": r.bucket, "region": r.region, "dial": r.dial, "backlog": backlog.get(r.bucket, 0)}
+        for r in mrap.routes
+    ]
     return {
         "name": mrap.name,
         "alias": mrap.alias,
         "account": mrap.account,
         "client_region": mrap.client_region,
-        "routes": [{"bucket": r.bucket, "region": r.region, "dial": r.dial} for r in mrap.routes],
+        "routes": routes,
+        "backlog": sum(backlog.get(r.bucket, 0) for r in mrap.routes),
     }

@@ -3,9 +3,11 @@ from load/vendor/), and `GET /events` streams a snapshot of what the edge sees o
 server-sent events, which the page draws.
 
 The snapshot is built over the `AdminBackend` protocol only (`/metrics`, `/connections`,
-`/faults`, `/mraps`), so the page works alike for one process and for the supervisor of
-`--workers N`, which merges its workers' answers. One stream per open page, one snapshot a
-second: the browser never polls.
+`/faults`, `/mraps` with its replication backlog), so the page works alike for one process and
+for the supervisor of `--workers N`, which merges its workers' answers. One stream per open page,
+one snapshot a second. The one other call the page repeats is for the connection whose detail is
+open: `GET /requests?connection=<id>`, when a snapshot arrives and the last answer is in (the
+stream does not know what the page has open, and the requests of one connection are small).
 
 How the page authenticates (admin/guard.py): `/` is a static page that carries no data, so it is
 open like `/healthz` (the Host check still applies); `/events` and every call the page makes go

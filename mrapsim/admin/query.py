@@ -1,5 +1,5 @@
-"""The `/connections` query: parsed once from the request's parameters, and written back as
-parameters when the supervisor passes the same query on to its workers."""
+"""The `/connections` and `/requests` queries: parsed once from the request's parameters, and
+written back as parameters when the supervisor passes the same query on to its workers."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import datetime
 
 from mrapsim.edge.records import ConnectionState, RecordQuery
 from mrapsim.outcomes import Outcome
+from mrapsim.s3.records import REQUESTS_KEPT, RequestQuery
 
 MAX_CONNECTIONS_LIMIT = 10_000
 QUERY_PARAMETERS = ("limit", "outcome", "sni", "listener", "since", "state")
@@ -81,3 +82,28 @@ def parse_since(text: str) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
     return moment.timestamp()
+
+
+REQUEST_PARAMETERS = ("limit", "connection")
+
+
+def parse_request_query(params: dict[str, str]) -> RequestQuery:
+    """`GET /requests`: `limit` (100 by default, at most REQUESTS_KEPT, all a process keeps) and
+    `connection` (a connection id; every connection's by default)."""
+    unknown = set(params) - set(REQUEST_PARAMETERS)
+    if unknown:
+        raise BadQuery(f"unknown parameter(s) {', '.join(sorted(unknown))}")
+    limit = 100
+    if "limit" in params:
+        if not params["limit"].isdigit() or not 1 <= int(params["limit"]) <= REQUESTS_KEPT:
+            raise BadQuery(f"limit must be an integer from 1 to {REQUESTS_KEPT}")
+        limit = int(params["limit"])
+    return RequestQuery(limit=limit, connection_id=params.get("connection") or None)
+
+
+def request_query_params(query: RequestQuery) -> dict[str, str]:
+    """The parameters that `parse_request_query` reads back as `query`."""
+    params = {"limit": str(query.limit)}
+    if query.connection_id is not None:
+        params["connection"] = query.connection_id
+    return params

@@ -1,7 +1,10 @@
 """The admin API of `--workers N`: every question goes to every worker's own admin API, and the
-answers are merged — `/connections` newest first across workers, `/metrics` summed, `/faults`
-changes applied by every worker in the same order (so their fault ids agree; the first worker's
-answer is the answer), readiness when every worker is ready."""
+answers are merged — `/connections` and `/requests` newest first across workers, a single
+connection from the worker that served it, `/metrics` summed, `/faults` changes applied by every
+worker in the same order (so their fault ids agree; the first worker's answer is the answer),
+`/mraps` from the first worker (the MRAPs and the replication queue are the one shared store's:
+every worker reads the same backlog, which is not summed), readiness when every worker is
+ready."""
 
 from __future__ import annotations
 
@@ -17,10 +20,11 @@ import trio
 from prometheus_client.parser import text_string_to_metric_families
 
 from mrapsim.admin.backend import BackendError
-from mrapsim.admin.query import record_query_params
+from mrapsim.admin.query import record_query_params, request_query_params
 from mrapsim.config import Config
 from mrapsim.edge.records import RecordQuery
 from mrapsim.faults import FaultConflict, FaultError
+from mrapsim.s3.records import RequestQuery
 
 ADMIN_FETCH_SECONDS = 5.0
 
@@ -85,6 +89,25 @@ class WorkersBackend:
         path = "/connections?" + urllib.parse.urlencode(record_query_params(query))
         answers = _expect(await self._ask_all(path), 200)
         return merge_connections([answer.json() for answer in answers], query.limit)
+
+    async def connection(self, connection_id: str) -> dict[str, Any] | None:
+        """A connection is served by one worker, which alone knows it (its requests too)."""
+        answers = await self._ask_all(f"/connections/{urllib.parse.quote(connection_id, safe='')}")
+        for answer in answers:
+            if answer.status == 200:
+                document: dict[str, Any] = answer.json()
+                return document
+        for answer in answers:
+            if answer.status != 404:
+                raise BackendError(f"a worker answered {answer.status}: {answer.error()}")
+        if not answers:
+            raise BackendError("no worker is ready")
+        return None
+
+    async def requests(self, query: RequestQuery) -> list[dict[str, Any]]:
+        path = "/requests?" + urllib.parse.urlencode(request_query_params(query))
+        answers = _expect(await self._ask_all(path), 200)
+        return merge_requests([answer.json() for answer in answers], query.limit)
 
     async def faults(self) -> list[dict[str, Any]]:
         first = _expect(await self._ask_all("/faults"), 200)[0]
@@ -189,6 +212,13 @@ async def fetch_all(
 def merge_connections(documents: Sequence[list[dict[str, Any]]], limit: int) -> list[dict[str, Any]]:
     merged = [record for document in documents for record in document]
     merged.sort(key=lambda record: record["start"], reverse=True)
+    return merged[:limit]
+
+
+def merge_requests(documents: Sequence[list[dict[str, Any]]], limit: int) -> list[dict[str, Any]]:
+    """Newest first by `time`, when each finished: the order each worker lists its own in."""
+    merged = [record for document in documents for record in document]
+    merged.sort(key=lambda record: record["time"], reverse=True)
     return merged[:limit]
 
 
