@@ -27,6 +27,7 @@ from mrapsim.config import Config, ConfigError, ListenerConfig, changed_settings
 from mrapsim.edge.connection import ListenerRuntime, handle_connection
 from mrapsim.edge.drop import StalledConnections
 from mrapsim.edge.forward import BuiltinBackend, hypercorn_config
+from mrapsim.edge.http1 import Http1Settings, IdleConnections
 from mrapsim.edge.tlsfaults import FaultyCertificates
 from mrapsim.faults import FaultError, FaultObserver, FaultSet, Vocabulary
 from mrapsim.logs import log_listening
@@ -116,7 +117,9 @@ async def serve(
         replicator=replicator,
         draining=lambda: state.draining,
     )
-    http = hypercorn_config()
+    http1 = Http1Settings()
+    idle = IdleConnections()
+    http = hypercorn_config(http1)
     worker = WorkerContext(None)
     contexts = server_contexts(config, certificates)
     faulty_certificates = FaultyCertificates(lambda kind, name, alpn: certificates.faulty_context(kind, name, alpn))
@@ -128,7 +131,9 @@ async def serve(
                 ssl_context=functools.partial(contexts.__getitem__, listener.name),
                 app=s3_app,
                 http=http,
+                http1=http1,
                 worker=worker,
+                idle=idle,
                 handshake_timeout=listener.client_hello_timeout,
             ),
             observer=telemetry,
@@ -172,7 +177,8 @@ async def serve(
                     log.info("shutting down: no new connections; draining for up to %g s", DRAIN_SECONDS)
                 state.draining = True
                 acceptors.cancel_scope.cancel()
-            await worker.terminated.set()  # idle keep-alive connections close now
+            idle.close_all()  # idle keep-alive connections close now
+            await worker.terminated.set()  # and those on h2
             with trio.move_on_after(0 if orphaned else DRAIN_SECONDS):
                 await telemetry.wait_until_idle()
             handlers.cancel_scope.cancel()

@@ -109,14 +109,16 @@ class ServerTlsStream(trio.abc.Stream):
             await trio.lowlevel.checkpoint()
             return
         self._closed = True
-        if self._handshaken and self._broken is None:
-            try:
-                self._tls.unwrap()
-            except ssl.SSLError:
-                pass  # SSLWantReadError: the peer's close_notify is not awaited (HTTPS style)
-            with trio.move_on_after(CLOSE_NOTIFY_SECONDS):
-                await self._flush_quietly()
-        await self.transport_stream.aclose()
+        try:
+            if self._handshaken and self._broken is None:
+                try:
+                    self._tls.unwrap()
+                except ssl.SSLError:
+                    pass  # SSLWantReadError: the peer's close_notify is not awaited (HTTPS style)
+                with trio.move_on_after(CLOSE_NOTIFY_SECONDS):
+                    await self._flush_quietly()
+        finally:
+            await self.transport_stream.aclose()  # even when cancelled, as trio's streams do
 
     # -- moving bytes between the BIOs and the transport ----------------------------------------
 
