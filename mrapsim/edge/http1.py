@@ -15,8 +15,9 @@ What S3 does and this driver therefore does (docs/wire.md §6):
   misreads a status line without one.
 - Every response has a `Date` (botocore corrects clock skew from it).
 - A request h11 refuses (bad framing, headers over `max_header_bytes`) gets h11's status hint
-  (400, 431) with `Connection: close`; an app error before its response is a 500; an app error
-  during its response closes the connection.
+  (400, 431) with `Connection: close`; an HTTP version other than 1.0 and 1.1 gets a 505 (h2
+  comes only through ALPN, and only where a listener offers it); an app error before its
+  response is a 500; an app error during its response closes the connection.
 - The response head and the first body part go out in one write (one TLS record for a small
   response).
 
@@ -177,6 +178,9 @@ class Http1Connection:
                 await self._refuse(exc.error_status_hint)
                 return
             if request is None:
+                return
+            if request.http_version not in (b"1.0", b"1.1"):
+                await self._refuse(505)  # h11 parses `PRI * HTTP/2.0`; h2 is only offered by ALPN
                 return
             await self._serve(request)
             if not await self._finish_cycle():
