@@ -16,6 +16,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import trio
+
 from mrapsim.edge.records import ConnectionRecord, Refusal
 from mrapsim.outcomes import Outcome
 from mrapsim.s3.records import RequestRecord
@@ -49,12 +51,84 @@ class TextFormatter(logging.Formatter):
 
 
 def configure_logging(log_format: str, level: int = logging.INFO) -> None:
-    handler = logging.StreamHandler(sys.stderr)
+    handler = BatchingStreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
     root = logging.getLogger("mrapsim")
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+
+
+BATCH_SECONDS = 0.1  # the longest a line waits while a server batches its writes
+BATCH_BYTES = 65536
+
+
+class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A StreamHandler that, while `batch_log_writes` runs (a serving process), gathers lines
+    below WARNING and writes them together, every BATCH_SECONDS or BATCH_BYTES.
+
+    Why: the write (a system call and a flush per line) was the largest part of a line's cost on
+    the request path, more than formatting it (benchmarks/profiles/). Lines are still formatted
+    when logged, in the connection's task (a writer thread was measured slower: it competes for
+    the GIL, benchmarks/RESULTS.md). A warning or an error is written at once, after what is
+    pending, so order is kept; what is pending is written when the server stops and at exit
+    (logging.shutdown flushes handlers). Killed with SIGKILL, a process loses at most the last
+    BATCH_SECONDS of lines.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        super().__init__(stream)
+        self.batching = False
+        self._pending: list[str] = []
+        self._pending_bytes = 0
+
+    def emit(self, record: logging.LogRecord) -> None:  # called with the handler's lock held
+        if not self.batching or record.levelno >= logging.WARNING:
+            self._write_pending()
+            super().emit(record)
+            return
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        self._pending.append(line)
+        self._pending_bytes += len(line)
+        if self._pending_bytes >= BATCH_BYTES:
+            self._write_pending()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._write_pending()
+            super().flush()
+
+    def _write_pending(self) -> None:
+        if not self._pending:
+            return
+        text = "".join(self._pending)
+        self._pending.clear()
+        self._pending_bytes = 0
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # stderr is gone (a closed pipe): there is nowhere left to say so
+
+
+async def batch_log_writes() -> None:
+    """Batch the writes of mrapsim's log handlers until cancelled, then write what is pending."""
+    handlers = [h for h in logging.getLogger("mrapsim").handlers if isinstance(h, BatchingStreamHandler)]
+    for handler in handlers:
+        handler.batching = True
+    try:
+        while True:
+            await trio.sleep(BATCH_SECONDS)
+            for handler in handlers:
+                handler.flush()
+    finally:
+        for handler in handlers:
+            handler.batching = False
+            handler.flush()
 
 
 class Deferred:

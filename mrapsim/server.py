@@ -30,7 +30,7 @@ from mrapsim.edge.forward import BuiltinBackend, hypercorn_config
 from mrapsim.edge.http1 import Http1Settings, IdleConnections
 from mrapsim.edge.tlsfaults import FaultyCertificates
 from mrapsim.faults import FaultError, FaultObserver, FaultSet, Vocabulary
-from mrapsim.logs import log_listening
+from mrapsim.logs import batch_log_writes, log_listening
 from mrapsim.names import format_host_port, name_matches
 from mrapsim.replication import Replicator
 from mrapsim.s3.app import S3App, create_app
@@ -153,6 +153,7 @@ async def serve(
         live = LiveParts(contexts, runtimes, s3_app, faults, certificates)
         root.start_soon(reload_on_sighup, config, live, reload)
         root.start_soon(replicator.run)  # MRAP replication; stops with the root nursery
+        root.start_soon(batch_log_writes)  # until the root nursery stops, then what is pending
         admin_stop = trio.Event()
         admin_app = create_admin_app(LocalBackend(state, telemetry, faults, store))
         state.admin = await root.start(serve_admin_app, admin_app, config.admin, admin_stop)

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mrapsim.tls.clienthello import ClientHello, ClientHelloReader, is_grease
-from mrapsim.tls.fingerprint import ja3, ja3_string, ja4, ja4_raw
+from mrapsim.tls.fingerprint import FingerprintCache, ja3, ja3_string, ja4, ja4_raw
 from tests import tlsbuild as tb
 
 VECTORS = Path(__file__).parent / "vectors"
@@ -316,3 +316,14 @@ def test_random_hellos_agree_with_ja4plus(
         assert (without_alpn_code(ja4(h)), without_alpn_code(ja4_raw(h))) == (ref, ref_raw)
     else:
         assert (ja4(h), ja4_raw(h)) == (ref, ref_raw)
+
+
+def test_the_cache_answers_what_the_functions_answer_and_forgets_the_oldest_shape() -> None:
+    cache = FingerprintCache(size=2)
+    chrome = [parse(tb.to_records(tb.chrome_like_hello("a.example.com", seed=seed))) for seed in (1, 2, 3)]
+    plain = hello_of(sni="a.example.com", alpn=["http/1.1"])
+    for hello in (*chrome, plain):
+        assert cache.of(hello) == (ja3(hello), ja4(hello))
+    again = hello_of(sni="another.example.com", alpn=["http/1.1"])  # same shape, another name
+    assert cache.of(again) is cache.of(plain) and cache.of(again) == (ja3(again), ja4(again))
+    assert len(cache._known) == 2  # three permuted Chrome shapes and the plain one, two kept

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import trio
@@ -28,7 +28,7 @@ from mrapsim.faults import FaultSet
 from mrapsim.names import format_host_port
 from mrapsim.outcomes import DropAction, DropKind, Outcome
 from mrapsim.tls.clienthello import ClientHello, ClientHelloReader
-from mrapsim.tls.fingerprint import ja3, ja4
+from mrapsim.tls.fingerprint import FingerprintCache
 
 log = logging.getLogger("mrapsim.edge")
 
@@ -96,6 +96,7 @@ class ListenerRuntime:
     faults: FaultSet
     stalls: StalledConnections  # this listener's stalled connections, bounded by max_stalled
     faulty_certificates: FaultyCertificates | None = None  # for `certificate` TLS faults
+    fingerprints: FingerprintCache = field(default_factory=FingerprintCache)
 
 
 def new_connection_id() -> str:
@@ -132,6 +133,7 @@ async def handle_connection(transport: trio.SocketStream, runtime: ListenerRunti
             time.perf_counter() - started,
             error,
             tuple(faults_applied),
+            runtime.fingerprints,
         )
 
     runtime.observer.connection_opened(OpenConnection(connection_id, listener.name, started_wall, record))
@@ -254,10 +256,12 @@ def _record(
     duration: float,
     error: str | None,
     faults: tuple[str, ...],
+    fingerprints: FingerprintCache,
 ) -> ConnectionRecord:
     if decision is None and state is ConnectionState.CLOSED:  # cancelled while peeking: shutting down
         decision = Decision(Outcome.CLIENT_CLOSED, reason="the server shut down during the peek")
     reason = error or (decision.reason if decision else None) or session.handshake_error
+    ja3, ja4 = fingerprints.of(hello) if hello else (None, None)
     return ConnectionRecord(
         id=connection_id,
         state=state,
@@ -268,8 +272,8 @@ def _record(
         alpn_offered=hello.alpn_names if hello else (),
         tls_versions_offered=tuple(tls_version_name(v) for v in hello.versions_offered) if hello else (),
         ech_offered=hello.ech_offered if hello else False,
-        ja4=ja4(hello) if hello else None,
-        ja3=ja3(hello) if hello else None,
+        ja4=ja4,
+        ja3=ja3,
         client_hello_bytes=hello.size if hello else 0,
         outcome=decision.outcome if decision else None,
         action=_action(decision) if decision else None,

@@ -123,3 +123,36 @@ def ja4(hello: ClientHello) -> str:
 def ja4_raw(hello: ClientHello) -> str:
     """JA4_r: JA4 with the sorted lists written out instead of hashed."""
     return f"{_ja4_a(hello)}_{_ja4_b_raw(hello)}_{_ja4_c_raw(hello)}"
+
+
+FINGERPRINTS_KEPT = 1024  # distinct ClientHello shapes remembered
+
+
+class FingerprintCache:
+    """JA3 and JA4 of a hello, computed once per distinct shape: a proxy's pool opens its
+    connections with the same hello, and hashing it for every record cost more than the record
+    itself. The key is every field either fingerprint reads (the random and key shares are not)."""
+
+    def __init__(self, size: int = FINGERPRINTS_KEPT) -> None:
+        self.size = size
+        self._known: dict[tuple[object, ...], tuple[str, str]] = {}
+
+    def of(self, hello: ClientHello) -> tuple[str, str]:
+        """(ja3, ja4) of `hello`."""
+        key = (
+            hello.legacy_version,
+            hello.cipher_suites,
+            hello.extensions,
+            hello.supported_groups,
+            hello.ec_point_formats,
+            hello.supported_versions,
+            hello.alpn[:1],
+            hello.sni_extension_present,
+            hello.signature_algorithms,
+        )
+        known = self._known.get(key)
+        if known is None:
+            if len(self._known) >= self.size:
+                del self._known[next(iter(self._known))]  # the oldest shape
+            known = self._known[key] = (ja3(hello), ja4(hello))
+        return known
