@@ -25,7 +25,6 @@ import ssl
 import trio
 
 RECEIVE_SIZE = 65536
-CLOSE_NOTIFY_SECONDS = 1.0  # how long aclose() may spend telling the peer; it never waits for an answer
 
 
 class ServerTlsStream(trio.abc.Stream):
@@ -103,22 +102,14 @@ class ServerTlsStream(trio.abc.Stream):
         await self.transport_stream.wait_send_all_might_not_block()
 
     async def aclose(self) -> None:
-        """Send close_notify if the connection is still sound (within a short budget, without
-        waiting for the peer's), then close the transport."""
+        """Close the transport without a close_notify, as `trio.SSLStream(https_compatible=True)`
+        did here before: HTTP frames its messages, so clients do not wait for one, and the
+        edge's observable behaviour stays what it was (a peer's close_notify is still read)."""
         if self._closed:
             await trio.lowlevel.checkpoint()
             return
         self._closed = True
-        try:
-            if self._handshaken and self._broken is None:
-                try:
-                    self._tls.unwrap()
-                except ssl.SSLError:
-                    pass  # SSLWantReadError: the peer's close_notify is not awaited (HTTPS style)
-                with trio.move_on_after(CLOSE_NOTIFY_SECONDS):
-                    await self._flush_quietly()
-        finally:
-            await self.transport_stream.aclose()  # even when cancelled, as trio's streams do
+        await self.transport_stream.aclose()
 
     # -- moving bytes between the BIOs and the transport ----------------------------------------
 
