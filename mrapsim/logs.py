@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -59,31 +60,34 @@ def configure_logging(log_format: str, level: int = logging.INFO) -> None:
     root.propagate = False
 
 
-BATCH_SECONDS = 0.1  # the longest a line waits while a server batches its writes
 BATCH_BYTES = 65536
 
 
 class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A StreamHandler that, while `batch_log_writes` runs (a serving process), gathers lines
-    below WARNING and writes them together, every BATCH_SECONDS or BATCH_BYTES.
+    """A StreamHandler that, while `batch_log_writes` runs (a serving process), gathers the lines
+    below WARNING that trio's tasks log in one pass of its scheduler and writes them together
+    at the start of the next pass.
 
     Why: the write (a system call and a flush per line) was the largest part of a line's cost on
-    the request path, more than formatting it (benchmarks/profiles/). Lines are still formatted
-    when logged, in the connection's task (a writer thread was measured slower: it competes for
-    the GIL, benchmarks/RESULTS.md). A warning or an error is written at once, after what is
-    pending, so order is kept; what is pending is written when the server stops and at exit
-    (logging.shutdown flushes handlers). Killed with SIGKILL, a process loses at most the last
-    BATCH_SECONDS of lines.
+    the request path, more than formatting it (benchmarks/profiles/). Under load many
+    connections end in one pass and share one write; an idle server writes a line one pass
+    after it was logged, so a line still follows its response within microseconds (tests and
+    people read the log right after the response). Lines are formatted when logged (a writer
+    thread was measured slower: it competes for the GIL, benchmarks/RESULTS.md). A warning, an
+    error, or a line from another thread is written at once, after what is pending, so order
+    is kept; what is pending is written when batching stops and at exit (logging.shutdown
+    flushes handlers).
     """
 
     def __init__(self, stream: Any) -> None:
         super().__init__(stream)
-        self.batching = False
         self._pending: list[str] = []
         self._pending_bytes = 0
+        self._wake: Callable[[], None] | None = None  # set while batching: wakes the writer task
+        self._trio_thread: int | None = None
 
     def emit(self, record: logging.LogRecord) -> None:  # called with the handler's lock held
-        if not self.batching or record.levelno >= logging.WARNING:
+        if self._wake is None or record.levelno >= logging.WARNING or threading.get_ident() != self._trio_thread:
             self._write_pending()
             super().emit(record)
             return
@@ -92,6 +96,8 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         except Exception:
             self.handleError(record)
             return
+        if not self._pending:
+            self._wake()
         self._pending.append(line)
         self._pending_bytes += len(line)
         if self._pending_bytes >= BATCH_BYTES:
@@ -115,19 +121,26 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             pass  # stderr is gone (a closed pipe): there is nowhere left to say so
 
 
-async def batch_log_writes() -> None:
+async def batch_log_writes(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
     """Batch the writes of mrapsim's log handlers until cancelled, then write what is pending."""
     handlers = [h for h in logging.getLogger("mrapsim").handlers if isinstance(h, BatchingStreamHandler)]
+    wake = trio.Event()
+
+    def wake_writer() -> None:
+        wake.set()
+
     for handler in handlers:
-        handler.batching = True
+        handler._trio_thread, handler._wake = threading.get_ident(), wake_writer
+    task_status.started()
     try:
         while True:
-            await trio.sleep(BATCH_SECONDS)
+            await wake.wait()
+            wake = trio.Event()
             for handler in handlers:
                 handler.flush()
     finally:
         for handler in handlers:
-            handler.batching = False
+            handler._wake = None
             handler.flush()
 
 
