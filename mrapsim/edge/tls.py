@@ -69,11 +69,13 @@ class ServerTlsStream(trio.abc.Stream):
         if not self._handshaken:
             await self.do_handshake()
         size = max_bytes or RECEIVE_SIZE
+        waited = False  # the transport's receive is a checkpoint: trio asks for one per call
         while True:
             try:
                 data = self._tls.read(size)
             except ssl.SSLWantReadError:
                 await self._fill()
+                waited = True
                 continue
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
                 data = b""  # close_notify or a ragged EOF: both end the stream (HTTPS style)
@@ -84,7 +86,7 @@ class ServerTlsStream(trio.abc.Stream):
                 # Tickets, a KeyUpdate answer. With the lock held, its holder sends them after
                 # its own bytes; waiting for it here could stall reading behind a slow writer.
                 await self._flush()
-            else:
+            elif not waited:
                 await trio.lowlevel.checkpoint()
             return data
 

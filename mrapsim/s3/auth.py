@@ -370,6 +370,17 @@ def parse_presigned_query(request: SignedRequest) -> Signature | Rejected:
 
 def parse_amz_date(text: str) -> dt.datetime | None:
     try:
+        if len(text) == 16 and text[8] == "T" and text[15] == "Z" and (text[:8] + text[9:15]).isdigit():
+            # The form every SDK sends, read directly: strptime cost ~20 µs of every request.
+            return dt.datetime(
+                int(text[:4]),
+                int(text[4:6]),
+                int(text[6:8]),
+                int(text[9:11]),
+                int(text[11:13]),
+                int(text[13:15]),
+                tzinfo=dt.UTC,
+            )
         return dt.datetime.strptime(text, AMZ_DATE_FORMAT).replace(tzinfo=dt.UTC)
     except ValueError:
         return None

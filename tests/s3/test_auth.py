@@ -9,9 +9,12 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mrapsim.config import AuthConfig, Credential, load_config
 from mrapsim.s3.auth import (
+    AMZ_DATE_FORMAT,
     EMPTY_SHA256,
     SIGV4A,
     Authorized,
@@ -19,6 +22,7 @@ from mrapsim.s3.auth import (
     SignedRequest,
     Verifier,
     canonical_query,
+    parse_amz_date,
     sigv4a_private_key,
 )
 from mrapsim.s3.headers import Headers
@@ -187,3 +191,17 @@ def test_sigv4a_signature_by_the_derived_key(secret: str, accepted: bool) -> Non
     assert isinstance(verdict, Authorized) is accepted
     if not accepted:
         assert isinstance(verdict, Rejected) and verdict.code == "SignatureDoesNotMatch"
+
+
+@given(st.text(alphabet="0123456789TZt-: ", min_size=14, max_size=18))
+def test_amz_dates_are_read_as_strptime_reads_them(text: str) -> None:
+    try:
+        expected: dt.datetime | None = dt.datetime.strptime(text, AMZ_DATE_FORMAT).replace(tzinfo=dt.UTC)
+    except ValueError:
+        expected = None
+    assert parse_amz_date(text) == expected
+
+
+def test_the_amz_date_every_sdk_sends_is_read() -> None:
+    assert parse_amz_date("20261202T014834Z") == dt.datetime(2026, 12, 2, 1, 48, 34, tzinfo=dt.UTC)
+    assert parse_amz_date("20260230T000000Z") is None  # no 30 February
