@@ -62,7 +62,14 @@ class ServerTlsStream(trio.abc.Stream):
                 await self._flush_quietly()  # our alert, if OpenSSL wrote one
                 raise self._break(exc) from exc
         self._handshaken = True
-        await self._flush()
+        if self._tls.version() == "TLSv1.3":
+            # What is left is the session tickets, which the client does not wait for: they go
+            # out with the first response, one send instead of two (a loopback send cost more
+            # than anything else on a new connection's path). TLS 1.2's last flight (Finished)
+            # is waited for: it goes now.
+            await trio.lowlevel.checkpoint()
+        else:
+            await self._flush()
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         self._check_usable()
@@ -70,6 +77,7 @@ class ServerTlsStream(trio.abc.Stream):
             await self.do_handshake()
         size = max_bytes or RECEIVE_SIZE
         waited = False  # the transport's receive is a checkpoint: trio asks for one per call
+        queued = self._outgoing.pending
         while True:
             try:
                 data = self._tls.read(size)
@@ -78,13 +86,18 @@ class ServerTlsStream(trio.abc.Stream):
                 waited = True
                 continue
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-                data = b""  # close_notify or a ragged EOF: both end the stream (HTTPS style)
+                # close_notify or a ragged EOF: both end the stream (HTTPS style). Nothing is
+                # sent: OpenSSL queues an alert for a ragged EOF, which trio never sent either.
+                if not waited:
+                    await trio.lowlevel.checkpoint()
+                return b""
             except ssl.SSLError as exc:
                 await self._flush_quietly()
                 raise self._break(exc) from exc
-            if self._outgoing.pending and not self._send_lock.locked():
-                # Tickets, a KeyUpdate answer. With the lock held, its holder sends them after
-                # its own bytes; waiting for it here could stall reading behind a slow writer.
+            if self._outgoing.pending > queued and not self._send_lock.locked():
+                # This read made OpenSSL answer (a TLS 1.3 KeyUpdate). With the lock held, its
+                # holder sends the answer after its own bytes; waiting for it here could stall
+                # reading behind a slow writer. Tickets already queued wait for the next send.
                 await self._flush()
             elif not waited:
                 await trio.lowlevel.checkpoint()

@@ -42,6 +42,7 @@ parsed once, when it is complete. Nothing is re-scanned on a later feed.
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass
 
 from mrapsim.outcomes import Outcome
@@ -170,22 +171,34 @@ class _Cursor:
     def uint(self, size: int, what: str) -> int:
         return int.from_bytes(self.take(size, what), "big")
 
-    def vector(self, length_size: int, what: str) -> _Cursor:
-        """A sub-cursor over a vector with a `length_size`-byte length prefix."""
-        length = self.uint(length_size, f"{what} length")
-        if length > self.remaining:
-            raise _Malformed(f"{what} length {length} overruns its container ({self.remaining})")
-        sub = _Cursor(self._data, self._pos, self._pos + length)
-        self._pos += length
-        return sub
+    def vector(self, length_size: int, what: str, number: int | None = None) -> _Cursor:
+        """A sub-cursor over a vector with a `length_size`-byte length prefix. Its name is
+        `what`, or `what 0x<number>`: made only for an error (this runs a few dozen times
+        per hello, on every connection's path)."""
+        start = self._pos + length_size
+        if start > self._end:
+            name = what if number is None else f"{what} 0x{number:04x}"
+            raise _Malformed(f"{name} length needs {length_size} bytes, only {self.remaining} left")
+        length = int.from_bytes(self._data[self._pos : start], "big")
+        end = start + length
+        if end > self._end:
+            name = what if number is None else f"{what} 0x{number:04x}"
+            raise _Malformed(f"{name} length {length} overruns its container ({self._end - start})")
+        self._pos = end
+        return _Cursor(self._data, start, end)
 
     def uints(self, size: int, what: str) -> tuple[int, ...]:
         """The rest of this cursor as a list of `size`-byte integers."""
-        if self.remaining % size:
-            raise _Malformed(f"{what} length {self.remaining} is not a multiple of {size}")
-        data, start = self._data, self._pos
+        remaining = self._end - self._pos
+        if remaining % size:
+            raise _Malformed(f"{what} length {remaining} is not a multiple of {size}")
+        chunk = self._data[self._pos : self._end]
         self._pos = self._end
-        return tuple(int.from_bytes(data[i : i + size], "big") for i in range(start, self._end, size))
+        if size == 1:
+            return tuple(chunk)
+        if size == 2:
+            return struct.unpack(f">{remaining // 2}H", chunk)
+        return tuple(int.from_bytes(chunk[i : i + size], "big") for i in range(0, remaining, size))
 
     def expect_end(self, what: str) -> None:
         if self.remaining:
@@ -281,7 +294,7 @@ def _parse_extensions(body: _Cursor) -> tuple[_Extensions, bool]:
     seen: set[int] = set()
     while extensions.remaining:
         ext_type = extensions.uint(2, "extension type")
-        ext = extensions.vector(2, f"extension 0x{ext_type:04x}")
+        ext = extensions.vector(2, "extension", ext_type)
         if ext_type in seen:
             raise _Malformed(f"duplicate extension 0x{ext_type:04x}")
         seen.add(ext_type)
