@@ -69,26 +69,27 @@ class Telemetry:
     def connection_opened(self, connection: OpenConnection) -> None:
         # The gauge and the open records change together: they agree by construction.
         self.open.add(connection)
-        self.metrics.active.labels(connection.listener).inc()
+        self.metrics.child(self.metrics.active, connection.listener).inc()
 
     def hello_read(
         self, listener: str, hello_bytes: int, first_byte_seconds: float | None, hello_seconds: float
     ) -> None:
-        self.metrics.hello_size.labels(listener).observe(hello_bytes)
+        child = self.metrics.child
+        child(self.metrics.hello_size, listener).observe(hello_bytes)
         if first_byte_seconds is not None:
-            self.metrics.hello_first_byte.labels(listener).observe(first_byte_seconds)
-        self.metrics.hello_duration.labels(listener).observe(hello_seconds)
+            child(self.metrics.hello_first_byte, listener).observe(first_byte_seconds)
+        child(self.metrics.hello_duration, listener).observe(hello_seconds)
 
     def handshake_done(self, listener: str, tls_version: str, alpn: str, seconds: float) -> None:
-        self.metrics.handshake_duration.labels(listener).observe(seconds)
-        self.metrics.handshakes.labels(listener, tls_version, alpn).inc()
+        self.metrics.child(self.metrics.handshake_duration, listener).observe(seconds)
+        self.metrics.child(self.metrics.handshakes, listener, tls_version, alpn).inc()
 
     def connection_refused(self, refusal: Refusal) -> None:
         log_refusal(edge_log, self.limiter, refusal, self.config.listener(refusal.listener).stall_timeout)
 
     def connection_closed(self, record: ConnectionRecord) -> None:
         self.open.remove(record.id)
-        self.metrics.active.labels(record.listener).dec()
+        self.metrics.child(self.metrics.active, record.listener).dec()
         self.ring.add(record)
         self.metrics.connection_closed(record)
         log_connection(edge_log, record)
@@ -111,9 +112,10 @@ class Telemetry:
     # S3 requests
 
     def request_finished(self, record: RequestRecord) -> None:
-        self.metrics.requests.labels(record.operation, str(record.status)).inc()
-        self.metrics.request_duration.labels(record.operation).observe(record.duration)
-        self.metrics.request_bytes.labels("received").inc(record.bytes_in)
-        self.metrics.request_bytes.labels("sent").inc(record.bytes_out)
+        child = self.metrics.child
+        child(self.metrics.requests, record.operation, str(record.status)).inc()
+        child(self.metrics.request_duration, record.operation).observe(record.duration)
+        child(self.metrics.request_bytes, "received").inc(record.bytes_in)
+        child(self.metrics.request_bytes, "sent").inc(record.bytes_out)
         self.requests.add(record, time.time())
         log_request(s3_log, record)
