@@ -151,10 +151,9 @@ async def handle_connection(transport: trio.SocketStream, runtime: ListenerRunti
         if decision.route is not None and not runtime.faults.enabled(listener.name, decision.route.match):
             decision = _taken_down(f"route {decision.route.match} of {listener.name}")
         if decision.route is not None:
-            stream.unread(peeked)
             try:
                 sni = hello.server_name if hello else None
-                await _forward(stream, decision.route, runtime, session, faults_applied, sni)
+                await _forward(stream, peeked, decision.route, runtime, session, faults_applied, sni)
             except BackendError as exc:
                 decision = Decision(Outcome.BACKEND_ERROR, route=decision.route, reason=str(exc))
                 runtime.observer.connection_refused(_refusal(connection_id, listener.name, peer, hello, decision))
@@ -181,6 +180,7 @@ def _taken_down(what: str) -> Decision:
 
 async def _forward(
     stream: EdgeStream,
+    peeked: bytes,
     route: Route,
     runtime: ListenerRuntime,
     session: BuiltinSession,
@@ -188,12 +188,17 @@ async def _forward(
     sni: str | None,
 ) -> None:
     """Every forwarded connection goes through a ToxicStream, toxics or not: one added later must
-    reach it (a pooled connection lives for minutes). Without toxics it is a direct path."""
+    reach it (a pooled connection lives for minutes). Without toxics it is a direct path, and the
+    peeked ClientHello goes straight to OpenSSL; with upstream toxics, or to a spliced backend,
+    it is replayed through the stream so that it meets them like any other bytes."""
     toxics = ConnectionToxics(runtime.faults, runtime.config.name, route.match, faults_applied)
     unreachable: BackendError | None = None
     async with trio.open_nursery() as nursery:
         client = ToxicStream(stream, toxics, nursery)
         try:
+            if route.upstream is not None or not client.upstream_is_direct():
+                stream.unread(peeked)
+                peeked = b""
             if route.upstream is not None:
                 await splice(client, route.upstream)
                 return
@@ -207,7 +212,7 @@ async def _forward(
             backend = await apply_tls_faults(
                 runtime.faults, runtime.config, sni, runtime.builtin, runtime.faulty_certificates, faults_applied
             )
-            await backend.serve(client, session, handshake_done)
+            await backend.serve(client, session, handshake_done, peeked)
         except BackendError as exc:
             unreachable = exc  # raised past the nursery it would come wrapped in an ExceptionGroup
         finally:

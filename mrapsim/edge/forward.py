@@ -69,10 +69,15 @@ class BuiltinBackend:
     handshake_timeout: float
 
     async def serve(
-        self, stream: trio.abc.Stream, session: BuiltinSession, on_handshake: Callable[[BuiltinSession], None]
+        self,
+        stream: trio.abc.Stream,
+        session: BuiltinSession,
+        on_handshake: Callable[[BuiltinSession], None],
+        received: bytes = b"",
     ) -> None:
-        """Terminate TLS, tell `on_handshake` what was negotiated, then serve HTTP until done."""
-        tls = ServerTlsStream(stream, self.ssl_context())
+        """Terminate TLS, tell `on_handshake` what was negotiated, then serve HTTP until done.
+        `received`: the bytes already read from `stream` (the ClientHello), for OpenSSL first."""
+        tls = ServerTlsStream(stream, self.ssl_context(), received)
         started = time.perf_counter()
         try:
             with trio.fail_after(self.handshake_timeout):

@@ -28,10 +28,14 @@ RECEIVE_SIZE = 65536
 
 
 class ServerTlsStream(trio.abc.Stream):
-    def __init__(self, transport: trio.abc.Stream, context: ssl.SSLContext) -> None:
+    def __init__(self, transport: trio.abc.Stream, context: ssl.SSLContext, received: bytes = b"") -> None:
+        """`received`: what was already read from `transport` (the edge's peeked ClientHello),
+        handed to OpenSSL as if it had just arrived."""
         self.transport_stream = transport
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
+        if received:
+            self._incoming.write(received)
         self._tls = context.wrap_bio(self._incoming, self._outgoing, server_side=True)
         self._send_lock = trio.Lock()
         self._handshaken = False

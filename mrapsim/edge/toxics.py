@@ -293,8 +293,12 @@ class ToxicStream(trio.abc.HalfCloseableStream):
 
     # -- upstream: what the client sends ------------------------------------------------------
 
+    def upstream_is_direct(self) -> bool:
+        """True while what the client sends reaches the reader untouched (no upstream toxic)."""
+        return not self.upstream.running and not self.toxics.active("upstream")
+
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        if not self.upstream.running and not self.toxics.active("upstream"):
+        if self.upstream_is_direct():
             return await self._inner_receive(max_bytes)
         self.upstream.start(self.nursery)
         if not self._reading:
