@@ -64,8 +64,8 @@ from mrapsim.store.errors import (
     NoSuchUploadError,
     NoSuchVersionError,
 )
-from mrapsim.store.merge import IndexCursor, KeyCursor, MergedCursor, list_merged
-from mrapsim.store.synthetic import SyntheticKeys, synthetic_content, synthetic_info
+from mrapsim.store.merge import IndexCursor, MergedCursor, RunCursor, list_merged
+from mrapsim.store.synthetic import SyntheticKeys, SyntheticRun, synthetic_content, synthetic_info
 from mrapsim.store.versions import NULL_VERSION, SUSPENDED, list_version_page, new_version_id
 
 COMPLETED_REMEMBERED = 1000  # completed uploads per bucket a retried Complete can still find
@@ -98,6 +98,9 @@ class _SortedKeys:
 
     def key_at(self, index: int) -> str:
         return self.keys[index]
+
+    def keys_between(self, start: int, stop: int) -> list[str]:
+        return self.keys[start:stop]
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -136,9 +139,9 @@ class _Bucket:
             return None
         return StoredObject(synthetic_info(self.spec, key), synthetic_content(self.spec, key))
 
-    def key_cursor(self, *also: KeyCursor) -> MergedCursor:
+    def key_cursor(self, *also: RunCursor) -> MergedCursor:
         """The stored keys (source 0), then `also`, then the synthetic keys not deleted, merged."""
-        sources: list[KeyCursor] = [IndexCursor(self.order), *also]
+        sources: list[RunCursor] = [IndexCursor(self.order), *also]
         if self.synthetic is not None:
             sources.append(IndexCursor(self.synthetic, self.deleted.__contains__))
         return MergedCursor(sources)
@@ -315,7 +318,16 @@ class MemoryStore:
             assert target.spec is not None
             return synthetic_info(target.spec, key)
 
-        return list_merged(cursor, take, prefix=prefix, delimiter=delimiter, start_after=start_after, max_keys=max_keys)
+        def take_run(source: int, keys: Sequence[str]) -> Sequence[ObjectInfo]:
+            if source == 0:
+                objects = target.objects
+                return [objects[key].info for key in keys]
+            assert target.spec is not None
+            return SyntheticRun(target.spec, keys)
+
+        return list_merged(
+            cursor, take, take_run, prefix=prefix, delimiter=delimiter, start_after=start_after, max_keys=max_keys
+        )
 
     def new_content(self) -> ContentBuilder:
         return MemoryContentBuilder()

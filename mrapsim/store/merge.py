@@ -8,18 +8,30 @@ up by seeking straight to the prefix's successor string. Every step is one seek 
 per source, so a page costs O(log n + page size) seeks whatever the sources are: a bisection of
 a sorted list, an indexed database query, or a binary search over a synthetic key format.
 
+Runs: where the keys ahead all come from one source (no other source has a key before them, none
+rolls up, all under the prefix) the page takes them in bulk, `RunCursor.run`: a slice of a
+sorted list, a range of synthetic indices formatted in one call, and the store turns the run into
+entries at once (a synthetic run stays keys and a spec: store/synthetic.py's `SyntheticRun`). The
+step per key that remains is a comparison or two in C (bisect) and the delimiter test; a page of
+synthetic keys with no real key among them is a handful of runs.
+
 Keys compare as Python strs (by code point), which is S3's UTF-8 byte order for every valid key
 and SQLite's BINARY collation of UTF-8 text.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
-from mrapsim.store.base import ListPage, ObjectInfo
+from mrapsim.store.base import ListPage, ObjectInfo, PageEntries
 
 MAX_CODE_POINT = 0x10FFFF
+# A run reads keys in chunks that double from this size: the keys formatted or copied past the
+# run's end are at most as many as it took (and this many for runs of one key).
+FIRST_RUN_CHUNK = 16
 
 
 def prefix_successor(prefix: str) -> str | None:
@@ -31,6 +43,34 @@ def prefix_successor(prefix: str) -> str | None:
             return prefix[:-1] + chr(last + 1)
         prefix = prefix[:-1]
     return None
+
+
+@dataclass(frozen=True)
+class RunBounds:
+    """What the keys of a run must be besides ordered: under the listing's prefix (below `upper`,
+    its successor) and not rolled up by the delimiter."""
+
+    upper: str | None  # None: no bound
+    delimiter: str
+    skip: int  # the prefix's length: a delimiter counts after it
+
+    @classmethod
+    def of(cls, prefix: str, delimiter: str) -> RunBounds:
+        return cls(prefix_successor(prefix) if prefix else None, delimiter, len(prefix))
+
+    def fitting(self, keys: Sequence[str], lo: int, hi: int, below: str | None) -> int:
+        """The end of the stretch of sorted `keys[lo:hi]` whose keys are below `below` (None: no
+        bound) and within these bounds."""
+        if below is not None:
+            hi = bisect_left(keys, below, lo, hi)
+        if self.upper is not None:
+            hi = bisect_left(keys, self.upper, lo, hi)
+        if self.delimiter:
+            delimiter, skip = self.delimiter, self.skip
+            for at in range(lo, hi):
+                if keys[at].find(delimiter, skip) >= 0:
+                    return at
+        return hi
 
 
 class KeyCursor(Protocol):
@@ -50,6 +90,16 @@ class KeyCursor(Protocol):
         ...
 
 
+class RunCursor(KeyCursor, Protocol):
+    """A KeyCursor that can also step past a run of keys at once (the module comment)."""
+
+    def run(self, limit: int, below: str | None, bounds: RunBounds) -> Sequence[str]:
+        """Step past the keys from the position on, at most `limit`, that are below `below` and
+        within `bounds`, and return them; () when the key at the position is not, or when this
+        cursor reads no runs (its keys are then taken one at a time)."""
+        ...
+
+
 class KeyIndex(Protocol):
     """An ordered key space with random access: a sorted list, a synthetic key format."""
 
@@ -59,11 +109,13 @@ class KeyIndex(Protocol):
 
     def key_at(self, index: int) -> str: ...
 
+    def keys_between(self, start: int, stop: int) -> list[str]: ...
+
     def __len__(self) -> int: ...
 
 
 class IndexCursor:
-    """A KeyCursor over a KeyIndex; keys for which `hidden` is true are stepped over (deleted
+    """A RunCursor over a KeyIndex; keys for which `hidden` is true are stepped over (deleted
     synthetic keys). Each seek is a bisection; each step looks up one key."""
 
     def __init__(self, index: KeyIndex, hidden: Callable[[str], bool] | None = None) -> None:
@@ -107,6 +159,24 @@ class IndexCursor:
         else:
             self._move(max(self._at, self._index.index_after(key, self._at)))
 
+    def run(self, limit: int, below: str | None, bounds: RunBounds) -> Sequence[str]:
+        if self.peek() is None:
+            return ()
+        at, end, size, hidden = self._at, min(self._length, self._at + limit), FIRST_RUN_CHUNK, self._hidden
+        taken: list[str] = []
+        while at < end:
+            chunk = self._index.keys_between(at, min(end, at + size))
+            fits = bounds.fitting(chunk, 0, len(chunk), below)
+            if hidden is not None:
+                fits = next((n for n in range(fits) if hidden(chunk[n])), fits)
+            taken += chunk if fits == len(chunk) else chunk[:fits]
+            at += fits
+            if fits < len(chunk):
+                break
+            size *= 2
+        self._move(at)
+        return taken
+
 
 class MergedCursor:
     """Several cursors read as one ordered key space; on equal keys the earliest source wins
@@ -115,7 +185,7 @@ class MergedCursor:
     The head (smallest key, and the earliest source holding it) is found once per position and
     kept until the cursor moves: a listing asks for it three times per key."""
 
-    def __init__(self, sources: Sequence[KeyCursor]) -> None:
+    def __init__(self, sources: Sequence[RunCursor]) -> None:
         self._sources = list(sources)
         self._head: tuple[str | None, int] | None = None
 
@@ -155,6 +225,24 @@ class MergedCursor:
             source.seek(key, inclusive=inclusive)
         self._head = None
 
+    def run(self, limit: int, bounds: RunBounds) -> tuple[int, Sequence[str]]:
+        """The head's source and the run of its keys from the head on that come before every other
+        source's next key (`RunCursor.run`), stepped past; () when the head is also another
+        source's key (shadowing is a step of its own) or its source reads no runs."""
+        key, which = self._find_head()
+        if key is None:
+            return which, ()
+        below: str | None = None
+        for index, source in enumerate(self._sources):
+            if index != which:
+                other = source.peek()
+                if other is not None and (below is None or other < below):
+                    below = other
+        keys = self._sources[which].run(limit, below, bounds)
+        if keys:
+            self._head = None
+        return which, keys
+
 
 def seek_resume(cursor: KeyCursor, prefix: str, delimiter: str, start_after: str) -> None:
     """Position `cursor` at the first listing entry under `prefix` after `start_after`."""
@@ -184,8 +272,9 @@ def more_under(cursor: KeyCursor, prefix: str) -> bool:
 
 
 def list_merged(
-    cursor: KeyCursor,
+    cursor: MergedCursor,
     take: Callable[[], ObjectInfo],
+    take_run: Callable[[int, Sequence[str]], Sequence[ObjectInfo]] | None = None,
     *,
     prefix: str = "",
     delimiter: str = "",
@@ -193,23 +282,41 @@ def list_merged(
     max_keys: int = 1000,
 ) -> ListPage:
     """One page of `Store.list_page` over `cursor`. `take()` returns the object at the cursor's
-    position and advances past it."""
+    position and advances past it; `take_run(source, keys)`, the objects of a run of `keys` the
+    cursor just stepped past (module comment), all from source number `source`. Without
+    `take_run`, every key is a step of its own."""
     if max_keys <= 0:
         return ListPage((), (), False, None)
     seek_resume(cursor, prefix, delimiter, start_after)
-    entries: list[ObjectInfo] = []
+    bounds = RunBounds.of(prefix, delimiter)
+    parts: list[Sequence[ObjectInfo]] = []
+    singles: list[ObjectInfo] = []  # objects taken one at a time since the last run
     common_prefixes: list[str] = []
+    count = 0
     last: str | None = None
-    while len(entries) + len(common_prefixes) < max_keys:
+    while count < max_keys:
         key = cursor.peek()
         if key is None or not key.startswith(prefix):
             break
         common = rolled_up(key, prefix, delimiter)
         if common is not None:
             common_prefixes.append(common)
+            count += 1
             last = common
             cursor.seek(prefix_successor(common))
+            continue
+        source, keys = cursor.run(max_keys - count, bounds) if take_run is not None else (0, ())
+        if keys and take_run is not None:
+            if singles:
+                parts.append(singles)
+                singles = []
+            parts.append(take_run(source, keys))
+            count += len(keys)
+            last = keys[-1]
         else:
-            entries.append(take())
+            singles.append(take())
+            count += 1
             last = key
-    return ListPage(entries, common_prefixes, more_under(cursor, prefix), last)
+    if singles:
+        parts.append(singles)
+    return ListPage(PageEntries(parts), common_prefixes, more_under(cursor, prefix), last)

@@ -96,8 +96,8 @@ from mrapsim.store.errors import (
     NoSuchVersionError,
     StoreOpenError,
 )
-from mrapsim.store.merge import IndexCursor, KeyCursor, MergedCursor, list_merged, prefix_successor
-from mrapsim.store.synthetic import SyntheticKeys, synthetic_content, synthetic_info
+from mrapsim.store.merge import IndexCursor, MergedCursor, RunBounds, RunCursor, list_merged, prefix_successor
+from mrapsim.store.synthetic import SyntheticKeys, SyntheticRun, synthetic_content, synthetic_info
 from mrapsim.store.versions import ENABLED, NULL_VERSION, SUSPENDED, list_version_page, new_version_id
 
 T = TypeVar("T")
@@ -406,7 +406,7 @@ class _BlobGoneError(Exception):
 
 
 class _ObjectRows:
-    """A KeyCursor over one bucket's object rows (under a prefix), read in batches of indexed
+    """A RunCursor over one bucket's object rows (under a prefix), read in batches of indexed
     range queries. Sequential reading doubles the batch; a seek beyond the batch starts a new
     small one, so a page of roll-ups costs one short query per common prefix."""
 
@@ -456,6 +456,19 @@ class _ObjectRows:
     def info(self) -> ObjectInfo:
         return _object_info(self._rows[self._at])
 
+    def run(self, limit: int, below: str | None, bounds: RunBounds) -> Sequence[str]:
+        """A run within the batch read (the next batch is another run)."""
+        if self.peek() is None:
+            return ()
+        at = self._at
+        stop = bounds.fitting(self._keys, at, min(len(self._keys), at + limit), below)
+        self._at = stop
+        return self._keys[at:stop]
+
+    def infos_taken(self, count: int) -> list[ObjectInfo]:
+        """The objects of the `count` keys `run` just stepped past."""
+        return [_object_info(row) for row in self._rows[self._at - count : self._at]]
+
     def advance(self) -> None:
         if self.peek() is not None:
             self._at += 1
@@ -491,7 +504,7 @@ class _ObjectRows:
 
 
 class _ArchiveKeys:
-    """A KeyCursor over the distinct keys of a bucket's archived versions (store/versions.py):
+    """A RunCursor over the distinct keys of a bucket's archived versions (store/versions.py):
     each step is one indexed `min(key)` query."""
 
     def __init__(self, db: sqlite3.Connection, bucket: str, prefix: str) -> None:
@@ -521,6 +534,9 @@ class _ArchiveKeys:
         key = self.peek()
         if key is not None:
             self._bound, self._known = (key, False), False
+
+    def run(self, limit: int, below: str | None, bounds: RunBounds) -> Sequence[str]:
+        return ()  # one query per key: a version listing steps
 
     def seek(self, key: str | None, *, inclusive: bool = True) -> None:
         if key is None:
@@ -564,11 +580,11 @@ def _key_cursor(
     bucket: str,
     synthetic: tuple[SyntheticSpec, SyntheticKeys] | None,
     rows: _ObjectRows,
-    *also: KeyCursor,
+    *also: RunCursor,
 ) -> MergedCursor:
     """The bucket's object rows (source 0), then `also`, then its synthetic keys not deleted,
     merged."""
-    sources: list[KeyCursor] = [rows, *also]
+    sources: list[RunCursor] = [rows, *also]
     if synthetic is not None:
         sources.append(IndexCursor(synthetic[1], _DeletedKeys(db, bucket)))
     return MergedCursor(sources)
@@ -1133,8 +1149,14 @@ class SqliteStore:
                 cursor.advance()
                 return info
 
+            def take_run(source: int, keys: Sequence[str]) -> Sequence[ObjectInfo]:
+                if source == 0:
+                    return rows.infos_taken(len(keys))
+                assert synthetic is not None
+                return SyntheticRun(synthetic[0], keys)
+
             return list_merged(
-                cursor, take, prefix=prefix, delimiter=delimiter, start_after=start_after, max_keys=max_keys
+                cursor, take, take_run, prefix=prefix, delimiter=delimiter, start_after=start_after, max_keys=max_keys
             )
 
     def new_content(self) -> ContentBuilder:
