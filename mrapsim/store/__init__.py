@@ -42,6 +42,7 @@ from mrapsim.store.errors import (
 )
 from mrapsim.store.memory import MemoryStore
 from mrapsim.store.seed import create_store, seed_store
+from mrapsim.store.synthetic import SyntheticRun
 
 __all__ = [
     "BucketAlreadyExistsError",
@@ -72,6 +73,7 @@ __all__ = [
     "StoreError",
     "StoreOpenError",
     "StoredObject",
+    "SyntheticRun",
     "UploadInfo",
     "VersionEntry",
     "VersionPage",

@@ -102,6 +102,9 @@ class _SortedKeys:
     def keys_between(self, start: int, stop: int) -> list[str]:
         return self.keys[start:stop]
 
+    def index_before_bound(self, key: str, lo: int, hi: int) -> int:
+        return bisect.bisect_left(self.keys, key, lo, hi)
+
     def __len__(self) -> int:
         return len(self.keys)
 
@@ -143,7 +146,7 @@ class _Bucket:
         """The stored keys (source 0), then `also`, then the synthetic keys not deleted, merged."""
         sources: list[RunCursor] = [IndexCursor(self.order), *also]
         if self.synthetic is not None:
-            sources.append(IndexCursor(self.synthetic, self.deleted.__contains__))
+            sources.append(IndexCursor(self.synthetic, self.deleted.__contains__ if self.deleted else None))
         return MergedCursor(sources)
 
     def is_empty(self) -> bool:
@@ -308,26 +311,14 @@ class MemoryStore:
             return ListPage((), (), False, None)
         cursor = target.key_cursor()
 
-        def take() -> ObjectInfo:
-            key = cursor.peek()
-            assert key is not None
-            real = cursor.source() == 0
-            cursor.advance()
-            if real:
-                return target.objects[key].info
-            assert target.spec is not None
-            return synthetic_info(target.spec, key)
-
-        def take_run(source: int, keys: Sequence[str]) -> Sequence[ObjectInfo]:
+        def take(source: int, keys: list[str]) -> Sequence[ObjectInfo]:
             if source == 0:
                 objects = target.objects
                 return [objects[key].info for key in keys]
             assert target.spec is not None
             return SyntheticRun(target.spec, keys)
 
-        return list_merged(
-            cursor, take, take_run, prefix=prefix, delimiter=delimiter, start_after=start_after, max_keys=max_keys
-        )
+        return list_merged(cursor, take, prefix=prefix, delimiter=delimiter, start_after=start_after, max_keys=max_keys)
 
     def new_content(self) -> ContentBuilder:
         return MemoryContentBuilder()

@@ -13,7 +13,11 @@ rolls up, all under the prefix) the page takes them in bulk, `RunCursor.run`: a 
 sorted list, a range of synthetic indices formatted in one call, and the store turns the run into
 entries at once (a synthetic run stays keys and a spec: store/synthetic.py's `SyntheticRun`). The
 step per key that remains is a comparison or two in C (bisect) and the delimiter test; a page of
-synthetic keys with no real key among them is a handful of runs.
+synthetic keys with no real key among them is a handful of runs. Where sources interleave closely
+(real keys every few synthetic ones) runs are short and each costs more than it saves, so after a
+short run the page reads a window instead, `MergedCursor.window`: each source's next keys in bulk
+(`RunCursor.ahead`), merged by one sort of the concatenation (already sorted stretches: a linear
+merge in C), shadowed duplicates dropped and the keys grouped by source with C-level tools.
 
 Keys compare as Python strs (by code point), which is S3's UTF-8 byte order for every valid key
 and SQLite's BINARY collation of UTF-8 text.
@@ -24,6 +28,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain, groupby
 from typing import Protocol
 
 from mrapsim.store.base import ListPage, ObjectInfo, PageEntries
@@ -32,6 +37,8 @@ MAX_CODE_POINT = 0x10FFFF
 # A run reads keys in chunks that double from this size: the keys formatted or copied past the
 # run's end are at most as many as it took (and this many for runs of one key).
 FIRST_RUN_CHUNK = 16
+SHORT_RUN = 8  # after a run shorter than this, a window (module comment)
+FIRST_WINDOW = 64  # a window's size doubles while windows come back full
 
 
 def prefix_successor(prefix: str) -> str | None:
@@ -99,6 +106,16 @@ class RunCursor(KeyCursor, Protocol):
         cursor reads no runs (its keys are then taken one at a time)."""
         ...
 
+    def ahead(self, limit: int, bounds: RunBounds) -> tuple[list[str], str | None]:
+        """Without moving: the next keys from the position on within `bounds`, at most `limit`,
+        and a stop: every key of this cursor within `bounds` below the stop is in the list, and
+        the listing cannot go past the stop without this cursor's next keys (None: no stop)."""
+        ...
+
+    def skip_through(self, key: str) -> None:
+        """Step past every key up to `key` (a window's last key): all of them are on the page."""
+        ...
+
 
 class KeyIndex(Protocol):
     """An ordered key space with random access: a sorted list, a synthetic key format."""
@@ -110,6 +127,11 @@ class KeyIndex(Protocol):
     def key_at(self, index: int) -> str: ...
 
     def keys_between(self, start: int, stop: int) -> list[str]: ...
+
+    def index_before_bound(self, key: str, lo: int, hi: int) -> int:
+        """The first index in [lo, hi) whose key is >= `key` (hi if none): the end of a run, so
+        cheapest when close to `lo`."""
+        ...
 
     def __len__(self) -> int: ...
 
@@ -162,20 +184,45 @@ class IndexCursor:
     def run(self, limit: int, below: str | None, bounds: RunBounds) -> Sequence[str]:
         if self.peek() is None:
             return ()
-        at, end, size, hidden = self._at, min(self._length, self._at + limit), FIRST_RUN_CHUNK, self._hidden
+        at, index, hidden = self._at, self._index, self._hidden
+        end = min(self._length, at + limit)
+        if below is not None:
+            end = index.index_before_bound(below, at, end)
         taken: list[str] = []
+        size = FIRST_RUN_CHUNK
         while at < end:
-            chunk = self._index.keys_between(at, min(end, at + size))
-            fits = bounds.fitting(chunk, 0, len(chunk), below)
+            chunk = index.keys_between(at, min(end, at + size))
+            fits = bounds.fitting(chunk, 0, len(chunk), None)
             if hidden is not None:
-                fits = next((n for n in range(fits) if hidden(chunk[n])), fits)
-            taken += chunk if fits == len(chunk) else chunk[:fits]
+                for n in range(fits):
+                    if hidden(chunk[n]):
+                        fits = n
+                        break
+            if not taken and fits == len(chunk):
+                taken = chunk
+            else:
+                taken += chunk if fits == len(chunk) else chunk[:fits]
             at += fits
             if fits < len(chunk):
                 break
             size *= 2
         self._move(at)
         return taken
+
+    def ahead(self, limit: int, bounds: RunBounds) -> tuple[list[str], str | None]:
+        if self.peek() is None:
+            return [], None
+        chunk = self._index.keys_between(self._at, self._at + limit + 1)
+        fits = min(limit, bounds.fitting(chunk, 0, len(chunk), None))
+        stop = chunk[fits] if fits < len(chunk) else None
+        keys = chunk[:fits]
+        hidden = self._hidden
+        if hidden is not None:
+            keys = [key for key in keys if not hidden(key)]
+        return keys, stop
+
+    def skip_through(self, key: str) -> None:
+        self.seek(key, inclusive=False)
 
 
 class MergedCursor:
@@ -243,6 +290,30 @@ class MergedCursor:
             self._head = None
         return which, keys
 
+    def window(self, limit: int, bounds: RunBounds) -> list[tuple[int, list[str]]]:
+        """The next keys, at most `limit`, all within `bounds`, as (source, keys) groups in key
+        order, stepped past (module comment); [] when the head is not within `bounds`."""
+        lists: list[list[str]] = []
+        stop: str | None = None
+        for source in self._sources:
+            keys, source_stop = source.ahead(limit, bounds)
+            lists.append(keys)
+            if source_stop is not None and (stop is None or source_stop < stop):
+                stop = source_stop
+        # Each key's source is the earliest that has it: later sources' entries are overwritten.
+        owner: dict[str, int] = {}
+        for number in range(len(lists) - 1, -1, -1):
+            owner.update(dict.fromkeys(lists[number], number))
+        merged = list(dict.fromkeys(sorted(chain.from_iterable(lists))))
+        end = min(limit, len(merged) if stop is None else bisect_left(merged, stop))
+        if end == 0:
+            return []
+        last = merged[end - 1]
+        for source in self._sources:
+            source.skip_through(last)
+        self._head = None
+        return [(number, list(keys)) for number, keys in groupby(merged[:end], owner.__getitem__)]
+
 
 def seek_resume(cursor: KeyCursor, prefix: str, delimiter: str, start_after: str) -> None:
     """Position `cursor` at the first listing entry under `prefix` after `start_after`."""
@@ -273,50 +344,61 @@ def more_under(cursor: KeyCursor, prefix: str) -> bool:
 
 def list_merged(
     cursor: MergedCursor,
-    take: Callable[[], ObjectInfo],
-    take_run: Callable[[int, Sequence[str]], Sequence[ObjectInfo]] | None = None,
+    take: Callable[[int, list[str]], Sequence[ObjectInfo]],
     *,
     prefix: str = "",
     delimiter: str = "",
     start_after: str = "",
     max_keys: int = 1000,
 ) -> ListPage:
-    """One page of `Store.list_page` over `cursor`. `take()` returns the object at the cursor's
-    position and advances past it; `take_run(source, keys)`, the objects of a run of `keys` the
-    cursor just stepped past (module comment), all from source number `source`. Without
-    `take_run`, every key is a step of its own."""
+    """One page of `Store.list_page` over `cursor`. `take(source, keys)` returns the objects of
+    `keys`, consecutive keys of the page that the cursor stepped past, all from source number
+    `source`; it is called in key order, once per stretch of keys from one source."""
     if max_keys <= 0:
         return ListPage((), (), False, None)
     seek_resume(cursor, prefix, delimiter, start_after)
     bounds = RunBounds.of(prefix, delimiter)
     parts: list[Sequence[ObjectInfo]] = []
-    singles: list[ObjectInfo] = []  # objects taken one at a time since the last run
+    group: list[str] = []  # keys taken from `group_source` since the last call of `take`
+    group_source = -1
     common_prefixes: list[str] = []
     count = 0
     last: str | None = None
+    window, after_short_run = FIRST_WINDOW, False
     while count < max_keys:
         key = cursor.peek()
         if key is None or not key.startswith(prefix):
             break
-        common = rolled_up(key, prefix, delimiter)
-        if common is not None:
+        if delimiter and key.find(delimiter, len(prefix)) >= 0:
+            common = key[: key.index(delimiter, len(prefix)) + len(delimiter)]
             common_prefixes.append(common)
             count += 1
             last = common
             cursor.seek(prefix_successor(common))
             continue
-        source, keys = cursor.run(max_keys - count, bounds) if take_run is not None else (0, ())
-        if keys and take_run is not None:
-            if singles:
-                parts.append(singles)
-                singles = []
-            parts.append(take_run(source, keys))
+        if after_short_run:
+            size = min(window, max_keys - count)
+            groups = cursor.window(size, bounds)
+            taken = sum(len(keys) for _, keys in groups)
+            window = min(window * 2, max_keys) if taken == size else FIRST_WINDOW
+            after_short_run = False
+        else:
+            source, keys = cursor.run(max_keys - count, bounds)
+            groups = [(source, list(keys))] if keys else []
+            after_short_run = len(keys) < SHORT_RUN
+        if not groups:
+            source = cursor.source()
+            cursor.advance()
+            groups = [(source, [key])]
+        for source, keys in groups:
+            if source != group_source:
+                if group:
+                    parts.append(take(group_source, group))
+                group, group_source = keys, source
+            else:
+                group += keys
             count += len(keys)
             last = keys[-1]
-        else:
-            singles.append(take())
-            count += 1
-            last = key
-    if singles:
-        parts.append(singles)
+    if group:
+        parts.append(take(group_source, group))
     return ListPage(PageEntries(parts), common_prefixes, more_under(cursor, prefix), last)

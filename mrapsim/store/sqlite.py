@@ -97,7 +97,7 @@ from mrapsim.store.errors import (
     StoreOpenError,
 )
 from mrapsim.store.merge import IndexCursor, MergedCursor, RunBounds, RunCursor, list_merged, prefix_successor
-from mrapsim.store.synthetic import SyntheticKeys, SyntheticRun, synthetic_content, synthetic_info
+from mrapsim.store.synthetic import NO_ENTRIES, SyntheticKeys, SyntheticRun, synthetic_content, synthetic_info
 from mrapsim.store.versions import ENABLED, NULL_VERSION, SUSPENDED, list_version_page, new_version_id
 
 T = TypeVar("T")
@@ -421,6 +421,7 @@ class _ObjectRows:
         self._batch = first_batch
         self._max_batch = max(first_batch, max_batch)
         self._filled = False
+        self._taken: list[Row] = []
 
     @classmethod
     def for_page(cls, db: sqlite3.Connection, bucket: str, prefix: str, delimiter: str, max_keys: int) -> _ObjectRows:
@@ -453,9 +454,6 @@ class _ObjectRows:
                 return None
         return self._keys[self._at]
 
-    def info(self) -> ObjectInfo:
-        return _object_info(self._rows[self._at])
-
     def run(self, limit: int, below: str | None, bounds: RunBounds) -> Sequence[str]:
         """A run within the batch read (the next batch is another run)."""
         if self.peek() is None:
@@ -463,14 +461,34 @@ class _ObjectRows:
         at = self._at
         stop = bounds.fitting(self._keys, at, min(len(self._keys), at + limit), below)
         self._at = stop
+        self._taken += self._rows[at:stop]
         return self._keys[at:stop]
 
-    def infos_taken(self, count: int) -> list[ObjectInfo]:
-        """The objects of the `count` keys `run` just stepped past."""
-        return [_object_info(row) for row in self._rows[self._at - count : self._at]]
+    def ahead(self, limit: int, bounds: RunBounds) -> tuple[list[str], str | None]:
+        """Within the batch read: past its last key the stop is that key's successor."""
+        if self.peek() is None:
+            return [], None
+        at, keys = self._at, self._keys
+        fits = bounds.fitting(keys, at, min(len(keys), at + limit), None)
+        if fits < len(keys):
+            return keys[at:fits], keys[fits]
+        return keys[at:fits], None if self._bound is None else keys[-1] + "\x00"
+
+    def skip_through(self, key: str) -> None:
+        stop = bisect_right(self._keys, key, self._at)
+        self._taken += self._rows[self._at : stop]
+        self._at = stop
+
+    def taken(self) -> list[ObjectInfo]:
+        """The objects of the rows stepped past (`advance`, `run`) since the last call: a
+        listing page's, as a seek skips rows without taking them."""
+        infos = [_object_info(row) for row in self._taken]
+        self._taken = []
+        return infos
 
     def advance(self) -> None:
         if self.peek() is not None:
+            self._taken.append(self._rows[self._at])
             self._at += 1
 
     def _end(self) -> None:
@@ -537,6 +555,13 @@ class _ArchiveKeys:
 
     def run(self, limit: int, below: str | None, bounds: RunBounds) -> Sequence[str]:
         return ()  # one query per key: a version listing steps
+
+    def ahead(self, limit: int, bounds: RunBounds) -> tuple[list[str], str | None]:
+        key = self.peek()
+        return [], key  # nothing in bulk: a window stops at the next key
+
+    def skip_through(self, key: str) -> None:
+        self.seek(key, inclusive=False)
 
     def seek(self, key: str | None, *, inclusive: bool = True) -> None:
         if key is None:
@@ -617,14 +642,20 @@ def _object_info(row: Row) -> ObjectInfo:
         etag=etag,
         last_modified=_parse_time(modified),
         content_type=content_type,
-        metadata=json.loads(metadata),
-        stored_headers=json.loads(headers),
-        checksums=json.loads(checksums),
+        metadata=_mapping(metadata),
+        stored_headers=_mapping(headers),
+        checksums=_mapping(checksums),
         checksum_type=checksum_type,
         storage_class=storage_class,
-        extras=json.loads(extras),
+        extras=_mapping(extras),
         parts=() if parts is None else tuple(_part_info(item) for item in json.loads(parts)),
     )
+
+
+def _mapping(text: str) -> Mapping[str, str]:
+    # Most objects have no metadata, headers, checksums or extras: a listing page reads four
+    # empty ones per row, and json.loads costs microseconds even for "{}".
+    return NO_ENTRIES if text == "{}" else cast(Mapping[str, str], json.loads(text))
 
 
 def _part_json(part: PartInfo) -> list[object]:
@@ -1138,25 +1169,14 @@ class SqliteStore:
             rows = _ObjectRows.for_page(db, bucket, prefix, delimiter, max_keys)
             cursor = _key_cursor(db, bucket, synthetic, rows)
 
-            def take() -> ObjectInfo:
-                if cursor.source() == 0:
-                    info = rows.info()
-                else:
-                    assert synthetic is not None
-                    key = cursor.peek()
-                    assert key is not None
-                    info = synthetic_info(synthetic[0], key)
-                cursor.advance()
-                return info
-
-            def take_run(source: int, keys: Sequence[str]) -> Sequence[ObjectInfo]:
+            def take(source: int, keys: list[str]) -> Sequence[ObjectInfo]:
                 if source == 0:
-                    return rows.infos_taken(len(keys))
+                    return rows.taken()
                 assert synthetic is not None
                 return SyntheticRun(synthetic[0], keys)
 
             return list_merged(
-                cursor, take, take_run, prefix=prefix, delimiter=delimiter, start_after=start_after, max_keys=max_keys
+                cursor, take, prefix=prefix, delimiter=delimiter, start_after=start_after, max_keys=max_keys
             )
 
     def new_content(self) -> ContentBuilder:

@@ -99,6 +99,24 @@ class SyntheticKeys:
     def index_after(self, key: str, lo: int = 0) -> int:
         return self._search(key, lo, inclusive=False)
 
+    def index_before_bound(self, key: str, lo: int, hi: int) -> int:
+        # Exponential steps from `lo`, then a bisection of the last step: O(log distance) formats,
+        # a few for the short runs between a bucket's real keys.
+        step = 1
+        while lo < hi:
+            probe = min(lo + step, hi) - 1
+            if self.key_at(probe) >= key:
+                hi = probe
+                break
+            lo, step = probe + 1, step * 2
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.key_at(mid) < key:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
+
     def _search(self, key: str, lo: int, *, inclusive: bool) -> int:
         hi = self.count
         while lo < hi:
