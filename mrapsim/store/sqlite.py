@@ -421,7 +421,8 @@ class _ObjectRows:
         self._batch = first_batch
         self._max_batch = max(first_batch, max_batch)
         self._filled = False
-        self._taken: list[Row] = []
+        self._taken: list[Row] = []  # rows stepped past, in order; the first `_given` returned
+        self._given = 0
 
     @classmethod
     def for_page(cls, db: sqlite3.Connection, bucket: str, prefix: str, delimiter: str, max_keys: int) -> _ObjectRows:
@@ -479,12 +480,12 @@ class _ObjectRows:
         self._taken += self._rows[self._at : stop]
         self._at = stop
 
-    def taken(self) -> list[ObjectInfo]:
-        """The objects of the rows stepped past (`advance`, `run`) since the last call: a
-        listing page's, as a seek skips rows without taking them."""
-        infos = [_object_info(row) for row in self._taken]
-        self._taken = []
-        return infos
+    def taken(self, count: int) -> list[ObjectInfo]:
+        """The objects of the first `count` rows stepped past (`advance`, `run`, `skip_through`)
+        and not yet returned: a listing page's, in order, as a seek skips rows without taking
+        them."""
+        start, self._given = self._given, self._given + count
+        return [_object_info(row) for row in self._taken[start : self._given]]
 
     def advance(self) -> None:
         if self.peek() is not None:
@@ -1171,7 +1172,7 @@ class SqliteStore:
 
             def take(source: int, keys: list[str]) -> Sequence[ObjectInfo]:
                 if source == 0:
-                    return rows.taken()
+                    return rows.taken(len(keys))
                 assert synthetic is not None
                 return SyntheticRun(synthetic[0], keys)
 
