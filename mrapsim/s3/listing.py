@@ -14,7 +14,7 @@ botocore's unquote_plus decoding needs).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -158,14 +158,24 @@ def render_contents(entries: Sequence[ObjectInfo], url_encoded: bool, owner_xml:
     render = _contents_renderer(url_encoded, owner_xml)
     if not isinstance(entries, PageEntries):
         return [render(info) for info in entries]
-    rendered: list[str] = []
-    shapes: dict[SyntheticSpec, _SyntheticShape] = {}
+    # A page whose real and synthetic keys interleave has hundreds of short runs: the ETags of
+    # all its synthetic keys are computed in one call per spec, then handed out run by run. Specs
+    # are told apart by identity (a page's runs share their bucket's spec object): hashing a
+    # spec's fields per run would cost more than the run's rendering.
+    synthetic: dict[int, tuple[SyntheticSpec, list[str]]] = {}
     for part in entries.parts:
         if isinstance(part, SyntheticRun):
-            shape = shapes.get(part.spec)
+            synthetic.setdefault(id(part.spec), (part.spec, []))[1].extend(part.keys)
+    etags = {number: iter(SyntheticRun(spec, keys).etags()) for number, (spec, keys) in synthetic.items()}
+    shapes: dict[int, _SyntheticShape] = {}
+    rendered: list[str] = []
+    for part in entries.parts:
+        if isinstance(part, SyntheticRun):
+            number = id(part.spec)
+            shape = shapes.get(number)
             if shape is None:
-                shape = shapes[part.spec] = _SyntheticShape.of(part, url_encoded, render)
-            rendered += shape.render(part)
+                shape = shapes[number] = _SyntheticShape.of(part, url_encoded, render)
+            rendered += shape.render(part.keys, etags[number])
         else:
             rendered += [render(info) for info in part]
     return rendered
@@ -213,13 +223,14 @@ class _SyntheticShape:
             slice(len(layout.prefix), len(layout.prefix) + layout.width),
         )
 
-    def render(self, run: SyntheticRun) -> list[str]:
+    def render(self, keys: Sequence[str], etags: Iterator[str]) -> list[str]:
+        """The elements of `keys`, taking their ETags from `etags` (exactly as many as keys)."""
         head, middle, tail = self.head, self.middle, self.tail
-        keys: Sequence[str] = run.keys
         if self.digits is not None:
             digits = self.digits
             keys = [key[digits] for key in keys]
-        return [f"{head}{key}{middle}{etag}{tail}" for key, etag in zip(keys, run.etags(), strict=True)]
+        # zip takes the key first and stops when the keys end, leaving the next run's ETags.
+        return [f"{head}{key}{middle}{etag}{tail}" for key, etag in zip(keys, etags)]  # noqa: B905
 
 
 def _contents_renderer(url_encoded: bool, owner_xml: str) -> Callable[[ObjectInfo], str]:
