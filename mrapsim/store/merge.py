@@ -14,8 +14,8 @@ sorted list, a range of synthetic indices formatted in one call, and the store t
 entries at once (a synthetic run stays keys and a spec: store/synthetic.py's `SyntheticRun`). The
 step per key that remains is a comparison or two in C (bisect) and the delimiter test; a page of
 synthetic keys with no real key among them is a handful of runs. Where sources interleave closely
-(real keys every few synthetic ones) runs are short and each costs more than it saves, so after a
-short run the page reads a window instead, `MergedCursor.window`: each source's next keys in bulk
+(real keys every few synthetic ones) runs are short and each costs more than it saves, so after
+two short runs the page reads windows instead, `MergedCursor.window`: each source's next keys in bulk
 (`RunCursor.ahead`), merged by one sort of the concatenation (already sorted stretches: a linear
 merge in C), shadowed duplicates dropped and the keys grouped by source with C-level tools.
 
@@ -37,8 +37,8 @@ MAX_CODE_POINT = 0x10FFFF
 # A run reads keys in chunks that double from this size: the keys formatted or copied past the
 # run's end are at most as many as it took (and this many for runs of one key).
 FIRST_RUN_CHUNK = 16
-SHORT_RUN = 8  # after a run shorter than this, a window (module comment)
-FIRST_WINDOW = 64  # a window's size doubles while windows come back full
+SHORT_RUN = 8  # after two runs shorter than this, windows (module comment)
+FIRST_WINDOW = 64  # a window's size doubles while windows come back full and interleaved
 
 
 def prefix_successor(prefix: str) -> str | None:
@@ -186,24 +186,26 @@ class IndexCursor:
             return ()
         at, index, hidden = self._at, self._index, self._hidden
         end = min(self._length, at + limit)
-        if below is not None:
-            end = index.index_before_bound(below, at, end)
+        for bound in (below, bounds.upper):
+            if bound is not None:
+                end = index.index_before_bound(bound, at, end)
         taken: list[str] = []
-        size = FIRST_RUN_CHUNK
+        # Without a delimiter every key up to `end` is in the run: one read. With one, a key may
+        # roll up anywhere: chunks that double.
+        size = FIRST_RUN_CHUNK if bounds.delimiter else max(1, end - at)
         while at < end:
             chunk = index.keys_between(at, min(end, at + size))
             fits = bounds.fitting(chunk, 0, len(chunk), None)
-            if hidden is not None:
-                for n in range(fits):
-                    if hidden(chunk[n]):
-                        fits = n
-                        break
-            if not taken and fits == len(chunk):
-                taken = chunk
-            else:
-                taken += chunk if fits == len(chunk) else chunk[:fits]
-            at += fits
             if fits < len(chunk):
+                chunk = chunk[:fits]
+            if hidden is not None:  # hidden keys are not in the key space: the run goes on
+                chunk = [key for key in chunk if not hidden(key)]
+            if taken:
+                taken += chunk
+            else:
+                taken = chunk
+            at += fits
+            if fits < size:
                 break
             size *= 2
         self._move(at)
@@ -364,7 +366,7 @@ def list_merged(
     common_prefixes: list[str] = []
     count = 0
     last: str | None = None
-    window, after_short_run = FIRST_WINDOW, False
+    window, dense, short_runs = FIRST_WINDOW, False, 0
     while count < max_keys:
         key = cursor.peek()
         if key is None or not key.startswith(prefix):
@@ -376,16 +378,23 @@ def list_merged(
             last = common
             cursor.seek(prefix_successor(common))
             continue
-        if after_short_run:
+        if dense:
+            # Windows while sources keep interleaving (short stretches per source), growing while
+            # they come back full; runs again once the stretches are long.
             size = min(window, max_keys - count)
             groups = cursor.window(size, bounds)
             taken = sum(len(keys) for _, keys in groups)
-            window = min(window * 2, max_keys) if taken == size else FIRST_WINDOW
-            after_short_run = False
+            dense = len(groups) * SHORT_RUN > taken
+            window = min(window * 2, max_keys) if dense and taken == size else FIRST_WINDOW
+            short_runs = 0
         else:
             source, keys = cursor.run(max_keys - count, bounds)
             groups = [(source, list(keys))] if keys else []
-            after_short_run = len(keys) < SHORT_RUN
+            # One short run is a lone key of one source among the other's (a real object in a
+            # synthetic space); two in a row, the sources interleave. () is a key two sources
+            # share: one step, then a run.
+            short_runs = short_runs + 1 if 0 < len(keys) < SHORT_RUN else 0
+            dense = short_runs >= 2
         if not groups:
             source = cursor.source()
             cursor.advance()

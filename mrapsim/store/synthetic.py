@@ -100,8 +100,16 @@ class SyntheticKeys:
         return self._search(key, lo, inclusive=False)
 
     def index_before_bound(self, key: str, lo: int, hi: int) -> int:
-        # Exponential steps from `lo`, then a bisection of the last step: O(log distance) formats,
-        # a few for the short runs between a bucket's real keys.
+        # The bound is mostly a real key beside a synthetic one (`obj/0001234` itself, or
+        # `obj/0001234x`): its digits name the answer or the index before it, which two formats
+        # confirm. Otherwise exponential steps from `lo`, then a bisection of the last step:
+        # O(log distance) formats.
+        guess = self._index_hint(key)
+        if guess is not None:
+            for candidate in (guess, guess + 1):
+                at = min(max(candidate, lo), hi)
+                if (at == lo or self.key_at(at - 1) < key) and (at == hi or self.key_at(at) >= key):
+                    return at
         step = 1
         while lo < hi:
             probe = min(lo + step, hi) - 1
@@ -116,6 +124,18 @@ class SyntheticKeys:
             else:
                 hi = mid
         return lo
+
+    def _index_hint(self, key: str) -> int | None:
+        """The number in `key` where this space's digits are, if any: a guess, to be checked."""
+        if not key.startswith(self.prefix):
+            return None
+        digits = key[len(self.prefix) : len(self.prefix) + self.width]
+        if len(digits) != self.width or not digits.isalnum() or not digits.isascii():
+            return None
+        try:
+            return int(digits, self.base)
+        except ValueError:
+            return None
 
     def _search(self, key: str, lo: int, *, inclusive: bool) -> int:
         hi = self.count

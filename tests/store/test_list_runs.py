@@ -106,14 +106,23 @@ def test_a_synthetic_run_is_its_objects(key_format: str, start: int, length: int
     assert run[1:3] == [synthetic_info(spec, key) for key in keys[1:3]]
 
 
-def test_index_before_bound_is_a_bisection() -> None:
-    space = SyntheticKeys.of(SyntheticSpec(1000, "obj/{i:04d}", 1, 1))
+@given(
+    key_format=st.sampled_from(["obj/{i:04d}", "{i:04X}/", "{i:04x}", "k{i:04o}z"]),
+    lo=st.integers(0, 1000),
+    span=st.integers(0, 1000),
+    probe=st.one_of(
+        st.integers(0, 1100).map(str),
+        st.text(alphabet="obj/0123456789aAfFzZ+_ \x00\U0010ffff", max_size=9),
+    ),
+    tail=st.sampled_from(["", "x", "\x00", "/", "z"]),
+)
+def test_index_before_bound_is_a_bisection(key_format: str, lo: int, span: int, probe: str, tail: str) -> None:
+    space = SyntheticKeys.of(SyntheticSpec(1000, key_format, 1, 1))
     keys = space.keys_between(0, 1000)
-    for lo in (0, 1, 17, 500, 999, 1000):
-        for hi in (lo, min(1000, lo + 1), min(1000, lo + 9), 1000):
-            for probe in ("", "obj/", "obj/0017", "obj/0017x", "obj/0500", "obj/0998", "obj/9", "z"):
-                expected = lo + sum(1 for key in keys[lo:hi] if key < probe)
-                assert space.index_before_bound(probe, lo, hi) == expected, (lo, hi, probe)
+    hi = min(1000, lo + span)
+    for bound in (probe, space.key_at(min(999, int(probe))) + tail if probe.isdigit() else probe + tail):
+        expected = lo + sum(1 for key in keys[lo:hi] if key < bound)
+        assert space.index_before_bound(bound, lo, hi) == expected
 
 
 def test_page_entries_read_as_a_sequence() -> None:
