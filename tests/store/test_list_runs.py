@@ -6,6 +6,8 @@ rendered object by object."""
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -142,3 +144,19 @@ async def test_store_pages_are_page_entries(make_store: MakeStore) -> None:
     page = await store.list_page(bucket)
     assert isinstance(page.entries, PageEntries) and len(page.entries) == 50
     assert [type(part) for part in page.entries.parts] == [SyntheticRun]
+
+
+async def test_listed_objects_are_whole_object_infos(make_store: MakeStore) -> None:
+    """The stores build listed ObjectInfo values without the dataclass constructor: each has every
+    field and equals the constructor's value."""
+    store = make_store()
+    bucket = await fresh_bucket(store)
+    await store.set_synthetic(bucket, SyntheticSpec(3, "s{i:01d}", 4, 1))
+    await put(store, bucket, "plain", b"x")
+    await put(
+        store, bucket, "rich", b"xy", content_type="text/plain", metadata={"a": "b"}, checksums={"crc32": "AAAAAA=="}
+    )
+    names = {f.name for f in fields(ObjectInfo)}
+    for info in (await store.list_page(bucket)).entries:
+        assert set(vars(info)) == names
+        assert info == ObjectInfo(**{name: getattr(info, name) for name in names})
