@@ -209,6 +209,7 @@ class ListPage:
 
     `next_after` is the position to resume from (pass it back as `start_after`): the last key or
     common prefix on the page. A common prefix as `start_after` resumes after every key under it.
+    The stores' `entries` are PageEntries (runs of synthetic objects kept in bulk).
     """
 
     entries: Sequence[ObjectInfo]

@@ -34,8 +34,8 @@ from typing import Protocol
 from mrapsim.store.base import ListPage, ObjectInfo, PageEntries
 
 MAX_CODE_POINT = 0x10FFFF
-# A run reads keys in chunks that double from this size: the keys formatted or copied past the
-# run's end are at most as many as it took (and this many for runs of one key).
+# With a delimiter, a run reads keys in chunks that double from this size: the keys formatted or
+# copied past the run's end (a key that rolls up) are at most as many as it took, or this many.
 FIRST_RUN_CHUNK = 16
 SHORT_RUN = 8  # after two runs shorter than this, windows (module comment)
 FIRST_WINDOW = 64  # a window's size doubles while windows come back full and interleaved
