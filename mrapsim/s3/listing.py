@@ -162,22 +162,25 @@ def render_contents(entries: Sequence[ObjectInfo], url_encoded: bool, owner_xml:
     # all its synthetic keys are computed in one call per spec, then handed out run by run. Specs
     # are told apart by identity (a page's runs share their bucket's spec object): hashing a
     # spec's fields per run would cost more than the run's rendering.
+    # `type(part) is SyntheticRun`, not isinstance: a part is a list or a run, and isinstance of
+    # a Sequence subclass goes through the ABC machinery, per part.
+    parts = entries.parts
     synthetic: dict[int, tuple[SyntheticSpec, list[str]]] = {}
-    for part in entries.parts:
-        if isinstance(part, SyntheticRun):
+    for part in parts:
+        if type(part) is SyntheticRun:
             synthetic.setdefault(id(part.spec), (part.spec, []))[1].extend(part.keys)
     etags = {number: iter(SyntheticRun(spec, keys).etags()) for number, (spec, keys) in synthetic.items()}
     shapes: dict[int, _SyntheticShape] = {}
     rendered: list[str] = []
-    for part in entries.parts:
-        if isinstance(part, SyntheticRun):
+    for part in parts:
+        if type(part) is SyntheticRun:
             number = id(part.spec)
             shape = shapes.get(number)
             if shape is None:
                 shape = shapes[number] = _SyntheticShape.of(part, url_encoded, render)
             rendered += shape.render(part.keys, etags[number])
         else:
-            rendered += [render(info) for info in part]
+            rendered += map(render, part)
     return rendered
 
 
