@@ -425,11 +425,14 @@ class _ObjectRows:
         self._given = 0
 
     @classmethod
-    def for_page(cls, db: sqlite3.Connection, bucket: str, prefix: str, delimiter: str, max_keys: int) -> _ObjectRows:
+    def for_page(
+        cls, db: sqlite3.Connection, bucket: str, prefix: str, delimiter: str, max_keys: int, *, merged: bool = False
+    ) -> _ObjectRows:
         """Sized for one listing page of `max_keys` (and one more, to tell truncation): with a
-        delimiter, seeks past roll-ups are likely, so the first batch is small."""
+        delimiter, seeks past roll-ups are likely, and `merged` with other keys (a synthetic key
+        space) the page may hold few of these rows, so the first batch is small (then doubles)."""
         wanted = max(1, min(max_keys, MAX_BATCH)) + 1
-        return cls(db, bucket, prefix, min(wanted, SEEK_BATCH) if delimiter else wanted, wanted)
+        return cls(db, bucket, prefix, min(wanted, SEEK_BATCH) if delimiter or merged else wanted, wanted)
 
     def _fill(self, start: str, inclusive: bool) -> None:
         sql = f"SELECT {INFO_COLUMNS} FROM objects WHERE bucket = ? AND key {'>=' if inclusive else '>'} ?"
@@ -1174,7 +1177,7 @@ class SqliteStore:
     ) -> ListPage:
         with self._read() as db:
             synthetic = self._synthetic_of(self._bucket_row(db, bucket))
-            rows = _ObjectRows.for_page(db, bucket, prefix, delimiter, max_keys)
+            rows = _ObjectRows.for_page(db, bucket, prefix, delimiter, max_keys, merged=synthetic is not None)
             cursor = _key_cursor(db, bucket, synthetic, rows)
 
             def take(source: int, keys: list[str]) -> Sequence[ObjectInfo]:
