@@ -14,16 +14,17 @@ botocore's unquote_plus decoding needs).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from mrapsim.config import SyntheticSpec
 from mrapsim.s3.context import Context
 from mrapsim.s3.errors import invalid_argument
 from mrapsim.s3.request import bounded_int
 from mrapsim.s3.responses import S3Response, xml_response
 from mrapsim.s3.xml import document, escape_text, iso_timestamp, leaf, node
-from mrapsim.store import ListPage, ObjectInfo
+from mrapsim.store import ListPage, ObjectInfo, PageEntries, SyntheticRun
 
 MAX_KEYS_PER_PAGE = 1000
 MAX_KEYS_ARGUMENT = 2**31 - 1
@@ -145,13 +146,97 @@ def _common_tail(ctx: Context, params: ListingParams, page: ListPage, *, with_ow
     if with_owner:
         owner = ctx.owner
         owner_xml = node("Owner", leaf("ID", owner.id), leaf("DisplayName", owner.display_name))
-    render = _contents_renderer(params.encode, owner_xml)
-    children += [render(info) for info in page.entries]
+    children += render_contents(page.entries, params.url_encoded, owner_xml)
     children += [node("CommonPrefixes", leaf("Prefix", params.encode(p))) for p in page.common_prefixes]
     return children
 
 
-def _contents_renderer(encode: Callable[[str], str], owner_xml: str) -> Callable[[ObjectInfo], str]:
+def render_contents(entries: Sequence[ObjectInfo], url_encoded: bool, owner_xml: str) -> list[str]:
+    """The `<Contents>` elements of a page's objects. A run of synthetic objects (PageEntries'
+    parts) is written from its keys and ETags alone: the rest of its elements are the same for
+    every object of the spec, rendered once per page."""
+    render = _contents_renderer(url_encoded, owner_xml)
+    if not isinstance(entries, PageEntries):
+        return [render(info) for info in entries]
+    # A page whose real and synthetic keys interleave has hundreds of short runs: the ETags of
+    # all its synthetic keys are computed in one call per spec, then handed out run by run. Specs
+    # are told apart by identity (a page's runs share their bucket's spec object): hashing a
+    # spec's fields per run would cost more than the run's rendering.
+    # `type(part) is SyntheticRun`, not isinstance: a part is a list or a run, and isinstance of
+    # a Sequence subclass goes through the ABC machinery, per part.
+    parts = entries.parts
+    synthetic: dict[int, tuple[SyntheticSpec, list[str]]] = {}
+    for part in parts:
+        if type(part) is SyntheticRun:
+            synthetic.setdefault(id(part.spec), (part.spec, []))[1].extend(part.keys)
+    etags = {number: iter(SyntheticRun(spec, keys).etags()) for number, (spec, keys) in synthetic.items()}
+    shapes: dict[int, _SyntheticShape] = {}
+    rendered: list[str] = []
+    for part in parts:
+        if type(part) is SyntheticRun:
+            number = id(part.spec)
+            shape = shapes.get(number)
+            if shape is None:
+                shape = shapes[number] = _SyntheticShape.of(part, url_encoded, render)
+            rendered += shape.render(part.keys, etags[number])
+        else:
+            rendered += map(render, part)
+    return rendered
+
+
+def _key_text(key: str, url_encoded: bool) -> str:
+    """A key as the text of `<Key>`: URL-encoded when asked, XML-escaped."""
+    if url_encoded:
+        key = quote(key, safe="/")
+    # Most keys need no escaping; testing first is several times cheaper than escaping.
+    if "&" in key or "<" in key or ">" in key:
+        return escape_text(key)
+    return key
+
+
+@dataclass(frozen=True)
+class _SyntheticShape:
+    """The `<Contents>` of a synthetic spec's objects around their keys' digits and ETags."""
+
+    head: str  # up to the key's digits
+    middle: str  # from the key's digits to the ETag's text
+    tail: str
+    digits: slice | None  # where a key's digits are; None: the key is its own text
+
+    @classmethod
+    def of(cls, run: SyntheticRun, url_encoded: bool, render: Callable[[ObjectInfo], str]) -> _SyntheticShape:
+        # One object rendered in full gives the text around its key and ETag, which every object
+        # of the spec shares. Keys are the layout's prefix, digits and suffix: the digits are ASCII
+        # letters and numbers, which neither URL-encoding nor XML-escaping changes, so a key's text
+        # is the prefix's text, its digits and the suffix's text. Synthetic ETags are quoted hex
+        # (store/synthetic.py), never escaped.
+        first = run.first()
+        whole = render(first)
+        layout = run.spec.layout
+        prefix, suffix = _key_text(layout.prefix, url_encoded), _key_text(layout.suffix, url_encoded)
+        opening = "<Contents><Key>"
+        key_end = whole.index("</Key>", len(opening))
+        etag_at = whole.index(f"<ETag>{first.etag}</ETag>", key_end) + len("<ETag>")
+        if (prefix, suffix) == (layout.prefix, layout.suffix):
+            return cls(opening, whole[key_end:etag_at], whole[etag_at + len(first.etag) :], None)
+        return cls(
+            opening + prefix,
+            suffix + whole[key_end:etag_at],
+            whole[etag_at + len(first.etag) :],
+            slice(len(layout.prefix), len(layout.prefix) + layout.width),
+        )
+
+    def render(self, keys: Sequence[str], etags: Iterator[str]) -> list[str]:
+        """The elements of `keys`, taking their ETags from `etags` (exactly as many as keys)."""
+        head, middle, tail = self.head, self.middle, self.tail
+        if self.digits is not None:
+            digits = self.digits
+            keys = [key[digits] for key in keys]
+        # zip takes the key first and stops when the keys end, leaving the next run's ETags.
+        return [f"{head}{key}{middle}{etag}{tail}" for key, etag in zip(keys, etags)]  # noqa: B905
+
+
+def _contents_renderer(url_encoded: bool, owner_xml: str) -> Callable[[ObjectInfo], str]:
     # Objects written in the same second share a timestamp; formatting each once per page saves
     # a strftime per entry on bulk-loaded buckets. One f-string per entry (the element order of
     # S3's <Contents>), with only the text that can need it escaped: a 1,000-key page renders
@@ -167,10 +252,17 @@ def _contents_renderer(encode: Callable[[str], str], owner_xml: str) -> Callable
             checksums = "".join(
                 leaf("ChecksumAlgorithm", CHECKSUM_NAMES.get(name, name.upper())) for name in info.checksums
             ) + leaf("ChecksumType", info.checksum_type)
+        key, etag, storage_class = info.key, info.etag, info.storage_class
+        if url_encoded or "&" in key or "<" in key or ">" in key:
+            key = _key_text(key, url_encoded)
+        if "&" in etag or "<" in etag or ">" in etag:
+            etag = escape_text(etag)
+        if storage_class != "STANDARD":
+            storage_class = escape_text(storage_class)
         return (
-            f"<Contents><Key>{escape_text(encode(info.key))}</Key><LastModified>{modified}</LastModified>"
-            f"<ETag>{escape_text(info.etag)}</ETag>{checksums}<Size>{info.size}</Size>{owner_xml}"
-            f"<StorageClass>{escape_text(info.storage_class)}</StorageClass></Contents>"
+            f"<Contents><Key>{key}</Key><LastModified>{modified}</LastModified>"
+            f"<ETag>{etag}</ETag>{checksums}<Size>{info.size}</Size>{owner_xml}"
+            f"<StorageClass>{storage_class}</StorageClass></Contents>"
         )
 
     return render

@@ -10,6 +10,7 @@ from mrapsim.store.base import (
     MrapRoute,
     ObjectInfo,
     ObjectWrite,
+    PageEntries,
     PartInfo,
     Precondition,
     ReplicationTask,
@@ -41,6 +42,7 @@ from mrapsim.store.errors import (
 )
 from mrapsim.store.memory import MemoryStore
 from mrapsim.store.seed import create_store, seed_store
+from mrapsim.store.synthetic import SyntheticRun
 
 __all__ = [
     "BucketAlreadyExistsError",
@@ -61,6 +63,7 @@ __all__ = [
     "NoSuchVersionError",
     "ObjectInfo",
     "ObjectWrite",
+    "PageEntries",
     "PartInfo",
     "Precondition",
     "PreconditionFailedError",
@@ -70,6 +73,7 @@ __all__ = [
     "StoreError",
     "StoreOpenError",
     "StoredObject",
+    "SyntheticRun",
     "UploadInfo",
     "VersionEntry",
     "VersionPage",

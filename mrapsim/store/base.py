@@ -12,9 +12,9 @@ carry it across restarts and replicas.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, overload
 
 from mrapsim.config import DEFAULT_REGION, SyntheticSpec
 from mrapsim.store.content import ContentBuilder, ContentSource
@@ -155,12 +155,61 @@ class PartInfo:
     checksums: Mapping[str, str] = field(default_factory=dict)
 
 
+class PageEntries(Sequence[ObjectInfo]):
+    """A listing page's objects in key order, as consecutive parts: lists of ObjectInfo and runs a
+    store describes in bulk (store/synthetic.py's `SyntheticRun`: keys and a spec, no object per
+    key). Read as a sequence it is the ObjectInfo values, made on first use; a renderer that knows
+    a part's type reads `parts` and renders a run without them. Never changed once built."""
+
+    __slots__ = ("_length", "_parts", "_values")
+
+    def __init__(self, parts: Sequence[Sequence[ObjectInfo]]) -> None:
+        self._parts = tuple(part for part in parts if part)
+        self._length = sum(len(part) for part in self._parts)
+        self._values: list[ObjectInfo] | None = None
+
+    @property
+    def parts(self) -> tuple[Sequence[ObjectInfo], ...]:
+        return self._parts
+
+    def _materialised(self) -> list[ObjectInfo]:
+        if self._values is None:
+            self._values = [info for part in self._parts for info in part]
+        return self._values
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> ObjectInfo: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[ObjectInfo]: ...
+
+    def __getitem__(self, index: int | slice) -> ObjectInfo | Sequence[ObjectInfo]:
+        return self._materialised()[index]
+
+    def __iter__(self) -> Iterator[ObjectInfo]:
+        return iter(self._materialised())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PageEntries | list | tuple):
+            return self._materialised() == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"PageEntries({self._materialised()!r})"
+
+
 @dataclass(frozen=True)
 class ListPage:
     """One page of a listing in key order.
 
     `next_after` is the position to resume from (pass it back as `start_after`): the last key or
     common prefix on the page. A common prefix as `start_after` resumes after every key under it.
+    The stores' `entries` are PageEntries (runs of synthetic objects kept in bulk).
     """
 
     entries: Sequence[ObjectInfo]

@@ -64,8 +64,8 @@ from mrapsim.store.errors import (
     NoSuchUploadError,
     NoSuchVersionError,
 )
-from mrapsim.store.merge import IndexCursor, KeyCursor, MergedCursor, list_merged
-from mrapsim.store.synthetic import SyntheticKeys, synthetic_content, synthetic_info
+from mrapsim.store.merge import IndexCursor, MergedCursor, RunCursor, list_merged
+from mrapsim.store.synthetic import SyntheticKeys, SyntheticRun, synthetic_content, synthetic_info
 from mrapsim.store.versions import NULL_VERSION, SUSPENDED, list_version_page, new_version_id
 
 COMPLETED_REMEMBERED = 1000  # completed uploads per bucket a retried Complete can still find
@@ -98,6 +98,12 @@ class _SortedKeys:
 
     def key_at(self, index: int) -> str:
         return self.keys[index]
+
+    def keys_between(self, start: int, stop: int) -> list[str]:
+        return self.keys[start:stop]
+
+    def index_before_bound(self, key: str, lo: int, hi: int) -> int:
+        return bisect.bisect_left(self.keys, key, lo, hi)
 
     def __len__(self) -> int:
         return len(self.keys)
@@ -136,11 +142,11 @@ class _Bucket:
             return None
         return StoredObject(synthetic_info(self.spec, key), synthetic_content(self.spec, key))
 
-    def key_cursor(self, *also: KeyCursor) -> MergedCursor:
+    def key_cursor(self, *also: RunCursor) -> MergedCursor:
         """The stored keys (source 0), then `also`, then the synthetic keys not deleted, merged."""
-        sources: list[KeyCursor] = [IndexCursor(self.order), *also]
+        sources: list[RunCursor] = [IndexCursor(self.order), *also]
         if self.synthetic is not None:
-            sources.append(IndexCursor(self.synthetic, self.deleted.__contains__))
+            sources.append(IndexCursor(self.synthetic, self.deleted.__contains__ if self.deleted else None))
         return MergedCursor(sources)
 
     def is_empty(self) -> bool:
@@ -305,15 +311,12 @@ class MemoryStore:
             return ListPage((), (), False, None)
         cursor = target.key_cursor()
 
-        def take() -> ObjectInfo:
-            key = cursor.peek()
-            assert key is not None
-            real = cursor.source() == 0
-            cursor.advance()
-            if real:
-                return target.objects[key].info
+        def take(source: int, keys: list[str]) -> Sequence[ObjectInfo]:
+            if source == 0:
+                objects = target.objects
+                return [objects[key].info for key in keys]
             assert target.spec is not None
-            return synthetic_info(target.spec, key)
+            return SyntheticRun(target.spec, keys)
 
         return list_merged(cursor, take, prefix=prefix, delimiter=delimiter, start_after=start_after, max_keys=max_keys)
 

@@ -96,8 +96,8 @@ from mrapsim.store.errors import (
     NoSuchVersionError,
     StoreOpenError,
 )
-from mrapsim.store.merge import IndexCursor, KeyCursor, MergedCursor, list_merged, prefix_successor
-from mrapsim.store.synthetic import SyntheticKeys, synthetic_content, synthetic_info
+from mrapsim.store.merge import IndexCursor, MergedCursor, RunBounds, RunCursor, list_merged, prefix_successor
+from mrapsim.store.synthetic import NO_ENTRIES, SyntheticKeys, SyntheticRun, synthetic_content, synthetic_info
 from mrapsim.store.versions import ENABLED, NULL_VERSION, SUSPENDED, list_version_page, new_version_id
 
 T = TypeVar("T")
@@ -406,7 +406,7 @@ class _BlobGoneError(Exception):
 
 
 class _ObjectRows:
-    """A KeyCursor over one bucket's object rows (under a prefix), read in batches of indexed
+    """A RunCursor over one bucket's object rows (under a prefix), read in batches of indexed
     range queries. Sequential reading doubles the batch; a seek beyond the batch starts a new
     small one, so a page of roll-ups costs one short query per common prefix."""
 
@@ -421,13 +421,18 @@ class _ObjectRows:
         self._batch = first_batch
         self._max_batch = max(first_batch, max_batch)
         self._filled = False
+        self._taken: list[Row] = []  # rows stepped past, in order; the first `_given` returned
+        self._given = 0
 
     @classmethod
-    def for_page(cls, db: sqlite3.Connection, bucket: str, prefix: str, delimiter: str, max_keys: int) -> _ObjectRows:
+    def for_page(
+        cls, db: sqlite3.Connection, bucket: str, prefix: str, delimiter: str, max_keys: int, *, merged: bool = False
+    ) -> _ObjectRows:
         """Sized for one listing page of `max_keys` (and one more, to tell truncation): with a
-        delimiter, seeks past roll-ups are likely, so the first batch is small."""
+        delimiter, seeks past roll-ups are likely, and `merged` with other keys (a synthetic key
+        space) the page may hold few of these rows, so the first batch is small (then doubles)."""
         wanted = max(1, min(max_keys, MAX_BATCH)) + 1
-        return cls(db, bucket, prefix, min(wanted, SEEK_BATCH) if delimiter else wanted, wanted)
+        return cls(db, bucket, prefix, min(wanted, SEEK_BATCH) if delimiter or merged else wanted, wanted)
 
     def _fill(self, start: str, inclusive: bool) -> None:
         sql = f"SELECT {INFO_COLUMNS} FROM objects WHERE bucket = ? AND key {'>=' if inclusive else '>'} ?"
@@ -453,11 +458,41 @@ class _ObjectRows:
                 return None
         return self._keys[self._at]
 
-    def info(self) -> ObjectInfo:
-        return _object_info(self._rows[self._at])
+    def run(self, limit: int, below: str | None, bounds: RunBounds) -> Sequence[str]:
+        """A run within the batch read (the next batch is another run)."""
+        if self.peek() is None:
+            return ()
+        at = self._at
+        stop = bounds.fitting(self._keys, at, min(len(self._keys), at + limit), below)
+        self._at = stop
+        self._taken += self._rows[at:stop]
+        return self._keys[at:stop]
+
+    def ahead(self, limit: int, bounds: RunBounds) -> tuple[list[str], str | None]:
+        """Within the batch read: past its last key the stop is that key's successor."""
+        if self.peek() is None:
+            return [], None
+        at, keys = self._at, self._keys
+        fits = bounds.fitting(keys, at, min(len(keys), at + limit), None)
+        if fits < len(keys):
+            return keys[at:fits], keys[fits]
+        return keys[at:fits], None if self._bound is None else keys[-1] + "\x00"
+
+    def skip_through(self, key: str) -> None:
+        stop = bisect_right(self._keys, key, self._at)
+        self._taken += self._rows[self._at : stop]
+        self._at = stop
+
+    def taken(self, count: int) -> list[ObjectInfo]:
+        """The objects of the first `count` rows stepped past (`advance`, `run`, `skip_through`)
+        and not yet returned: a listing page's, in order, as a seek skips rows without taking
+        them."""
+        start, self._given = self._given, self._given + count
+        return [_object_info(row) for row in self._taken[start : self._given]]
 
     def advance(self) -> None:
         if self.peek() is not None:
+            self._taken.append(self._rows[self._at])
             self._at += 1
 
     def _end(self) -> None:
@@ -491,7 +526,7 @@ class _ObjectRows:
 
 
 class _ArchiveKeys:
-    """A KeyCursor over the distinct keys of a bucket's archived versions (store/versions.py):
+    """A RunCursor over the distinct keys of a bucket's archived versions (store/versions.py):
     each step is one indexed `min(key)` query."""
 
     def __init__(self, db: sqlite3.Connection, bucket: str, prefix: str) -> None:
@@ -521,6 +556,16 @@ class _ArchiveKeys:
         key = self.peek()
         if key is not None:
             self._bound, self._known = (key, False), False
+
+    def run(self, limit: int, below: str | None, bounds: RunBounds) -> Sequence[str]:
+        return ()  # one query per key: a version listing steps
+
+    def ahead(self, limit: int, bounds: RunBounds) -> tuple[list[str], str | None]:
+        key = self.peek()
+        return [], key  # nothing in bulk: a window stops at the next key
+
+    def skip_through(self, key: str) -> None:
+        self.seek(key, inclusive=False)
 
     def seek(self, key: str | None, *, inclusive: bool = True) -> None:
         if key is None:
@@ -564,11 +609,11 @@ def _key_cursor(
     bucket: str,
     synthetic: tuple[SyntheticSpec, SyntheticKeys] | None,
     rows: _ObjectRows,
-    *also: KeyCursor,
+    *also: RunCursor,
 ) -> MergedCursor:
     """The bucket's object rows (source 0), then `also`, then its synthetic keys not deleted,
     merged."""
-    sources: list[KeyCursor] = [rows, *also]
+    sources: list[RunCursor] = [rows, *also]
     if synthetic is not None:
         sources.append(IndexCursor(synthetic[1], _DeletedKeys(db, bucket)))
     return MergedCursor(sources)
@@ -595,20 +640,33 @@ def _spec_json(spec: SyntheticSpec | None) -> str | None:
 def _object_info(row: Row) -> ObjectInfo:
     key, size, etag, modified, content_type, metadata, headers, checksums, checksum_type, storage_class = row[:10]
     extras, parts = row[10], row[11]
-    return ObjectInfo(
+    # A listing page makes one per row: filling the instance dict skips the frozen dataclass
+    # __init__ (an object.__setattr__ per field), as synthetic_info does; tests check the result
+    # equals the constructor's and has every field.
+    info: ObjectInfo = object.__new__(ObjectInfo)
+    info.__dict__.update(
         key=key,
         size=size,
         etag=etag,
         last_modified=_parse_time(modified),
         content_type=content_type,
-        metadata=json.loads(metadata),
-        stored_headers=json.loads(headers),
-        checksums=json.loads(checksums),
+        metadata=_mapping(metadata),
+        stored_headers=_mapping(headers),
+        checksums=_mapping(checksums),
         checksum_type=checksum_type,
         storage_class=storage_class,
-        extras=json.loads(extras),
         parts=() if parts is None else tuple(_part_info(item) for item in json.loads(parts)),
+        extras=_mapping(extras),
+        version_id="null",
+        delete_marker=False,
     )
+    return info
+
+
+def _mapping(text: str) -> Mapping[str, str]:
+    # Most objects have no metadata, headers, checksums or extras: a listing page reads four
+    # empty ones per row, and json.loads costs microseconds even for "{}".
+    return NO_ENTRIES if text == "{}" else cast(Mapping[str, str], json.loads(text))
 
 
 def _part_json(part: PartInfo) -> list[object]:
@@ -1119,19 +1177,14 @@ class SqliteStore:
     ) -> ListPage:
         with self._read() as db:
             synthetic = self._synthetic_of(self._bucket_row(db, bucket))
-            rows = _ObjectRows.for_page(db, bucket, prefix, delimiter, max_keys)
+            rows = _ObjectRows.for_page(db, bucket, prefix, delimiter, max_keys, merged=synthetic is not None)
             cursor = _key_cursor(db, bucket, synthetic, rows)
 
-            def take() -> ObjectInfo:
-                if cursor.source() == 0:
-                    info = rows.info()
-                else:
-                    assert synthetic is not None
-                    key = cursor.peek()
-                    assert key is not None
-                    info = synthetic_info(synthetic[0], key)
-                cursor.advance()
-                return info
+            def take(source: int, keys: list[str]) -> Sequence[ObjectInfo]:
+                if source == 0:
+                    return rows.taken(len(keys))
+                assert synthetic is not None
+                return SyntheticRun(synthetic[0], keys)
 
             return list_merged(
                 cursor, take, prefix=prefix, delimiter=delimiter, start_after=start_after, max_keys=max_keys
