@@ -39,7 +39,13 @@ VersionsOf = Callable[[str, str | None, int], Sequence[VersionEntry]]
 
 def new_version_id(status: str) -> str:
     """The id of a version written under versioning `status`."""
-    return secrets.token_urlsafe(VERSION_ID_BYTES) if status == ENABLED else NULL_VERSION
+    if status != ENABLED:
+        return NULL_VERSION
+    # Never a leading "-": aws-cli would read `--version-id -x…` as a missing value (S3's own
+    # ids are seen to start with a letter or a digit).
+    while (version_id := secrets.token_urlsafe(VERSION_ID_BYTES)).startswith("-"):
+        pass
+    return version_id
 
 
 def list_version_page(

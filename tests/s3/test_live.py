@@ -60,7 +60,8 @@ def test_list_buckets_xml(live: LiveServer) -> None:
     assert response.body.startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<ListAllMyBucketsResult xmlns=')
     root = ET.fromstring(response.body)
     names = [b.findtext(f"{NS}Name") for b in root.iter(f"{NS}Bucket")]
-    assert names == sorted([BULK_BUCKET, NAMES_BUCKET, WRITE_BUCKET, "mraps3sample"])
+    # Sorted by name; the server is shared by the modules of tests/s3, whose own buckets may show.
+    assert names == sorted(names) and {BULK_BUCKET, NAMES_BUCKET, WRITE_BUCKET, "mraps3sample"} <= set(names)
     assert root.findtext(f"{NS}Owner/{NS}ID")
     created = root.findtext(f"{NS}Buckets/{NS}Bucket/{NS}CreationDate") or ""
     assert created.endswith(".000Z")

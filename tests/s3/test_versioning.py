@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from mrapsim.store.versions import ENABLED, new_version_id
 from tests.s3.conftest import LiveServer, aws_cli_env, make_client
 
 
@@ -121,3 +122,10 @@ def test_emptying_a_versioned_bucket_through_its_versions(live: LiveServer) -> N
     assert len(result["Deleted"]) == 4 and sum(bool(d.get("DeleteMarker")) for d in result["Deleted"]) == 1
     assert "Versions" not in s3.list_object_versions(Bucket="to-empty")
     s3.delete_bucket(Bucket="to-empty")
+
+
+def test_version_ids_never_start_with_a_dash() -> None:
+    # aws-cli reads `--version-id -abc` as a missing value: a test failed on such an id.
+    ids = {new_version_id(ENABLED) for _ in range(2000)}
+    assert len(ids) == 2000 and not any(version_id.startswith("-") for version_id in ids)
+    assert new_version_id("Suspended") == "null"
