@@ -1,13 +1,16 @@
 """`--workers 2` against one worker on new connections, in one run on this machine.
 
     python benchmarks/workers_scaling.py [--seconds 8] [--repeat 3] [--users 20] [--workers 2]
+                                         [--server-cpus 1,2] [--load-cpus 0]
 
 Starts two `mrapsim serve` processes (sqlite store, which several workers need): one with one
 worker, one with `--workers N`; drives each in turn with `mrapsim load` (a new TLS connection +
 one small signed GET per task) and prints tasks/s, the ratio, and how the accepted load split
 over the workers (each worker process's share of the CPU time the workers used), which says
 whether the supervisor's shared listening socket balances accepts. The load generator shares the
-machine's cores with the server: on 2 cores the ratio is bounded by that.
+machine's cores with the server: on 2 cores the ratio is bounded by that. Where more cores exist,
+`--server-cpus` and `--load-cpus` pin the servers (and their workers) and the load generator to
+cores of their own (sched_setaffinity).
 """
 
 from __future__ import annotations
@@ -35,12 +38,18 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def cpu_list(text: str) -> set[int]:
+    return {int(cpu) for cpu in text.split(",")}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=8)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--server-cpus", type=cpu_list, default=None, help="e.g. 1,2: the servers' cores")
+    parser.add_argument("--load-cpus", type=cpu_list, default=None, help="e.g. 0: the load generator's cores")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         tmp = Path(scratch)
@@ -49,6 +58,11 @@ def main() -> int:
             (tmp / str(count)).mkdir()
             config = f'workers = {count}\n[store]\nkind = "sqlite"\npath = "{tmp / str(count) / "data"}"\n'
             servers[count] = start_mrapsim(tmp / str(count), config)
+            if args.server_cpus:
+                for pid in [servers[count].process.pid, *children(servers[count].process.pid)]:
+                    os.sched_setaffinity(pid, args.server_cpus)
+        if args.load_cpus:
+            os.sched_setaffinity(0, args.load_cpus)  # `mrapsim load` inherits it
         scenario = tmp / "get_new.toml"
         scenario.write_text(scenario_toml("get", connection="new", key="hello.txt"))
         rates: dict[int, list[float]] = {count: [] for count in servers}
