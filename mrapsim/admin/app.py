@@ -4,6 +4,8 @@ and for the supervisor of several alike."""
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -38,11 +40,7 @@ def _routes(backend: AdminBackend) -> Starlette:
         return Response(await backend.metrics(), media_type=PROMETHEUS_CONTENT_TYPE)
 
     async def connections(request: Request) -> Response:
-        try:
-            query = parse_record_query(dict(request.query_params))
-        except BadQuery as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse(await backend.connections(query))
+        return await _queried(request, parse_record_query, backend.connections)
 
     async def connection(request: Request) -> Response:
         """One connection's record and its recent requests."""
@@ -52,11 +50,7 @@ def _routes(backend: AdminBackend) -> Starlette:
         return JSONResponse(document)
 
     async def requests(request: Request) -> Response:
-        try:
-            query = parse_request_query(dict(request.query_params))
-        except BadQuery as exc:
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        return JSONResponse(await backend.requests(query))
+        return await _queried(request, parse_request_query, backend.requests)
 
     async def config(request: Request) -> Response:
         return Response(
@@ -166,6 +160,7 @@ PAGE_HEADERS = {
     "cache-control": "no-store",
 }
 
+Q = TypeVar("Q")
 MAX_ADMIN_BODY = 1024 * 1024  # a fault list is a few KiB
 
 
@@ -184,3 +179,14 @@ async def read_json(request: Request) -> object:
         return json.loads(body)
     except ValueError as exc:
         raise FaultError(f"the body is not JSON: {exc}") from exc
+
+
+async def _queried(
+    request: Request, parse: Callable[[dict[str, str]], Q], fetch: Callable[[Q], Awaitable[object]]
+) -> Response:
+    """A listing endpoint: its query parameters parsed (400 with the reason), then the answer."""
+    try:
+        query = parse(dict(request.query_params))
+    except BadQuery as exc:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+    return JSONResponse(await fetch(query))

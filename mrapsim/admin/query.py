@@ -4,6 +4,7 @@ written back as parameters when the supervisor passes the same query on to its w
 from __future__ import annotations
 
 import datetime
+from collections.abc import Iterable
 
 from mrapsim.edge.records import ConnectionState, RecordQuery
 from mrapsim.outcomes import Outcome
@@ -21,14 +22,8 @@ class BadQuery(ValueError):
 def parse_record_query(params: dict[str, str]) -> RecordQuery:
     """`limit`, `outcome`, `sni`, `listener`, `since` (ISO 8601 or seconds since the epoch),
     `state` (`open`, `closed` or `all`, the default)."""
-    unknown = set(params) - set(QUERY_PARAMETERS)
-    if unknown:
-        raise BadQuery(f"unknown parameter(s) {', '.join(sorted(unknown))}")
-    limit = 100
-    if "limit" in params:
-        if not params["limit"].isdigit() or not 1 <= int(params["limit"]) <= MAX_CONNECTIONS_LIMIT:
-            raise BadQuery(f"limit must be an integer from 1 to {MAX_CONNECTIONS_LIMIT}")
-        limit = int(params["limit"])
+    _refuse_unknown(params, QUERY_PARAMETERS)
+    limit = _limit(params, MAX_CONNECTIONS_LIMIT)
     outcome = None
     if "outcome" in params:
         try:
@@ -90,15 +85,23 @@ REQUEST_PARAMETERS = ("limit", "connection")
 def parse_request_query(params: dict[str, str]) -> RequestQuery:
     """`GET /requests`: `limit` (100 by default, at most REQUESTS_KEPT, all a process keeps) and
     `connection` (a connection id; every connection's by default)."""
-    unknown = set(params) - set(REQUEST_PARAMETERS)
+    _refuse_unknown(params, REQUEST_PARAMETERS)
+    return RequestQuery(limit=_limit(params, REQUESTS_KEPT), connection_id=params.get("connection") or None)
+
+
+def _refuse_unknown(params: dict[str, str], known: Iterable[str]) -> None:
+    unknown = set(params) - set(known)
     if unknown:
         raise BadQuery(f"unknown parameter(s) {', '.join(sorted(unknown))}")
-    limit = 100
-    if "limit" in params:
-        if not params["limit"].isdigit() or not 1 <= int(params["limit"]) <= REQUESTS_KEPT:
-            raise BadQuery(f"limit must be an integer from 1 to {REQUESTS_KEPT}")
-        limit = int(params["limit"])
-    return RequestQuery(limit=limit, connection_id=params.get("connection") or None)
+
+
+def _limit(params: dict[str, str], maximum: int) -> int:
+    """`limit`: 100 by default, 1 to `maximum`."""
+    if "limit" not in params:
+        return 100
+    if not params["limit"].isdigit() or not 1 <= int(params["limit"]) <= maximum:
+        raise BadQuery(f"limit must be an integer from 1 to {maximum}")
+    return int(params["limit"])
 
 
 def request_query_params(query: RequestQuery) -> dict[str, str]:
