@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TypeVar, overload
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,18 @@ class Headers(Mapping[str, str]):
 
     def __getitem__(self, name: str) -> str:
         return ",".join(self._values[name.lower()])
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+
+    @overload
+    def get(self, name: str, default: str | T) -> str | T: ...
+
+    def get(self, name: str, default: object = None) -> object:
+        # Mapping.get goes through __getitem__ and a KeyError for every absent name; a request
+        # asks ~15 times (auth, addressing, routing, handlers).
+        found = self._values.get(name.lower())
+        return default if found is None else ",".join(found)
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._values
