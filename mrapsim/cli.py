@@ -167,18 +167,11 @@ def run_serve(args: argparse.Namespace) -> int:
     import trio
 
     from mrapsim.logs import configure_logging
-    from mrapsim.server import certificate_names, load_faults, serve
-    from mrapsim.tls.certs import ensure_certificates
+    from mrapsim.server import load_certificates, load_faults, serve
 
     load_faults(config)  # a bad fault is a usage error here, not a worker that fails to start
     configure_logging(config.log_format)
-    certificates = ensure_certificates(
-        config.certs_dir,
-        certificate_names(config),
-        config.key_type,
-        minted_dir=config.minted_dir,
-        max_minted=config.limits.minted_certificates,
-    )
+    certificates = load_certificates(config)
     for warning in certificates.warnings:
         logging.getLogger("mrapsim").warning("certificates: %s", warning)
     if config.workers > 1:
@@ -198,19 +191,9 @@ def run_config(args: argparse.Namespace) -> int:
 
 
 def run_certs(args: argparse.Namespace) -> int:
-    from mrapsim.server import certificate_names
-    from mrapsim.tls.certs import ensure_certificates, renew_certificates
+    from mrapsim.server import load_certificates
 
-    config = config_from(args)
-    names = certificate_names(config)
-    load = renew_certificates if args.renew else ensure_certificates
-    certificates = load(
-        config.certs_dir,
-        names,
-        config.key_type,
-        minted_dir=config.minted_dir,
-        max_minted=config.limits.minted_certificates,
-    )
+    certificates = load_certificates(config_from(args), renew=args.renew)
     sys.stdout.write(certificates.describe())
     return 0
 

@@ -38,7 +38,7 @@ from mrapsim.s3.routing import ROUTES
 from mrapsim.store.seed import create_store
 from mrapsim.supervisor import WorkerHandoff
 from mrapsim.telemetry import Telemetry
-from mrapsim.tls.certs import CertificateError, CertificateSet, ensure_certificates
+from mrapsim.tls.certs import CertificateError, CertificateSet, ensure_certificates, renew_certificates
 
 log = logging.getLogger("mrapsim")
 
@@ -53,6 +53,19 @@ def certificate_names(config: Config) -> list[str]:
             if route.is_builtin and route.match not in names:
                 names.append(route.match)
     return names
+
+
+def load_certificates(config: Config, *, renew: bool = False) -> CertificateSet:
+    """The certificate set `config` needs, created where absent, or the leaf re-issued with
+    `renew` (raises CertificateError)."""
+    load = renew_certificates if renew else ensure_certificates
+    return load(
+        config.certs_dir,
+        certificate_names(config),
+        config.key_type,
+        minted_dir=config.minted_dir,
+        max_minted=config.limits.minted_certificates,
+    )
 
 
 def fault_vocabulary(config: Config) -> Vocabulary:
@@ -90,13 +103,7 @@ async def serve(
 ) -> None:
     """Serve until SIGTERM/SIGINT (or `shutdown` returns); `reload` re-reads the configuration
     on SIGHUP (the file and the environment, as at start)."""
-    certificates = certificates or ensure_certificates(
-        config.certs_dir,
-        certificate_names(config),
-        config.key_type,
-        minted_dir=config.minted_dir,
-        max_minted=config.limits.minted_certificates,
-    )
+    certificates = certificates or load_certificates(config)
     fd_limit = raise_fd_limit()
     telemetry = Telemetry(config)
     admission = Admission.for_process(config.limits, telemetry.metrics, fd_limit.soft)
@@ -224,13 +231,7 @@ def reload_certificates(config: Config, live: LiveParts) -> None:
     new connections get the new contexts, open ones keep theirs. A broken file is logged and the
     old certificates stay."""
     try:
-        certificates = ensure_certificates(
-            config.certs_dir,
-            certificate_names(config),
-            config.key_type,
-            minted_dir=config.minted_dir,
-            max_minted=config.limits.minted_certificates,
-        )
+        certificates = load_certificates(config)
     except CertificateError as exc:
         log.error("SIGHUP: certificates not reloaded, the previous ones stay: %s", exc)
         return
