@@ -18,7 +18,7 @@ import trio
 from mrapsim.config import ListenerConfig, Route
 from mrapsim.edge.decide import Decision, PeekResult, PeekTimedOut, PeerClosed, decide
 from mrapsim.edge.drop import StalledConnections, carry_out_drop
-from mrapsim.edge.forward import BackendError, BuiltinBackend, BuiltinSession, splice
+from mrapsim.edge.forward import BackendError, BuiltinBackend, BuiltinSession, socket_address, splice
 from mrapsim.edge.records import ConnectionRecord, ConnectionState, OpenConnection, Refusal, tls_version_name
 from mrapsim.edge.routing import route_label
 from mrapsim.edge.streams import EdgeStream
@@ -108,10 +108,12 @@ async def handle_connection(transport: trio.SocketStream, runtime: ListenerRunti
     stream = EdgeStream(transport)
     connection_id = new_connection_id()
     started_wall, started = time.time(), time.perf_counter()
-    peer = _peer_of(transport)
+    address = socket_address(transport.socket, "getpeername")
+    peer = format_host_port(*address) if address else "unknown"
     session = BuiltinSession(
         # `reset` lets an S3 fault (truncate_body) end the connection with a TCP RST.
-        extensions={"connection_id": connection_id, "listener": listener.name, "peer": peer, "reset": stream.reset}
+        extensions={"connection_id": connection_id, "listener": listener.name, "peer": peer, "reset": stream.reset},
+        client=address,
     )
     hello: ClientHello | None = None
     decision: Decision | None = None
@@ -220,14 +222,6 @@ async def _forward(
             nursery.cancel_scope.cancel()
     if unreachable is not None:
         raise unreachable
-
-
-def _peer_of(transport: trio.SocketStream) -> str:
-    try:
-        host, port, *_ = transport.socket.getpeername()
-    except OSError:
-        return "unknown"
-    return format_host_port(host, port)
 
 
 def _action(decision: Decision) -> str:

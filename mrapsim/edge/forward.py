@@ -22,7 +22,7 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.utils import wrap_app
 
 from mrapsim.config import Address
-from mrapsim.edge.http1 import ASGIApp, Http1Connection, Http1Settings, IdleConnections
+from mrapsim.edge.http1 import ASGIApp, Http1Connection, Http1Settings, IdleConnections, ResponseDate
 from mrapsim.edge.tls import ServerTlsStream
 
 SPLICE_CHUNK = 65536
@@ -43,6 +43,7 @@ class BuiltinSession:
     handshake_error: str | None = None
     requests: int = 0
     extensions: dict[str, Any] = field(default_factory=dict)
+    client: tuple[str, int] | None = None  # the peer's address, read once at accept
 
 
 class EdgeTCPServer(TCPServer):
@@ -67,6 +68,7 @@ class BuiltinBackend:
     worker: WorkerContext
     idle: IdleConnections  # HTTP/1.1 keep-alive connections, closed at shutdown
     handshake_timeout: float
+    date: ResponseDate = field(default_factory=ResponseDate)  # every HTTP/1.1 response's `Date`
 
     async def serve(
         self,
@@ -106,17 +108,17 @@ class BuiltinBackend:
         def counted() -> None:
             session.requests += 1
 
-        socket = getattr(stream, "socket", None)  # the edge's streams expose theirs, as hypercorn expects
-
         connection = Http1Connection(
             tls,
             self.app,
             self.http1,
             self.idle,
-            client=_address(socket, "getpeername"),
-            server=_address(socket, "getsockname"),
+            client=session.client,
+            # The edge's streams expose their socket, as hypercorn expects.
+            server=socket_address(getattr(stream, "socket", None), "getsockname"),
             extensions=session.extensions,
             on_request=counted,
+            date=self.date,
         )
         await connection.run()
 
@@ -127,7 +129,8 @@ class BuiltinBackend:
         await EdgeTCPServer(wrapped, self.http, self.worker, {}, cast(Any, tls)).run()
 
 
-def _address(socket: Any, which: str) -> tuple[str, int] | None:
+def socket_address(socket: Any, which: str) -> tuple[str, int] | None:
+    """`socket.getpeername()` or `getsockname()` as (host, port); None when it cannot say."""
     try:
         host, port, *_ = getattr(socket, which)()
     except (AttributeError, OSError, TypeError, ValueError):

@@ -78,8 +78,8 @@ def _reason(status: int) -> bytes:
 
 
 @dataclass
-class _DateHeader:
-    """`Date` for responses, formatted once a second."""
+class ResponseDate:
+    """`Date` for responses, formatted once a second (one per server: shared by its connections)."""
 
     second: int = -1
     value: bytes = b""
@@ -103,6 +103,7 @@ class Http1Connection:
         server: tuple[str, int] | None,
         extensions: dict[str, Any],
         on_request: Callable[[], None],
+        date: ResponseDate | None = None,
     ) -> None:
         self.stream = stream
         self.app = app
@@ -119,7 +120,7 @@ class Http1Connection:
         self._broken = False  # a send failed: what the app still sends goes nowhere
         self._app_scope: trio.CancelScope | None = None
         self._app_waiting = False  # the app is in receive(): it hears of a departure from there
-        self._date = _DateHeader()
+        self._date = date or ResponseDate()
 
     async def run(self) -> None:
         """Serve requests until the client leaves, a timeout passes, or either side closes."""

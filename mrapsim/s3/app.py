@@ -76,7 +76,7 @@ NO_CONTENT_LENGTH = (204, 304)
 # the bytes; any other error response drops at most `limits.max_discard` (RequestBody.discard).
 CONTINUE_LINGER = 2.0
 LINGER_DISCARD = 128 * 1024 * 1024
-SEND_CONTINUE = "send_continue"  # edge/forward.py's hook in the scope's "mrapsim" extension
+SEND_CONTINUE = "send_continue"  # edge/http1.py's hook in the scope's "mrapsim" extension
 # Operations whose body is an XML document: refused while reading once larger than
 # `limits.max_document`, before it is buffered.
 DOCUMENT_OPERATIONS = frozenset({"DeleteObjects", "CompleteMultipartUpload", "CreateBucket"})
@@ -313,7 +313,7 @@ class S3App:
             raise no_such_access_point(target.mrap)
         route = choose_route(mrap, self._rng)
         tally.routed = route
-        if tally.trace is not None:  # the edge's per-connection dict (edge/forward.py)
+        if tally.trace is not None:  # the edge's per-connection dict (edge/connection.py)
             tally.trace["routed"] = f"{route.bucket}@{route.region}"
         return replace(target, bucket=route.bucket)
 
@@ -357,8 +357,8 @@ def _path_style_path(request: S3Request, target: Target) -> str:
 
 
 class _ContinueGate:
-    """The ASGI `receive` of one request, which lets the edge's parked `100 Continue` go out
-    (edge/forward.py) when the app first reads the body: after authentication and routing, as
+    """The ASGI `receive` of one request, which lets the edge's `100 Continue` go out
+    (edge/http1.py) when the app first reads the body: after authentication and routing, as
     S3 does. Without the edge (a plain ASGI server) it is `receive` unchanged."""
 
     def __init__(self, receive: Receive, send_continue: Callable[[], Awaitable[None]] | None) -> None:
