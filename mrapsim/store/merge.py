@@ -371,8 +371,8 @@ def list_merged(
         key = cursor.peek()
         if key is None or not key.startswith(prefix):
             break
-        if delimiter and key.find(delimiter, len(prefix)) >= 0:
-            common = key[: key.index(delimiter, len(prefix)) + len(delimiter)]
+        common = rolled_up(key, prefix, delimiter) if delimiter else None
+        if common is not None:
             common_prefixes.append(common)
             count += 1
             last = common
