@@ -78,16 +78,8 @@ class SyntheticKeys:
 
     def index_of(self, key: str) -> int | None:
         """The index of `key` in this space, or None when it is not one of its keys."""
-        if not key.startswith(self.prefix) or not key.endswith(self.suffix):
-            return None
-        digits = key[len(self.prefix) : len(key) - len(self.suffix)]
-        if len(digits) != self.width or not digits.isalnum():
-            return None
-        try:
-            index = int(digits, self.base)
-        except ValueError:
-            return None
-        if index >= self.count or self.key_at(index) != key:
+        index = self._index_hint(key)
+        if index is None or index >= self.count or self.key_at(index) != key:
             return None
         return index
 
@@ -157,8 +149,14 @@ def synthetic_seed(seed: int, key: str) -> bytes:
 
 
 def synthetic_etag(seed: int, key: str, size: int) -> str:
-    digest = hashlib.md5(b"mrapsim etag\x00%d\x00%d\x00" % (seed, size) + key.encode(), usedforsecurity=False)
+    digest = _etag_head(seed, size)
+    digest.update(key.encode())
     return f'"{digest.hexdigest()}"'
+
+
+def _etag_head(seed: int, size: int) -> hashlib._Hash:
+    """The MD5 state every synthetic ETag of (seed, size) starts from; the key follows."""
+    return hashlib.md5(b"mrapsim etag\x00%d\x00%d\x00" % (seed, size), usedforsecurity=False)
 
 
 def synthetic_info(spec: SyntheticSpec, key: str) -> ObjectInfo:
@@ -201,8 +199,7 @@ class SyntheticRun(Sequence[ObjectInfo]):
 
     def etags(self) -> list[str]:
         """`synthetic_etag` of every key: one MD5 state hashed over the shared head, copied per key."""
-        spec = self.spec
-        head = hashlib.md5(b"mrapsim etag\x00%d\x00%d\x00" % (spec.seed, spec.size), usedforsecurity=False)
+        head = _etag_head(self.spec.seed, self.spec.size)
         etags = []
         for key in self.keys:
             digest = head.copy()
