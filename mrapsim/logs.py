@@ -103,6 +103,13 @@ class BatchingStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         if self._pending_bytes >= BATCH_BYTES:
             self._write_pending()
 
+    def batch(self, wake: Callable[[], None] | None) -> None:
+        """Gather lines logged in this thread and call `wake` when the first is pending; None:
+        write each line at once again (what is pending is written now)."""
+        self._wake, self._trio_thread = wake, threading.get_ident()
+        if wake is None:
+            self.flush()
+
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
             self._write_pending()
@@ -130,7 +137,7 @@ async def batch_log_writes(*, task_status: trio.TaskStatus[None] = trio.TASK_STA
         wake.set()
 
     for handler in handlers:
-        handler._trio_thread, handler._wake = threading.get_ident(), wake_writer
+        handler.batch(wake_writer)
     task_status.started()
     try:
         while True:
@@ -140,8 +147,7 @@ async def batch_log_writes(*, task_status: trio.TaskStatus[None] = trio.TASK_STA
                 handler.flush()
     finally:
         for handler in handlers:
-            handler._wake = None
-            handler.flush()
+            handler.batch(None)
 
 
 class Deferred:
