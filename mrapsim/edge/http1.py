@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from http import HTTPStatus
@@ -68,6 +69,16 @@ class IdleConnections:
         self.closing = True
         for scope in self._waiting:
             scope.cancel()
+
+    @contextmanager
+    def waiting(self) -> Iterator[None]:
+        """While inside, the connection is idle: close_all() cancels what it waits for."""
+        with trio.CancelScope() as scope:
+            self._waiting.add(scope)
+            try:
+                yield
+            finally:
+                self._waiting.discard(scope)
 
 
 def _reason(status: int) -> bytes:
@@ -191,12 +202,8 @@ class Http1Connection:
         if self.idle.closing:
             return None
         event = None
-        with trio.CancelScope() as waiting:
-            self.idle._waiting.add(waiting)
-            try:
-                event = await self._next_event(self.settings.keep_alive_timeout)
-            finally:
-                self.idle._waiting.discard(waiting)
+        with self.idle.waiting():
+            event = await self._next_event(self.settings.keep_alive_timeout)
         return event if isinstance(event, h11.Request) else None
 
     async def _finish_cycle(self) -> bool:
